@@ -1,0 +1,179 @@
+"""Load the user's Flask app on a scratch database URL and get the alembic Config its Flask-Migrate uses.
+
+Runs inside a worker process (one app per scratch database), so an app whose module builds ``app`` at import
+time gets its own URL too.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+
+from .errors import AppLoadError, MigrationsError, WrongDatabaseError
+from .redact import safe_url
+
+
+@dataclass
+class AppEnv:
+    """A created app, its Flask-Migrate wiring, and the alembic Config for its migrations directory."""
+
+    app: Any
+    migrate_ext: Any
+    directory: str
+    alembic_config: Any
+
+    @property
+    def db(self) -> Any:
+        return self.migrate_ext.db
+
+    def engine(self) -> Any:
+        """The engine Flask-Migrate's env.py migrates with (same lookup as its template)."""
+        db = self.db
+        try:
+            return db.get_engine()
+        except (TypeError, AttributeError):
+            return db.engine
+
+    def metadata(self) -> Any:
+        """The MetaData env.py hands to autogenerate (the default bind's)."""
+        db = self.db
+        if hasattr(db, "metadatas"):
+            return db.metadatas[None]
+        return db.metadata
+
+
+def _tail(exc: BaseException, lines: int = 6) -> str:
+    """The last lines of a traceback: enough to see where the user's code failed."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip().splitlines()
+    return " | ".join(line.strip() for line in text[-lines:] if line.strip())
+
+
+def _is_flask_app(value: Any) -> bool:
+    from flask import Flask
+
+    return isinstance(value, Flask)
+
+
+def _call_factory(factory: Any, url: str, where: str) -> Any:
+    """Call an app factory; one taking a positional argument also gets ``{"SQLALCHEMY_DATABASE_URI": url}``."""
+    try:
+        params = [p for p in inspect.signature(factory).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    try:
+        app = factory({"SQLALCHEMY_DATABASE_URI": url}) if params else factory()
+    except Exception as exc:
+        raise AppLoadError(f"the app factory {where} raised: {_tail(exc)}") from exc
+    if not _is_flask_app(app):
+        raise AppLoadError(f"the app factory {where} returned {type(app).__name__}, not a Flask app")
+    return app
+
+
+def load_app(import_path: str, url: str) -> Any:
+    """Import ``import_path`` like ``flask --app`` does and return the app, created on ``url``.
+
+    Accepts ``module``, ``module:name``, ``module:factory``, ``module:factory(args)`` and file paths, relative
+    to the working directory. ``DATABASE_URL`` and ``SQLALCHEMY_DATABASE_URI`` are set before anything runs.
+    """
+    from flask.cli import NoAppException, find_app_by_string, prepare_import
+
+    os.environ["DATABASE_URL"] = url
+    os.environ["SQLALCHEMY_DATABASE_URI"] = url
+    path, _, name = import_path.partition(":")
+    if path.endswith(".py") and not Path(path).exists():
+        raise AppLoadError(f"--app {import_path}: no file {path}")
+    module_name = prepare_import(path)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == module_name.split(".")[0]:
+            raise AppLoadError(f"--app {import_path}: no module named {module_name!r} "
+                               f"(relative to {os.getcwd()})") from exc
+        raise AppLoadError(f"--app {import_path}: importing {module_name} failed: {_tail(exc)}") from exc
+
+    where = f"{module_name}:{name}" if name else module_name
+    if name and "(" in name:
+        try:
+            app = find_app_by_string(module, name)
+        except NoAppException as exc:
+            raise AppLoadError(f"--app {import_path}: {exc}") from exc
+        except Exception as exc:
+            raise AppLoadError(f"the app factory {where} raised: {_tail(exc)}") from exc
+        return app
+    if name:
+        if not hasattr(module, name):
+            raise AppLoadError(f"--app {import_path}: module {module_name} has no attribute {name!r}")
+        value = getattr(module, name)
+        if _is_flask_app(value):
+            return value
+        if callable(value):
+            return _call_factory(value, url, where)
+        raise AppLoadError(f"--app {import_path}: {where} is neither a Flask app nor an app factory")
+    for attr in ("app", "application"):
+        if _is_flask_app(getattr(module, attr, None)):
+            return getattr(module, attr)
+    apps = [v for v in vars(module).values() if _is_flask_app(v)]
+    if len(apps) == 1:
+        return apps[0]
+    for attr in ("create_app", "make_app"):
+        if callable(getattr(module, attr, None)):
+            return _call_factory(getattr(module, attr), url, f"{module_name}:{attr}")
+    raise AppLoadError(f"--app {import_path}: found no Flask app or create_app/make_app factory in {module_name}")
+
+
+def same_database(expected: str | URL, actual: str | URL) -> bool:
+    """Whether two URLs name the same database on the same server (drivers may differ)."""
+    a, b = make_url(expected), make_url(actual)
+    if a.get_backend_name() != b.get_backend_name():
+        return False
+    if a.get_backend_name() == "sqlite":
+        return bool(a.database) and bool(b.database) and os.path.realpath(a.database) == os.path.realpath(b.database)
+    return (a.host, a.port, a.database, a.username) == (b.host, b.port, b.database, b.username)
+
+
+def open_app_env(import_path: str, url: str, migrations: str | None) -> AppEnv:
+    """Create the app on ``url``, verify its engine is that database, and build its alembic Config.
+
+    Raises :class:`AppLoadError`, :class:`MigrationsError` or :class:`WrongDatabaseError`; the caller must have
+    run nothing against the database yet.
+    """
+    app = load_app(import_path, url)
+    ext = app.extensions.get("migrate")
+    if ext is None:
+        raise AppLoadError(f"the app from {import_path} does not set up Flask-Migrate "
+                           "(call Migrate(app, db) or migrate.init_app(app, db) in it)")
+    directory = os.path.abspath(migrations or ext.directory)
+    env = AppEnv(app=app, migrate_ext=ext, directory=directory, alembic_config=None)
+    check_migrations_directory(directory)
+    with app.app_context():
+        actual = env.engine().url
+        if not same_database(url, actual):
+            raise WrongDatabaseError(expected=safe_url(url), actual=safe_url(actual))
+        env.alembic_config = ext.migrate.get_config(directory)
+    return env
+
+
+def check_migrations_directory(directory: str) -> None:
+    """A Flask-Migrate directory has alembic.ini, an env.py that takes its engine from the app, and versions/."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise MigrationsError(f"migrations directory {directory} does not exist (pass --migrations DIR)")
+    env_py = path / "env.py"
+    if not env_py.is_file() or not (path / "alembic.ini").is_file():
+        raise MigrationsError(f"{directory} is not a Flask-Migrate migrations directory: it needs alembic.ini "
+                              "and env.py (create one with `flask db init`)")
+    # A plain alembic env.py reads sqlalchemy.url from alembic.ini, i.e. some other database than the scratch
+    # one: refuse it rather than migrate a database the harness did not create.
+    if "current_app" not in env_py.read_text(encoding="utf-8", errors="replace"):
+        raise MigrationsError(f"{env_py} does not take its engine from the Flask app (current_app); "
+                              "the harness only runs Flask-Migrate env.py files, which migrate the app's database")
+    if not (path / "versions").is_dir():
+        raise MigrationsError(f"{directory} has no versions/ directory")
+

@@ -1,0 +1,227 @@
+"""The interface every dialect backend implements, and the logic PostgreSQL and MySQL share.
+
+A *backend* knows one dialect. Its :meth:`Backend.server` provides a :class:`Server` — a throwaway container, an
+existing server given by URL, or (SQLite) a temporary directory — and the server hands out scratch databases,
+each created for one worker and dropped afterwards. The harness never runs migrations anywhere else: a URL given
+by the user is only used to create and drop databases named ``mharness_<run id>_<n>``.
+"""
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, ClassVar, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.pool import NullPool
+
+from ..config import DatabaseSettings
+from ..errors import DatabaseUnavailable
+from ..redact import redact, safe_url, secrets_of
+
+#: Every scratch database (and SQLite temp directory) starts with this, so ``clean`` can find leftovers.
+SCRATCH_PREFIX = "mharness_"
+#: Every container the harness starts carries this label, its value the run id.
+CONTAINER_LABEL = "org.migration-harness.run"
+
+
+def new_run_id() -> str:
+    """A short random id, unique enough that two concurrent runs never share a scratch name."""
+    return secrets.token_hex(4)
+
+
+def first_line(exc: BaseException, hide: list[str] | None = None) -> str:
+    """The first non-empty line of an exception's text, passwords removed: what a one-line reason shows."""
+    text = str(exc).strip() or type(exc).__name__
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), text)
+    return redact(line, hide or [])
+
+
+class Server(ABC):
+    """Somewhere scratch databases can be created: ``kind`` is ``file``, ``container`` or ``url``."""
+
+    kind: str
+    server_version: str
+
+    @abstractmethod
+    def scratch_database(self) -> AbstractContextManager[str]:
+        """Create a fresh, uniquely named database; yield its URL (with password); drop it on exit."""
+
+
+class Backend(ABC):
+    """One dialect: how to provide its servers and scratch databases."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def server(self, settings: DatabaseSettings, run_id: str) -> AbstractContextManager[Server]:
+        """Provide a server for ``settings``; raise :class:`DatabaseUnavailable` with the reason if it cannot."""
+
+
+class ServerBackend(Backend):
+    """A client/server dialect: a testcontainers container from an image, or an existing server by URL."""
+
+    #: the DBAPI driver the harness installs; a URL without ``+driver`` gets it (SQLAlchemy 2.1 would pick
+    #: psycopg 3 for ``postgresql://``, which the harness does not depend on)
+    default_driver: ClassVar[str]
+    #: database to connect to when a URL names none
+    admin_database: ClassVar[str | None] = None
+
+    # -- dialect hooks -------------------------------------------------------------------------------------
+    @abstractmethod
+    def make_container(self, image: str, password: str) -> Any:
+        """A configured, not yet started testcontainers container for ``image``."""
+
+    @abstractmethod
+    def container_url(self, container: Any, password: str) -> str:
+        """The admin URL of a started container."""
+
+    @abstractmethod
+    def create_database(self, conn: Connection, name: str) -> None:
+        """CREATE DATABASE ``name``."""
+
+    @abstractmethod
+    def drop_database(self, conn: Connection, name: str) -> None:
+        """Drop ``name`` even if sessions are still connected to it."""
+
+    @abstractmethod
+    def list_databases(self, conn: Connection) -> list[str]:
+        """Names of all databases on the server."""
+
+    @abstractmethod
+    def describe_version(self, conn: Connection) -> str:
+        """A short product and version, e.g. ``PostgreSQL 15.4`` or ``MariaDB 10.11.6``."""
+
+    # -- shared logic --------------------------------------------------------------------------------------
+    @contextmanager
+    def server(self, settings: DatabaseSettings, run_id: str) -> Iterator[Server]:
+        if settings.url:
+            url = self._admin_url(settings.url)
+            engine = self._connect(url, kind="url", attempts=1)
+            try:
+                yield SqlServer(self, engine, "url", run_id)
+            finally:
+                engine.dispose()
+            return
+        with self._container(settings.image or "", run_id) as url:
+            engine = self._connect(make_url(url), kind="container", attempts=30)
+            try:
+                yield SqlServer(self, engine, "container", run_id)
+            finally:
+                engine.dispose()
+
+    def _admin_url(self, raw: str) -> URL:
+        try:
+            url = make_url(raw)
+        except Exception as exc:
+            raise DatabaseUnavailable(self.name, f"cannot parse the server URL: {first_line(exc, [raw])}") from exc
+        backend = url.get_backend_name()
+        if backend != self.name and not (self.name == "mysql" and backend == "mariadb"):
+            raise DatabaseUnavailable(self.name, f"the {self.name} URL {safe_url(url)} is for {backend}")
+        if "+" not in url.drivername:
+            url = url.set(drivername=f"{self.name}+{self.default_driver}")
+        if url.database is None and self.admin_database:
+            url = url.set(database=self.admin_database)
+        return url
+
+    def _connect(self, url: URL, *, kind: str, attempts: int) -> Engine:
+        try:
+            engine = sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+                                      connect_args=self.connect_args())
+        except Exception as exc:  # the URL's driver is not installed, or an option is unknown
+            raise DatabaseUnavailable(self.name, f"cannot use {safe_url(url)}: {first_line(exc)}") from exc
+        for attempt in range(attempts):
+            try:
+                with engine.connect() as conn:
+                    conn.execute(sa.text("SELECT 1"))
+                return engine
+            except sa.exc.DBAPIError as exc:
+                if attempt + 1 >= attempts:
+                    engine.dispose()
+                    reason = first_line(exc.orig or exc, secrets_of(url))
+                    raise DatabaseUnavailable(
+                        self.name, f"cannot connect to {safe_url(url)} ({kind}): {reason}") from exc
+                time.sleep(1)
+        raise AssertionError("unreachable")
+
+    def connect_args(self) -> dict[str, Any]:
+        """Driver arguments for the admin connection (a connect timeout, so a dead host fails fast)."""
+        return {"connect_timeout": 10}
+
+    @contextmanager
+    def _container(self, image: str, run_id: str) -> Iterator[str]:
+        password = secrets.token_urlsafe(12)
+        try:
+            container = self.make_container(image, password).with_kwargs(labels={CONTAINER_LABEL: run_id})
+        except Exception as exc:  # testcontainers missing or too old
+            raise DatabaseUnavailable(self.name, f"cannot prepare a container: {first_line(exc)}") from exc
+        try:
+            container.start()
+        except Exception as exc:
+            self._remove_quietly(container)
+            raise DatabaseUnavailable(self.name, _docker_reason(exc, image)) from exc
+        try:
+            yield self.container_url(container, password)
+        finally:
+            self._remove_quietly(container)
+
+    @staticmethod
+    def _remove_quietly(container: Any) -> None:
+        try:
+            container.stop()
+        except Exception:
+            pass
+
+
+def _docker_reason(exc: BaseException, image: str) -> str:
+    """Turn a Docker / testcontainers failure into one line that says what to do."""
+    text = first_line(exc)
+    lowered = repr(exc).lower() + text.lower()
+    if "fetching server api version" in lowered or "connection refused" in lowered or "no such file" in lowered:
+        return ("no Docker engine answers (is dockerd running?); start one, or give a server URL with "
+                "HARNESS_POSTGRESQL_URL / HARNESS_MYSQL_URL, or pass --skip-unavailable")
+    if "not found" in lowered or "pull access denied" in lowered or "manifest unknown" in lowered or "no such image" in lowered:
+        return f"image {image!r} is not available locally and could not be pulled: {text}"
+    return f"container from image {image!r} did not start: {text}"
+
+
+class SqlServer(Server):
+    """A PostgreSQL or MySQL server (container or URL) on which scratch databases are made and dropped."""
+
+    def __init__(self, backend: ServerBackend, engine: Engine, kind: str, run_id: str) -> None:
+        self.backend = backend
+        self.engine = engine
+        self.kind = kind
+        self.run_id = run_id
+        self._numbers = itertools.count(1)
+        with engine.connect() as conn:
+            self.server_version = backend.describe_version(conn)
+
+    @property
+    def admin_url(self) -> URL:
+        return self.engine.url
+
+    @contextmanager
+    def scratch_database(self) -> Iterator[str]:
+        name = f"{SCRATCH_PREFIX}{self.run_id}_{next(self._numbers)}"
+        try:
+            with self.engine.connect() as conn:
+                self.backend.create_database(conn, name)
+        except sa.exc.DBAPIError as exc:
+            reason = first_line(exc.orig or exc, secrets_of(self.engine.url))
+            raise DatabaseUnavailable(
+                self.backend.name, f"cannot create scratch database {name} on {safe_url(self.admin_url)}: {reason}"
+            ) from exc
+        try:
+            yield self.admin_url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with self.engine.connect() as conn:
+                self.backend.drop_database(conn, name)
+
+    def databases(self) -> list[str]:
+        """All database names on this server (for tests and ``clean``)."""
+        with self.engine.connect() as conn:
+            return self.backend.list_databases(conn)

@@ -1,0 +1,52 @@
+"""MySQL and MariaDB: containers from the official ``mysql`` images, or an existing server by URL."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .base import ServerBackend
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+class MySQLBackend(ServerBackend):
+    default_driver: ClassVar[str] = "pymysql"
+    name: ClassVar[str] = "mysql"
+
+    def make_container(self, image: str, password: str) -> Any:
+        try:  # testcontainers >= 4.15 moved the database modules
+            from testcontainers.community.mysql import MySqlContainer
+        except ImportError:  # pragma: no cover - older testcontainers 4.x
+            from testcontainers.mysql import MySqlContainer
+        # As root the harness may create and drop scratch databases; the container's own database is unused.
+        return MySqlContainer(image, dialect="pymysql", username="root", password=password, dbname="harness")
+
+    def container_url(self, container: Any, password: str) -> str:
+        return container.get_connection_url()
+
+    def create_database(self, conn: Connection, name: str) -> None:
+        conn.execute(sa.text(f"CREATE DATABASE {_quote(name)} CHARACTER SET utf8mb4"))
+
+    def drop_database(self, conn: Connection, name: str) -> None:
+        # A session left in the scratch database (a killed worker, a hung step) holds metadata locks that make
+        # DROP DATABASE wait forever: end those sessions first.
+        ids = conn.execute(sa.text("SELECT id FROM information_schema.processlist WHERE db = :name"),
+                           {"name": name}).scalars().all()
+        for session_id in ids:
+            try:
+                conn.execute(sa.text(f"KILL {int(session_id)}"))
+            except sa.exc.DBAPIError:  # it ended by itself meanwhile
+                pass
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {_quote(name)}"))
+
+    def list_databases(self, conn: Connection) -> list[str]:
+        return sorted(conn.execute(sa.text("SHOW DATABASES")).scalars())
+
+    def describe_version(self, conn: Connection) -> str:
+        version = str(conn.execute(sa.text("SELECT VERSION()")).scalar_one())
+        number = version.split("-")[0]
+        return f"MariaDB {number}" if "mariadb" in version.lower() else f"MySQL {number}"

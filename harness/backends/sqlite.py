@@ -1,0 +1,43 @@
+"""SQLite: every scratch database is a new file in a temporary directory removed at the end."""
+from __future__ import annotations
+
+import itertools
+import shutil
+import sqlite3
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ClassVar, Iterator
+
+from ..config import DatabaseSettings
+from .base import SCRATCH_PREFIX, Backend, Server
+
+
+class SQLiteServer(Server):
+    kind = "file"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.server_version = f"SQLite {sqlite3.sqlite_version}"
+        self._numbers = itertools.count(1)
+
+    @contextmanager
+    def scratch_database(self) -> Iterator[str]:
+        path = self.directory / f"scratch_{next(self._numbers)}.db"
+        try:
+            yield f"sqlite:///{path}"
+        finally:
+            for leftover in (path, path.with_name(path.name + "-journal"), path.with_name(path.name + "-wal")):
+                leftover.unlink(missing_ok=True)
+
+
+class SQLiteBackend(Backend):
+    name: ClassVar[str] = "sqlite"
+
+    @contextmanager
+    def server(self, settings: DatabaseSettings, run_id: str) -> Iterator[Server]:
+        directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{run_id}_sqlite_"))
+        try:
+            yield SQLiteServer(directory)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,97 @@
+"""Run a migration chain one revision at a time and say exactly which step failed, and why."""
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import sqlalchemy as sa
+from alembic import command
+
+from .history import Revision
+
+UP, DOWN = "up", "down"
+
+
+@dataclass(frozen=True)
+class Step:
+    """Apply (``up``) or revert (``down``) one revision; ``target`` is what alembic is asked to reach."""
+
+    direction: str
+    revision: Revision
+    target: str
+
+    @property
+    def verb(self) -> str:
+        return "upgrade" if self.direction == UP else "downgrade"
+
+    def to_event(self) -> dict[str, str]:
+        return {"event": "step", "direction": self.direction, "revision": self.revision.revision,
+                "message": self.revision.message}
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    """A step that raised: the step, and the database's (or the migration's) own error."""
+
+    step: Step
+    error: str
+
+    def describe(self, dialect: str) -> str:
+        return f"{self.step.verb} to {self.step.revision.label} failed on {dialect}: {self.error}"
+
+
+def upgrade_steps(revisions: Sequence[Revision]) -> list[Step]:
+    """base → head, one revision at a time (parents always before children)."""
+    return [Step(UP, r, r.revision) for r in revisions]
+
+
+def downgrade_steps(revisions: Sequence[Revision]) -> list[Step]:
+    """head → base, one revision at a time: each step reverts exactly one revision."""
+    steps = []
+    for r in reversed(revisions):
+        if not r.down_revisions:
+            target = "base" if len([x for x in revisions if not x.down_revisions]) == 1 else f"{r.revision}@base"
+        elif len(r.down_revisions) == 1:
+            target = r.down_revisions[0]
+        else:  # a merge point: step back to all of its parents at once
+            target = f"{r.revision}-1"
+        steps.append(Step(DOWN, r, target))
+    return steps
+
+
+def describe_error(exc: BaseException, versions_dir: str | None = None) -> str:
+    """The database's own error (and the failing SQL), or a Python error with its place in the migration file."""
+    if isinstance(exc, sa.exc.StatementError):
+        orig = exc.orig if exc.orig is not None else exc
+        text = " ".join(str(orig).split())
+        statement = " ".join(str(exc.statement or "").split())
+        if len(statement) > 300:
+            statement = statement[:297] + "..."
+        return f"{type(orig).__name__}: {text}" + (f" [SQL: {statement}]" if statement else "")
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    where = ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if versions_dir:
+        inside = [f for f in frames if os.path.abspath(f.filename).startswith(os.path.abspath(versions_dir))]
+        if inside:
+            where = f" (at {os.path.basename(inside[-1].filename)}:{inside[-1].lineno})"
+    return f"{type(exc).__name__}: {text}{where}"
+
+
+def run_steps(config: Any, steps: Sequence[Step], before_step: Callable[[Step], None],
+              versions_dir: str | None = None) -> StepFailure | None:
+    """Run ``steps`` through alembic's command API; stop at the first failure and return it."""
+    for step in steps:
+        before_step(step)
+        try:
+            if step.direction == UP:
+                command.upgrade(config, step.target)
+            else:
+                command.downgrade(config, step.target)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: some env.py files call sys.exit on errors
+            return StepFailure(step, describe_error(exc, versions_dir))
+    return None

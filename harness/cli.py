@@ -1,0 +1,56 @@
+"""The ``migration-harness`` command: parse options, call the library, print, set the exit code. No logic."""
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import DIALECTS, build_config
+from .errors import HarnessError
+from .report import TextReporter, summary, write_json
+from .runner import run as run_checks
+
+EXIT_INTERRUPTED = 130
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="migration-harness")
+def main() -> None:
+    """Verify a Flask-Migrate chain on SQLite, PostgreSQL and MySQL before anyone deploys it."""
+
+
+@main.command()
+@click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
+@click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
+@click.option("--db", "db", multiple=True, metavar="NAME",
+              help=f"Database(s) to run on, repeatable or comma-separated: {', '.join(DIALECTS)} (default: all).")
+@click.option("--json", "json_path", metavar="PATH", help="Also write the JSON report to PATH.")
+@click.option("--skip-unavailable", is_flag=True,
+              help="Report a database that cannot be provided as skipped instead of exiting with 3.")
+@click.option("--step-timeout", type=float, metavar="SECONDS",
+              help="Stop a migration step (or the app's start-up) that takes longer (default 300).")
+def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path: str | None,
+        skip_unavailable: bool, step_timeout: float | None) -> None:
+    """Run the chain base→head and head→base on each database and print a verdict per database."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        config = build_config(app=app, migrations=migrations, db=db, json_path=json_path,
+                              skip_unavailable=skip_unavailable, step_timeout_s=step_timeout)
+        result = run_checks(config, TextReporter())
+    except HarnessError as exc:
+        click.echo(f"migration-harness: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("migration-harness: interrupted; containers and scratch databases were removed", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    click.echo(summary(result))
+    if json_path:
+        write_json(result, json_path)
+    sys.exit(result.exit_code)

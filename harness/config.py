@@ -1,0 +1,121 @@
+"""Run settings: flags over environment over ``[tool.migration-harness]`` in pyproject.toml over defaults."""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+DIALECTS: tuple[str, ...] = ("sqlite", "postgresql", "mysql")
+DEFAULT_IMAGES: Mapping[str, str] = {"postgresql": "postgres:16", "mysql": "mysql:8.4"}
+DEFAULT_STEP_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """How to provide one database: a container from ``image``, or a scratch database on the server at ``url``."""
+
+    dialect: str
+    image: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one ``migration-harness run`` needs, already validated."""
+
+    app: str
+    migrations: str | None = None
+    databases: tuple[DatabaseSettings, ...] = ()
+    json_path: str | None = None
+    skip_unavailable: bool = False
+    step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
+    cwd: str = field(default_factory=os.getcwd)
+
+
+def parse_database_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Split repeatable, comma-separated ``--db`` values; keep order, drop duplicates, reject unknown names."""
+    names: list[str] = []
+    for value in values:
+        for name in (part.strip().lower() for part in value.split(",")):
+            if not name:
+                continue
+            if name not in DIALECTS:
+                raise ConfigError(f"unknown database {name!r}: choose from {', '.join(DIALECTS)}")
+            if name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+def read_pyproject(cwd: str) -> dict[str, Any]:
+    """The ``[tool.migration-harness]`` table of ``pyproject.toml`` in ``cwd``, or ``{}``."""
+    path = Path(cwd) / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    table = data.get("tool", {}).get("migration-harness", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.migration-harness] must be a table")
+    return table
+
+
+def build_config(
+    *,
+    app: str | None = None,
+    migrations: str | None = None,
+    db: tuple[str, ...] = (),
+    json_path: str | None = None,
+    skip_unavailable: bool = False,
+    step_timeout_s: float | None = None,
+    cwd: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunConfig:
+    """Merge flags (the keyword arguments), the environment and pyproject.toml into a :class:`RunConfig`."""
+    cwd = cwd or os.getcwd()
+    env = os.environ if environ is None else environ
+    file = read_pyproject(cwd)
+
+    app = app or env.get("HARNESS_APP") or file.get("app") or env.get("FLASK_APP")
+    if not app:
+        raise ConfigError("no app given: pass --app MODULE[:NAME], set FLASK_APP, or set app in pyproject.toml")
+
+    names = parse_database_names(db) if db else parse_database_names(list(file.get("databases", DIALECTS)))
+    if not names:
+        raise ConfigError("no database selected")
+
+    databases = []
+    for name in names:
+        section = file.get(name, {}) if isinstance(file.get(name, {}), dict) else {}
+        upper = name.upper()
+        image = env.get(f"HARNESS_{upper}_IMAGE") or section.get("image") or DEFAULT_IMAGES.get(name)
+        url = env.get(f"HARNESS_{upper}_URL") or section.get("url")
+        databases.append(DatabaseSettings(dialect=name, image=image if name != "sqlite" else None, url=url or None))
+
+    timeout = step_timeout_s
+    if timeout is None:
+        raw = env.get("HARNESS_STEP_TIMEOUT") or file.get("step_timeout")
+        try:
+            timeout = float(raw) if raw is not None else DEFAULT_STEP_TIMEOUT_S
+        except ValueError as exc:
+            raise ConfigError(f"step timeout must be a number of seconds, not {raw!r}") from exc
+    if timeout <= 0:
+        raise ConfigError("step timeout must be more than 0 seconds")
+
+    return RunConfig(
+        app=app,
+        migrations=migrations or file.get("migrations"),
+        databases=tuple(databases),
+        json_path=json_path,
+        skip_unavailable=skip_unavailable,
+        step_timeout_s=timeout,
+        cwd=cwd,
+    )
+
+
+__all__ = ["DIALECTS", "DatabaseSettings", "RunConfig", "build_config", "parse_database_names", "replace"]

@@ -1,0 +1,123 @@
+"""Start a worker process, feed it its spec, read its events, and stop it if a step outlives the time limit."""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .redact import redact
+
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+
+
+@dataclass
+class WorkerOutcome:
+    """Everything a worker said, and how it ended."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    finished: bool = False          # it sent "done"
+    timed_out_step: dict[str, Any] | None = None
+    timed_out_after_s: float | None = None
+    crash: str | None = None        # it died without "done": the tail of its stderr
+    stderr_tail: str = ""
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("event") == kind]
+
+
+def _worker_env(url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = url
+    env["SQLALCHEMY_DATABASE_URI"] = url
+    env["PYTHONUNBUFFERED"] = "1"
+    # the worker must import this very harness, even when it runs from a source checkout
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), _PACKAGE_PARENT) if p)
+    return env
+
+
+def run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets: list[str],
+               on_event: Callable[[dict[str, Any]], None] | None = None) -> WorkerOutcome:
+    """Run ``python -m harness.worker`` with ``spec``; no step (nor the app's start-up) may take longer than
+    ``step_timeout_s``. The worker runs in its own process group so that stopping it stops its children too."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.worker"], cwd=cwd, env=_worker_env(spec["url"]),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    stderr_lines: collections.deque[str] = collections.deque(maxlen=40)
+
+    def read_stdout() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            try:
+                events.put(json.loads(raw))
+            except ValueError:
+                stderr_lines.append(raw.decode("utf-8", "replace"))
+        events.put(None)
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            stderr_lines.append(raw.decode("utf-8", "replace"))
+
+    readers = [threading.Thread(target=read_stdout, daemon=True), threading.Thread(target=read_stderr, daemon=True)]
+    for t in readers:
+        t.start()
+    outcome = WorkerOutcome()
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(spec).encode())
+        proc.stdin.close()
+        deadline = time.monotonic() + step_timeout_s
+        current_step: dict[str, Any] | None = None
+        while True:
+            try:
+                event = events.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                outcome.timed_out_step = current_step
+                outcome.timed_out_after_s = step_timeout_s
+                _stop(proc)
+                break
+            if event is None:
+                break
+            outcome.events.append(event)
+            if event.get("event") == "step":
+                current_step = event
+            if event.get("event") == "done":
+                outcome.finished = True
+            deadline = time.monotonic() + step_timeout_s
+            if on_event:
+                on_event(event)
+        proc.wait(timeout=30)
+    except BaseException:
+        _stop(proc)
+        raise
+    finally:
+        for t in readers:
+            t.join(timeout=5)
+    outcome.stderr_tail = redact("".join(stderr_lines).strip(), secrets)
+    if not outcome.finished and outcome.timed_out_step is None and outcome.timed_out_after_s is None:
+        tail = " | ".join(line.strip() for line in outcome.stderr_tail.splitlines()[-6:] if line.strip())
+        outcome.crash = f"the worker exited with code {proc.returncode}" + (f": {tail}" if tail else "")
+    return outcome
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the worker's whole process group, then reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a process that survives SIGKILL
+        pass

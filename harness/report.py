@@ -1,0 +1,83 @@
+"""Results to text (for people) and JSON (for CI systems: a stable contract, documented in the README)."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import TextIO
+
+import click
+
+from .config import DatabaseSettings
+from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
+
+JSON_SCHEMA_VERSION = 1
+_COLOURS = {PASSED: "green", FAILED: "red", ERROR: "red", SKIPPED: "yellow"}
+
+
+def _status(status: str) -> str:
+    return click.style(f"{status:<7}", fg=_COLOURS.get(status), bold=status in (FAILED, ERROR))
+
+
+def check_line(dialect: str, check: CheckResult) -> str:
+    """``sqlite      upgrade                  passed   8 revisions applied…``: one line per check."""
+    where = f" at {check.revision}" if check.revision and check.status != PASSED else ""
+    return f"{dialect:<11} {check.name:<24} {_status(check.status)}{where}  {check.message}".rstrip()
+
+
+def difference_lines(check: CheckResult) -> list[str]:
+    return [f"{'':<12}- {d.get('text') or json.dumps(d, sort_keys=True)}" for d in check.differences]
+
+
+class TextReporter:
+    """Prints each check as it finishes, then a summary per database."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out
+
+    def _echo(self, line: str) -> None:
+        click.echo(line, file=self.out)
+
+    def database_started(self, settings: DatabaseSettings) -> None:
+        source = "server URL" if settings.url else ("temporary file" if settings.dialect == "sqlite"
+                                                    else f"container {settings.image}")
+        self._echo(click.style(f"{settings.dialect}: starting ({source})", dim=True))
+
+    def check_finished(self, dialect: str, check: CheckResult) -> None:
+        self._echo(check_line(dialect, check))
+        for line in difference_lines(check):
+            self._echo(line)
+
+    def database_finished(self, result: DatabaseResult) -> None:
+        if result.message:
+            self._echo(f"{result.dialect:<11} {'(database)':<24} {_status(result.status)}  {result.message}")
+
+
+def summary(result: RunResult) -> str:
+    """The verdict per database, one line each, and the overall one."""
+    lines = ["", click.style("Summary", bold=True) + (f" (head {result.head})" if result.head else "")]
+    for db in result.databases:
+        failed = [c for c in db.checks if c.status in (FAILED, ERROR)]
+        detail = ", ".join(f"{c.name}{' at ' + c.revision if c.revision else ''}" for c in failed) or db.message
+        version = f" [{db.server_version}, {db.backend}]" if db.server_version else f" [{db.backend}]"
+        lines.append(f"  {db.dialect:<11} {_status(db.status)}{version} {db.duration_s:.1f}s"
+                     + (f"  {detail}" if detail else ""))
+    verdict = "every check passed" if result.ok else f"not ok (exit {result.exit_code})"
+    lines.append(click.style(verdict, fg="green" if result.ok else "red", bold=True))
+    return "\n".join(lines)
+
+
+def to_json(result: RunResult) -> dict:
+    """The JSON report: ``RunResult.to_dict()`` plus the schema version."""
+    return {"schema_version": JSON_SCHEMA_VERSION, **result.to_dict()}
+
+
+def write_json(result: RunResult, path: str) -> None:
+    """Write the report atomically, so a CI step never reads half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".harness-report-")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(to_json(result), handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)

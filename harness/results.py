@@ -1,0 +1,71 @@
+"""Result records: what a check found, per database, per run. Their ``to_dict`` forms are the JSON contract."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
+STATUSES = (PASSED, FAILED, SKIPPED, ERROR)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check on one database. ``revision`` names the revision a failure is about, when there is one."""
+
+    name: str
+    status: str
+    revision: str | None = None
+    message: str = ""
+    differences: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "revision": self.revision,
+                "message": self.message, "differences": [dict(d) for d in self.differences]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckResult:
+        return cls(name=data["name"], status=data["status"], revision=data.get("revision"),
+                   message=data.get("message", ""), differences=tuple(data.get("differences", ())))
+
+
+@dataclass(frozen=True)
+class DatabaseResult:
+    """Every check on one database, and how that database was provided."""
+
+    dialect: str
+    backend: str
+    server_version: str
+    status: str
+    duration_s: float
+    checks: tuple[CheckResult, ...] = ()
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dialect": self.dialect, "backend": self.backend, "server_version": self.server_version,
+                "status": self.status, "duration_s": round(self.duration_s, 3), "message": self.message,
+                "checks": [c.to_dict() for c in self.checks]}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The verdict of one run over every selected database."""
+
+    ok: bool
+    exit_code: int
+    head: str | None
+    heads: tuple[str, ...] = ()
+    databases: tuple[DatabaseResult, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "exit_code": self.exit_code, "head": self.head, "heads": list(self.heads),
+                "databases": [d.to_dict() for d in self.databases]}
+
+
+def database_status(checks: tuple[CheckResult, ...] | list[CheckResult]) -> str:
+    """A database failed if any check failed; it is in error if a check could not run to a verdict."""
+    statuses = {c.status for c in checks}
+    if FAILED in statuses:
+        return FAILED
+    if ERROR in statuses:
+        return ERROR
+    return PASSED

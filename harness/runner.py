@@ -1,0 +1,179 @@
+"""Orchestrate a run: check the inputs once, then for each database provide a server, give every worker session
+its own scratch database, and turn what the workers say into results."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from .backends import Server, get_backend
+from .backends.base import SCRATCH_PREFIX, new_run_id
+from .config import DatabaseSettings, RunConfig
+from .errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
+from .history import Revision
+from .process import WorkerOutcome, run_worker
+from .redact import secrets_of
+from .results import ERROR, FAILED, SKIPPED, CheckResult, DatabaseResult, RunResult, database_status
+
+#: Worker sessions per database, each on a fresh scratch database, with the checks it runs in order.
+SESSIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("chain", ("upgrade", "downgrade")),
+)
+
+
+class Reporter(Protocol):
+    """Receives progress as it happens (the CLI prints it)."""
+
+    def database_started(self, settings: DatabaseSettings) -> None: ...
+    def check_finished(self, dialect: str, check: CheckResult) -> None: ...
+    def database_finished(self, result: DatabaseResult) -> None: ...
+
+
+class SilentReporter:
+    def database_started(self, settings: DatabaseSettings) -> None:
+        pass
+
+    def check_finished(self, dialect: str, check: CheckResult) -> None:
+        pass
+
+    def database_finished(self, result: DatabaseResult) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class History:
+    """What the preflight learnt about the migrations: ordered revisions and heads."""
+
+    revisions: tuple[Revision, ...]
+    heads: tuple[str, ...]
+    directory: str
+
+
+def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"app": config.app, "migrations": config.migrations, "url": url, "dialect": dialect,
+            "mode": mode, "checks": list(checks)}
+
+
+def preflight(config: RunConfig) -> History:
+    """Load the app and read the revision graph on a throwaway SQLite file, before any database is started,
+    so a bad ``--app`` or a broken migrations directory costs no container and leaves nothing behind."""
+    directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}preflight_"))
+    try:
+        url = f"sqlite:///{directory / 'preflight.db'}"
+        outcome = run_worker(_spec(config, url, "sqlite", "inspect"), cwd=config.cwd,
+                             step_timeout_s=config.step_timeout_s, secrets=[])
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    fatal = outcome.of_kind("fatal")
+    if fatal:
+        error = ConfigError(fatal[0]["message"])
+        error.exit_code = fatal[0].get("exit_code", error.exit_code)
+        raise error
+    history = outcome.of_kind("history")
+    if not history:
+        reason = outcome.crash or f"loading the app took longer than {config.step_timeout_s:g}s"
+        raise ConfigError(f"cannot load the app {config.app}: {reason}")
+    h = history[0]
+    return History(tuple(Revision.from_dict(r) for r in h["revisions"]), tuple(h["heads"]), h["directory"])
+
+
+def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: str) -> list[CheckResult]:
+    """Checks the worker reported, then a verdict for each planned check it never reached."""
+    results = [CheckResult.from_dict(e) for e in outcome.of_kind("check")]
+    missing = [name for name in planned if name not in {r.name for r in results}]
+    if not missing:
+        return results
+    fatal = outcome.of_kind("fatal")
+    if outcome.timed_out_after_s is not None:
+        step = outcome.timed_out_step
+        if step:
+            verb = "upgrade" if step["direction"] == "up" else "downgrade"
+            label = f"{step['revision']} ({step['message']})" if step.get("message") else step["revision"]
+            reason = (f"{verb} to {label} did not finish within {outcome.timed_out_after_s:g}s on {dialect} "
+                      "(hung, or waiting for a lock); the step was stopped")
+        else:
+            reason = f"the app did not start within {outcome.timed_out_after_s:g}s on {dialect}; it was stopped"
+        revision = step["revision"] if step else None
+    elif fatal:
+        reason, revision = fatal[0]["message"], None
+    else:
+        reason, revision = outcome.crash or "the worker stopped without a verdict", None
+    results.append(CheckResult(missing[0], ERROR, revision, reason))
+    results.extend(CheckResult(name, SKIPPED, None, f"not run: {missing[0]} could not finish") for name in missing[1:])
+    return results
+
+
+def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
+                 reporter: Reporter) -> DatabaseResult:
+    """Every session of checks on one database; a database that cannot be provided is an ``error`` (or
+    ``skipped`` with ``--skip-unavailable``), and never stops the other databases."""
+    started = time.monotonic()
+    backend = get_backend(settings.dialect)
+    kind = "url" if settings.url else ("file" if settings.dialect == "sqlite" else "container")
+    reporter.database_started(settings)
+    checks: list[CheckResult] = []
+    version = ""
+    try:
+        with backend.server(settings, run_id) as server:
+            version = server.server_version
+            for _, planned in SESSIONS:
+                checks.extend(_run_session(server, settings.dialect, planned, config, reporter))
+    except DatabaseUnavailable as exc:
+        status = SKIPPED if config.skip_unavailable else ERROR
+        result = DatabaseResult(settings.dialect, kind, version, status, time.monotonic() - started, (),
+                                f"unavailable: {exc.reason}")
+        reporter.database_finished(result)
+        return result
+    result = DatabaseResult(settings.dialect, kind, version, database_status(checks),
+                            time.monotonic() - started, tuple(checks))
+    reporter.database_finished(result)
+    return result
+
+
+def _run_session(server: Server, dialect: str, planned: tuple[str, ...], config: RunConfig,
+                 reporter: Reporter) -> list[CheckResult]:
+    with server.scratch_database() as url:
+        def on_event(event: dict[str, Any]) -> None:
+            if event.get("event") == "check":
+                reporter.check_finished(dialect, CheckResult.from_dict(event))
+
+        outcome = run_worker(_spec(config, url, dialect, "chain", planned), cwd=config.cwd,
+                             step_timeout_s=config.step_timeout_s, secrets=secrets_of(url), on_event=on_event)
+    results = _session_results(outcome, planned, dialect)
+    reported = len(outcome.of_kind("check"))
+    for late in results[reported:]:
+        reporter.check_finished(dialect, late)
+    return results
+
+
+def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
+    """Run every check on every selected database and return the verdict.
+
+    >>> from harness.config import build_config
+    >>> result = run(build_config(app="app:create_app", db=("sqlite",)))  # doctest: +SKIP
+    >>> result.ok  # doctest: +SKIP
+    True
+    """
+    reporter = reporter or SilentReporter()
+    history = preflight(config)
+    run_id = new_run_id()
+    databases = tuple(run_database(s, config, run_id, reporter) for s in config.databases)
+    return RunResult(ok=(code := exit_code_for(databases)) == EXIT_OK, exit_code=code,
+                     head=history.heads[0] if len(history.heads) == 1 else ",".join(history.heads),
+                     heads=history.heads, databases=databases)
+
+
+def exit_code_for(databases: tuple[DatabaseResult, ...]) -> int:
+    """1 when any check failed or could not finish (a defect beats an incomplete run); else 3 when a database
+    could not be provided and was not skipped; else 0."""
+    if any(c.status in (FAILED, ERROR) for d in databases for c in d.checks):
+        return EXIT_CHECK_FAILED
+    if any(d.status == ERROR for d in databases):
+        return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
+__all__ = ["History", "Reporter", "SESSIONS", "exit_code_for", "preflight", "run", "run_database"]

@@ -1,0 +1,80 @@
+"""The worker: one process per scratch database. It loads the user's app on that database and runs checks.
+
+The parent writes a JSON spec on stdin; the worker answers with JSON lines on its original stdout (the app's own
+prints are sent to stderr so they cannot corrupt the stream):
+
+* ``{"event": "history", "heads": [...], "revisions": [...]}``
+* ``{"event": "step", "direction": "up"|"down", "revision": ..., "message": ...}`` before every migration step
+* ``{"event": "check", ...CheckResult}`` as each check ends
+* ``{"event": "fatal", "kind": ..., "exit_code": ..., "message": ...}`` when the app or migrations are unusable
+* ``{"event": "done"}`` last
+
+Running in a separate process lets the parent stop a hung step and still drop the scratch database, and gives
+every database its own app, engine and module state.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Callable
+
+from alembic.script import ScriptDirectory
+
+from .app_env import open_app_env
+from .checks import CHAIN_CHECKS, CheckContext
+from .errors import HarnessError, MigrationsError
+from .history import ordered_revisions
+from .redact import redact, secrets_of
+
+
+def load_history(env: Any) -> tuple[list, list[str]]:
+    """Ordered revisions and heads of the app's migrations, or :class:`MigrationsError` saying what is wrong."""
+    try:
+        script_dir = ScriptDirectory.from_config(env.alembic_config)
+        revisions = ordered_revisions(script_dir)
+        heads = list(script_dir.get_heads())
+    except Exception as exc:  # SyntaxError, RevisionError, CycleDetected, ImportError in a migration file...
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise MigrationsError(f"cannot read the revisions in {env.directory}: {type(exc).__name__}: {text}") from exc
+    if not revisions:
+        raise MigrationsError(f"{env.directory}/versions holds no revisions")
+    return revisions, heads
+
+
+def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
+    """Do what ``spec`` asks (``mode`` ``inspect`` or ``chain``), reporting through ``emit``."""
+    env = open_app_env(spec["app"], spec["url"], spec.get("migrations"))
+    with env.app.app_context():
+        revisions, heads = load_history(env)
+        emit({"event": "history", "heads": heads, "directory": env.directory,
+              "revisions": [r.to_dict() for r in revisions]})
+        if spec["mode"] == "inspect":
+            return
+        ctx = CheckContext(env=env, dialect=spec["dialect"], revisions=revisions, heads=heads, emit=emit)
+        for name in spec["checks"]:
+            result = CHAIN_CHECKS[name](ctx)
+            emit({"event": "check", **result.to_dict()})
+
+
+def main() -> int:
+    spec = json.loads(sys.stdin.read())
+    hide = secrets_of(spec.get("url"))
+    stream = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
+    os.dup2(2, 1)  # anything the app or alembic prints goes to stderr, not into the event stream
+    sys.stdout = sys.stderr
+
+    def emit(event: dict[str, Any]) -> None:
+        stream.write(redact(json.dumps(event), hide) + "\n")
+        stream.flush()
+
+    try:
+        run(spec, emit)
+    except HarnessError as exc:
+        emit({"event": "fatal", "kind": type(exc).__name__, "exit_code": exc.exit_code, "message": str(exc)})
+    emit({"event": "done"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

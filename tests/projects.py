@@ -1,0 +1,151 @@
+"""Build small Flask-Migrate projects on disk for tests: an app factory, models, and a chain of revisions.
+
+Each test writes exactly the chain it needs (a good one, or one broken in one place) instead of sharing fixtures
+that drift. The env.py, alembic.ini and script.py.mako are Flask-Migrate's own, copied unchanged.
+"""
+from __future__ import annotations
+
+import shutil
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import flask_migrate
+
+TEMPLATE = Path(flask_migrate.__file__).parent / "templates" / "flask"
+
+APP_PY = '''\
+import os
+
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
+migrate = Migrate()
+
+
+def create_app(config=None):
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = (config or {}).get("SQLALCHEMY_DATABASE_URI") or os.environ["DATABASE_URL"]
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True)
+    import models  # noqa: F401
+    return app
+'''
+
+MODELS_HEADER = "import sqlalchemy as sa\nfrom app import db\n\n"
+
+REVISION = '''\
+"""{message}
+
+Revision ID: {revision}
+Revises: {down}
+"""
+from alembic import op
+import sqlalchemy as sa
+{imports}
+revision = {revision!r}
+down_revision = {down_revision!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+{upgrade}
+
+
+def downgrade():
+{downgrade}
+'''
+
+
+@dataclass(frozen=True)
+class Rev:
+    """One revision: its id, message, and the bodies of upgrade() and downgrade()."""
+
+    revision: str
+    message: str
+    upgrade: str
+    downgrade: str
+    down_revision: str | tuple[str, ...] | None = "<previous>"
+    imports: str = ""
+
+
+def _body(code: str) -> str:
+    code = textwrap.dedent(code).strip("\n") or "pass"
+    return textwrap.indent(code, "    ")
+
+
+def make_project(root: Path, revisions: list[Rev], models: str = "") -> Path:
+    """Write ``app.py``, ``models.py`` and ``migrations/`` under ``root``; return ``root``.
+
+    Revisions chain linearly unless a :class:`Rev` names its ``down_revision`` explicitly.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "app.py").write_text(APP_PY)
+    (root / "models.py").write_text(MODELS_HEADER + textwrap.dedent(models))
+    migrations = root / "migrations"
+    versions = migrations / "versions"
+    versions.mkdir(parents=True, exist_ok=True)
+    for name in ("alembic.ini.mako", "env.py", "script.py.mako", "README"):
+        shutil.copy(TEMPLATE / name, migrations / name.removesuffix(".mako") if name == "alembic.ini.mako"
+                    else migrations / name)
+    previous = None
+    for rev in revisions:
+        down = previous if rev.down_revision == "<previous>" else rev.down_revision
+        (versions / f"{rev.revision}_{rev.message.replace(' ', '_')[:30]}.py").write_text(REVISION.format(
+            message=rev.message, revision=rev.revision, down=down, down_revision=down,
+            upgrade=_body(rev.upgrade), downgrade=_body(rev.downgrade), imports=rev.imports))
+        previous = rev.revision
+    return root
+
+
+# A small correct chain most tests start from: users, then posts with a FK and an index.
+USERS = Rev("a001", "create users", """
+    op.create_table("users",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=80), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")))
+""", 'op.drop_table("users")')
+
+POSTS = Rev("a002", "create posts", """
+    op.create_table("posts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_posts_user_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")))
+    with op.batch_alter_table("posts") as batch_op:
+        batch_op.create_index(batch_op.f("ix_posts_title"), ["title"], unique=False)
+""", """
+    with op.batch_alter_table("posts") as batch_op:
+        batch_op.drop_index(batch_op.f("ix_posts_title"))
+    op.drop_table("posts")
+""")
+
+GOOD_MODELS = '''
+class User(db.Model):
+    __tablename__ = "users"
+    id = db.Column(sa.Integer, primary_key=True)
+    name = db.Column(sa.String(80), nullable=False)
+
+
+class Post(db.Model):
+    __tablename__ = "posts"
+    id = db.Column(sa.Integer, primary_key=True)
+    user_id = db.Column(sa.Integer, sa.ForeignKey("users.id"), nullable=False)
+    title = db.Column(sa.String(200), nullable=False, index=True)
+'''
+
+
+def good_chain() -> list[Rev]:
+    return [USERS, POSTS]
