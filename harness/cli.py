@@ -36,13 +36,19 @@ def main() -> None:
               help="Report a database that cannot be provided as skipped instead of exiting with 3.")
 @click.option("--step-timeout", type=float, metavar="SECONDS",
               help="Stop a migration step (or the app's start-up) that takes longer (default 300).")
+@click.option("--ignore-table", "ignore_tables", multiple=True, metavar="TABLE",
+              help="Ignore differences in TABLE (shown as ignored, with the reason). Repeatable.")
+@click.option("--ignore-check", "ignore_checks", multiple=True, metavar="CHECK[@DB]",
+              help="Report CHECK (on DB only, if given) as skipped: ignored. Repeatable.")
 def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path: str | None,
-        skip_unavailable: bool, step_timeout: float | None) -> None:
+        skip_unavailable: bool, step_timeout: float | None, ignore_tables: tuple[str, ...],
+        ignore_checks: tuple[str, ...]) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         config = build_config(app=app, migrations=migrations, db=db, json_path=json_path,
-                              skip_unavailable=skip_unavailable, step_timeout_s=step_timeout)
+                              skip_unavailable=skip_unavailable, step_timeout_s=step_timeout,
+                              ignore_tables=ignore_tables, ignore_checks=ignore_checks)
         result = run_checks(config, TextReporter())
     except HarnessError as exc:
         click.echo(f"migration-harness: error: {exc}", err=True)

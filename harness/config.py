@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,6 +24,53 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class IgnoreRule:
+    """Ignore what matches every field given (``None`` matches anything), and say why in the report.
+
+    With only ``check`` (and maybe ``database``) it ignores the whole check; with ``table`` / ``object`` /
+    ``name`` it moves matching differences to the check's ``ignored`` list. Nothing ignored is ever dropped.
+    """
+
+    reason: str
+    check: str | None = None
+    database: str | None = None
+    table: str | None = None
+    object: str | None = None
+    name: str | None = None
+
+    @property
+    def whole_check(self) -> bool:
+        return self.table is None and self.object is None and self.name is None
+
+    def applies_to(self, check: str, dialect: str) -> bool:
+        return self.check in (None, check) and self.database in (None, dialect)
+
+    def matches(self, difference: dict[str, Any]) -> bool:
+        return all(want is None or difference.get(key) == want
+                   for key, want in (("table", self.table), ("object", self.object), ("name", self.name)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IgnoreRule:
+        unknown = set(data) - {"reason", "check", "database", "table", "object", "name"}
+        if unknown:
+            raise ConfigError(f"ignore rule {data}: unknown key(s) {', '.join(sorted(unknown))}")
+        if not data.get("reason"):
+            raise ConfigError(f"ignore rule {data}: give a reason (it is shown in the report)")
+        return cls(**data)
+
+
+def parse_ignore_check(value: str) -> IgnoreRule:
+    """``--ignore-check NAME[@DATABASE]``."""
+    check, _, database = value.partition("@")
+    if database and database not in DIALECTS:
+        raise ConfigError(f"--ignore-check {value}: unknown database {database!r}")
+    return IgnoreRule(reason=f"--ignore-check {value}", check=check, database=database or None)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything one ``migration-harness run`` needs, already validated."""
 
@@ -33,6 +80,7 @@ class RunConfig:
     json_path: str | None = None
     skip_unavailable: bool = False
     step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
+    ignore: tuple[IgnoreRule, ...] = ()
     cwd: str = field(default_factory=os.getcwd)
 
 
@@ -73,6 +121,8 @@ def build_config(
     json_path: str | None = None,
     skip_unavailable: bool = False,
     step_timeout_s: float | None = None,
+    ignore_tables: tuple[str, ...] = (),
+    ignore_checks: tuple[str, ...] = (),
     cwd: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RunConfig:
@@ -107,6 +157,10 @@ def build_config(
     if timeout <= 0:
         raise ConfigError("step timeout must be more than 0 seconds")
 
+    rules = [IgnoreRule.from_dict(dict(r)) for r in file.get("ignore", [])]
+    rules += [IgnoreRule(reason=f"--ignore-table {t}", table=t) for t in ignore_tables]
+    rules += [parse_ignore_check(c) for c in ignore_checks]
+
     return RunConfig(
         app=app,
         migrations=migrations or file.get("migrations"),
@@ -114,8 +168,9 @@ def build_config(
         json_path=json_path,
         skip_unavailable=skip_unavailable,
         step_timeout_s=timeout,
+        ignore=tuple(rules),
         cwd=cwd,
     )
 
 
-__all__ = ["DIALECTS", "DatabaseSettings", "RunConfig", "build_config", "parse_database_names", "replace"]
+__all__ = ["DIALECTS", "DatabaseSettings", "IgnoreRule", "RunConfig", "build_config", "parse_database_names"]

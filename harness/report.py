@@ -26,7 +26,10 @@ def check_line(dialect: str, check: CheckResult) -> str:
 
 
 def difference_lines(check: CheckResult) -> list[str]:
-    return [f"{'':<12}- {d.get('text') or json.dumps(d, sort_keys=True)}" for d in check.differences]
+    """One line per difference, then one per ignored difference with the rule's reason."""
+    lines = [f"{'':<12}- {d.get('text') or json.dumps(d, sort_keys=True)}" for d in check.differences]
+    lines += [click.style(f"{'':<12}~ ignored: {d.get('text')} ({d.get('reason')})", dim=True) for d in check.ignored]
+    return lines
 
 
 class TextReporter:

@@ -17,15 +17,19 @@ class CheckResult:
     revision: str | None = None
     message: str = ""
     differences: tuple[dict[str, Any], ...] = ()
+    #: differences an ignore rule matched, each with its ``reason``: shown, never counted
+    ignored: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "revision": self.revision,
-                "message": self.message, "differences": [dict(d) for d in self.differences]}
+                "message": self.message, "differences": [dict(d) for d in self.differences],
+                "ignored": [dict(d) for d in self.ignored]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
         return cls(name=data["name"], status=data["status"], revision=data.get("revision"),
-                   message=data.get("message", ""), differences=tuple(data.get("differences", ())))
+                   message=data.get("message", ""), differences=tuple(data.get("differences", ())),
+                   ignored=tuple(data.get("ignored", ())))
 
 
 @dataclass(frozen=True)
@@ -55,9 +59,12 @@ class RunResult:
     head: str | None
     heads: tuple[str, ...] = ()
     databases: tuple[DatabaseResult, ...] = field(default_factory=tuple)
+    #: scratch databases of this run are named ``mharness_<run_id>_<n>``; containers carry it as a label
+    run_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "exit_code": self.exit_code, "head": self.head, "heads": list(self.heads),
+        return {"ok": self.ok, "exit_code": self.exit_code, "run_id": self.run_id, "head": self.head,
+                "heads": list(self.heads),
                 "databases": [d.to_dict() for d in self.databases]}
 
 

@@ -20,7 +20,7 @@ from .results import ERROR, FAILED, SKIPPED, CheckResult, DatabaseResult, RunRes
 
 #: Worker sessions per database, each on a fresh scratch database, with the checks it runs in order.
 SESSIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("chain", ("upgrade", "downgrade")),
+    ("chain", ("upgrade", "schema_matches_models", "no_pending_autogenerate", "downgrade", "leaves_no_trace")),
 )
 
 
@@ -54,7 +54,7 @@ class History:
 
 def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[str, ...] = ()) -> dict[str, Any]:
     return {"app": config.app, "migrations": config.migrations, "url": url, "dialect": dialect,
-            "mode": mode, "checks": list(checks)}
+            "mode": mode, "checks": list(checks), "ignore": [r.to_dict() for r in config.ignore]}
 
 
 def preflight(config: RunConfig) -> History:
@@ -163,7 +163,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
     databases = tuple(run_database(s, config, run_id, reporter) for s in config.databases)
     return RunResult(ok=(code := exit_code_for(databases)) == EXIT_OK, exit_code=code,
                      head=history.heads[0] if len(history.heads) == 1 else ",".join(history.heads),
-                     heads=history.heads, databases=databases)
+                     heads=history.heads, databases=databases, run_id=run_id)
 
 
 def exit_code_for(databases: tuple[DatabaseResult, ...]) -> int:

@@ -22,8 +22,12 @@ from typing import Any, Callable
 from alembic.script import ScriptDirectory
 
 from .app_env import open_app_env
-from .checks import CHAIN_CHECKS, CheckContext
+from .backends import get_backend
+from .checks import CHECKS, CheckContext
+from .checks.schema import take_baseline
+from .config import IgnoreRule
 from .errors import HarnessError, MigrationsError
+from .results import SKIPPED, CheckResult
 from .history import ordered_revisions
 from .redact import redact, secrets_of
 
@@ -51,9 +55,20 @@ def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
               "revisions": [r.to_dict() for r in revisions]})
         if spec["mode"] == "inspect":
             return
-        ctx = CheckContext(env=env, dialect=spec["dialect"], revisions=revisions, heads=heads, emit=emit)
+        ctx = CheckContext(env=env, dialect=spec["dialect"], backend=get_backend(spec["dialect"]),
+                           revisions=revisions, heads=heads, emit=emit,
+                           ignore=[IgnoreRule.from_dict(r) for r in spec.get("ignore", [])])
+        if "leaves_no_trace" in spec["checks"]:
+            take_baseline(ctx)
         for name in spec["checks"]:
-            result = CHAIN_CHECKS[name](ctx)
+            whole = next((r for r in ctx.rules_for(name) if r.whole_check), None)
+            if whole and name != "upgrade":  # the chain must still move for the checks after it
+                result = CheckResult(name, SKIPPED, None, f"ignored: {whole.reason}")
+            else:
+                result = CHECKS[name](ctx)
+                if whole:
+                    result = CheckResult(name, SKIPPED, result.revision, f"ignored: {whole.reason} ({result.status}: "
+                                         f"{result.message})", (), result.differences + result.ignored)
             emit({"event": "check", **result.to_dict()})
 
 

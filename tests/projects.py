@@ -149,3 +149,83 @@ class Post(db.Model):
 
 def good_chain() -> list[Rev]:
     return [USERS, POSTS]
+
+
+# A deliberately tricky but correct model set: every type and constraint that reflects differently somewhere.
+TRICKY_MODELS = '''
+import enum
+
+
+class Mood(enum.Enum):
+    happy = "happy"
+    sad = "sad"
+
+
+class Thing(db.Model):
+    __tablename__ = "things"
+    __table_args__ = (
+        sa.CheckConstraint("price >= 0", name="price_positive"),
+        sa.UniqueConstraint("code", name="uq_things_code"),
+        sa.Index("ix_things_kind_label", "kind", "label"),
+    )
+    id = db.Column(sa.Integer, primary_key=True)
+    code = db.Column(sa.String(20), nullable=False)
+    kind = db.Column(sa.String(30), nullable=False)
+    label = db.Column(sa.String(50), nullable=False)
+    active = db.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    status = db.Column(sa.Enum("draft", "published", name="thing_status"), nullable=False, server_default="draft")
+    mood = db.Column(sa.Enum(Mood, name="mood", native_enum=False, length=10), nullable=True)
+    attrs = db.Column(sa.JSON, nullable=True)
+    created_at = db.Column(sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+    price = db.Column(sa.Numeric(10, 2), nullable=False, server_default="0")
+    notes = db.Column(sa.Text, nullable=True)
+    parent_id = db.Column(sa.Integer, sa.ForeignKey("things.id", ondelete="SET NULL"), nullable=True)
+
+
+class Pair(db.Model):
+    __tablename__ = "pairs"
+    left_id = db.Column(sa.Integer, sa.ForeignKey("things.id", ondelete="CASCADE"), primary_key=True)
+    right_id = db.Column(sa.Integer, sa.ForeignKey("things.id", ondelete="CASCADE"), primary_key=True)
+    weight = db.Column(sa.Integer, nullable=False, server_default="1")
+'''
+
+TRICKY_THINGS = Rev("b001", "create things", """
+    op.create_table("things",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("code", sa.String(length=20), nullable=False),
+        sa.Column("kind", sa.String(length=30), nullable=False),
+        sa.Column("label", sa.String(length=50), nullable=False),
+        sa.Column("active", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("status", sa.Enum("draft", "published", name="thing_status"), server_default="draft", nullable=False),
+        sa.Column("mood", sa.Enum("happy", "sad", name="mood", native_enum=False, length=10), nullable=True),
+        sa.Column("attrs", sa.JSON(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("price", sa.Numeric(precision=10, scale=2), server_default="0", nullable=False),
+        sa.Column("notes", sa.Text(), nullable=True),
+        sa.Column("parent_id", sa.Integer(), nullable=True),
+        sa.CheckConstraint("price >= 0", name=op.f("ck_things_price_positive")),
+        sa.ForeignKeyConstraint(["parent_id"], ["things.id"], name=op.f("fk_things_parent_id_things"), ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_things")),
+        sa.UniqueConstraint("code", name="uq_things_code"))
+    with op.batch_alter_table("things") as batch_op:
+        batch_op.create_index("ix_things_kind_label", ["kind", "label"], unique=False)
+""", """
+    with op.batch_alter_table("things") as batch_op:
+        batch_op.drop_index("ix_things_kind_label")
+    op.drop_table("things")
+    sa.Enum(name="thing_status").drop(op.get_bind(), checkfirst=True)
+""")
+
+TRICKY_PAIRS = Rev("b002", "create pairs", """
+    op.create_table("pairs",
+        sa.Column("left_id", sa.Integer(), nullable=False),
+        sa.Column("right_id", sa.Integer(), nullable=False),
+        sa.Column("weight", sa.Integer(), server_default="1", nullable=False),
+        sa.ForeignKeyConstraint(["left_id"], ["things.id"], name=op.f("fk_pairs_left_id_things"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["right_id"], ["things.id"], name=op.f("fk_pairs_right_id_things"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("left_id", "right_id", name=op.f("pk_pairs")))
+""", 'op.drop_table("pairs")')
+
+
+def tricky_chain() -> list[Rev]:
+    return [TRICKY_THINGS, TRICKY_PAIRS]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from decimal import Decimal, InvalidOperation
 import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, contextmanager
@@ -51,14 +52,67 @@ class Server(ABC):
         """Create a fresh, uniquely named database; yield its URL (with password); drop it on exit."""
 
 
+_TIMESTAMP_SYNONYMS = {"now()", "current_timestamp", "current_timestamp()", "localtimestamp", "transaction_timestamp()"}
+
+
 class Backend(ABC):
-    """One dialect: how to provide its servers and scratch databases."""
+    """One dialect: how to provide its servers and scratch databases, and what its reflection legitimately
+    reports differently from the models. The quirk hooks below do the generic thing; a dialect overrides only
+    what differs, with a comment naming the behaviour it absorbs."""
 
     name: ClassVar[str]
+    #: tables a database creates by itself, not the migrations (ignored by default, with this reason)
+    implicit_tables: ClassVar[dict[str, str]] = {}
 
     @abstractmethod
     def server(self, settings: DatabaseSettings, run_id: str) -> AbstractContextManager[Server]:
         """Provide a server for ``settings``; raise :class:`DatabaseUnavailable` with the reason if it cannot."""
+
+    # -- schema quirks (used inside workers) ---------------------------------------------------------------
+    def schema_objects(self, conn: Connection) -> dict[str, list[str]]:
+        """Non-table objects a chain can create and forget to drop, by kind (views here; dialects add more)."""
+        return {"view": list(sa.inspect(conn).get_view_names())}
+
+    def normalize_default(self, text: str | None) -> str | None:
+        """A canonical spelling of a server default, so equal defaults compare equal across dialects.
+
+        Generic part: outer parentheses and whitespace, quotes around plain literals, case of keywords, and
+        the SQL-standard synonyms of "now" (``now()``, ``CURRENT_TIMESTAMP``).
+        """
+        if text is None:
+            return None
+        value = " ".join(str(text).split())
+        while value.startswith("(") and value.endswith(")") and _balanced(value[1:-1]):
+            value = value[1:-1].strip()
+        if len(value) >= 2 and value[0] == value[-1] == "'" and "'" not in value[1:-1]:
+            value = value[1:-1]
+        if value.lower() in _TIMESTAMP_SYNONYMS:
+            return "current_timestamp"
+        if value.lower() in ("true", "false", "null"):
+            return value.lower()
+        # A numeric literal compares by value: MariaDB writes a NUMERIC(10,2) default '0' back as 0.00.
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            return value
+        return format(number.normalize(), "f") if number.is_finite() else value
+
+    def same_fk_action(self, model: str | None, database: str | None) -> bool:
+        """Whether two ON DELETE / ON UPDATE actions mean the same (no action given is NO ACTION)."""
+        return (model or "NO ACTION").upper() == (database or "NO ACTION").upper()
+
+    def is_implicit_check(self, name: str | None, sqltext: str) -> bool:
+        """A CHECK constraint the database adds by itself (not in the models, not made by a migration)."""
+        return False
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 class ServerBackend(Backend):

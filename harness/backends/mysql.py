@@ -50,3 +50,33 @@ class MySQLBackend(ServerBackend):
         version = str(conn.execute(sa.text("SELECT VERSION()")).scalar_one())
         number = version.split("-")[0]
         return f"MariaDB {number}" if "mariadb" in version.lower() else f"MySQL {number}"
+
+    # -- schema quirks ---------------------------------------------------------------------------------------
+    def schema_objects(self, conn: Connection) -> dict[str, list[str]]:
+        """Views, plus stored routines, triggers and (MariaDB) sequences of the scratch database."""
+        objects = super().schema_objects(conn)
+        objects["routine"] = list(conn.execute(sa.text(
+            "SELECT routine_name FROM information_schema.routines WHERE routine_schema = DATABASE()")).scalars())
+        objects["trigger"] = list(conn.execute(sa.text(
+            "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE()")).scalars())
+        objects["sequence"] = list(conn.execute(sa.text(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = DATABASE() AND table_type = 'SEQUENCE'")).scalars())
+        return objects
+
+    def normalize_default(self, text: str | None) -> str | None:
+        value = super().normalize_default(text)
+        # MySQL has no boolean type: server_default=sa.true() / sa.false() is stored and reflected as 1 / 0.
+        return {"true": "1", "false": "0"}.get(value or "", value)
+
+    def same_fk_action(self, model: str | None, database: str | None) -> bool:
+        # InnoDB treats RESTRICT and NO ACTION alike (checked immediately), and reflects "no action given" as
+        # RESTRICT on MariaDB.
+        def canonical(action: str | None) -> str:
+            return {"RESTRICT": "NO ACTION"}.get((action or "NO ACTION").upper(), (action or "").upper())
+
+        return canonical(model) == canonical(database)
+
+    def is_implicit_check(self, name: str | None, sqltext: str) -> bool:
+        # MariaDB stores JSON as LONGTEXT and adds CHECK (json_valid(`col`)) named after the column by itself.
+        return sqltext.replace("`", "").lower().startswith("json_valid(")

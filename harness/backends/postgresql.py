@@ -1,12 +1,18 @@
 """PostgreSQL: containers from the official ``postgres`` images, or an existing server by URL."""
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .base import ServerBackend
+
+
+# '0'::integer, 'draft'::post_status, 'x'::character varying(20), '{}'::jsonb[] — PostgreSQL stores a server
+# default with an explicit cast to the column's type, where the model says just '0'.
+_CAST = re.compile(r"::[A-Za-z_][\w \"]*(\(\d+(,\s*\d+)?\))?(\[\])?$")
 
 
 def _quote(name: str) -> str:
@@ -48,3 +54,32 @@ class PostgreSQLBackend(ServerBackend):
     def describe_version(self, conn: Connection) -> str:
         version = conn.execute(sa.text("SHOW server_version")).scalar_one()
         return f"PostgreSQL {str(version).split()[0]}"
+
+    # -- schema quirks ---------------------------------------------------------------------------------------
+    def schema_objects(self, conn: Connection) -> dict[str, list[str]]:
+        """Views, plus what ``DROP TABLE`` leaves behind on PostgreSQL: enum TYPEs (``drop_table`` does not drop
+        them, and the next upgrade then fails with "type already exists"), free-standing sequences, functions."""
+        objects = super().schema_objects(conn)
+        schema = "n.nspname = current_schema()"
+        objects["enum_type"] = list(conn.execute(sa.text(
+            f"SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+            f"WHERE t.typtype = 'e' AND {schema}")).scalars())
+        # A SERIAL / identity sequence is owned by its column (pg_depend 'a' / 'i') and goes with the table:
+        # only free-standing sequences are objects of their own.
+        objects["sequence"] = list(conn.execute(sa.text(
+            f"SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE c.relkind = 'S' AND {schema} AND NOT EXISTS (SELECT 1 FROM pg_depend d "
+            "WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))")).scalars())
+        objects["function"] = list(conn.execute(sa.text(
+            f"SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {schema} "
+            "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')")).scalars())
+        objects["materialized_view"] = list(sa.inspect(conn).get_materialized_view_names())
+        return objects
+
+    def normalize_default(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        value = " ".join(str(text).split())
+        while _CAST.search(value):
+            value = _CAST.sub("", value).strip()
+        return super().normalize_default(value)

@@ -9,6 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, Iterator
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
 from ..config import DatabaseSettings
 from .base import SCRATCH_PREFIX, Backend, Server
 
@@ -33,6 +36,9 @@ class SQLiteServer(Server):
 
 class SQLiteBackend(Backend):
     name: ClassVar[str] = "sqlite"
+    implicit_tables: ClassVar[dict[str, str]] = {
+        "sqlite_sequence": "SQLite creates it by itself for AUTOINCREMENT tables and never drops it",
+    }
 
     @contextmanager
     def server(self, settings: DatabaseSettings, run_id: str) -> Iterator[Server]:
@@ -41,3 +47,17 @@ class SQLiteBackend(Backend):
             yield SQLiteServer(directory)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+
+    # -- schema quirks ---------------------------------------------------------------------------------------
+    def schema_objects(self, conn: Connection) -> dict[str, list[str]]:
+        """Views and triggers (SQLite has no sequences, types or functions), and SQLite's own tables.
+
+        SQLAlchemy's inspector hides ``sqlite_*`` tables; they are listed here so that what they leave behind
+        is shown in the report (ignored by default, with the reason) rather than dropped silently.
+        """
+        objects = super().schema_objects(conn)
+        objects["table"] = list(conn.execute(sa.text(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'sqlite\\_%' ESCAPE '\\'")).scalars())
+        objects["trigger"] = list(conn.execute(sa.text(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+        return objects

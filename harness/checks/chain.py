@@ -1,37 +1,9 @@
-"""The checks, one plain function each. Each runs inside a worker, on one scratch database, and returns a
-:class:`~harness.results.CheckResult`. Docstrings say why the check matters: that is what a user reads first."""
+"""Checks that run the chain: upgrade base → head and downgrade head → base, one revision at a time."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
-from .app_env import AppEnv
-from .chain import Step, downgrade_steps, run_steps, upgrade_steps
-from .history import Revision
-from .results import FAILED, PASSED, SKIPPED, CheckResult
-
-
-@dataclass
-class CheckContext:
-    """What a check may use: the app and its alembic Config, the ordered revisions, and where the chain is."""
-
-    env: AppEnv
-    dialect: str
-    revisions: list[Revision]
-    heads: list[str]
-    emit: Callable[[dict[str, Any]], None]
-    at_head: bool = False
-    at_base: bool = True
-    upgrade_failed_at: str | None = None
-    state: dict[str, Any] = field(default_factory=dict)
-
-    def announce(self, step: Step) -> None:
-        """Tell the parent which step starts, so a step that hangs can be named and stopped."""
-        self.emit(step.to_event())
-
-    @property
-    def versions_dir(self) -> str:
-        return f"{self.env.directory}/versions"
+from ..steps import Step, downgrade_steps, run_steps, upgrade_steps
+from ..results import FAILED, PASSED, SKIPPED, CheckResult
+from .context import CheckContext
 
 
 def check_upgrade(ctx: CheckContext) -> CheckResult:
@@ -67,9 +39,3 @@ def check_downgrade(ctx: CheckContext) -> CheckResult:
     ctx.at_base = True
     return CheckResult("downgrade", PASSED, None, f"{len(ctx.revisions)} revisions reverted one by one, head to base")
 
-
-#: check name → function, in the order a chain session runs them
-CHAIN_CHECKS: dict[str, Callable[[CheckContext], CheckResult]] = {
-    "upgrade": check_upgrade,
-    "downgrade": check_downgrade,
-}

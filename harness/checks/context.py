@@ -1,0 +1,60 @@
+"""What every check function receives, and the one way a check turns differences into a verdict."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from ..app_env import AppEnv
+from ..config import IgnoreRule
+from ..history import Revision
+from ..results import FAILED, PASSED, CheckResult
+from ..schema.differences import Difference
+from ..steps import Step
+
+
+@dataclass
+class CheckContext:
+    """What a check may use: the app and its alembic Config, the ordered revisions, the dialect backend (its
+    quirk hooks), the ignore rules, and where the chain currently is."""
+
+    env: AppEnv
+    dialect: str
+    backend: Any
+    revisions: list[Revision]
+    heads: list[str]
+    emit: Callable[[dict[str, Any]], None]
+    ignore: list[IgnoreRule] = field(default_factory=list)
+    at_head: bool = False
+    at_base: bool = True
+    upgrade_failed_at: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def announce(self, step: Step) -> None:
+        """Tell the parent which step starts, so a step that hangs can be named and stopped."""
+        self.emit(step.to_event())
+
+    @property
+    def versions_dir(self) -> str:
+        return f"{self.env.directory}/versions"
+
+    def rules_for(self, check: str) -> list[IgnoreRule]:
+        """Ignore rules for ``check`` on this database, including the dialect's self-made tables."""
+        implicit = [IgnoreRule(reason=reason, table=table) for table, reason in self.backend.implicit_tables.items()]
+        return [r for r in implicit + self.ignore if r.applies_to(check, self.dialect)]
+
+    def verdict(self, check: str, differences: Iterable[Difference], passed: str, failed: str,
+                revision: str | None = None) -> CheckResult:
+        """``failed`` if any difference survives the ignore rules; ignored ones are listed with their reason."""
+        rules = [r for r in self.rules_for(check) if not r.whole_check]
+        kept, ignored = [], []
+        for difference in differences:
+            data = difference.to_dict()
+            rule = next((r for r in rules if r.matches(data)), None)
+            if rule:
+                ignored.append({**data, "reason": rule.reason})
+            else:
+                kept.append(data)
+        note = f" ({len(ignored)} ignored)" if ignored else ""
+        if kept:
+            return CheckResult(check, FAILED, revision, f"{len(kept)} {failed}{note}", tuple(kept), tuple(ignored))
+        return CheckResult(check, PASSED, None, passed + note, (), tuple(ignored))

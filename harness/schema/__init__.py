@@ -1,0 +1,1 @@
+"""Schema reflection (database → plain snapshot) and comparison (models ↔ database, snapshot ↔ snapshot)."""

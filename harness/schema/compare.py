@@ -1,0 +1,217 @@
+"""Compare the app's models with the reflected schema of a migrated database.
+
+Starts from alembic's autogenerate ``compare_metadata`` (tables, columns, types, nullability, server defaults,
+indexes, unique constraints), with type and server-default comparison on and the dialect backend's quirks plugged
+in, then adds what autogenerate does not see: primary keys, foreign-key ON DELETE / ON UPDATE, named CHECK
+constraints, enum values, and a ``String()`` without length against a ``VARCHAR(n)``.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from .differences import Difference
+
+
+def _type_text(type_: Any, dialect: Any) -> str:
+    try:
+        return str(type_.compile(dialect=dialect))
+    except Exception:  # e.g. String() without length cannot compile on MySQL
+        return f"{type(type_).__name__}()" if not getattr(type_, "length", None) else repr(type_)
+
+
+def _default_text(default: Any) -> str | None:
+    if default is None:
+        return None
+    arg = getattr(default, "arg", default)
+    return str(getattr(arg, "text", arg))
+
+
+def _cols(items: Iterable[Any]) -> str:
+    return "(" + ", ".join(str(getattr(c, "name", c)) for c in items) + ")"
+
+
+class ModelComparison:
+    """Compare ``metadata`` with the database behind ``conn``, using ``backend``'s quirk hooks."""
+
+    def __init__(self, conn: Connection, metadata: sa.MetaData, backend: Any,
+                 ignore_tables: Iterable[str] = ()) -> None:
+        self.conn = conn
+        self.metadata = metadata
+        self.backend = backend
+        self.dialect = conn.dialect
+        self.ignore_tables = set(ignore_tables) | {"alembic_version"}
+
+    # -- alembic's autogenerate, with the dialect's quirks as comparators --------------------------------------
+    def _compare_type(self, context: Any, conn_col: Any, meta_col: Any, conn_type: Any, meta_type: Any) -> bool | None:
+        if hasattr(conn_type, "enums") and isinstance(meta_type, sa.Enum):
+            return False  # enum values are compared by compare_enums, with a message that lists them
+        # alembic compares only the arguments both sides have: String() against VARCHAR(64) looks equal, but the
+        # model then says nothing of a limit the database enforces (and MySQL cannot even create it).
+        if (isinstance(meta_type, sa.String) and not isinstance(meta_type, (sa.Enum, sa.Text))
+                and meta_type.length is None and getattr(conn_type, "length", None)):
+            return True
+        return None
+
+    def _compare_default(self, context: Any, conn_col: Any, meta_col: Any, conn_default: str | None,
+                         meta_default: Any, rendered_meta_default: str | None) -> bool:
+        if conn_default is not None and conn_default.startswith("nextval(") and meta_default is None:
+            return False  # PostgreSQL SERIAL: the sequence default of an autoincrement column
+        return self.backend.normalize_default(conn_default) != self.backend.normalize_default(rendered_meta_default)
+
+    def _include(self, obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "table":
+            return name not in self.ignore_tables
+        if type_ == "foreign_key_constraint":
+            return False  # compare_foreign_keys reports these, options included
+        table = getattr(obj, "table", None)
+        return getattr(table, "name", None) not in self.ignore_tables
+
+    def autogenerate_differences(self) -> list[Difference]:
+        context = MigrationContext.configure(self.conn, opts={
+            "compare_type": self._compare_type, "compare_server_default": self._compare_default,
+            "include_object": self._include})
+        out: list[Difference] = []
+        for diff in compare_metadata(context, self.metadata):
+            for item in diff if isinstance(diff, list) else [diff]:
+                out.extend(from_alembic(item, self.dialect))
+        return out
+
+    # -- what autogenerate does not see -----------------------------------------------------------------------
+    def _tables(self) -> list[tuple[sa.Table, str]]:
+        reflected = set(sa.inspect(self.conn).get_table_names())
+        return [(t, t.name) for t in self.metadata.sorted_tables
+                if t.name in reflected and t.name not in self.ignore_tables and t.schema is None]
+
+    def compare_primary_keys(self) -> list[Difference]:
+        """Primary keys: same columns, same order (autogenerate never compares them)."""
+        out = []
+        inspector = sa.inspect(self.conn)
+        for table, name in self._tables():
+            model = tuple(c.name for c in table.primary_key.columns)
+            database = tuple(inspector.get_pk_constraint(name).get("constrained_columns") or ())
+            if model != database:
+                out.append(Difference("primary_key", name, table.primary_key.name or f"{name} primary key",
+                                      "columns", model, database))
+        return out
+
+    def compare_foreign_keys(self) -> list[Difference]:
+        """Foreign keys matched by (columns → table columns), then their ON DELETE / ON UPDATE actions."""
+        out = []
+        inspector = sa.inspect(self.conn)
+        for table, name in self._tables():
+            db_fks = {(tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"])): fk
+                      for fk in inspector.get_foreign_keys(name)}
+            seen = set()
+            for fkc in table.foreign_key_constraints:
+                key = (tuple(c.name for c in fkc.columns), fkc.referred_table.name,
+                       tuple(e.column.name for e in fkc.elements))
+                label = fkc.name if isinstance(fkc.name, str) else None
+                detail = f"{_cols(key[0])} -> {key[1]} {_cols(key[2])}"
+                if key not in db_fks:
+                    out.append(Difference("foreign_key", name, label or detail, "missing",
+                                          detail=detail if label else ""))
+                    continue
+                seen.add(key)
+                options = db_fks[key].get("options") or {}
+                for aspect in ("ondelete", "onupdate"):
+                    model_action, db_action = getattr(fkc, aspect), options.get(aspect)
+                    if not self.backend.same_fk_action(model_action, db_action):
+                        out.append(Difference("foreign_key", name, db_fks[key].get("name") or label or detail,
+                                              "on_delete" if aspect == "ondelete" else "on_update",
+                                              (model_action or "NO ACTION").upper(),
+                                              (db_action or "NO ACTION").upper(), detail=detail))
+            for key, fk in db_fks.items():
+                if key not in seen:
+                    detail = f"{_cols(key[0])} -> {key[1]} {_cols(key[2])}"
+                    out.append(Difference("foreign_key", name, fk.get("name") or detail, "extra",
+                                          detail=detail if fk.get("name") else ""))
+        return out
+
+    def compare_check_constraints(self) -> list[Difference]:
+        """Named CHECK constraints the dialect would create for the models, against the database's.
+
+        Compared by name only: PostgreSQL and MariaDB rewrite CHECK text, so comparing text gives false alarms.
+        Which CHECKs exist at all is taken from the DDL the dialect compiles for the model table (a
+        ``Boolean(create_constraint=True)`` has a CHECK on SQLite and MariaDB, none on PostgreSQL).
+        """
+        out = []
+        inspector = sa.inspect(self.conn)
+        for table, name in self._tables():
+            ddl = str(sa.schema.CreateTable(table).compile(dialect=self.dialect))
+            model = {m.strip('"`[]') for m in re.findall(r"CONSTRAINT\s+(\S+)\s+CHECK", ddl)}
+            try:
+                reflected = inspector.get_check_constraints(name)
+            except NotImplementedError:
+                continue
+            database = {c["name"] for c in reflected
+                        if c.get("name") and not self.backend.is_implicit_check(c["name"], str(c["sqltext"]))}
+            out.extend(Difference("check_constraint", name, n, "missing") for n in sorted(model - database))
+            out.extend(Difference("check_constraint", name, n, "extra") for n in sorted(database - model))
+        return out
+
+    def compare_enums(self) -> list[Difference]:
+        """Enum labels, where the database keeps them (PostgreSQL enum types, MySQL ENUM columns); autogenerate
+        never compares them, so a label added to the model without a migration would pass unnoticed."""
+        out = []
+        inspector = sa.inspect(self.conn)
+        for table, name in self._tables():
+            db_columns = {c["name"]: c for c in inspector.get_columns(name)}
+            for column in table.columns:
+                model_type, db_col = column.type, db_columns.get(column.name)
+                if not isinstance(model_type, sa.Enum) or db_col is None:
+                    continue
+                db_values = getattr(db_col["type"], "enums", None)
+                if db_values is None:
+                    continue  # stored as VARCHAR (+ CHECK): the labels are not kept as a type here
+                if list(model_type.enums) != list(db_values):
+                    out.append(Difference("enum", name, model_type.name or column.name, "values",
+                                          tuple(model_type.enums), tuple(db_values), detail=f"({name}.{column.name})"))
+        return out
+
+    def differences(self) -> list[Difference]:
+        """Every difference between the models and the database."""
+        return (self.autogenerate_differences() + self.compare_primary_keys() + self.compare_foreign_keys()
+                + self.compare_check_constraints() + self.compare_enums())
+
+
+def from_alembic(diff: tuple, dialect: Any) -> list[Difference]:
+    """Turn one entry of alembic's ``compare_metadata`` output into :class:`Difference` records."""
+    kind = diff[0]
+    if kind in ("add_table", "remove_table"):
+        table = diff[1]
+        return [Difference("table", table.name, table.name, "missing" if kind == "add_table" else "extra")]
+    if kind in ("add_column", "remove_column"):
+        column = diff[3]
+        return [Difference("column", diff[2], column.name, "missing" if kind == "add_column" else "extra",
+                           detail=_type_text(column.type, dialect))]
+    if kind == "modify_type":
+        return [Difference("column", diff[2], diff[3], "type", _type_text(diff[6], dialect), _type_text(diff[5], dialect))]
+    if kind == "modify_nullable":
+        return [Difference("column", diff[2], diff[3], "nullable", diff[6], diff[5])]
+    if kind == "modify_default":
+        return [Difference("column", diff[2], diff[3], "server_default", _default_text(diff[6]), _default_text(diff[5]))]
+    if kind == "modify_comment":
+        return [Difference("column", diff[2], diff[3], "comment", diff[6], diff[5])]
+    if kind in ("add_index", "remove_index"):
+        index = diff[1]
+        unique = "unique " if index.unique else ""
+        return [Difference("index", index.table.name, index.name, "missing" if kind == "add_index" else "extra",
+                           detail=f"{unique}{_cols(index.expressions)}".strip())]
+    if kind in ("add_constraint", "remove_constraint"):
+        constraint = diff[1]
+        object_ = "unique_constraint" if isinstance(constraint, sa.UniqueConstraint) else "constraint"
+        return [Difference(object_, constraint.table.name, constraint.name,
+                           "missing" if kind == "add_constraint" else "extra", detail=_cols(constraint.columns))]
+    if kind in ("add_fk", "remove_fk"):
+        fk = diff[1]
+        return [Difference("foreign_key", fk.parent.name, fk.name, "missing" if kind == "add_fk" else "extra",
+                           detail=f"{_cols(fk.columns)} -> {fk.referred_table.name}")]
+    if kind in ("add_table_comment", "remove_table_comment"):
+        return [Difference("table", diff[1].name, diff[1].name, "comment", diff[1].comment, None)]
+    return [Difference("other", None, kind, "differs", detail=repr(diff)[:200])]

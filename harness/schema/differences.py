@@ -1,0 +1,61 @@
+"""One schema difference, structured for the JSON report and readable in one line."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+_WHERE = {"missing": "in the models but not in the database", "extra": "in the database but not in the models",
+          "left_behind": "still in the database after downgrade to base"}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``object`` (table, column, index, unique_constraint, foreign_key, check_constraint, primary_key, enum,
+    enum_type, sequence, view…), where it is, which ``aspect`` differs, and each side's value."""
+
+    object: str
+    table: str | None
+    name: str | None
+    aspect: str
+    model: Any = None
+    database: Any = None
+    detail: str = ""
+
+    @property
+    def text(self) -> str:
+        """A line a user can act on without opening a database."""
+        subject = f"{self.object.replace('_', ' ')} "
+        if self.object == "table":
+            subject += f"{self.table}"
+        elif self.object == "column":
+            subject += f"{self.table}.{self.name}"
+        else:
+            subject += f"{self.name}" + (f" on {self.table}" if self.table else "")
+        if self.detail:
+            subject += f" {self.detail}"
+        if self.aspect in _WHERE:
+            return f"{subject}: {_WHERE[self.aspect]}"
+        aspect = self.aspect.replace("_", " ")
+        return f"{subject}: {aspect} differs: models {_show(self.model)}, database {_show(self.database)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": self.object, "table": self.table, "name": self.name, "aspect": self.aspect,
+                "model": _plain(self.model), "database": _plain(self.database), "text": self.text}
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "NULL" if value else "NOT NULL"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if value is None or isinstance(value, (str, int, float, bool, list)):
+        return value
+    return str(value)

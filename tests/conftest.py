@@ -1,0 +1,132 @@
+"""Shared test fixtures: real servers, a way to run the harness CLI, and the database lists to check cleanup.
+
+Database servers for the tests (one per dialect per test session, each harness run makes its own scratch
+databases on them, as the harness does for users):
+
+* by default, one testcontainers container per dialect, from ``HARNESS_POSTGRESQL_IMAGE`` / ``HARNESS_MYSQL_IMAGE``
+  (``.ci/run`` builds local images and sets these);
+* with ``HARNESS_TEST_SERVERS=local``, the servers at ``HARNESS_TEST_POSTGRESQL_URL`` / ``HARNESS_TEST_MYSQL_URL``
+  (default: the PostgreSQL and MariaDB on 127.0.0.1), which is quicker while developing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL_URLS = {
+    "postgresql": os.environ.get("HARNESS_TEST_POSTGRESQL_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
+    "mysql": os.environ.get("HARNESS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/"),
+}
+IMAGES = {
+    "postgresql": os.environ.get("HARNESS_POSTGRESQL_IMAGE", "postgres:16"),
+    "mysql": os.environ.get("HARNESS_MYSQL_IMAGE", "mysql:8.4"),
+}
+ALL = ("sqlite", "postgresql", "mysql")
+
+
+@dataclass
+class HarnessRun:
+    """What one ``migration-harness run`` printed, returned and wrote."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    report: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def database(self, dialect: str) -> dict[str, Any]:
+        assert self.report is not None, f"no JSON report; stderr: {self.stderr}"
+        return next(d for d in self.report["databases"] if d["dialect"] == dialect)
+
+    def check(self, dialect: str, name: str) -> dict[str, Any]:
+        return next(c for c in self.database(dialect)["checks"] if c["name"] == name)
+
+    def statuses(self, name: str) -> dict[str, str]:
+        assert self.report is not None, f"no JSON report; stderr: {self.stderr}"
+        return {d["dialect"]: next((c["status"] for c in d["checks"] if c["name"] == name), "absent")
+                for d in self.report["databases"]}
+
+
+def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), full_env.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _admin_engine(url: str) -> sa.Engine:
+    return sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+
+def list_databases(url: str) -> list[str]:
+    """Every database on the server behind ``url``."""
+    engine = _admin_engine(url)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                return list(conn.execute(sa.text("SELECT datname FROM pg_database")).scalars())
+            return list(conn.execute(sa.text("SHOW DATABASES")).scalars())
+    finally:
+        engine.dispose()
+
+
+def scratch_leftovers(url: str) -> list[str]:
+    return [name for name in list_databases(url) if name.startswith("mharness_")]
+
+
+@pytest.fixture(scope="session")
+def server_urls() -> Iterator[dict[str, str]]:
+    """Admin URLs of one PostgreSQL and one MySQL server for the whole session (see the module docstring)."""
+    if os.environ.get("HARNESS_TEST_SERVERS") == "local":
+        yield dict(LOCAL_URLS)
+        return
+    from testcontainers.community.mysql import MySqlContainer
+    from testcontainers.community.postgres import PostgresContainer
+
+    labels = {"org.migration-harness.test-session": "1"}
+    pg = PostgresContainer(IMAGES["postgresql"], username="harness", password="pg-secret", dbname="postgres",
+                           driver="psycopg2").with_kwargs(labels=labels)
+    my = MySqlContainer(IMAGES["mysql"], dialect="pymysql", username="root", password="my-secret",
+                        dbname="harness").with_kwargs(labels=labels)
+    with pg, my:
+        yield {"postgresql": pg.get_connection_url(), "mysql": my.get_connection_url()}
+
+
+@pytest.fixture
+def harness(server_urls: dict[str, str], tmp_path: Path):
+    """Run the harness CLI in a project directory against the session's servers; parse the JSON report."""
+
+    def run(project: Path, *args: str, db: tuple[str, ...] = ALL, env: dict[str, str] | None = None,
+            use_servers: bool = True) -> HarnessRun:
+        report_path = tmp_path / f"report-{len(list(tmp_path.glob('report-*.json')))}.json"
+        full_env = dict(env or {})
+        if use_servers:
+            full_env.setdefault("HARNESS_POSTGRESQL_URL", server_urls["postgresql"])
+            full_env.setdefault("HARNESS_MYSQL_URL", server_urls["mysql"])
+        cmd = ["run", "--app", "app:create_app", "--json", str(report_path)]
+        cmd += [f"--db={','.join(db)}"] if db else []
+        servers = [d for d in ("postgresql", "mysql") if use_servers and d in db]
+        before = {d: set(scratch_leftovers(server_urls[d])) for d in servers}
+        proc = run_cli(cmd + list(args), project, full_env)
+        report = json.loads(report_path.read_text()) if report_path.exists() else None
+        result = HarnessRun(proc.returncode, proc.stdout, proc.stderr, report)
+        for dialect in servers:  # every scratch database this run made is gone again
+            left = set(scratch_leftovers(server_urls[dialect])) - before[dialect]
+            if report:  # others (a parallel test) may be making their own meanwhile: look at this run's only
+                left = {name for name in left if name.startswith(f"mharness_{report['run_id']}_")}
+            assert not left, f"scratch databases left on {dialect}: {sorted(left)}"
+        return result
+
+    return run
