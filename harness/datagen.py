@@ -1,0 +1,512 @@
+"""Fill every table of a database with a few generated rows that respect its *reflected* schema.
+
+Why: many migrations only fail when rows exist (a NOT NULL column added without a default, a unique index over
+duplicated values, a type narrowed below the stored data). The ``data`` check therefore calls
+:func:`fill_database` before each upgrade step and :func:`count_rows` after it. The schema is reflected each time,
+never taken from the models, because the point is the database as the previous revision left it.
+
+Design choices, each for a reason spelled out where it is made:
+
+* every value is a function of a per-table *row serial* ``k`` (starting at the table's current row count) and of
+  a ``random.Random`` seeded from ``seed``, the table name and ``k``: deterministic, yet repeated calls produce
+  new values instead of colliding with the rows the previous step left behind;
+* columns that take part in a primary key, unique constraint or unique index get values injective in ``k`` and are
+  also checked against the values already stored, so accumulated rows never violate uniqueness;
+* nullable columns hold values in most rows but NULL in one row per call, and server defaults are used on every
+  other row: both mirror real data and both are what "alter to NOT NULL" / "change the default" migrations trip on;
+* a table that cannot be filled (a CHECK we cannot satisfy, a type we cannot produce) is retried once with
+  alternate values and then reported in :attr:`FillResult.skipped` with the database's message, never raised.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import re
+import uuid
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.engine import Connection
+
+DEFAULT_EXCLUDE = ("alembic_version",)
+_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_EPOCH = dt.datetime(2020, 1, 1)
+_ATTEMPTS_PER_ROW = 20
+
+
+@dataclass(frozen=True)
+class FillResult:
+    """What one :func:`fill_database` call did: rows inserted per table, and why other tables got none."""
+
+    inserted: dict[str, int]
+    skipped: dict[str, str]
+
+
+class _Unfillable(Exception):
+    """A table cannot get rows for a reason known before touching the database (reported, not raised)."""
+
+
+class _Exhausted(Exception):
+    """The column's type has no further distinct value for this row serial; larger serials will not help."""
+
+
+@dataclass(frozen=True)
+class _ColumnPlan:
+    column: sa.Column[Any]
+    position: int
+    unique: bool  # in a PK / unique constraint / unique index: value must be injective in the row serial
+    choices: tuple[Any, ...]  # enum labels or a CHECK's IN-list; empty when the type alone decides
+    omit_sometimes: bool  # has a server default the database may fill in
+
+
+@dataclass(frozen=True)
+class _ForeignKey:
+    columns: tuple[str, ...]
+    referred: tuple[sa.Column[Any], ...]
+    nullable: bool
+    position: int
+    self_reference: bool
+
+
+def fill_database(conn: Connection, rows_per_table: int = 3, *, seed: int = 0,
+                  exclude: Iterable[str] = DEFAULT_EXCLUDE) -> FillResult:
+    """Insert ``rows_per_table`` rows into every reflected table, parents before children.
+
+    ``conn`` must not be inside a transaction: each table is filled in its own ``conn.begin()`` block so a failed
+    table rolls back alone. Savepoints would allow an outer transaction, but pysqlite's savepoint support needs
+    engine-level event hooks we do not own, and MySQL commits DDL implicitly anyway.
+    """
+    if conn.in_transaction():
+        raise ValueError("fill_database needs a Connection outside a transaction; it commits one per table")
+    excluded = set(exclude)
+    metadata = sa.MetaData()
+    with conn.begin(), _quiet():
+        metadata.reflect(bind=conn, only=lambda name, _meta: name not in excluded)
+    tables = [t for t in _fill_order(metadata) if t.name not in excluded]
+    inserted: dict[str, int] = {}
+    skipped: dict[str, str] = {}
+    for table in tables:
+        outcome = _fill_with_retry(conn, table, rows_per_table, seed)
+        if isinstance(outcome, int):
+            inserted[table.name] = outcome
+        else:
+            skipped[table.name] = outcome
+    return FillResult(inserted=inserted, skipped=skipped)
+
+
+def _fill_with_retry(conn: Connection, table: sa.Table, wanted: int, seed: int) -> int | str:
+    """Rows inserted, or why none could be. A refused insert (a CHECK, a type we guessed wrong, a value the
+    driver cannot bind) is retried once with the alternate values; the *first* error is reported, since the
+    alternates are only a guess."""
+    first_error: str | None = None
+    for alternate in (False, True):
+        try:
+            with conn.begin():
+                count = _fill_table(conn, table, wanted, seed, alternate)
+        except _Unfillable as exc:
+            return str(exc)
+        except sa.exc.SQLAlchemyError as exc:
+            if getattr(exc, "connection_invalidated", False):
+                raise  # the server went away: the harness reports that, it is not this table's problem
+            first_error = first_error or _first_line(exc)
+            continue
+        if count or not wanted:
+            return count
+        return first_error or "no distinct values left for its unique columns"
+    return first_error or "refused"
+
+
+def count_rows(conn: Connection, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> dict[str, int]:
+    """Row count of every table but ``exclude``; works inside or outside a caller's transaction."""
+    excluded = set(exclude)
+    scope = nullcontext() if conn.in_transaction() else conn.begin()
+    with scope:
+        names = sorted(n for n in sa.inspect(conn).get_table_names() if n not in excluded)
+        return {n: conn.execute(sa.select(sa.func.count()).select_from(sa.table(n))).scalar_one() for n in names}
+
+
+# --------------------------------------------------------------------------------------------------- one table
+
+def _fill_table(conn: Connection, table: sa.Table, wanted: int, seed: int, alternate: bool) -> int:
+    """Insert up to ``wanted`` rows one by one (so a self-reference can point at the row just inserted)."""
+    start = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+    rng = random.Random(f"{seed}:{table.name}:{start}:{alternate}")
+    salt = rng.getrandbits(60)
+    fks = _foreign_keys(table)
+    fk_columns = {name for fk in fks for name in fk.columns}
+    plans = [p for p in _column_plans(table) if p.column.name not in fk_columns]
+    unique_sets = _unique_sets(table)
+    seen = {cols: {_key(row) for row in conn.execute(sa.select(*(table.c[c] for c in cols)))} for cols in unique_sets}
+    parents = [_existing_rows(conn, fk.referred) for fk in fks]
+    k, done = start, 0
+    for _ in range(wanted * _ATTEMPTS_PER_ROW):
+        if done == wanted:
+            break
+        try:
+            row = {p.column.name: _planned_value(p, k, done, wanted, seed, rng, salt, alternate)
+                   for p in plans if not _omitted(p, done)}
+        except _Exhausted:
+            break
+        for fk, rows in zip(fks, parents):
+            row.update(_foreign_values(fk, rows, row, k, done, wanted, seed))
+        k += 1
+        keys = {cols: _key(tuple(row.get(c) for c in cols)) for cols in unique_sets}
+        if any(None not in key and key in seen[cols] for cols, key in keys.items()):
+            continue
+        # null() rather than None: a JSON column would store None as the JSON document 'null', not SQL NULL.
+        result = conn.execute(table.insert().values({c: sa.null() if v is None else v for c, v in row.items()}))
+        for cols, key in keys.items():
+            seen[cols].add(key)
+        _remember_self_reference(table, fks, parents, row, result.inserted_primary_key)
+        done += 1
+    return done
+
+
+def _fill_order(metadata: sa.MetaData) -> list[sa.Table]:
+    """Parents before children. In a foreign-key cycle, break the *nullable* edges: that table is filled first
+    with NULL there (its parents do not exist yet) and gets real references on the next call, whereas breaking
+    a NOT NULL edge would leave the other table unfillable. SQLAlchemy alone breaks every edge of a cycle."""
+    tables = list(metadata.tables.values())
+    cyclic = set(sa.schema.sort_tables_and_constraints(tables)[-1][1])
+    def nullable_in_cycle(fkc: sa.ForeignKeyConstraint) -> bool | None:
+        return True if fkc in cyclic and all(c.nullable for c in fkc.columns) else None
+    return [t for t, _ in sa.schema.sort_tables_and_constraints(tables, filter_fn=nullable_in_cycle) if t is not None]
+
+
+def _column_plans(table: sa.Table) -> list[_ColumnPlan]:
+    """Columns we generate values for: everything except what the database must generate itself."""
+    unique_columns = {c for cols in _unique_sets(table) for c in cols}
+    choices = _check_choices(table)
+    plans = []
+    for position, col in enumerate(table.columns):
+        if _database_generated(table, col):
+            continue
+        enum_labels = tuple(getattr(col.type, "enums", None) or ())
+        plans.append(_ColumnPlan(
+            column=col, position=position, unique=col.name in unique_columns,
+            choices=choices.get(col.name, enum_labels),
+            # Unique columns never fall back to the default: a constant default would duplicate.
+            omit_sometimes=col.server_default is not None and col.name not in unique_columns))
+    return plans
+
+
+def _database_generated(table: sa.Table, col: sa.Column[Any]) -> bool:
+    """Autoincrement keys, serial/identity/AUTO_INCREMENT columns and computed columns: supplying a value would
+    either be refused or desynchronise the sequence, so a later insert by a migration would collide."""
+    if col.autoincrement is True or col.identity is not None or col.computed is not None:
+        return True
+    return col is table.autoincrement_column and _implicit_rowid(col)
+
+
+def _implicit_rowid(col: sa.Column[Any]) -> bool:
+    """Dialect quirk. PostgreSQL and MySQL reflect an explicit autoincrement flag; SQLite reflects none
+    (``"auto"``), and there only a key declared exactly INTEGER aliases the rowid and numbers itself: a BIGINT
+    PRIMARY KEY does not, so SQLAlchemy's ``autoincrement_column`` guess would leave it NULL."""
+    return col.autoincrement != "auto" or type(col.type) is sa.INTEGER
+
+
+def _omitted(plan: _ColumnPlan, row_index: int) -> bool:
+    """Leave server-defaulted columns out of every other row. Omitting exercises the default expression itself
+    (one that references a dropped sequence/function, or no longer fits an altered type, fails here); supplying a
+    value gives the column data that differs from the default, which is what a type change must convert."""
+    return plan.omit_sometimes and row_index % 2 == 0
+
+
+def _unique_sets(table: sa.Table) -> list[tuple[str, ...]]:
+    """Column-name tuples that must stay distinct: PK (minus DB-generated columns), unique constraints, unique
+    indexes (plain columns only; expression indexes are covered because unique columns get injective values)."""
+    sets = []
+    pk = tuple(c.name for c in table.primary_key.columns if not _database_generated(table, c))
+    if pk:
+        sets.append(pk)
+    for con in table.constraints:
+        if isinstance(con, sa.UniqueConstraint) and not isinstance(con, sa.PrimaryKeyConstraint):
+            sets.append(tuple(c.name for c in con.columns))
+    sets.extend(tuple(c.name for c in ix.columns) for ix in table.indexes if ix.unique)
+    return list(dict.fromkeys(s for s in sets if s))
+
+
+def _foreign_keys(table: sa.Table) -> list[_ForeignKey]:
+    out, taken = [], set()
+    for fkc in sorted(table.foreign_key_constraints, key=lambda c: [e.parent.name for e in c.elements]):
+        local = tuple(e.parent.name for e in fkc.elements)
+        if taken & set(local):
+            continue  # overlapping composite FKs: the first one wins, the other may fail and be reported
+        taken.update(local)
+        out.append(_ForeignKey(
+            columns=local, referred=tuple(e.column for e in fkc.elements),
+            nullable=all(e.parent.nullable for e in fkc.elements),
+            position=min(table.columns.keys().index(c) for c in local),
+            self_reference=fkc.referred_table is table))
+    return out
+
+
+def _existing_rows(conn: Connection, referred: tuple[sa.Column[Any], ...]) -> list[tuple[Any, ...]]:
+    stmt = sa.select(*referred).where(*(c.isnot(None) for c in referred)).order_by(*referred).limit(1000)
+    return [tuple(r) for r in conn.execute(stmt)]
+
+
+def _foreign_values(fk: _ForeignKey, rows: list[tuple[Any, ...]], row: dict[str, Any], k: int,
+                    done: int, wanted: int, seed: int) -> dict[str, Any]:
+    """A whole existing referenced row (composite FKs stay consistent), spread over ``k`` so composite keys made
+    of FKs get distinct combinations; NULL when allowed in the row that nulls this column, or when no parent."""
+    if fk.nullable and (_null_row(fk.position, done, wanted, seed) or not rows):
+        return dict.fromkeys(fk.columns)
+    if rows:
+        return dict(zip(fk.columns, rows[(k + fk.position) % len(rows)]))
+    own = tuple(row.get(c.name) for c in fk.referred)
+    if fk.self_reference and None not in own:
+        return dict(zip(fk.columns, own))  # NOT NULL self-reference on an empty table: the row points at itself
+    raise _Unfillable(f"NOT NULL foreign key {', '.join(fk.columns)} but "
+                      f"{fk.referred[0].table.name} has no rows to point at")
+
+
+def _remember_self_reference(table: sa.Table, fks: list[_ForeignKey], parents: list[list[tuple[Any, ...]]],
+                             row: dict[str, Any], inserted_pk: Any) -> None:
+    """Make the row just inserted a candidate parent for the next rows of the same table."""
+    known = dict(row)
+    known.update({c.name: v for c, v in zip(table.primary_key.columns, inserted_pk or ()) if v is not None})
+    for fk, rows in zip(fks, parents):
+        values = tuple(known.get(c.name) for c in fk.referred)
+        if fk.self_reference and None not in values:
+            rows.append(values)
+
+
+# ------------------------------------------------------------------------------------------------------ values
+
+def _null_row(position: int, done: int, wanted: int, seed: int) -> bool:
+    """Exactly one row per call (when it inserts at least two) is NULL for each nullable column, on a row that
+    depends on the column's position: real tables have NULLs, and a migration that makes a column NOT NULL
+    without backfilling must fail here rather than in production."""
+    return wanted >= 2 and done == (position + seed) % wanted
+
+
+def _planned_value(plan: _ColumnPlan, k: int, done: int, wanted: int, seed: int, rng: random.Random,
+                   salt: int, alternate: bool) -> Any:
+    if plan.column.nullable and _null_row(plan.position, done, wanted, seed):
+        return None
+    if plan.choices:
+        return plan.choices[k % len(plan.choices)] if plan.unique else rng.choice(plan.choices)
+    return _value(plan.column.type, plan.position, k, rng, salt, unique=plan.unique, alternate=alternate)
+
+
+def _value(type_: Any, position: int, k: int, rng: random.Random, salt: int, *, unique: bool,
+           alternate: bool) -> Any:
+    """A value of ``type_`` for row serial ``k``: injective in ``k`` when ``unique``. Default values are positive
+    numbers and non-empty strings (what simple CHECKs ask for); ``alternate`` values are small numbers increasing
+    with the column position (``low <= high`` CHECKs) and strings that are valid JSON (``json_valid`` CHECKs)."""
+    kind = _dialect_kind(type_) or _kind(type_)
+    ordinal = k * 32 + position  # temporal values increase with column position: start < end CHECKs hold
+    if kind == "bool":
+        return bool(k % 2) if unique else (True if alternate else rng.random() < 0.5)
+    if kind == "int":
+        return _number(1, _int_max(type_), position, k, rng, unique=unique, alternate=alternate)
+    if kind == "float":
+        return _number(100, 10 ** 9, position, k, rng, unique=unique, alternate=alternate) / 100
+    if kind == "numeric":
+        scale = type_.scale if type_.scale is not None else (0 if type_.precision else 2)
+        top = 10 ** (type_.precision or 12) - 1  # in units of 10**-scale
+        units = _number(10 ** scale, top, position, k, rng, unique=unique, alternate=alternate)
+        return Decimal(units).scaleb(-scale)
+    if kind == "datetime":
+        value = _EPOCH + dt.timedelta(minutes=ordinal)
+        return value.replace(tzinfo=dt.timezone.utc) if getattr(type_, "timezone", False) else value
+    if kind == "date":
+        return (_EPOCH + dt.timedelta(days=ordinal)).date()
+    if kind == "time":
+        return (_EPOCH + dt.timedelta(seconds=_within(k if unique else ordinal % 86400, 86399))).time()
+    if kind == "interval":
+        return dt.timedelta(minutes=ordinal + 1)
+    if kind in ("json", "json_text"):
+        doc = {"k": k, "tag": rng.choice(_WORDS)}
+        return doc if kind == "json" else json.dumps(doc)
+    if kind in ("uuid", "uuid_text"):
+        value = uuid.UUID(int=(salt << 64) | k, version=4)
+        if kind == "uuid_text":
+            return value.hex if type_.length == 32 else str(value)
+        return value if getattr(type_, "as_uuid", True) else str(value)
+    if kind == "binary":
+        width = min(type_.length or 8, 8)
+        return _within(k, 256 ** width - 1).to_bytes(width, "big") if unique else rng.randbytes(width)
+    if kind == "array":
+        return [_value(type_.item_type, position, k, rng, salt, unique=unique, alternate=alternate)]
+    if kind == "year":
+        return 1901 + _within(k if unique else k % 100, 254)
+    if kind == "set":
+        return type_.values[k % len(type_.values)] if type_.values else ""
+    if kind == "bit":
+        top = 2 ** (type_.length or 1) - 1
+        return _within(k, top) if unique else rng.randint(0, top)
+    if kind in ("inet", "macaddr"):
+        low, high = divmod(_within(k, 65535), 256)
+        return f"10.0.{low}.{high}" if kind == "inet" else f"02:00:00:00:{low:02x}:{high:02x}"
+    return _string(getattr(type_, "length", None), kind == "text", k, rng, unique=unique, alternate=alternate)
+
+
+def _number(one: int, top: int, position: int, k: int, rng: random.Random, *, unique: bool,
+            alternate: bool) -> int:
+    """A positive integer count of units (``one`` units make 1). Unique: the serial itself, so it can run out.
+    Otherwise the value grows with the column position (``low <= high`` CHECKs hold when declared in that
+    order) with a random part by default, or is exactly ``position + 1`` as the alternate; clamped to ``top``."""
+    if unique:
+        return _within(k + 1, top)
+    value = (position + 1) * one if alternate else position * 100 * one + rng.randint(1, 99 * one)
+    return value if value <= top else rng.randint(1, top)
+
+
+def _string(length: int | None, long: bool, k: int, rng: random.Random, *, unique: bool, alternate: bool) -> str:
+    """Lowercase ASCII without trailing spaces: MySQL's default collations compare case- and pad-insensitively,
+    so anything else could collide in a unique index although Python sees two different strings."""
+    token = _base36(k)
+    if alternate:
+        candidates = [json.dumps({"v": k + 1}), str(k + 1)]
+    elif unique:
+        candidates = [f"{rng.choice(_WORDS)}-{token}", f"u{token}", token]
+    else:
+        words = rng.sample(_WORDS, 6 if long else 1)
+        text = " ".join(words) + f" {k}"
+        candidates = [text if length is None else text[:length].rstrip() or token[:length]]
+    for value in candidates:
+        if length is None or len(value) <= length:
+            return value
+    raise _Exhausted
+
+
+def _kind(type_: Any) -> str:
+    """Generic classification of a reflected type; order matters (Boolean before Integer, Float before
+    Numeric, Enum is handled by choices, CHAR(32)/CHAR(36) hold SQLAlchemy's Uuid where there is no native one)."""
+    ordered = ((sa.Boolean, "bool"), (sa.Integer, "int"), (sa.Float, "float"), (sa.Numeric, "numeric"),
+               (sa.DateTime, "datetime"), (sa.Date, "date"), (sa.Time, "time"), (sa.Interval, "interval"),
+               (sa.JSON, "json"), (sa.Uuid, "uuid"), (sa.ARRAY, "array"), (sa.LargeBinary, "binary"),
+               (sa.Text, "text"))
+    for cls, kind in ordered:
+        if isinstance(type_, cls):
+            return kind
+    if isinstance(type_, sa.CHAR) and type_.length in (32, 36):
+        return "uuid_text"
+    if isinstance(type_, sa.String):
+        return "string"
+    try:
+        python_type = type_.python_type
+    except NotImplementedError:
+        return "unknown"  # a short string; if the database refuses it the table is reported as skipped
+    return {dt.timedelta: "interval", bytes: "binary", list: "array", uuid.UUID: "uuid"}.get(python_type, "unknown")
+
+
+def _dialect_kind(type_: Any) -> str | None:
+    """The one place for dialect quirks. MySQL/MariaDB: BOOL reflects as TINYINT(1); MariaDB's JSON reflects as
+    LONGTEXT with the utf8mb4_bin collation (its implicit ``json_valid`` CHECK is not reflected, so it needs JSON
+    text); YEAR, SET and BIT have no generic counterpart. PostgreSQL: network types refuse arbitrary strings."""
+    if isinstance(type_, (postgresql.INET, postgresql.CIDR)):
+        return "inet"
+    if isinstance(type_, postgresql.MACADDR):
+        return "macaddr"
+    if isinstance(type_, mysql.TINYINT) and type_.display_width == 1:
+        return "bool"
+    if isinstance(type_, mysql.LONGTEXT) and (type_.collation or "").endswith("_bin"):
+        return "json_text"
+    if isinstance(type_, mysql.BIT):
+        return "bit"
+    if isinstance(type_, mysql.YEAR):
+        return "year"
+    if isinstance(type_, mysql.SET):
+        return "set"
+    return None
+
+
+def _int_max(type_: Any) -> int:
+    ranges = ((mysql.TINYINT, 127), (mysql.MEDIUMINT, 2 ** 23 - 1), (sa.SmallInteger, 2 ** 15 - 1),
+              (sa.BigInteger, 2 ** 63 - 1))
+    return next((top for cls, top in ranges if isinstance(type_, cls)), 2 ** 31 - 1)
+
+
+def _within(value: int, top: int) -> int:
+    if value > top:
+        raise _Exhausted
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+_IN_LIST = re.compile(r"(?<!NOT)\s+IN\s*\((?P<inl>[^()]*)\)|=\s*ANY\s*\(+\s*ARRAY\s*\[(?P<arr>[^\]]*)\]", re.I)
+_LITERAL = re.compile(r"'((?:[^']|'')*)'|(?<![\w.])(-?\d+(?:\.\d+)?)(?![\w.])")
+
+
+def _check_choices(table: sa.Table) -> dict[str, tuple[Any, ...]]:
+    """Allowed values from CHECKs of the form ``col IN (...)`` (or PostgreSQL's ``col = ANY (ARRAY[...])``):
+    non-native Enum and pre-1.4 Boolean/Enum columns carry them, and random values would never satisfy them."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for con in table.constraints:
+        if not isinstance(con, sa.CheckConstraint):
+            continue
+        text = str(con.sqltext)
+        match = _IN_LIST.search(text)
+        bare = re.sub(r"'(?:[^']|'')*'", "''", text)  # column names inside literals do not count
+        mentioned = [c.name for c in table.columns
+                     if re.search(rf"(?<![\w$]){re.escape(c.name)}(?![\w$])", bare, re.I)]
+        if match and len(mentioned) == 1:
+            items = match.group("inl") or match.group("arr") or ""
+            items = re.sub(r"::[\w ]+", "", items)  # PostgreSQL casts: 'a'::character varying
+            values = tuple(s.replace("''", "'") if n == "" else _literal_number(n) for s, n in _LITERAL.findall(items))
+            if values:
+                out[mentioned[0]] = values
+    return out
+
+
+def _literal_number(text: str) -> int | Decimal:
+    return Decimal(text) if "." in text else int(text)
+
+
+def _key(values: Iterable[Any]) -> tuple[Any, ...]:
+    """Normalise stored and generated values alike so "already there" is detected the way the database sees it
+    (case/pad-insensitive strings, aware datetimes in UTC, memoryview bytes, 1 == 1.0 == Decimal('1.00'))."""
+    out = []
+    for v in values:
+        if isinstance(v, str):
+            v = v.rstrip().lower()
+        elif isinstance(v, dt.datetime) and v.tzinfo is not None:
+            v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        elif isinstance(v, (memoryview, bytearray)):
+            v = bytes(v)
+        elif isinstance(v, uuid.UUID):
+            v = v.hex
+        elif isinstance(v, (float, Decimal)) and not isinstance(v, bool):
+            v = Decimal(str(v)).normalize()
+        out.append(v)
+    return tuple(out)
+
+
+def _base36(n: int) -> str:
+    digits = ""
+    while True:
+        n, r = divmod(n, 36)
+        digits = _BASE36[r] + digits
+        if not n:
+            return digits
+
+
+def _first_line(exc: BaseException) -> str:
+    """The database's own message, first line only (SQLAlchemy appends the statement and a link)."""
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int):  # PyMySQL: (errno, message)
+        return f"{args[1]} ({args[0]})".splitlines()[0]
+    text = str(orig).strip() or type(orig).__name__
+    return text.splitlines()[0]
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Reflection warns about what it cannot represent (expression indexes, unknown types, FK cycles); the
+    generator copes with each, and the harness's own schema checks are where such things get reported."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sa.exc.SAWarning)
+        yield

@@ -1,0 +1,273 @@
+"""``harness.datagen`` against real SQLite, PostgreSQL and MariaDB/MySQL databases (no mocks).
+
+Each test gets a scratch database (``mharness_test_<hex>``) created through an AUTOCOMMIT admin connection and
+dropped in teardown. ``HARNESS_TEST_POSTGRESQL_URL`` / ``HARNESS_TEST_MYSQL_URL`` name the servers; the database
+part of those URLs is only used for the admin connection.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from harness.datagen import FillResult, count_rows, fill_database
+
+SERVER_URLS = {
+    "postgresql": os.environ.get("HARNESS_TEST_POSTGRESQL_URL",
+                                 "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"),
+    "mysql": os.environ.get("HARNESS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/mysql"),
+}
+# The only per-dialect differences the tests need: how to create and drop a scratch database.
+CREATE_SQL = {"postgresql": "CREATE DATABASE {name}", "mysql": "CREATE DATABASE {name} CHARACTER SET utf8mb4"}
+DROP_SQL = {"postgresql": "DROP DATABASE IF EXISTS {name} WITH (FORCE)", "mysql": "DROP DATABASE IF EXISTS {name}"}
+DIALECTS = ("sqlite", "postgresql", "mysql")
+
+
+@pytest.fixture(params=DIALECTS)
+def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
+    """A fresh, empty database of each dialect; always removed afterwards."""
+    dialect = request.param
+    if dialect == "sqlite":
+        eng = sa.create_engine(f"sqlite:///{tmp_path / 'datagen.db'}")
+        yield eng
+        eng.dispose()
+        return
+    name = f"mharness_test_{secrets.token_hex(6)}"
+    admin = sa.create_engine(SERVER_URLS[dialect], isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(CREATE_SQL[dialect].format(name=name))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"{dialect} server not reachable: {str(exc.orig).splitlines()[0]}")
+    eng = sa.create_engine(make_url(SERVER_URLS[dialect]).set(database=name))
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(DROP_SQL[dialect].format(name=name))
+        admin.dispose()
+
+
+def tricky_schema() -> sa.MetaData:
+    """Most of what makes generating rows hard, in five tables plus a foreign-key cycle."""
+    md = sa.MetaData()
+    sa.Table(
+        "accounts", md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(50), nullable=False),
+        sa.Column("code", sa.String(5), unique=True),
+        sa.Column("active", sa.Boolean),
+        sa.Column("mood", sa.Enum("happy", "sad", name="dg_mood")),
+        sa.Column("kind", sa.Enum("basic", "premium", native_enum=False)),
+        sa.Column("status", sa.Enum("new", "done", native_enum=False, create_constraint=True, name="ck_status")),
+        sa.Column("meta", sa.JSON),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now()),
+        sa.Column("balance", sa.Numeric(10, 2)),
+        sa.Column("bio", sa.Text),
+        sa.Column("parent_id", sa.ForeignKey("accounts.id")),
+        sa.Column("token", sa.Uuid),
+        sa.Column("avatar", sa.LargeBinary),
+        sa.Column("rank", sa.SmallInteger),
+    )
+    sa.Table("tags", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("label", sa.String(30), nullable=False, unique=True))
+    sa.Table("account_tags", md,
+             sa.Column("account_id", sa.ForeignKey("accounts.id"), primary_key=True),
+             sa.Column("tag_id", sa.ForeignKey("tags.id"), primary_key=True))
+    sa.Table("versions", md,
+             sa.Column("major", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("minor", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("label", sa.String(10), nullable=False),
+             sa.Column("released", sa.Date))
+    sa.Table("payments", md,
+             sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("account_id", sa.ForeignKey("accounts.id"), nullable=False),
+             sa.Column("amount", sa.Numeric(10, 2), nullable=False),
+             sa.Column("note", sa.String(20), nullable=False),
+             sa.Column("paid_at", sa.Time),
+             sa.CheckConstraint("amount > 0", name="ck_payments_amount_positive"))
+    # A cycle: teams.captain_id -> members (nullable, added after both tables), members.team_id -> teams.
+    sa.Table("teams", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("captain_id", sa.Integer,
+                       sa.ForeignKey("members.id", use_alter=True, name="fk_teams_captain")))
+    sa.Table("members", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("team_id", sa.ForeignKey("teams.id"), nullable=False))
+    sa.Table("alembic_version", md, sa.Column("version_num", sa.String(32), primary_key=True))
+    return md
+
+
+def orphan_count(conn: sa.Connection, table: sa.Table) -> int:
+    """Rows whose non-NULL foreign key points at no parent row (SQLite does not enforce FKs by default)."""
+    total = 0
+    for fkc in table.foreign_key_constraints:
+        parent = fkc.referred_table.alias("parent")
+        local = [e.parent for e in fkc.elements]
+        match = sa.and_(*(parent.c[e.column.name] == e.parent for e in fkc.elements))
+        stmt = (sa.select(sa.func.count()).select_from(table)
+                .where(*(c.isnot(None) for c in local), ~sa.exists().where(match)))
+        total += conn.execute(stmt).scalar_one()
+    return total
+
+
+def unique_sets(table: sa.Table) -> list[list[sa.Column]]:
+    sets = [list(c.columns) for c in table.constraints if isinstance(c, (sa.UniqueConstraint,))]
+    sets += [list(ix.columns) for ix in table.indexes if ix.unique]
+    return sets + [[c] for c in table.columns if c.unique]
+
+
+def duplicate_count(conn: sa.Connection, table: sa.Table) -> int:
+    total = 0
+    for cols in unique_sets(table):
+        groups = (sa.select(*cols).where(*(c.isnot(None) for c in cols)).group_by(*cols)
+                  .having(sa.func.count() > 1))
+        total += len(conn.execute(groups).all())
+    return total
+
+
+def test_fill_twice_respects_the_schema(engine: Engine) -> None:
+    md = tricky_schema()
+    md.create_all(engine)
+    filled = [t for t in md.tables if t != "alembic_version"]
+    with engine.connect() as conn:
+        for step in (1, 2):
+            result = fill_database(conn, 3, seed=0)
+            assert isinstance(result, FillResult)
+            assert result.skipped == {}
+            assert result.inserted == {t: 3 for t in filled}
+            counts = count_rows(conn)
+            assert counts == {t: 3 * step for t in filled}
+            assert not conn.in_transaction()
+        with conn.begin():
+            for table in md.sorted_tables:
+                assert orphan_count(conn, table) == 0, table.name
+                assert duplicate_count(conn, table) == 0, table.name
+            accounts, teams = md.tables["accounts"], md.tables["teams"]
+            # Nullable columns hold values in most rows and NULL in some; the self-reference and the cycle's
+            # nullable side got real parents on the second call.
+            bios = [b for (b,) in conn.execute(sa.select(accounts.c.bio))]
+            assert 0 < bios.count(None) < len(bios)
+            assert conn.execute(sa.select(sa.func.count()).where(accounts.c.parent_id.isnot(None))).scalar_one()
+            assert conn.execute(sa.select(sa.func.count()).where(teams.c.captain_id.isnot(None))).scalar_one()
+            statuses = set(conn.execute(sa.select(accounts.c.status)).scalars()) - {None}
+            assert statuses <= {"new", "done"} and statuses
+            # The server default applied on the rows that left created_at out.
+            assert conn.execute(sa.select(sa.func.count()).where(accounts.c.created_at.isnot(None))).scalar_one()
+
+
+def test_unsatisfiable_check_is_reported_not_raised(engine: Engine) -> None:
+    md = sa.MetaData()
+    sa.Table("huge", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("n", sa.Integer, nullable=False), sa.CheckConstraint("n > 1000000", name="ck_huge_n"))
+    sa.Table("fine", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("s", sa.String(3)))
+    md.create_all(engine)
+    with engine.connect() as conn:
+        result = fill_database(conn, 4, seed=3)
+        assert result.inserted == {"fine": 4}
+        assert set(result.skipped) == {"huge"} and result.skipped["huge"].strip()
+        assert "\n" not in result.skipped["huge"]
+        assert count_rows(conn) == {"fine": 4, "huge": 0}
+
+
+def test_not_null_foreign_key_to_empty_table_is_skipped(engine: Engine) -> None:
+    md = sa.MetaData()
+    sa.Table("parent", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("n", sa.Integer),
+             sa.CheckConstraint("n < 0", name="ck_parent_n"))
+    sa.Table("child", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("parent_id", sa.ForeignKey("parent.id"), nullable=False))
+    md.create_all(engine)
+    with engine.connect() as conn:
+        result = fill_database(conn)
+        assert result.inserted == {}
+        assert set(result.skipped) == {"parent", "child"}
+        assert "parent" in result.skipped["child"]
+
+
+def test_keys_the_database_does_not_generate(engine: Engine) -> None:
+    """BIGINT keys (not a rowid alias on SQLite), natural keys, a NOT NULL self-reference on an empty table (the
+    first row points at itself) and a composite foreign key (a whole parent row is copied)."""
+    md = sa.MetaData()
+    sa.Table("nodes", md, sa.Column("code", sa.String(8), primary_key=True),
+             sa.Column("parent", sa.ForeignKey("nodes.code"), nullable=False))
+    sa.Table("parents", md, sa.Column("a", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("b", sa.String(4), primary_key=True))
+    sa.Table("children", md, sa.Column("id", sa.BigInteger, primary_key=True),
+             sa.Column("a", sa.Integer, nullable=False), sa.Column("b", sa.String(4), nullable=False),
+             sa.Column("lo", sa.Integer, nullable=False), sa.Column("hi", sa.Integer, nullable=False),
+             sa.ForeignKeyConstraint(["a", "b"], ["parents.a", "parents.b"]), sa.CheckConstraint("lo <= hi"))
+    md.create_all(engine)
+    with engine.connect() as conn:
+        for _ in range(3):
+            assert fill_database(conn, 2, seed=1) == FillResult({"nodes": 2, "parents": 2, "children": 2}, {})
+        with conn.begin():
+            for table in md.sorted_tables:
+                assert orphan_count(conn, table) == 0, table.name
+                assert duplicate_count(conn, table) == 0, table.name
+
+
+# Migration-like DDL that succeeds on an empty table and fails once rows exist; "{t}" is the table.
+DATA_ONLY_FAILURES = {
+    "postgresql": [["ALTER TABLE {t} ADD COLUMN x INTEGER NOT NULL"],
+                   ["ALTER TABLE {t} ALTER COLUMN name TYPE VARCHAR(2)"]],
+    "mysql": [["ALTER TABLE {t} MODIFY name VARCHAR(2) NOT NULL"]],
+    # What a batch (copy-and-move) migration does when it adds a NOT NULL column without a default.
+    "sqlite": [["CREATE TABLE {t}_new (id INTEGER PRIMARY KEY, name VARCHAR(50) NOT NULL, x INTEGER NOT NULL)",
+                "INSERT INTO {t}_new (id, name, x) SELECT id, name, NULL FROM {t}"]],
+}
+
+
+def test_data_only_failures_really_fail_after_fill(engine: Engine) -> None:
+    md = sa.MetaData()
+    for name in ("empty_t", "full_t"):
+        sa.Table(name, md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(50)))
+    md.create_all(engine)
+    with engine.connect() as conn:
+        assert fill_database(conn, exclude=("alembic_version", "empty_t")).inserted == {"full_t": 3}
+        for statements in DATA_ONLY_FAILURES[engine.dialect.name]:
+            with conn.begin() as tx:
+                for sql in statements:
+                    conn.exec_driver_sql(sql.format(t="empty_t"))
+                tx.rollback()
+            with pytest.raises(sa.exc.DBAPIError):
+                with conn.begin():
+                    for sql in statements:
+                        conn.exec_driver_sql(sql.format(t="full_t"))
+
+
+def test_needs_a_connection_outside_a_transaction(engine: Engine) -> None:
+    with engine.connect() as conn, conn.begin():
+        with pytest.raises(ValueError):
+            fill_database(conn)
+        assert count_rows(conn) == {}
+
+
+def _contents(path) -> dict[str, list[tuple]]:
+    eng = sa.create_engine(f"sqlite:///{path}")
+    try:
+        md = sa.MetaData()
+        md.reflect(eng)
+        with eng.connect() as conn:
+            return {t.name: [tuple(r) for r in conn.execute(sa.select(t).order_by(*t.columns))]
+                    for t in md.tables.values()}
+    finally:
+        eng.dispose()
+
+
+def test_same_seed_same_rows(tmp_path) -> None:
+    md = tricky_schema()
+    md.tables["accounts"].c.created_at.server_default = None  # now() would differ between the two databases
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        eng = sa.create_engine(f"sqlite:///{tmp_path / name}.db")
+        md.create_all(eng)
+        with eng.connect() as conn:
+            fill_database(conn, seed=seed)
+            fill_database(conn, seed=seed)
+        eng.dispose()
+    a, b, c = (_contents(tmp_path / f"{n}.db") for n in "abc")
+    assert a == b
+    assert a != c
