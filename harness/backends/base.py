@@ -210,8 +210,8 @@ class ServerBackend(Backend):
         password = secrets.token_urlsafe(12)
         try:
             container = self.make_container(image, password).with_kwargs(labels={CONTAINER_LABEL: run_id})
-        except Exception as exc:  # testcontainers missing or too old
-            raise DatabaseUnavailable(self.name, f"cannot prepare a container: {first_line(exc)}") from exc
+        except Exception as exc:  # testcontainers connects to Docker here already
+            raise DatabaseUnavailable(self.name, _docker_reason(exc, image)) from exc
         try:
             container.start()
         except Exception as exc:
