@@ -40,15 +40,24 @@ def main() -> None:
               help="Ignore differences in TABLE (shown as ignored, with the reason). Repeatable.")
 @click.option("--ignore-check", "ignore_checks", multiple=True, metavar="CHECK[@DB]",
               help="Report CHECK (on DB only, if given) as skipped: ignored. Repeatable.")
+@click.option("--checks", "checks", multiple=True, metavar="NAMES",
+              help="Only these checks (comma-separated; default: all). Checks they need still run.")
+@click.option("--from", "from_revision", metavar="REV", help="Test only the revisions after REV (applied first, unchecked).")
+@click.option("--to", "to_revision", metavar="REV", help="Test only up to REV (default: head).")
+@click.option("--allow-multiple-heads", is_flag=True, default=None,
+              help="Do not fail single_head when the history has several heads.")
 def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path: str | None,
         skip_unavailable: bool, step_timeout: float | None, ignore_tables: tuple[str, ...],
-        ignore_checks: tuple[str, ...]) -> None:
+        ignore_checks: tuple[str, ...], checks: tuple[str, ...], from_revision: str | None,
+        to_revision: str | None, allow_multiple_heads: bool | None) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         config = build_config(app=app, migrations=migrations, db=db, json_path=json_path,
                               skip_unavailable=skip_unavailable, step_timeout_s=step_timeout,
-                              ignore_tables=ignore_tables, ignore_checks=ignore_checks)
+                              ignore_tables=ignore_tables, ignore_checks=ignore_checks, checks=checks,
+                              from_revision=from_revision, to_revision=to_revision,
+                              allow_multiple_heads=allow_multiple_heads)
         result = run_checks(config, TextReporter())
     except HarnessError as exc:
         click.echo(f"migration-harness: error: {exc}", err=True)

@@ -12,6 +12,9 @@ from .errors import ConfigError
 DIALECTS: tuple[str, ...] = ("sqlite", "postgresql", "mysql")
 DEFAULT_IMAGES: Mapping[str, str] = {"postgresql": "postgres:16", "mysql": "mysql:8.4"}
 DEFAULT_STEP_TIMEOUT_S = 300.0
+#: every check, in the order a database runs them
+CHECK_NAMES: tuple[str, ...] = ("single_head", "upgrade", "schema_matches_models", "no_pending_autogenerate",
+                                "downgrade", "leaves_no_trace", "stairway", "data")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,10 @@ class RunConfig:
     skip_unavailable: bool = False
     step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
     ignore: tuple[IgnoreRule, ...] = ()
+    checks: tuple[str, ...] = CHECK_NAMES
+    from_revision: str | None = None
+    to_revision: str | None = None
+    allow_multiple_heads: bool = False
     cwd: str = field(default_factory=os.getcwd)
 
 
@@ -96,6 +103,15 @@ def parse_database_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]
             if name not in names:
                 names.append(name)
     return tuple(names)
+
+
+def parse_check_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``--checks a,b``: known names only, returned in the order the harness runs them."""
+    names = {n.strip() for v in values for n in v.split(",") if n.strip()}
+    unknown = sorted(names - set(CHECK_NAMES))
+    if unknown:
+        raise ConfigError(f"unknown check(s) {', '.join(unknown)}: choose from {', '.join(CHECK_NAMES)}")
+    return tuple(n for n in CHECK_NAMES if n in names)
 
 
 def read_pyproject(cwd: str) -> dict[str, Any]:
@@ -123,6 +139,10 @@ def build_config(
     step_timeout_s: float | None = None,
     ignore_tables: tuple[str, ...] = (),
     ignore_checks: tuple[str, ...] = (),
+    checks: tuple[str, ...] = (),
+    from_revision: str | None = None,
+    to_revision: str | None = None,
+    allow_multiple_heads: bool | None = None,
     cwd: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RunConfig:
@@ -157,6 +177,10 @@ def build_config(
     if timeout <= 0:
         raise ConfigError("step timeout must be more than 0 seconds")
 
+    selected = parse_check_names(checks or tuple(file.get("checks", ())) or CHECK_NAMES)
+    if allow_multiple_heads is None:
+        allow_multiple_heads = bool(file.get("allow_multiple_heads", False))
+
     rules = [IgnoreRule.from_dict(dict(r)) for r in file.get("ignore", [])]
     rules += [IgnoreRule(reason=f"--ignore-table {t}", table=t) for t in ignore_tables]
     rules += [parse_ignore_check(c) for c in ignore_checks]
@@ -169,8 +193,12 @@ def build_config(
         skip_unavailable=skip_unavailable,
         step_timeout_s=timeout,
         ignore=tuple(rules),
+        checks=selected,
+        from_revision=from_revision,
+        to_revision=to_revision,
+        allow_multiple_heads=allow_multiple_heads,
         cwd=cwd,
     )
 
 
-__all__ = ["DIALECTS", "DatabaseSettings", "IgnoreRule", "RunConfig", "build_config", "parse_database_names"]
+__all__ = ["CHECK_NAMES", "DIALECTS", "DatabaseSettings", "IgnoreRule", "RunConfig", "build_config", "parse_database_names"]

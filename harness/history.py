@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from alembic.script import Script, ScriptDirectory
 
+from .errors import MigrationsError
+
 
 @dataclass(frozen=True)
 class Revision:
@@ -46,3 +48,53 @@ def ordered_revisions(script_dir: ScriptDirectory) -> list[Revision]:
     scripts.reverse()  # walk_revisions goes from the heads down
     return [Revision(s.revision, _down(s), (s.doc or "").strip().splitlines()[0] if s.doc else "", s.path)
             for s in scripts]
+
+
+def resolve(revisions: list[Revision], ref: str) -> Revision:
+    """The revision ``ref`` names: an id or a unique prefix of one (as alembic accepts)."""
+    exact = [r for r in revisions if r.revision == ref]
+    matches = exact or [r for r in revisions if r.revision.startswith(ref)]
+    if len(matches) != 1:
+        known = ", ".join(r.revision for r in revisions[-5:])
+        raise MigrationsError(f"revision {ref!r} is {'ambiguous' if matches else 'not in the history'}"
+                              f" (latest: {known})")
+    return matches[0]
+
+
+def ancestors(revisions: list[Revision], revision: str) -> set[str]:
+    """``revision`` and everything it depends on."""
+    parents = {r.revision: r.down_revisions for r in revisions}
+    seen: set[str] = set()
+    todo = [revision]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(parents.get(current, ()))
+    return seen
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of the chain a run tests: ``before`` is applied first (not checked), ``revisions`` are tested."""
+
+    before: list[Revision]
+    revisions: list[Revision]
+    reaches_head: bool
+
+
+def window(revisions: list[Revision], heads: list[str], start: str | None, end: str | None) -> Window:
+    """Revisions after ``start`` (exclusive) up to ``end`` (inclusive); the whole chain without them."""
+    upto = ancestors(revisions, resolve(revisions, end).revision) if end else {r.revision for r in revisions}
+    below: set[str] = set()
+    if start:
+        first = resolve(revisions, start).revision
+        if first not in upto:
+            raise MigrationsError(f"--from {start} is not an ancestor of --to {end or 'head'}")
+        below = ancestors(revisions, first)
+    tested = [r for r in revisions if r.revision in upto and r.revision not in below]
+    if not tested:
+        raise MigrationsError(f"no revision between --from {start} and --to {end}")
+    before = [r for r in revisions if r.revision in below]
+    reaches_head = all(h in upto for h in heads)
+    return Window(before=before, revisions=tested, reaches_head=reaches_head)

@@ -20,8 +20,25 @@ from .results import ERROR, FAILED, SKIPPED, CheckResult, DatabaseResult, RunRes
 
 #: Worker sessions per database, each on a fresh scratch database, with the checks it runs in order.
 SESSIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("chain", ("upgrade", "schema_matches_models", "no_pending_autogenerate", "downgrade", "leaves_no_trace")),
+    ("chain", ("single_head", "upgrade", "schema_matches_models", "no_pending_autogenerate", "downgrade",
+               "leaves_no_trace")),
+    ("stairway", ("stairway",)),
+    ("data", ("data",)),
 )
+#: a check needs these to have run first in its session (the chain must be at head, or back at base)
+NEEDS: dict[str, tuple[str, ...]] = {
+    "schema_matches_models": ("upgrade",), "no_pending_autogenerate": ("upgrade",),
+    "downgrade": ("upgrade",), "leaves_no_trace": ("upgrade", "downgrade"),
+}
+
+
+def plan_sessions(selected: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The checks each session runs for a ``--checks`` selection, with what they need; empty sessions dropped."""
+    wanted = set(selected)
+    for name in selected:
+        wanted.update(NEEDS.get(name, ()))
+    plans = [tuple(c for c in checks if c in wanted) for _, checks in SESSIONS]
+    return [p for p in plans if p]
 
 
 class Reporter(Protocol):
@@ -54,7 +71,9 @@ class History:
 
 def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[str, ...] = ()) -> dict[str, Any]:
     return {"app": config.app, "migrations": config.migrations, "url": url, "dialect": dialect,
-            "mode": mode, "checks": list(checks), "ignore": [r.to_dict() for r in config.ignore]}
+            "mode": mode, "checks": list(checks), "ignore": [r.to_dict() for r in config.ignore],
+            "from": config.from_revision, "to": config.to_revision,
+            "allow_multiple_heads": config.allow_multiple_heads}
 
 
 def preflight(config: RunConfig) -> History:
@@ -63,7 +82,7 @@ def preflight(config: RunConfig) -> History:
     directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}preflight_"))
     try:
         url = f"sqlite:///{directory / 'preflight.db'}"
-        outcome = run_worker(_spec(config, url, "sqlite", "inspect"), cwd=config.cwd,
+        outcome = run_worker(_spec(config, url, "sqlite", "inspect", config.checks), cwd=config.cwd,
                              step_timeout_s=config.step_timeout_s, secrets=[])
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -119,7 +138,7 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
     try:
         with backend.server(settings, run_id) as server:
             version = server.server_version
-            for _, planned in SESSIONS:
+            for planned in plan_sessions(config.checks):
                 checks.extend(_run_session(server, settings.dialect, planned, config, reporter))
     except DatabaseUnavailable as exc:
         status = SKIPPED if config.skip_unavailable else ERROR
@@ -176,4 +195,4 @@ def exit_code_for(databases: tuple[DatabaseResult, ...]) -> int:
     return EXIT_OK
 
 
-__all__ = ["History", "Reporter", "SESSIONS", "exit_code_for", "preflight", "run", "run_database"]
+__all__ = ["History", "Reporter", "SESSIONS", "plan_sessions", "exit_code_for", "preflight", "run", "run_database"]

@@ -48,17 +48,12 @@ def upgrade_steps(revisions: Sequence[Revision]) -> list[Step]:
 
 
 def downgrade_steps(revisions: Sequence[Revision]) -> list[Step]:
-    """head → base, one revision at a time: each step reverts exactly one revision."""
-    steps = []
-    for r in reversed(revisions):
-        if not r.down_revisions:
-            target = "base" if len([x for x in revisions if not x.down_revisions]) == 1 else f"{r.revision}@base"
-        elif len(r.down_revisions) == 1:
-            target = r.down_revisions[0]
-        else:  # a merge point: step back to all of its parents at once
-            target = f"{r.revision}-1"
-        steps.append(Step(DOWN, r, target))
-    return steps
+    """head → base, one revision at a time: each step reverts exactly one revision.
+
+    ``<rev>@-1`` steps back along that revision's own branch only: with two heads, ``downgrade <parent>`` (or
+    ``<rev>-1``) would take the other branch down too.
+    """
+    return [Step(DOWN, r, f"{r.revision}@-1") for r in reversed(revisions)]
 
 
 def describe_error(exc: BaseException, versions_dir: str | None = None) -> str:

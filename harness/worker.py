@@ -24,11 +24,13 @@ from alembic.script import ScriptDirectory
 from .app_env import open_app_env
 from .backends import get_backend
 from .checks import CHECKS, CheckContext
+from .checks.data import load_user_data
 from .checks.schema import take_baseline
 from .config import IgnoreRule
 from .errors import HarnessError, MigrationsError
-from .results import SKIPPED, CheckResult
-from .history import ordered_revisions
+from .results import FAILED, SKIPPED, CheckResult
+from .steps import run_steps, upgrade_steps
+from .history import ordered_revisions, window
 from .redact import redact, secrets_of
 
 
@@ -51,18 +53,31 @@ def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     env = open_app_env(spec["app"], spec["url"], spec.get("migrations"))
     with env.app.app_context():
         revisions, heads = load_history(env)
+        span = window(revisions, heads, spec.get("from"), spec.get("to"))
         emit({"event": "history", "heads": heads, "directory": env.directory,
               "revisions": [r.to_dict() for r in revisions]})
         if spec["mode"] == "inspect":
+            if "data" in spec.get("checks", ()):
+                load_user_data(env.directory)  # a broken harness_data.py is a usage error, found before any database
             return
         ctx = CheckContext(env=env, dialect=spec["dialect"], backend=get_backend(spec["dialect"]),
-                           revisions=revisions, heads=heads, emit=emit,
-                           ignore=[IgnoreRule.from_dict(r) for r in spec.get("ignore", [])])
-        if "leaves_no_trace" in spec["checks"]:
+                           revisions=span.revisions, heads=heads, emit=emit,
+                           ignore=[IgnoreRule.from_dict(r) for r in spec.get("ignore", [])],
+                           all_revisions=revisions, reaches_head=span.reaches_head,
+                           allow_multiple_heads=bool(spec.get("allow_multiple_heads")))
+        checks: list[str] = spec["checks"]
+        if span.before:  # --from: apply what comes before the window first; a failure there is still a failure
+            failure = run_steps(env.alembic_config, upgrade_steps(span.before), ctx.announce, ctx.versions_dir)
+            if failure:
+                first = next((c for c in checks if c != "single_head"), checks[0])
+                emit({"event": "check", **CheckResult(first, FAILED, failure.step.revision.revision,
+                      f"before --from: {failure.describe(ctx.dialect)}").to_dict()})
+                return
+        if "leaves_no_trace" in checks:
             take_baseline(ctx)
-        for name in spec["checks"]:
+        for name in checks:
             whole = next((r for r in ctx.rules_for(name) if r.whole_check), None)
-            if whole and name != "upgrade":  # the chain must still move for the checks after it
+            if whole and name not in ("upgrade", "downgrade"):  # the chain must still move for the checks after
                 result = CheckResult(name, SKIPPED, None, f"ignored: {whole.reason}")
             else:
                 result = CHECKS[name](ctx)

@@ -12,7 +12,8 @@ from conftest import ALL, IMAGES, LOCAL_URLS, REPO, run_cli, scratch_leftovers
 from projects import GOOD_MODELS, POSTS, USERS, Rev, good_chain, make_project
 
 EXAMPLE_HEAD = "c7de05f4782e"
-CHECKS = ["upgrade", "schema_matches_models", "no_pending_autogenerate", "downgrade", "leaves_no_trace"]
+CHECKS = ["single_head", "upgrade", "schema_matches_models", "no_pending_autogenerate", "downgrade", "leaves_no_trace",
+          "stairway", "data"]
 
 
 def harness_containers() -> list[str]:

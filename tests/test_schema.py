@@ -10,6 +10,8 @@ import pytest
 from projects import GOOD_MODELS, POSTS, USERS, Rev, good_chain, make_project, tricky_chain, TRICKY_MODELS
 
 ALL = ("sqlite", "postgresql", "mysql")
+# the checks these tests are about (the chain session only); the tricky-set test runs everything
+SCHEMA = ("--checks", "schema_matches_models,no_pending_autogenerate,leaves_no_trace")
 
 
 def _diffs(run, dialect: str, check: str) -> list[dict]:
@@ -33,7 +35,7 @@ def test_tricky_but_correct_models_pass_everything_everywhere(harness, tmp_path:
 def test_model_column_without_migration(harness, tmp_path: Path) -> None:
     models = GOOD_MODELS.replace('name = db.Column(sa.String(80), nullable=False)',
                                  'name = db.Column(sa.String(80), nullable=False)\n    email = db.Column(sa.String(120))')
-    run = harness(make_project(tmp_path / "p", good_chain(), models))
+    run = harness(make_project(tmp_path / "p", good_chain(), models), *SCHEMA)
     assert run.exit_code == 1
     assert run.statuses("schema_matches_models") == {d: "failed" for d in ALL}
     assert run.statuses("no_pending_autogenerate") == {d: "failed" for d in ALL}
@@ -46,7 +48,7 @@ def test_model_column_without_migration(harness, tmp_path: Path) -> None:
 
 def test_length_mismatch(harness, tmp_path: Path) -> None:
     models = GOOD_MODELS.replace("sa.String(80)", "sa.String(100)")
-    run = harness(make_project(tmp_path / "p", good_chain(), models))
+    run = harness(make_project(tmp_path / "p", good_chain(), models), *SCHEMA)
     assert run.statuses("schema_matches_models") == {d: "failed" for d in ALL}
     for dialect in ALL:
         diff = _only(run, dialect, "schema_matches_models")
@@ -57,7 +59,7 @@ def test_length_mismatch(harness, tmp_path: Path) -> None:
 def test_string_without_length_against_varchar_n(harness, tmp_path: Path) -> None:
     """alembic calls String() and VARCHAR(80) equal; the harness does not (MySQL could not even create it)."""
     models = GOOD_MODELS.replace("sa.String(80)", "sa.String()")
-    run = harness(make_project(tmp_path / "p", good_chain(), models), db=("sqlite", "postgresql"))
+    run = harness(make_project(tmp_path / "p", good_chain(), models), *SCHEMA, db=("sqlite", "postgresql"))
     for dialect in ("sqlite", "postgresql"):
         diff = _only(run, dialect, "schema_matches_models")
         assert (diff["name"], diff["aspect"]) == ("name", "type") and "80" in diff["database"]
@@ -65,7 +67,7 @@ def test_string_without_length_against_varchar_n(harness, tmp_path: Path) -> Non
 
 def test_nullable_mismatch(harness, tmp_path: Path) -> None:
     models = GOOD_MODELS.replace('name = db.Column(sa.String(80), nullable=False)', 'name = db.Column(sa.String(80), nullable=True)')
-    run = harness(make_project(tmp_path / "p", good_chain(), models))
+    run = harness(make_project(tmp_path / "p", good_chain(), models), *SCHEMA)
     for dialect in ALL:
         diff = _only(run, dialect, "schema_matches_models")
         assert (diff["table"], diff["name"], diff["aspect"], diff["model"], diff["database"]) == (
@@ -77,7 +79,7 @@ def test_server_default_mismatch(harness, tmp_path: Path) -> None:
         'sa.Column("title", sa.String(length=200), nullable=False),',
         'sa.Column("title", sa.String(length=200), nullable=False),\n        sa.Column("views", sa.Integer(), server_default="0", nullable=False),'))]
     models = GOOD_MODELS + '    views = db.Column(sa.Integer, nullable=False, server_default="1")\n'
-    run = harness(make_project(tmp_path / "p", chain, models))
+    run = harness(make_project(tmp_path / "p", chain, models), *SCHEMA)
     assert run.statuses("schema_matches_models") == {d: "failed" for d in ALL}
     for dialect in ALL:
         diff = _only(run, dialect, "schema_matches_models")
@@ -88,7 +90,7 @@ def test_server_default_mismatch(harness, tmp_path: Path) -> None:
 def test_missing_index(harness, tmp_path: Path) -> None:
     chain = [USERS, replace(POSTS, upgrade=POSTS.upgrade.split("    with op.batch_alter_table")[0],
                             downgrade='op.drop_table("posts")')]
-    run = harness(make_project(tmp_path / "p", chain, GOOD_MODELS))
+    run = harness(make_project(tmp_path / "p", chain, GOOD_MODELS), *SCHEMA)
     for dialect in ALL:
         diff = _only(run, dialect, "schema_matches_models")
         assert (diff["object"], diff["table"], diff["name"], diff["aspect"]) == ("index", "posts", "ix_posts_title", "missing")
@@ -97,7 +99,7 @@ def test_missing_index(harness, tmp_path: Path) -> None:
 def test_missing_unique_constraint(harness, tmp_path: Path) -> None:
     models = GOOD_MODELS.replace('    __tablename__ = "users"\n',
                                  '    __tablename__ = "users"\n    __table_args__ = (sa.UniqueConstraint("name", name="uq_users_name"),)\n')
-    run = harness(make_project(tmp_path / "p", good_chain(), models))
+    run = harness(make_project(tmp_path / "p", good_chain(), models), *SCHEMA)
     assert run.statuses("schema_matches_models") == {d: "failed" for d in ALL}
     for dialect in ALL:
         names = {(d["name"], d["aspect"]) for d in _diffs(run, dialect, "schema_matches_models")}
@@ -106,7 +108,7 @@ def test_missing_unique_constraint(harness, tmp_path: Path) -> None:
 
 def test_foreign_key_on_delete_mismatch(harness, tmp_path: Path) -> None:
     models = GOOD_MODELS.replace('sa.ForeignKey("users.id")', 'sa.ForeignKey("users.id", ondelete="CASCADE")')
-    run = harness(make_project(tmp_path / "p", good_chain(), models))
+    run = harness(make_project(tmp_path / "p", good_chain(), models), *SCHEMA)
     assert run.statuses("schema_matches_models") == {d: "failed" for d in ALL}
     for dialect in ALL:
         diff = _only(run, dialect, "schema_matches_models")
@@ -117,7 +119,7 @@ def test_foreign_key_on_delete_mismatch(harness, tmp_path: Path) -> None:
 def test_check_constraint_missing(harness, tmp_path: Path) -> None:
     models = GOOD_MODELS.replace('    __tablename__ = "posts"\n',
                                  '    __tablename__ = "posts"\n    __table_args__ = (sa.CheckConstraint("length(title) > 0", name="title_not_empty"),)\n')
-    run = harness(make_project(tmp_path / "p", good_chain(), models))
+    run = harness(make_project(tmp_path / "p", good_chain(), models), *SCHEMA)
     assert run.statuses("schema_matches_models") == {d: "failed" for d in ALL}
     for dialect in ALL:
         diff = _only(run, dialect, "schema_matches_models")
@@ -138,7 +140,7 @@ ENUM_REV = Rev("a003", "add post state", """
 
 def test_enum_values_differ_only_where_the_database_keeps_them(harness, tmp_path: Path) -> None:
     models = GOOD_MODELS + '    state = db.Column(sa.Enum("draft", "ready", "final", name="post_state"))\n'
-    run = harness(make_project(tmp_path / "p", good_chain() + [ENUM_REV], models))
+    run = harness(make_project(tmp_path / "p", good_chain() + [ENUM_REV], models), *SCHEMA)
     # SQLite stores a non-native VARCHAR(5): the labels are not in the database, so nothing to report there.
     assert run.statuses("schema_matches_models") == {"sqlite": "passed", "postgresql": "failed", "mysql": "failed"}
     for dialect in ("postgresql", "mysql"):
@@ -156,7 +158,7 @@ TAGS = Rev("a003", "create tags", """
 def test_downgrade_that_forgets_a_table(harness, tmp_path: Path) -> None:
     chain = good_chain() + [replace(TAGS, downgrade="pass")]
     models = GOOD_MODELS + '\n\nclass Tag(db.Model):\n    __tablename__ = "tags"\n    id = db.Column(sa.Integer, primary_key=True)\n'
-    run = harness(make_project(tmp_path / "p", chain, models))
+    run = harness(make_project(tmp_path / "p", chain, models), *SCHEMA)
     assert run.statuses("downgrade") == {d: "passed" for d in ALL}
     assert run.statuses("leaves_no_trace") == {d: "failed" for d in ALL}
     for dialect in ALL:
@@ -170,7 +172,7 @@ def test_downgrade_that_forgets_a_postgresql_enum_type(harness, tmp_path: Path) 
         batch_op.drop_column("state")
 """)
     models = GOOD_MODELS + '    state = db.Column(sa.Enum("draft", "ready", name="post_state"))\n'
-    run = harness(make_project(tmp_path / "p", good_chain() + [forgetful], models))
+    run = harness(make_project(tmp_path / "p", good_chain() + [forgetful], models), *SCHEMA)
     assert run.statuses("downgrade") == {d: "passed" for d in ALL}
     assert run.statuses("leaves_no_trace") == {"sqlite": "passed", "postgresql": "failed", "mysql": "passed"}
     diff = _only(run, "postgresql", "leaves_no_trace")
@@ -180,7 +182,7 @@ def test_downgrade_that_forgets_a_postgresql_enum_type(harness, tmp_path: Path) 
 
 def test_ignore_table_shows_the_difference_as_ignored(harness, tmp_path: Path) -> None:
     models = GOOD_MODELS.replace("sa.String(80)", "sa.String(100)")
-    run = harness(make_project(tmp_path / "p", good_chain(), models), "--ignore-table", "users")
+    run = harness(make_project(tmp_path / "p", good_chain(), models), "--ignore-table", "users", *SCHEMA)
     assert run.exit_code == 0, run.stdout
     for dialect in ALL:
         check = run.check(dialect, "schema_matches_models")
@@ -192,7 +194,8 @@ def test_ignore_table_shows_the_difference_as_ignored(harness, tmp_path: Path) -
 
 def test_ignore_check_on_one_database(harness, tmp_path: Path) -> None:
     models = GOOD_MODELS.replace("sa.String(80)", "sa.String(100)")
-    run = harness(make_project(tmp_path / "p", good_chain(), models), "--ignore-check", "schema_matches_models@mysql")
+    run = harness(make_project(tmp_path / "p", good_chain(), models), "--ignore-check",
+                  "schema_matches_models@mysql", *SCHEMA)
     assert run.statuses("schema_matches_models") == {"sqlite": "failed", "postgresql": "failed", "mysql": "skipped"}
     assert "ignored: --ignore-check schema_matches_models@mysql" in run.check("mysql", "schema_matches_models")["message"]
 
@@ -202,7 +205,7 @@ def test_sqlite_sequence_is_ignored_by_default_and_said_so(harness, tmp_path: Pa
                                                           'sa.PrimaryKeyConstraint("id", name=op.f("pk_users")), sqlite_autoincrement=True)'))]
     models = GOOD_MODELS.split("class Post")[0].replace('__tablename__ = "users"',
                                                         '__tablename__ = "users"\n    __table_args__ = {"sqlite_autoincrement": True}')
-    run = harness(make_project(tmp_path / "p", chain, models), db=("sqlite",))
+    run = harness(make_project(tmp_path / "p", chain, models), *SCHEMA, db=("sqlite",))
     assert run.exit_code == 0, run.stdout
     # it survives `downgrade base`: leaves_no_trace shows it as ignored, with the reason, instead of failing
     ignored = run.check("sqlite", "leaves_no_trace")["ignored"]

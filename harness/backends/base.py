@@ -234,6 +234,9 @@ def _docker_reason(exc: BaseException, image: str) -> str:
     """Turn a Docker / testcontainers failure into one line that says what to do."""
     text = first_line(exc)
     lowered = repr(exc).lower() + text.lower()
+    if "ryuk" in lowered:
+        return ("testcontainers' Ryuk reaper image could not be pulled; set TESTCONTAINERS_RYUK_DISABLED=true "
+                f"(the harness removes its own containers) or make the image available: {text}")
     if "fetching server api version" in lowered or "connection refused" in lowered or "no such file" in lowered:
         return ("no Docker engine answers (is dockerd running?); start one, or give a server URL with "
                 "HARNESS_POSTGRESQL_URL / HARNESS_MYSQL_URL, or pass --skip-unavailable")

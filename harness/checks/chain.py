@@ -1,8 +1,9 @@
-"""Checks that run the chain: upgrade base → head and downgrade head → base, one revision at a time."""
+"""Checks of the chain itself: upgrade and downgrade one revision at a time, the stairway, a single head."""
 from __future__ import annotations
 
-from ..steps import Step, downgrade_steps, run_steps, upgrade_steps
 from ..results import FAILED, PASSED, SKIPPED, CheckResult
+from ..schema.reflect import Snapshot, snapshot, snapshot_differences
+from ..steps import downgrade_steps, run_steps, upgrade_steps
 from .context import CheckContext
 
 
@@ -19,7 +20,9 @@ def check_upgrade(ctx: CheckContext) -> CheckResult:
         ctx.upgrade_failed_at = failure.step.revision.revision
         return CheckResult("upgrade", FAILED, failure.step.revision.revision, failure.describe(ctx.dialect))
     ctx.at_head, ctx.at_base = True, False
-    return CheckResult("upgrade", PASSED, None, f"{len(ctx.revisions)} revisions applied one by one, base to head")
+    return CheckResult("upgrade", PASSED, None, f"{len(ctx.revisions)} revisions applied one by one, "
+                       f"{ctx.revisions[0].down_revisions[0] if ctx.revisions[0].down_revisions else 'base'} "
+                       f"to {'head' if ctx.reaches_head else ctx.revisions[-1].revision}")
 
 
 def check_downgrade(ctx: CheckContext) -> CheckResult:
@@ -31,11 +34,69 @@ def check_downgrade(ctx: CheckContext) -> CheckResult:
     """
     if not ctx.at_head:
         return CheckResult("downgrade", SKIPPED, ctx.upgrade_failed_at,
-                           "not run: the upgrade did not reach head")
+                           "not run: the upgrade did not get to the top")
     failure = run_steps(ctx.env.alembic_config, downgrade_steps(ctx.revisions), ctx.announce, ctx.versions_dir)
     ctx.at_head = False
     if failure:
         return CheckResult("downgrade", FAILED, failure.step.revision.revision, failure.describe(ctx.dialect))
     ctx.at_base = True
-    return CheckResult("downgrade", PASSED, None, f"{len(ctx.revisions)} revisions reverted one by one, head to base")
+    return CheckResult("downgrade", PASSED, None, f"{len(ctx.revisions)} revisions reverted one by one, back down")
 
+
+
+def check_single_head(ctx: CheckContext) -> CheckResult:
+    """The history has exactly one head (unless several are allowed).
+
+    Two heads mean two branches were merged in git without an alembic merge revision: ``flask db upgrade``
+    then refuses to run ("Multiple head revisions are present") on the deploy that first sees both.
+    """
+    if len(ctx.heads) <= 1 or ctx.allow_multiple_heads:
+        return CheckResult("single_head", PASSED, None, f"{len(ctx.heads)} head(s): {', '.join(ctx.heads)}")
+    by_id = {r.revision: r for r in ctx.all_revisions}
+    children: dict[str, list[str]] = {}
+    for r in ctx.all_revisions:
+        for parent in r.down_revisions:
+            children.setdefault(parent, []).append(r.revision)
+    children = {parent: sorted(kids) for parent, kids in children.items()}
+    heads = sorted(ctx.heads)
+    differences = [{"object": "head", "name": h, "message": by_id[h].message, "text": f"head {by_id[h].label}"}
+                   for h in heads]
+    differences += [{"object": "branch_point", "name": p, "message": by_id[p].message, "children": kids,
+                     "text": f"branch point {by_id[p].label} -> {', '.join(kids)}"}
+                    for p, kids in children.items() if len(kids) > 1]
+    return CheckResult("single_head", FAILED, None,
+                       f"{len(heads)} heads: {', '.join(by_id[h].label for h in heads)}; "
+                       "merge them with `flask db merge heads`", tuple(differences))
+
+
+def check_stairway(ctx: CheckContext) -> CheckResult:
+    """For each revision: upgrade to it, downgrade to its parent, upgrade to it again, and the schema after the
+    second upgrade is the schema after the first.
+
+    A downgrade that forgets an index or an enum type, or an upgrade that is not repeatable, passes a single
+    up-then-down run and fails here, on the revision at fault: the way a real rollback-and-retry goes.
+    """
+    config = ctx.env.alembic_config
+    for up, down in zip(upgrade_steps(ctx.revisions), reversed(downgrade_steps(ctx.revisions))):
+        rev = up.revision.revision
+        for step, when in ((up, "first"), (down, "then"), (up, "again")):
+            failure = run_steps(config, [step], ctx.announce, ctx.versions_dir)
+            if failure:
+                what = {"first": "upgrade", "then": "downgrade", "again": "upgrade again"}[when]
+                return CheckResult("stairway", FAILED, rev, f"{what}: {failure.describe(ctx.dialect)}")
+            if when == "first":
+                first = _snapshot(ctx)
+        second = _snapshot(ctx)
+        if first != second:
+            lines = snapshot_differences(first, second)
+            return CheckResult("stairway", FAILED, rev,
+                               f"the schema after upgrading to {up.revision.label} again differs from the first time "
+                               f"on {ctx.dialect}", tuple({"object": "schema", "text": line} for line in lines))
+    ctx.at_head, ctx.at_base = True, False
+    return CheckResult("stairway", PASSED, None,
+                       f"{len(ctx.revisions)} revisions: up, down, up again, same schema each time")
+
+
+def _snapshot(ctx: CheckContext) -> Snapshot:
+    with ctx.env.engine().connect() as conn:
+        return snapshot(conn, ctx.backend)

@@ -20,11 +20,14 @@ class CheckContext:
     env: AppEnv
     dialect: str
     backend: Any
-    revisions: list[Revision]
+    revisions: list[Revision]  # the revisions under test (the --from/--to window; all by default)
     heads: list[str]
     emit: Callable[[dict[str, Any]], None]
     ignore: list[IgnoreRule] = field(default_factory=list)
-    at_head: bool = False
+    all_revisions: list[Revision] = field(default_factory=list)
+    reaches_head: bool = True  # the window ends at head, where the models apply
+    allow_multiple_heads: bool = False
+    at_head: bool = False  # at the top of the window
     at_base: bool = True
     upgrade_failed_at: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
@@ -42,13 +45,13 @@ class CheckContext:
         implicit = [IgnoreRule(reason=reason, table=table) for table, reason in self.backend.implicit_tables.items()]
         return [r for r in implicit + self.ignore if r.applies_to(check, self.dialect)]
 
-    def verdict(self, check: str, differences: Iterable[Difference], passed: str, failed: str,
+    def verdict(self, check: str, differences: Iterable[Difference | dict[str, Any]], passed: str, failed: str,
                 revision: str | None = None) -> CheckResult:
         """``failed`` if any difference survives the ignore rules; ignored ones are listed with their reason."""
         rules = [r for r in self.rules_for(check) if not r.whole_check]
         kept, ignored = [], []
         for difference in differences:
-            data = difference.to_dict()
+            data = difference.to_dict() if isinstance(difference, Difference) else difference
             rule = next((r for r in rules if r.matches(data)), None)
             if rule:
                 ignored.append({**data, "reason": rule.reason})

@@ -1,0 +1,108 @@
+"""The ``data`` check: every upgrade step runs on a database that holds rows, and keeps them.
+
+Users add their own rows and assertions in ``harness_data.py`` next to ``env.py`` (in the spirit of
+pytest-alembic's ``at_revision_data``)::
+
+    ROWS = {"<revision>": {"posts": [{"id": 1, "title": "Hello World"}]}}   # inserted while at <revision>
+
+    def after_<revision>(conn):                                         # run right after upgrading to it
+        assert conn.execute(sa.text("SELECT count(*) FROM posts WHERE slug IS NULL")).scalar() == 0
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..datagen import count_rows, fill_database
+from ..errors import MigrationsError
+from ..results import FAILED, PASSED, CheckResult
+from ..steps import describe_error, run_steps, upgrade_steps
+from .context import CheckContext
+
+DATA_MODULE = "harness_data.py"
+ROWS_PER_TABLE = 3
+
+
+def load_user_data(directory: str) -> ModuleType | None:
+    """``harness_data.py`` from the migrations directory, if there is one."""
+    path = Path(directory) / DATA_MODULE
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("harness_user_data", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise MigrationsError(f"{path} failed to load: {describe_error(exc)}") from exc
+    return module
+
+
+def _insert_user_rows(conn: sa.Connection, rows: dict[str, list[dict[str, Any]]]) -> None:
+    with conn.begin():
+        for table_name, table_rows in rows.items():
+            table = sa.Table(table_name, sa.MetaData(), autoload_with=conn)
+            conn.execute(table.insert(), table_rows)
+
+
+def check_data(ctx: CheckContext) -> CheckResult:
+    """Every upgrade step works on tables that hold rows, and the rows are still there afterwards.
+
+    Many migrations pass on the empty database of a test run and fail on the first real one: a NOT NULL column
+    added without a default, a unique index over values that repeat, a type narrowed below the stored data, a
+    data migration that loses rows. Before each step every table gets a few rows generated from its reflected
+    schema (plus the user's own rows); after it, row counts must not drop and the user's assertions must hold.
+    """
+    user = load_user_data(ctx.env.directory)
+    user_rows: dict[str, Any] = getattr(user, "ROWS", {}) if user else {}
+    engine = ctx.env.engine()
+    config = ctx.env.alembic_config
+    unfilled: dict[str, str] = {}
+    asserted = 0
+    for number, step in enumerate(upgrade_steps(ctx.revisions)):
+        current = step.revision.down_revisions[0] if len(step.revision.down_revisions) == 1 else None
+        with engine.connect() as conn:
+            try:
+                if current and current in user_rows:
+                    _insert_user_rows(conn, user_rows[current])
+            except Exception as exc:
+                return CheckResult("data", FAILED, current, f"inserting the rows ROWS[{current!r}] of {DATA_MODULE} "
+                                   f"failed on {ctx.dialect}: {describe_error(exc)}")
+            filled = fill_database(conn, ROWS_PER_TABLE, seed=number)
+            unfilled.update(filled.skipped)
+            before = count_rows(conn)
+        failure = run_steps(config, [step], ctx.announce, ctx.versions_dir)
+        if failure:
+            rows = sum(before.values())
+            return CheckResult("data", FAILED, step.revision.revision,
+                               f"with {rows} rows in the tables, {failure.describe(ctx.dialect)}")
+        with engine.connect() as conn:
+            after = count_rows(conn)
+        lost = [{"object": "table", "table": t, "name": t, "aspect": "rows_lost", "before": n, "after": after[t],
+                 "text": f"table {t}: {n} rows before {step.revision.label}, {after[t]} after"}
+                for t, n in before.items() if t in after and after[t] < n]
+        if lost:
+            result = ctx.verdict("data", lost, "", f"table(s) lost rows in {step.revision.label}",
+                                 revision=step.revision.revision)
+            if result.status == FAILED:
+                return result
+        hook = getattr(user, f"after_{step.revision.revision}", None) if user else None
+        if hook:
+            asserted += 1
+            try:
+                with engine.connect() as conn, conn.begin():
+                    hook(conn)
+            except Exception as exc:
+                return CheckResult("data", FAILED, step.revision.revision,
+                                   f"after_{step.revision.revision} in {DATA_MODULE} failed on {ctx.dialect}: "
+                                   f"{describe_error(exc)}")
+    ctx.at_head, ctx.at_base = True, False
+    note = f"; {asserted} assertion(s) of {DATA_MODULE} held" if asserted else ""
+    if unfilled:
+        note += "; not filled: " + ", ".join(f"{t} ({why})" for t, why in sorted(unfilled.items()))
+    return CheckResult("data", PASSED, None,
+                       f"{len(ctx.revisions)} revisions applied with rows in every table, no rows lost{note}")
