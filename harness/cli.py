@@ -8,15 +8,20 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import DIALECTS, build_config
-from .errors import HarnessError
+from .clean import clean as clean_leftovers
+from .config import DIALECTS, build_config, server_urls
+from .errors import EXIT_UNAVAILABLE, HarnessError
 from .report import TextReporter, summary, write_json
 from .runner import run as run_checks
 
 EXIT_INTERRUPTED = 130
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
+def _interrupt(signum: int, frame: Any) -> None:
+    """The first SIGINT / SIGTERM stops the run; later ones are ignored so that the cleanup it starts (stop the
+    worker, drop the scratch databases, remove the containers) is not itself cut short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -36,6 +41,8 @@ def main() -> None:
               help="Report a database that cannot be provided as skipped instead of exiting with 3.")
 @click.option("--step-timeout", type=float, metavar="SECONDS",
               help="Stop a migration step (or the app's start-up) that takes longer (default 300).")
+@click.option("--lock-timeout", type=float, metavar="SECONDS",
+              help="How long a step may wait for a database lock before failing (default 60).")
 @click.option("--ignore-table", "ignore_tables", multiple=True, metavar="TABLE",
               help="Ignore differences in TABLE (shown as ignored, with the reason). Repeatable.")
 @click.option("--ignore-check", "ignore_checks", multiple=True, metavar="CHECK[@DB]",
@@ -49,15 +56,16 @@ def main() -> None:
 def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path: str | None,
         skip_unavailable: bool, step_timeout: float | None, ignore_tables: tuple[str, ...],
         ignore_checks: tuple[str, ...], checks: tuple[str, ...], from_revision: str | None,
-        to_revision: str | None, allow_multiple_heads: bool | None) -> None:
+        to_revision: str | None, allow_multiple_heads: bool | None, lock_timeout: float | None) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         config = build_config(app=app, migrations=migrations, db=db, json_path=json_path,
                               skip_unavailable=skip_unavailable, step_timeout_s=step_timeout,
                               ignore_tables=ignore_tables, ignore_checks=ignore_checks, checks=checks,
                               from_revision=from_revision, to_revision=to_revision,
-                              allow_multiple_heads=allow_multiple_heads)
+                              allow_multiple_heads=allow_multiple_heads, lock_timeout_s=lock_timeout)
         result = run_checks(config, TextReporter())
     except HarnessError as exc:
         click.echo(f"migration-harness: error: {exc}", err=True)
@@ -69,3 +77,23 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
     if json_path:
         write_json(result, json_path)
     sys.exit(result.exit_code)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+def clean(dry_run: bool) -> None:
+    """Remove what crashed runs left: labelled containers, mharness_* scratch databases on the servers given by
+    HARNESS_POSTGRESQL_URL / HARNESS_MYSQL_URL (or pyproject), and temporary directories. Runs still going on
+    this machine are left alone."""
+    try:
+        report = clean_leftovers(server_urls(), dry_run=dry_run)
+    except HarnessError as exc:
+        click.echo(f"migration-harness: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    verb = "would remove" if dry_run else "removed"
+    for leftover in report.removed:
+        click.echo(f"{verb} {leftover.text}")
+    for problem in report.problems:
+        click.echo(f"warning: {problem}", err=True)
+    click.echo(f"{len(report.removed)} leftover(s) {verb}")
+    sys.exit(EXIT_UNAVAILABLE if any(not p.startswith("Docker") for p in report.problems) else 0)

@@ -12,6 +12,7 @@ from .errors import ConfigError
 DIALECTS: tuple[str, ...] = ("sqlite", "postgresql", "mysql")
 DEFAULT_IMAGES: Mapping[str, str] = {"postgresql": "postgres:16", "mysql": "mysql:8.4"}
 DEFAULT_STEP_TIMEOUT_S = 300.0
+DEFAULT_LOCK_TIMEOUT_S = 60.0
 #: every check, in the order a database runs them
 CHECK_NAMES: tuple[str, ...] = ("single_head", "upgrade", "schema_matches_models", "no_pending_autogenerate",
                                 "downgrade", "leaves_no_trace", "stairway", "data")
@@ -88,6 +89,7 @@ class RunConfig:
     from_revision: str | None = None
     to_revision: str | None = None
     allow_multiple_heads: bool = False
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     cwd: str = field(default_factory=os.getcwd)
 
 
@@ -103,6 +105,18 @@ def parse_database_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]
             if name not in names:
                 names.append(name)
     return tuple(names)
+
+
+def _seconds(what: str, flag: float | None, env: str | None, file: Any, default: float) -> float:
+    """A positive number of seconds from the first source that gives one."""
+    raw = next((v for v in (flag, env, file) if v not in (None, "")), default)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what} must be a number of seconds, not {raw!r}") from exc
+    if value <= 0:
+        raise ConfigError(f"{what} must be more than 0 seconds, not {raw!r}")
+    return value
 
 
 def parse_check_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -129,6 +143,19 @@ def read_pyproject(cwd: str) -> dict[str, Any]:
     return table
 
 
+def server_urls(cwd: str | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Server URLs given for PostgreSQL / MySQL (environment over pyproject), for commands like ``clean``."""
+    env = os.environ if environ is None else environ
+    file = read_pyproject(cwd or os.getcwd())
+    urls = {}
+    for name in ("postgresql", "mysql"):
+        section = file.get(name, {}) if isinstance(file.get(name, {}), dict) else {}
+        url = env.get(f"HARNESS_{name.upper()}_URL") or section.get("url")
+        if url:
+            urls[name] = url
+    return urls
+
+
 def build_config(
     *,
     app: str | None = None,
@@ -143,6 +170,7 @@ def build_config(
     from_revision: str | None = None,
     to_revision: str | None = None,
     allow_multiple_heads: bool | None = None,
+    lock_timeout_s: float | None = None,
     cwd: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RunConfig:
@@ -167,15 +195,10 @@ def build_config(
         url = env.get(f"HARNESS_{upper}_URL") or section.get("url")
         databases.append(DatabaseSettings(dialect=name, image=image if name != "sqlite" else None, url=url or None))
 
-    timeout = step_timeout_s
-    if timeout is None:
-        raw = env.get("HARNESS_STEP_TIMEOUT") or file.get("step_timeout")
-        try:
-            timeout = float(raw) if raw is not None else DEFAULT_STEP_TIMEOUT_S
-        except ValueError as exc:
-            raise ConfigError(f"step timeout must be a number of seconds, not {raw!r}") from exc
-    if timeout <= 0:
-        raise ConfigError("step timeout must be more than 0 seconds")
+    timeout = _seconds("step timeout", step_timeout_s, env.get("HARNESS_STEP_TIMEOUT"), file.get("step_timeout"),
+                       DEFAULT_STEP_TIMEOUT_S)
+    lock_timeout = _seconds("lock timeout", lock_timeout_s, env.get("HARNESS_LOCK_TIMEOUT"), file.get("lock_timeout"),
+                            DEFAULT_LOCK_TIMEOUT_S)
 
     selected = parse_check_names(checks or tuple(file.get("checks", ())) or CHECK_NAMES)
     if allow_multiple_heads is None:
@@ -197,6 +220,7 @@ def build_config(
         from_revision=from_revision,
         to_revision=to_revision,
         allow_multiple_heads=allow_multiple_heads,
+        lock_timeout_s=lock_timeout,
         cwd=cwd,
     )
 

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from .backends import Server, get_backend
 from .backends.base import SCRATCH_PREFIX, new_run_id
+from .clean import registered_run
 from .config import DatabaseSettings, RunConfig
 from .errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
 from .history import Revision
@@ -73,13 +74,13 @@ def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[st
     return {"app": config.app, "migrations": config.migrations, "url": url, "dialect": dialect,
             "mode": mode, "checks": list(checks), "ignore": [r.to_dict() for r in config.ignore],
             "from": config.from_revision, "to": config.to_revision,
-            "allow_multiple_heads": config.allow_multiple_heads}
+            "allow_multiple_heads": config.allow_multiple_heads, "lock_timeout_s": config.lock_timeout_s}
 
 
-def preflight(config: RunConfig) -> History:
+def preflight(config: RunConfig, run_id: str) -> History:
     """Load the app and read the revision graph on a throwaway SQLite file, before any database is started,
     so a bad ``--app`` or a broken migrations directory costs no container and leaves nothing behind."""
-    directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}preflight_"))
+    directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{run_id}_preflight_"))
     try:
         url = f"sqlite:///{directory / 'preflight.db'}"
         outcome = run_worker(_spec(config, url, "sqlite", "inspect", config.checks), cwd=config.cwd,
@@ -177,9 +178,10 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
     True
     """
     reporter = reporter or SilentReporter()
-    history = preflight(config)
     run_id = new_run_id()
-    databases = tuple(run_database(s, config, run_id, reporter) for s in config.databases)
+    with registered_run(run_id):
+        history = preflight(config, run_id)
+        databases = tuple(run_database(s, config, run_id, reporter) for s in config.databases)
     return RunResult(ok=(code := exit_code_for(databases)) == EXIT_OK, exit_code=code,
                      head=history.heads[0] if len(history.heads) == 1 else ",".join(history.heads),
                      heads=history.heads, databases=databases, run_id=run_id)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from typing import Any, Callable
 
+import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from .app_env import open_app_env
@@ -48,10 +50,27 @@ def load_history(env: Any) -> tuple[list, list[str]]:
     return revisions, heads
 
 
+def _limit_lock_waits(env: Any, statements: list[str]) -> None:
+    """Run ``statements`` on every new connection of the app's engine (committed: a rolled-back SET would be
+    undone on PostgreSQL)."""
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        for statement in statements:
+            cursor.execute(statement)
+        cursor.close()
+        dbapi_connection.commit()
+
+    engine = env.engine()
+    if statements:
+        sa.event.listen(engine, "connect", on_connect)
+        engine.dispose()  # connections opened before (none, normally) would not have the settings
+
+
 def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     """Do what ``spec`` asks (``mode`` ``inspect`` or ``chain``), reporting through ``emit``."""
     env = open_app_env(spec["app"], spec["url"], spec.get("migrations"))
     with env.app.app_context():
+        _limit_lock_waits(env, get_backend(spec["dialect"]).session_settings(spec.get("lock_timeout_s", 60.0)))
         revisions, heads = load_history(env)
         span = window(revisions, heads, spec.get("from"), spec.get("to"))
         emit({"event": "history", "heads": heads, "directory": env.directory,
@@ -87,7 +106,21 @@ def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
             emit({"event": "check", **result.to_dict()})
 
 
+def _die_with_parent() -> None:
+    """On Linux, get SIGKILL when the harness dies (even by ``kill -9``), so no orphan keeps migrating."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's cleanup still stops the worker
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def main() -> int:
+    _die_with_parent()
     spec = json.loads(sys.stdin.read())
     hide = secrets_of(spec.get("url"))
     stream = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")

@@ -16,10 +16,12 @@ CHECKS = ["single_head", "upgrade", "schema_matches_models", "no_pending_autogen
           "stairway", "data"]
 
 
-def harness_containers() -> list[str]:
-    out = subprocess.run(["docker", "ps", "-a", "--filter", "label=org.migration-harness.run", "-q"],
+def harness_containers(run_id: str | None = None) -> set[str]:
+    """Ids of the containers the harness labelled (of one run, if given)."""
+    label = "org.migration-harness.run" + (f"={run_id}" if run_id else "")
+    out = subprocess.run(["docker", "ps", "-a", "--filter", f"label={label}", "-q"],
                          capture_output=True, text=True, check=True).stdout
-    return out.split()
+    return set(out.split())
 
 
 def test_example_app_passes_in_containers_the_harness_starts(harness) -> None:
@@ -34,7 +36,7 @@ def test_example_app_passes_in_containers_the_harness_starts(harness) -> None:
         assert db["duration_s"] > 0
     assert run.database("postgresql")["server_version"].startswith("PostgreSQL ")
     assert run.database("mysql")["server_version"].split()[0] in ("MySQL", "MariaDB")
-    assert harness_containers() == []
+    assert harness_containers(run.report["run_id"]) == set()
 
 
 def test_example_app_passes_on_existing_servers_by_url(harness) -> None:
@@ -130,11 +132,12 @@ def _one_line_error(proc: subprocess.CompletedProcess) -> str:
 
 def test_bad_app_module(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    before = harness_containers()
     proc = run_cli(["run", "--app", "nosuchmodule", "--json", str(tmp_path / "r.json")], project)
     assert proc.returncode == 2
     assert "no module named 'nosuchmodule'" in _one_line_error(proc)
     assert not (tmp_path / "r.json").exists()
-    assert harness_containers() == []
+    assert harness_containers() - before == set()
 
 
 def test_app_that_fails_to_import_shows_the_tail_of_its_traceback(tmp_path: Path) -> None:
@@ -227,10 +230,11 @@ def test_no_docker_engine_exits_3(tmp_path: Path) -> None:
 def test_missing_image_exits_3_and_names_it(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
     env = {"HARNESS_POSTGRESQL_URL": "", "HARNESS_POSTGRESQL_IMAGE": "migration-harness/no-such-image:1"}
+    before = harness_containers()
     proc = run_cli(["run", "--app", "app:create_app", "--db", "postgresql"], project, env, timeout=300)
     assert proc.returncode == 3
     assert "migration-harness/no-such-image:1" in proc.stdout
-    assert harness_containers() == []
+    assert harness_containers() - before == set()
 
 
 def test_images_come_from_the_environment() -> None:

@@ -97,6 +97,12 @@ class Backend(ABC):
             return value
         return format(number.normalize(), "f") if number.is_finite() else value
 
+    def session_settings(self, lock_timeout_s: float) -> list[str]:
+        """Statements run on every connection a worker's app opens: how long a step may wait for a lock
+        before the database gives up with an error that names the lock (instead of hanging until the step
+        time limit)."""
+        return []
+
     def same_fk_action(self, model: str | None, database: str | None) -> bool:
         """Whether two ON DELETE / ON UPDATE actions mean the same (no action given is NO ACTION)."""
         return (model or "NO ACTION").upper() == (database or "NO ACTION").upper()
@@ -217,6 +223,9 @@ class ServerBackend(Backend):
         except Exception as exc:
             self._remove_quietly(container)
             raise DatabaseUnavailable(self.name, _docker_reason(exc, image)) from exc
+        except BaseException:  # interrupted while starting: the container may exist already
+            self._remove_quietly(container)
+            raise
         try:
             yield self.container_url(container, password)
         finally:
@@ -264,19 +273,26 @@ class SqlServer(Server):
     @contextmanager
     def scratch_database(self) -> Iterator[str]:
         name = f"{SCRATCH_PREFIX}{self.run_id}_{next(self._numbers)}"
+        created = False
         try:
-            with self.engine.connect() as conn:
-                self.backend.create_database(conn, name)
-        except sa.exc.DBAPIError as exc:
-            reason = first_line(exc.orig or exc, secrets_of(self.engine.url))
-            raise DatabaseUnavailable(
-                self.backend.name, f"cannot create scratch database {name} on {safe_url(self.admin_url)}: {reason}"
-            ) from exc
-        try:
+            try:
+                with self.engine.connect() as conn:
+                    self.backend.create_database(conn, name)
+                created = True
+            except sa.exc.DBAPIError as exc:
+                reason = first_line(exc.orig or exc, secrets_of(self.engine.url))
+                raise DatabaseUnavailable(
+                    self.backend.name, f"cannot create scratch database {name} on {safe_url(self.admin_url)}: {reason}"
+                ) from exc
             yield self.admin_url.set(database=name).render_as_string(hide_password=False)
         finally:
-            with self.engine.connect() as conn:
-                self.backend.drop_database(conn, name)
+            # also when interrupted mid-CREATE (the database may exist without ``created`` being set)
+            try:
+                with self.engine.connect() as conn:
+                    self.backend.drop_database(conn, name)
+            except sa.exc.DBAPIError:
+                if created:
+                    raise
 
     def databases(self) -> list[str]:
         """All database names on this server (for tests and ``clean``)."""

@@ -64,6 +64,11 @@ class MySQLBackend(ServerBackend):
             "WHERE table_schema = DATABASE() AND table_type = 'SEQUENCE'")).scalars())
         return objects
 
+    def session_settings(self, lock_timeout_s: float) -> list[str]:
+        # DDL waits on metadata locks (lock_wait_timeout), DML on row locks (innodb_lock_wait_timeout)
+        seconds = max(1, int(lock_timeout_s))
+        return [f"SET SESSION lock_wait_timeout = {seconds}", f"SET SESSION innodb_lock_wait_timeout = {seconds}"]
+
     def normalize_default(self, text: str | None) -> str | None:
         value = super().normalize_default(text)
         # MySQL has no boolean type: server_default=sa.true() / sa.false() is stored and reflected as 1 / 0.

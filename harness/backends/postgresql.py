@@ -76,6 +76,9 @@ class PostgreSQLBackend(ServerBackend):
         objects["materialized_view"] = list(sa.inspect(conn).get_materialized_view_names())
         return objects
 
+    def session_settings(self, lock_timeout_s: float) -> list[str]:
+        return [f"SET lock_timeout = '{max(1, int(lock_timeout_s * 1000))}ms'"]
+
     def normalize_default(self, text: str | None) -> str | None:
         if text is None:
             return None

@@ -49,6 +49,9 @@ class SQLiteBackend(Backend):
             shutil.rmtree(directory, ignore_errors=True)
 
     # -- schema quirks ---------------------------------------------------------------------------------------
+    def session_settings(self, lock_timeout_s: float) -> list[str]:
+        return [f"PRAGMA busy_timeout = {max(1, int(lock_timeout_s * 1000))}"]
+
     def schema_objects(self, conn: Connection) -> dict[str, list[str]]:
         """Views and triggers (SQLite has no sequences, types or functions), and SQLite's own tables.
 

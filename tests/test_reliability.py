@@ -1,0 +1,189 @@
+"""[reliability] nothing leaks, nothing hangs, nothing it did not create is touched: real signals, real kills,
+real locks, against real containers and servers."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from conftest import REPO, list_databases, run_cli, scratch_leftovers
+from projects import GOOD_MODELS, Rev, good_chain, make_project
+from test_core import harness_containers
+
+SLEEPER = Rev("a003", "slow step", """
+    import os, pathlib, time
+    pathlib.Path(os.environ["HARNESS_TEST_MARKER"]).write_text(str(os.getpid()))
+    time.sleep(120)
+""", "pass")
+
+
+def start(project: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    full = {**os.environ, **env, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "harness", "run", "--app", "app:create_app", *args], cwd=project,
+                            env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(marker: Path, proc: subprocess.Popen, limit: float = 180) -> None:
+    deadline = time.monotonic() + limit
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the slow step never started"
+        time.sleep(0.2)
+
+
+def sleeping_project(tmp_path: Path) -> tuple[Path, Path]:
+    return make_project(tmp_path / "p", good_chain() + [SLEEPER], GOOD_MODELS), tmp_path / "marker"
+
+
+def test_sigint_mid_chain_removes_the_container(tmp_path: Path) -> None:
+    project, marker = sleeping_project(tmp_path)
+    before = harness_containers()
+    proc = start(project, ["--db", "postgresql"], {"HARNESS_POSTGRESQL_URL": "", "HARNESS_TEST_MARKER": str(marker)})
+    wait_for(marker, proc)
+    assert len(harness_containers() - before) == 1
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "interrupted; containers and scratch databases were removed" in err
+    assert harness_containers() - before == set()
+
+
+def test_sigterm_mid_chain_drops_the_scratch_database(tmp_path: Path, server_urls) -> None:
+    project, marker = sleeping_project(tmp_path)
+    before = set(scratch_leftovers(server_urls["mysql"]))
+    proc = start(project, ["--db", "mysql"], {"HARNESS_MYSQL_URL": server_urls["mysql"],
+                                              "HARNESS_TEST_MARKER": str(marker)})
+    wait_for(marker, proc)
+    assert set(scratch_leftovers(server_urls["mysql"])) - before, "the run should have a scratch database now"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert set(scratch_leftovers(server_urls["mysql"])) - before == set()
+
+
+def test_kill_9_leaves_things_that_clean_removes_and_nothing_else(tmp_path: Path, server_urls) -> None:
+    pg = server_urls["postgresql"]
+    keep = "mharness_keep_me"  # not a harness name: clean must not touch it
+    engine = sa.create_engine(pg, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{keep}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{keep}"'))
+    try:
+        project, marker = sleeping_project(tmp_path)
+        before = set(scratch_leftovers(pg))
+        containers = harness_containers()
+        proc = start(project, ["--db", "postgresql,mysql"], {"HARNESS_POSTGRESQL_URL": pg, "HARNESS_MYSQL_URL": "",
+                                                             "HARNESS_TEST_MARKER": str(marker)})
+        wait_for(marker, proc)
+        proc.kill()
+        proc.communicate(timeout=30)
+        leftover = set(scratch_leftovers(pg)) - before
+        assert len(leftover) == 1
+        marker.unlink()
+        # a second run that is alive right now: clean must leave its database and container alone
+        live = start(project, ["--db", "mysql,postgresql"], {"HARNESS_POSTGRESQL_URL": pg, "HARNESS_MYSQL_URL": "",
+                                                             "HARNESS_TEST_MARKER": str(marker)})
+        wait_for(marker, live)
+        assert len(harness_containers() - containers) == 1
+        live_databases = set(scratch_leftovers(pg)) - before - leftover
+        cleaned = run_cli(["clean"], tmp_path, {"HARNESS_POSTGRESQL_URL": pg, "HARNESS_MYSQL_URL": ""})
+        assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+        assert f"removed database {leftover.pop()}" in cleaned.stdout
+        assert set(scratch_leftovers(pg)) - before == live_databases  # the live run's are still there
+        assert len(harness_containers() - containers) == 1
+        assert keep in list_databases(pg)
+        live.send_signal(signal.SIGINT)
+        live.communicate(timeout=60)
+        assert harness_containers() - containers == set() and set(scratch_leftovers(pg)) - before == set()
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{keep}"'))
+        engine.dispose()
+
+
+def test_clean_removes_a_container_left_by_kill_9(tmp_path: Path) -> None:
+    project, marker = sleeping_project(tmp_path)
+    before = harness_containers()
+    proc = start(project, ["--db", "postgresql"], {"HARNESS_POSTGRESQL_URL": "", "HARNESS_TEST_MARKER": str(marker)})
+    wait_for(marker, proc)
+    proc.kill()
+    proc.communicate(timeout=30)
+    left = harness_containers() - before
+    assert len(left) == 1
+    cleaned = run_cli(["clean"], tmp_path, {"HARNESS_POSTGRESQL_URL": "", "HARNESS_MYSQL_URL": ""})
+    assert cleaned.returncode == 0 and "removed container" in cleaned.stdout, cleaned.stdout + cleaned.stderr
+    assert harness_containers() & left == set()
+
+
+def test_a_step_past_the_time_limit_is_stopped_and_the_run_goes_on(harness, tmp_path: Path) -> None:
+    project, marker = sleeping_project(tmp_path)
+    started = time.monotonic()
+    run = harness(project, "--step-timeout", "4", "--checks", "upgrade", db=("sqlite", "postgresql"),
+                  env={"HARNESS_TEST_MARKER": str(marker)})
+    assert time.monotonic() - started < 60
+    assert run.exit_code == 1
+    for dialect in ("sqlite", "postgresql"):
+        check = run.check(dialect, "upgrade")
+        assert (check["status"], check["revision"]) == ("error", "a003")
+        assert f"upgrade to a003 (slow step) did not finish within 4s on {dialect}" in check["message"]
+
+
+LOCKED = Rev("a003", "alter a locked table", """
+    other = op.get_bind().engine.connect()  # a second session that holds a lock on users
+    other.begin()
+    other.execute(sa.text("SELECT * FROM users"))
+    op.add_column("users", sa.Column("nickname", sa.String(length=20), nullable=True))
+""", "pass")
+
+
+def test_a_step_blocked_by_a_lock_fails_at_the_lock_timeout(harness, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", good_chain() + [LOCKED], GOOD_MODELS)
+    started = time.monotonic()
+    run = harness(project, "--lock-timeout", "2", "--checks", "upgrade", db=("postgresql", "mysql"))
+    assert time.monotonic() - started < 90
+    assert run.statuses("upgrade") == {"postgresql": "failed", "mysql": "failed"}
+    assert run.check("postgresql", "upgrade")["revision"] == "a003"
+    assert "lock timeout" in run.check("postgresql", "upgrade")["message"]
+    assert "Lock wait timeout exceeded" in run.check("mysql", "upgrade")["message"]
+
+
+def test_passwords_never_appear_in_any_output(harness, tmp_path: Path, server_urls) -> None:
+    urls = dict(server_urls)
+    pg = sa.engine.make_url(urls["postgresql"])
+    if not pg.password:  # a trust-auth server accepts (and ignores) a password: the URL must still hide it
+        urls["postgresql"] = pg.set(password="S3cret-pg-pass").render_as_string(hide_password=False)
+    secrets = [p for p in (sa.engine.make_url(u).password for u in urls.values()) if p]
+    models = GOOD_MODELS.replace("sa.String(80)", "sa.String(100)")  # drift, so differences are printed
+    broken = Rev("a003", "broken", "op.execute('SELECT * FROM no_such_table')", "pass")
+    run = harness(make_project(tmp_path / "p", good_chain() + [broken], models), db=("postgresql", "mysql"),
+                  env={"HARNESS_POSTGRESQL_URL": urls["postgresql"], "HARNESS_MYSQL_URL": urls["mysql"]})
+    assert run.exit_code == 1
+    bad = run_cli(["run", "--app", "app:create_app", "--db", "postgresql"], tmp_path / "p",
+                  {"HARNESS_POSTGRESQL_URL": urls["postgresql"].replace("@", "x@", 1) if "@" in urls["postgresql"] else ""})
+    outputs = [run.stdout, run.stderr, json.dumps(run.report), bad.stdout, bad.stderr]
+    assert secrets
+    for secret in secrets:
+        for output in outputs:
+            assert secret not in output
+
+
+def test_two_runs_at_once_on_the_same_servers(tmp_path: Path, server_urls) -> None:
+    env = {"HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_MYSQL_URL": server_urls["mysql"]}
+    procs = []
+    for n in (1, 2):
+        project = make_project(tmp_path / f"p{n}", good_chain(), GOOD_MODELS)
+        procs.append(start(project, ["--checks", "upgrade,downgrade,leaves_no_trace", "--json",
+                                     str(tmp_path / f"r{n}.json")], env))
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out + err
+    ids = {json.loads((tmp_path / f"r{n}.json").read_text())["run_id"] for n in (1, 2)}
+    assert len(ids) == 2
+    for url in server_urls.values():
+        assert not [d for d in scratch_leftovers(url) if any(d.startswith(f"mharness_{i}_") for i in ids)]
