@@ -25,6 +25,8 @@ class DatabaseSettings:
     dialect: str
     image: str | None = None
     url: str | None = None
+    #: the oldest server version the app supports, e.g. (14,) or (8, 0); an older server is "unavailable"
+    min_version: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,14 @@ def parse_database_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]
             if name not in names:
                 names.append(name)
     return tuple(names)
+
+
+def parse_version(text: Any, dialect: str) -> tuple[int, ...]:
+    """``"14"`` / ``"8.0"`` / ``"10.11.2"`` as a tuple of ints."""
+    try:
+        return tuple(int(part) for part in str(text).split("."))
+    except ValueError as exc:
+        raise ConfigError(f"{dialect} min_version must look like 14 or 8.0, not {text!r}") from exc
 
 
 def _seconds(what: str, flag: float | None, env: str | None, file: Any, default: float) -> float:
@@ -193,7 +203,9 @@ def build_config(
         upper = name.upper()
         image = env.get(f"HARNESS_{upper}_IMAGE") or section.get("image") or DEFAULT_IMAGES.get(name)
         url = env.get(f"HARNESS_{upper}_URL") or section.get("url")
-        databases.append(DatabaseSettings(dialect=name, image=image if name != "sqlite" else None, url=url or None))
+        minimum = env.get(f"HARNESS_{upper}_MIN_VERSION") or section.get("min_version")
+        databases.append(DatabaseSettings(dialect=name, image=image if name != "sqlite" else None, url=url or None,
+                                          min_version=parse_version(minimum, name) if minimum else None))
 
     timeout = _seconds("step timeout", step_timeout_s, env.get("HARNESS_STEP_TIMEOUT"), file.get("step_timeout"),
                        DEFAULT_STEP_TIMEOUT_S)

@@ -239,3 +239,15 @@ def test_missing_image_exits_3_and_names_it(tmp_path: Path) -> None:
 
 def test_images_come_from_the_environment() -> None:
     assert IMAGES["postgresql"] and IMAGES["mysql"]
+
+
+def test_a_server_older_than_the_app_supports_exits_3(tmp_path: Path, server_urls) -> None:
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    (project / "pyproject.toml").write_text('[tool.migration-harness.postgresql]\nmin_version = "99.1"\n')
+    env = {"HARNESS_POSTGRESQL_URL": server_urls["postgresql"]}
+    proc = run_cli(["run", "--app", "app:create_app", "--db", "postgresql"], project, env)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "older than 99.1, the oldest the app supports (min_version)" in proc.stdout
+    (project / "pyproject.toml").write_text('[tool.migration-harness.postgresql]\nmin_version = "9.6"\n')
+    proc = run_cli(["run", "--app", "app:create_app", "--db", "postgresql", "--checks", "upgrade"], project, env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

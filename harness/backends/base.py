@@ -162,16 +162,24 @@ class ServerBackend(Backend):
             url = self._admin_url(settings.url)
             engine = self._connect(url, kind="url", attempts=1)
             try:
-                yield SqlServer(self, engine, "url", run_id)
+                yield self._checked(SqlServer(self, engine, "url", run_id), settings)
             finally:
                 engine.dispose()
             return
         with self._container(settings.image or "", run_id) as url:
             engine = self._connect(make_url(url), kind="container", attempts=30)
             try:
-                yield SqlServer(self, engine, "container", run_id)
+                yield self._checked(SqlServer(self, engine, "container", run_id), settings)
             finally:
                 engine.dispose()
+
+    def _checked(self, server: SqlServer, settings: DatabaseSettings) -> SqlServer:
+        """Refuse a server older than the app supports (``min_version``) before any database is made on it."""
+        if settings.min_version and server.version_info < settings.min_version:
+            wanted = ".".join(map(str, settings.min_version))
+            raise DatabaseUnavailable(self.name, f"the server is {server.server_version}, older than {wanted}, the "
+                                                 f"oldest the app supports (min_version)")
+        return server
 
     def _admin_url(self, raw: str) -> URL:
         try:
@@ -265,6 +273,7 @@ class SqlServer(Server):
         self._numbers = itertools.count(1)
         with engine.connect() as conn:
             self.server_version = backend.describe_version(conn)
+            self.version_info = tuple(int(p) for p in conn.dialect.server_version_info if isinstance(p, int))
 
     @property
     def admin_url(self) -> URL:

@@ -78,7 +78,8 @@ class MySQLBackend(ServerBackend):
         # InnoDB treats RESTRICT and NO ACTION alike (checked immediately), and reflects "no action given" as
         # RESTRICT on MariaDB.
         def canonical(action: str | None) -> str:
-            return {"RESTRICT": "NO ACTION"}.get((action or "NO ACTION").upper(), (action or "").upper())
+            spelled = (action or "NO ACTION").upper()
+            return "NO ACTION" if spelled == "RESTRICT" else spelled
 
         return canonical(model) == canonical(database)
 

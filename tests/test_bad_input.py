@@ -1,0 +1,305 @@
+"""[bad input] what a user gets wrong gets a clear verdict: a broken revision graph, bad options or a bad pyproject
+are exit 2 with one line and nothing started or written; a server URL whose credentials are wrong, or whose user
+may not create databases, is exit 3 (or ``skipped`` with ``--skip-unavailable``) with the reason in one line and
+the password nowhere; and no run leaves a scratch database or a container behind.
+
+Works against both kinds of test servers (see conftest): the containers require passwords; the local PostgreSQL
+trusts 127.0.0.1 and accepts any password, so there a wrong password is tried with a role that does not exist.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
+
+from conftest import run_cli, scratch_leftovers
+from projects import GOOD_MODELS, POSTS, USERS, Rev, good_chain, make_project
+
+SERVERS = ("postgresql", "mysql")
+WRONG_PASSWORD = "Wr0ngPa55-xyz"
+NO_CREATE_USER = "mharness_nocreate"
+NO_CREATE_PASSWORD = "np-secret-123"
+RUN_LABEL = "org.migration-harness.run"
+SCRATCH_NAME = re.compile(r"mharness_[0-9a-f]{8}_")
+#: how long a new scratch database / container that is not this run's may take to go away (a concurrent run)
+SETTLE_S = 60.0
+
+
+# -- running the CLI and checking that it left nothing --------------------------------------------------------
+
+@dataclass
+class Outcome:
+    exit_code: int
+    stdout: str
+    stderr: str
+    report: dict[str, Any] | None
+    report_text: str
+
+    @property
+    def everything(self) -> str:
+        return self.stdout + self.stderr + self.report_text
+
+    def database(self, dialect: str) -> dict[str, Any]:
+        assert self.report is not None, self.stdout + self.stderr
+        return next(d for d in self.report["databases"] if d["dialect"] == dialect)
+
+
+def _containers() -> set[str]:
+    out = subprocess.run(["docker", "ps", "-a", "--filter", f"label={RUN_LABEL}", "--format",
+                          f'{{{{.ID}}}} {{{{.Label "{RUN_LABEL}"}}}}'], capture_output=True, text=True, check=True)
+    return set(out.stdout.split("\n")) - {""}
+
+
+def _scratch(server_urls: dict[str, str]) -> set[str]:
+    """Scratch databases on both servers, and the harness's temporary directories (SQLite files, preflight)."""
+    temporary = {f"tmp:{p.name}" for p in Path(tempfile.gettempdir()).iterdir() if SCRATCH_NAME.match(p.name)}
+    return temporary | {f"{d}:{name}" for d in SERVERS for name in scratch_leftovers(server_urls[d])}
+
+
+def _assert_nothing_new(before: set[str], now: Callable[[], set[str]], run_id: str | None, what: str) -> None:
+    """Nothing in ``now()`` that was not in ``before`` and belongs to this run. Without a run id (exit 2 writes no
+    report) anything new counts, unless it goes away by itself: a concurrent test's run dropping its own."""
+    def new() -> set[str]:
+        added = now() - before
+        return {a for a in added if run_id is None or f"mharness_{run_id}_" in a or a.endswith(f" {run_id}")}
+
+    left = new()
+    deadline = time.monotonic() + (SETTLE_S if run_id is None else 0)
+    while left and time.monotonic() < deadline:
+        time.sleep(1)
+        left &= new()
+    assert not left, f"{what} left behind: {sorted(left)}"
+
+
+def run_harness(project: Path, server_urls: dict[str, str], *args: str, db: str = "sqlite,postgresql,mysql",
+                env: dict[str, str] | None = None) -> Outcome:
+    """``migration-harness run`` in ``project`` against the session's servers (``env`` overrides), with a JSON
+    report; asserts that no scratch database and no container of this run is left afterwards."""
+    report_path = project.parent / f"{project.name}-report.json"
+    report_path.unlink(missing_ok=True)
+    full_env = {"HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_MYSQL_URL": server_urls["mysql"],
+                **(env or {})}
+    databases_before, containers_before = _scratch(server_urls), _containers()
+    proc = run_cli(["run", "--app", "app:create_app", "--json", str(report_path), f"--db={db}", *args], project,
+                   full_env, timeout=300)
+    report_text = report_path.read_text() if report_path.exists() else ""
+    report = json.loads(report_text) if report_text else None
+    run_id = report["run_id"] if report else None
+    _assert_nothing_new(databases_before, lambda: _scratch(server_urls), run_id, "scratch databases")
+    _assert_nothing_new(containers_before, _containers, run_id, "containers")
+    return Outcome(proc.returncode, proc.stdout, proc.stderr, report, report_text)
+
+
+def assert_usage_error(outcome: Outcome) -> str:
+    """Exit 2: exactly one line, on stderr, saying what is wrong; nothing on stdout; no report. Returns the line."""
+    assert outcome.exit_code == 2, (outcome.exit_code, outcome.stdout, outcome.stderr)
+    assert "Traceback" not in outcome.stdout + outcome.stderr, outcome.stderr
+    lines = [line for line in (outcome.stdout + outcome.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line, got {len(lines)}:\n" + "\n".join(lines)
+    assert outcome.stdout.strip() == "", outcome.stdout
+    assert lines[0].startswith("migration-harness: error: "), lines[0]
+    assert outcome.report is None, "exit 2 must not write a report"
+    return lines[0]
+
+
+def assert_unavailable_line(outcome: Outcome, dialect: str) -> str:
+    """The database's reason is one line of the report, and printed whole on one line of the progress output."""
+    message = outcome.database(dialect)["message"]
+    assert message and "\n" not in message, repr(message)
+    assert "Traceback" not in outcome.stdout + outcome.stderr, outcome.stdout + outcome.stderr
+    assert outcome.stderr.strip() == "", outcome.stderr
+    progress = [line for line in outcome.stdout.splitlines() if line.startswith(dialect) and "(database)" in line]
+    assert len(progress) == 1 and progress[0].endswith(message), (progress, message)
+    return message
+
+
+# -- servers: URLs with wrong credentials, a user who may not create databases ------------------------------------
+
+def _admin(url: str) -> sa.Engine:
+    return sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+
+def _accepts(url: str) -> bool:
+    engine = _admin(url)
+    try:
+        with engine.connect():
+            return True
+    except sa.exc.DBAPIError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def wrong_credentials_url(admin_url: str) -> str:
+    """The admin URL with a wrong password; where the server does not check passwords (PostgreSQL trusting
+    127.0.0.1) for a role that does not exist, so that the server refuses it either way."""
+    url = make_url(admin_url).set(password=WRONG_PASSWORD)
+    if _accepts(url.render_as_string(hide_password=False)):
+        url = url.set(username="mharness_no_such_role")
+    assert not _accepts(url.render_as_string(hide_password=False))
+    return url.render_as_string(hide_password=False)
+
+
+def refusal(dialect: str, url: str) -> str:
+    """What the server says, in its own words, when it refuses ``url``'s credentials."""
+    if dialect == "mysql":
+        return "Access denied for user"
+    if make_url(url).username == "mharness_no_such_role":
+        return 'role "mharness_no_such_role" does not exist'
+    return "password authentication failed"
+
+
+@contextmanager
+def user_who_may_not_create_databases(dialect: str, admin_url: str) -> Iterator[str]:
+    """A login with a password but without the right to create databases; its URL; dropped afterwards."""
+    engine = _admin(admin_url)
+    if dialect == "postgresql":
+        create = [f"DROP ROLE IF EXISTS {NO_CREATE_USER}",
+                  f"CREATE ROLE {NO_CREATE_USER} LOGIN PASSWORD '{NO_CREATE_PASSWORD}' NOCREATEDB NOCREATEROLE"]
+        drop = [f"DROP ROLE IF EXISTS {NO_CREATE_USER}"]
+        database = make_url(admin_url).database
+    else:  # a user with only USAGE: it may log in, nothing more (not even see the container's own database)
+        create = [f"DROP USER IF EXISTS '{NO_CREATE_USER}'@'%'",
+                  f"CREATE USER '{NO_CREATE_USER}'@'%' IDENTIFIED BY '{NO_CREATE_PASSWORD}'"]
+        drop = [f"DROP USER IF EXISTS '{NO_CREATE_USER}'@'%'"]
+        database = None
+    try:
+        with engine.connect() as conn:
+            for statement in create:
+                conn.execute(sa.text(statement))
+        admin = make_url(admin_url)
+        url = URL.create(admin.drivername, NO_CREATE_USER, NO_CREATE_PASSWORD, admin.host, admin.port, database,
+                         admin.query)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            for statement in drop:
+                conn.execute(sa.text(statement))
+        engine.dispose()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+
+
+# -- a broken revision graph: exit 2, naming what to fix ----------------------------------------------------------
+
+def test_syntax_error_in_a_migration_names_the_file(server_urls, tmp_path: Path) -> None:
+    broken = replace(POSTS, upgrade='op.create_table("posts",\n    sa.Column("id", sa.Integer())\n')
+    project = make_project(tmp_path / "p", [USERS, broken], GOOD_MODELS)
+    line = assert_usage_error(run_harness(project, server_urls))
+    assert "cannot read the revisions in " in line and "SyntaxError" in line, line
+    assert "a002_create_posts.py" in line, line
+
+
+def test_down_revision_that_does_not_exist_names_it(server_urls, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", [USERS, replace(POSTS, down_revision="zzz999")], GOOD_MODELS)
+    line = assert_usage_error(run_harness(project, server_urls))
+    assert "cannot read the revisions in " in line, line
+    # what is missing, who refers to it, and that it is missing (README: "… is not present")
+    assert "zzz999" in line and "a002" in line and "not present" in line, line
+
+
+def test_cycle_in_the_revision_graph(server_urls, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", [replace(USERS, down_revision="a002"), POSTS], GOOD_MODELS)
+    line = assert_usage_error(run_harness(project, server_urls))
+    assert "cycle" in line.lower() and "a001" in line and "a002" in line, line
+
+
+def test_migrations_directory_without_revisions(server_urls, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", [], GOOD_MODELS)
+    line = assert_usage_error(run_harness(project, server_urls))
+    assert "no revisions" in line and str(project / "migrations") in line, line
+
+
+# -- wrong credentials, no right to create databases: exit 3, the reason in one line, no password --------------------
+
+@pytest.mark.parametrize("dialect", SERVERS)
+def test_wrong_password_exits_3_with_the_reason_and_never_shows_it(server_urls, project: Path, dialect: str) -> None:
+    url = wrong_credentials_url(server_urls[dialect])
+    outcome = run_harness(project, server_urls, db=dialect, env={f"HARNESS_{dialect.upper()}_URL": url})
+    assert outcome.exit_code == 3, outcome.stdout + outcome.stderr
+    message = assert_unavailable_line(outcome, dialect)
+    assert outcome.database(dialect)["status"] == "error"
+    assert "cannot connect to " in message and ":***@" in message, message
+    assert refusal(dialect, url) in message, message
+    assert WRONG_PASSWORD not in outcome.everything
+
+
+@pytest.mark.parametrize("dialect", SERVERS)
+def test_user_who_may_not_create_databases_exits_3(server_urls, project: Path, dialect: str) -> None:
+    with user_who_may_not_create_databases(dialect, server_urls[dialect]) as url:
+        outcome = run_harness(project, server_urls, db=dialect, env={f"HARNESS_{dialect.upper()}_URL": url})
+    assert outcome.exit_code == 3, outcome.stdout + outcome.stderr
+    message = assert_unavailable_line(outcome, dialect)
+    assert "cannot create scratch database" in message and f"{NO_CREATE_USER}:***@" in message, message
+    assert NO_CREATE_PASSWORD not in outcome.everything
+
+
+@pytest.mark.parametrize("dialect", SERVERS)
+def test_skip_unavailable_reports_wrong_credentials_as_skipped(server_urls, project: Path, dialect: str) -> None:
+    url = wrong_credentials_url(server_urls[dialect])
+    outcome = run_harness(project, server_urls, "--skip-unavailable", env={f"HARNESS_{dialect.upper()}_URL": url})
+    assert outcome.exit_code == 0, outcome.stdout + outcome.stderr
+    assert outcome.report["ok"] is True and outcome.report["exit_code"] == 0
+    statuses = {d["dialect"]: d["status"] for d in outcome.report["databases"]}
+    assert statuses == {"sqlite": "passed", "postgresql": "passed", "mysql": "passed", dialect: "skipped"}
+    message = assert_unavailable_line(outcome, dialect)
+    assert "cannot connect to " in message and refusal(dialect, url) in message, message
+    assert WRONG_PASSWORD not in outcome.everything
+
+
+# -- bad options and configuration: exit 2, one line ---------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["0", "-5", "-inf", "nan", "inf", "abc", ""])
+def test_step_timeout_that_is_not_a_positive_number(server_urls, project: Path, value: str) -> None:
+    line = assert_usage_error(run_harness(project, server_urls, f"--step-timeout={value}"))
+    assert "step-timeout" in line or "step timeout" in line, line
+    assert value in line, line
+
+
+INVALID_PYPROJECTS = {
+    "ignore rule without a reason": ('[[tool.migration-harness.ignore]]\ncheck = "data"\ntable = "users"\n',
+                                     ("ignore rule", "users", "reason")),
+    "ignore rule with an empty reason": ('[[tool.migration-harness.ignore]]\ncheck = "data"\nreason = ""\n',
+                                         ("ignore rule", "data", "reason")),
+    "ignore that is not a list of tables": ('[tool.migration-harness]\nignore = "users"\n', ("ignore",)),
+    "malformed TOML": ('[tool.migration-harness\napp = "app:create_app"\n', ("pyproject.toml", "line 1")),
+}
+
+
+@pytest.mark.parametrize("case", INVALID_PYPROJECTS)
+def test_invalid_pyproject(server_urls, project: Path, case: str) -> None:
+    text, expected = INVALID_PYPROJECTS[case]
+    (project / "pyproject.toml").write_text(text)
+    line = assert_usage_error(run_harness(project, server_urls))
+    for words in expected:
+        assert words in line, (words, line)
+
+
+def _branch(revision: str, table: str) -> Rev:
+    return Rev(revision, f"create {table}", f"""
+    op.create_table("{table}", sa.Column("id", sa.Integer(), nullable=False),
+                    sa.PrimaryKeyConstraint("id", name=op.f("pk_{table}")))
+""", f'op.drop_table("{table}")', down_revision="a002")
+
+
+@pytest.mark.parametrize("start, end", [("a002", "a001"), ("a003", "a004")], ids=["descendant", "other-branch"])
+def test_from_that_is_not_an_ancestor_of_to(server_urls, tmp_path: Path, start: str, end: str) -> None:
+    chain = good_chain() + [_branch("a003", "tags"), _branch("a004", "notes")]
+    project = make_project(tmp_path / "p", chain, GOOD_MODELS)
+    line = assert_usage_error(run_harness(project, server_urls, "--from", start, "--to", end,
+                                          "--allow-multiple-heads"))
+    assert f"--from {start} is not an ancestor of --to {end}" in line, line
