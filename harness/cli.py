@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import traceback
 from typing import Any
 
 import click
@@ -11,10 +12,12 @@ from . import __version__
 from .clean import clean as clean_leftovers
 from .config import DIALECTS, build_config, server_urls
 from .errors import EXIT_UNAVAILABLE, HarnessError
+from .redact import redact, secrets_of
 from .report import TextReporter, summary, write_json
 from .runner import run as run_checks
 
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 4
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -25,7 +28,24 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineErrors(click.Group):
+    """Usage errors (unknown option, a value that is not a number…) as one ``migration-harness: error:`` line with
+    exit 2, like every other bad input, instead of click's three-line usage block."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            click.echo(f"migration-harness: error: {exc.format_message()} (see --help)", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            sys.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="migration-harness")
 def main() -> None:
     """Verify a Flask-Migrate chain on SQLite, PostgreSQL and MySQL before anyone deploys it."""
@@ -73,6 +93,11 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
     except KeyboardInterrupt:
         click.echo("migration-harness: interrupted; containers and scratch databases were removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception:  # a bug in the harness: report it, still without a password in sight
+        hide = secrets_of(*server_urls().values())
+        click.echo(redact(f"migration-harness: internal error (please report it):\n{traceback.format_exc()}", hide),
+                   err=True)
+        sys.exit(EXIT_INTERNAL)
     click.echo(summary(result))
     if json_path:
         write_json(result, json_path)

@@ -1,6 +1,7 @@
 """Run settings: flags over environment over ``[tool.migration-harness]`` in pyproject.toml over defaults."""
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -124,8 +125,8 @@ def _seconds(what: str, flag: float | None, env: str | None, file: Any, default:
         value = float(raw)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{what} must be a number of seconds, not {raw!r}") from exc
-    if value <= 0:
-        raise ConfigError(f"{what} must be more than 0 seconds, not {raw!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{what} must be a finite number of seconds above 0, not {raw!r}")
     return value
 
 
@@ -216,7 +217,10 @@ def build_config(
     if allow_multiple_heads is None:
         allow_multiple_heads = bool(file.get("allow_multiple_heads", False))
 
-    rules = [IgnoreRule.from_dict(dict(r)) for r in file.get("ignore", [])]
+    ignore = file.get("ignore", [])
+    if not isinstance(ignore, list) or not all(isinstance(r, dict) for r in ignore):
+        raise ConfigError("[tool.migration-harness] ignore must be a list of tables: [[tool.migration-harness.ignore]]")
+    rules = [IgnoreRule.from_dict(dict(r)) for r in ignore]
     rules += [IgnoreRule(reason=f"--ignore-table {t}", table=t) for t in ignore_tables]
     rules += [parse_ignore_check(c) for c in ignore_checks]
 

@@ -18,6 +18,9 @@ import json
 import os
 import signal
 import sys
+import time
+import warnings
+from dataclasses import replace
 from typing import Any, Callable
 
 import sqlalchemy as sa
@@ -38,13 +41,18 @@ from .redact import redact, secrets_of
 
 def load_history(env: Any) -> tuple[list, list[str]]:
     """Ordered revisions and heads of the app's migrations, or :class:`MigrationsError` saying what is wrong."""
-    try:
-        script_dir = ScriptDirectory.from_config(env.alembic_config)
-        revisions = ordered_revisions(script_dir)
-        heads = list(script_dir.get_heads())
-    except Exception as exc:  # SyntaxError, RevisionError, CycleDetected, ImportError in a migration file...
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        raise MigrationsError(f"cannot read the revisions in {env.directory}: {type(exc).__name__}: {text}") from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            script_dir = ScriptDirectory.from_config(env.alembic_config)
+            revisions = ordered_revisions(script_dir)
+            heads = list(script_dir.get_heads())
+        except Exception as exc:  # SyntaxError, RevisionError, CycleDetected, ImportError in a migration file...
+            # alembic only *warns* that a down_revision names no revision, then fails with a bare KeyError
+            missing = [str(w.message) for w in caught if "is not present" in str(w.message)]
+            text = missing[0] if missing else " ".join(str(exc).split()) or type(exc).__name__
+            kind = "missing revision" if missing else type(exc).__name__
+            raise MigrationsError(f"cannot read the revisions in {env.directory}: {kind}: {text}") from exc
     if not revisions:
         raise MigrationsError(f"{env.directory}/versions holds no revisions")
     return revisions, heads
@@ -95,6 +103,7 @@ def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
         if "leaves_no_trace" in checks:
             take_baseline(ctx)
         for name in checks:
+            started = time.monotonic()
             whole = next((r for r in ctx.rules_for(name) if r.whole_check), None)
             if whole and name not in ("upgrade", "downgrade"):  # the chain must still move for the checks after
                 result = CheckResult(name, SKIPPED, None, f"ignored: {whole.reason}")
@@ -103,7 +112,7 @@ def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
                 if whole:
                     result = CheckResult(name, SKIPPED, result.revision, f"ignored: {whole.reason} ({result.status}: "
                                          f"{result.message})", (), result.differences + result.ignored)
-            emit({"event": "check", **result.to_dict()})
+            emit({"event": "check", **replace(result, duration_s=time.monotonic() - started).to_dict()})
 
 
 def _die_with_parent() -> None:
