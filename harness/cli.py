@@ -36,6 +36,9 @@ class _OneLineErrors(click.Group):
         kwargs["standalone_mode"] = False
         try:
             return super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:  # no command given: show the help, exit 2
+            click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message(), err=True)
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             click.echo(f"migration-harness: error: {exc.format_message()} (see --help)", err=True)
             sys.exit(exc.exit_code)
