@@ -211,3 +211,17 @@ def test_sqlite_sequence_is_ignored_by_default_and_said_so(harness, tmp_path: Pa
     ignored = run.check("sqlite", "leaves_no_trace")["ignored"]
     assert [(d["table"], d["aspect"]) for d in ignored] == [("sqlite_sequence", "left_behind")]
     assert "SQLite creates it" in ignored[0]["reason"]
+
+
+def test_autoincrement_missing_where_the_database_reports_it(harness, tmp_path: Path) -> None:
+    chain = [replace(USERS, upgrade=USERS.upgrade.replace('sa.Column("id", sa.Integer(), nullable=False)',
+                                                          'sa.Column("id", sa.Integer(), autoincrement=False, nullable=False)')),
+             POSTS]
+    run = harness(make_project(tmp_path / "p", chain, GOOD_MODELS), *SCHEMA)
+    # SQLite numbers every INTEGER PRIMARY KEY through its rowid: nothing to compare there
+    assert run.statuses("schema_matches_models") == {"sqlite": "passed", "postgresql": "failed", "mysql": "failed"}
+    for dialect in ("postgresql", "mysql"):
+        diff = _only(run, dialect, "schema_matches_models")
+        assert (diff["table"], diff["name"], diff["aspect"], diff["model"], diff["database"]) == (
+            "users", "id", "autoincrement", True, False)
+        assert diff["text"] == "column users.id: autoincrement differs: models yes, database no"

@@ -100,6 +100,26 @@ class ModelComparison:
                                       "columns", model, database))
         return out
 
+    def compare_autoincrement(self) -> list[Difference]:
+        """Whether the database numbers new rows itself (SERIAL / identity / AUTO_INCREMENT), as the model expects.
+
+        Autogenerate never compares it. A model integer primary key relies on it; a migration written with
+        ``autoincrement=False`` makes every insert without an explicit id fail. SQLite reports nothing here
+        (its rowid numbering is not a column property), so nothing is compared there.
+        """
+        out = []
+        inspector = sa.inspect(self.conn)
+        for table, name in self._tables():
+            reflected = {c["name"]: c.get("autoincrement") for c in inspector.get_columns(name)}
+            for column in table.columns:
+                database = reflected.get(column.name)
+                if not isinstance(database, bool):
+                    continue
+                model = table.autoincrement_column is column
+                if model != database:
+                    out.append(Difference("column", name, column.name, "autoincrement", model, database))
+        return out
+
     def compare_foreign_keys(self) -> list[Difference]:
         """Foreign keys matched by (columns → table columns), then their ON DELETE / ON UPDATE actions."""
         out = []
@@ -176,7 +196,8 @@ class ModelComparison:
 
     def differences(self) -> list[Difference]:
         """Every difference between the models and the database."""
-        return (self.autogenerate_differences() + self.compare_primary_keys() + self.compare_foreign_keys()
+        return (self.autogenerate_differences() + self.compare_primary_keys() + self.compare_autoincrement()
+                + self.compare_foreign_keys()
                 + self.compare_check_constraints() + self.compare_enums())
 
 

@@ -36,18 +36,23 @@ class Difference:
         if self.aspect in _WHERE:
             return f"{subject}: {_WHERE[self.aspect]}"
         aspect = self.aspect.replace("_", " ")
-        return f"{subject}: {aspect} differs: models {_show(self.model)}, database {_show(self.database)}"
+        show = _show_nullable if self.aspect == "nullable" else _show
+        return f"{subject}: {aspect} differs: models {show(self.model)}, database {show(self.database)}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"object": self.object, "table": self.table, "name": self.name, "aspect": self.aspect,
                 "model": _plain(self.model), "database": _plain(self.database), "text": self.text}
 
 
+def _show_nullable(value: Any) -> str:
+    return "NULL" if value else "NOT NULL"
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "none"
     if isinstance(value, bool):
-        return "NULL" if value else "NOT NULL"
+        return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(str(v) for v in value) + "]"
     return str(value)
