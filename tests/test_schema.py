@@ -225,3 +225,29 @@ def test_autoincrement_missing_where_the_database_reports_it(harness, tmp_path: 
         assert (diff["table"], diff["name"], diff["aspect"], diff["model"], diff["database"]) == (
             "users", "id", "autoincrement", True, False)
         assert diff["text"] == "column users.id: autoincrement differs: models yes, database no"
+
+
+EVENTS = Rev("c001", "create events", """
+    op.create_table("events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=True),
+        sa.Column("amount", sa.Numeric(10, 2), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_events")))
+""", 'op.drop_table("events")')
+EVENT_MODEL = '''
+class Event(db.Model):
+    __tablename__ = "events"
+    id = db.Column(sa.Integer, primary_key=True)
+    at = db.Column(sa.DateTime(timezone=True))
+    amount = db.Column(sa.Numeric(12, 3))
+'''
+
+
+def test_precision_scale_everywhere_and_timezone_where_the_database_keeps_it(harness, tmp_path: Path) -> None:
+    run = harness(make_project(tmp_path / "p", [EVENTS], EVENT_MODEL), *SCHEMA)
+    for dialect in ALL:
+        diffs = {d["name"]: d for d in _diffs(run, dialect, "schema_matches_models")}
+        assert "12, 3" in diffs["amount"]["model"] and "10, 2" in diffs["amount"]["database"]
+        # only PostgreSQL has a TIMESTAMP WITH TIME ZONE; MySQL DATETIME and SQLite keep no zone
+        assert ("at" in diffs) == (dialect == "postgresql"), diffs
+    assert "WITH TIME ZONE" in {d["name"]: d for d in _diffs(run, "postgresql", "schema_matches_models")}["at"]["model"]
