@@ -97,7 +97,10 @@ def run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets
             deadline = time.monotonic() + step_timeout_s
             if on_event:
                 on_event(event)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # e.g. a thread of the app that keeps the worker alive after "done"
+            _stop(proc)
     except BaseException:
         _stop(proc)
         raise

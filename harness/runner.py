@@ -143,8 +143,8 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
                 checks.extend(_run_session(server, settings.dialect, planned, config, reporter))
     except DatabaseUnavailable as exc:
         status = SKIPPED if config.skip_unavailable else ERROR
-        result = DatabaseResult(settings.dialect, kind, version, status, time.monotonic() - started, (),
-                                f"unavailable: {exc.reason}")
+        result = DatabaseResult(settings.dialect, kind, version, status, time.monotonic() - started,
+                                tuple(checks), f"unavailable: {exc.reason}")  # keep what earlier sessions found
         reporter.database_finished(result)
         return result
     result = DatabaseResult(settings.dialect, kind, version, database_status(checks),
