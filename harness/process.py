@@ -25,8 +25,7 @@ class WorkerOutcome:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False          # it sent "done"
-    timed_out_step: dict[str, Any] | None = None
-    timed_out_after_s: float | None = None
+    timed_out_after_s: float | None = None  # set when a step outlived the limit (the last "step" event names it)
     crash: str | None = None        # it died without "done": the tail of its stderr
     stderr_tail: str = ""
 
@@ -78,20 +77,16 @@ def run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets
         proc.stdin.write(json.dumps(spec).encode())
         proc.stdin.close()
         deadline = time.monotonic() + step_timeout_s
-        current_step: dict[str, Any] | None = None
         while True:
             try:
                 event = events.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                outcome.timed_out_step = current_step
                 outcome.timed_out_after_s = step_timeout_s
                 _stop(proc)
                 break
             if event is None:
                 break
             outcome.events.append(event)
-            if event.get("event") == "step":
-                current_step = event
             if event.get("event") == "done":
                 outcome.finished = True
             deadline = time.monotonic() + step_timeout_s
@@ -108,7 +103,7 @@ def run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets
         for t in readers:
             t.join(timeout=5)
     outcome.stderr_tail = redact("".join(stderr_lines).strip(), secrets)
-    if not outcome.finished and outcome.timed_out_step is None and outcome.timed_out_after_s is None:
+    if not outcome.finished and outcome.timed_out_after_s is None:
         tail = " | ".join(line.strip() for line in outcome.stderr_tail.splitlines()[-6:] if line.strip())
         outcome.crash = f"the worker exited with code {proc.returncode}" + (f": {tail}" if tail else "")
     return outcome

@@ -107,20 +107,24 @@ def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: 
     if not missing:
         return results
     fatal = outcome.of_kind("fatal")
+    steps = outcome.of_kind("step")
+    step = steps[-1] if steps else None  # the step the worker was in when it stopped answering
+    during = ""
+    if step:
+        verb = "upgrade" if step["direction"] == "up" else "downgrade"
+        during = f"{verb} to {step['revision']} ({step['message']})" if step.get("message") else f"{verb} to {step['revision']}"
+    revision = step["revision"] if step else None
     if outcome.timed_out_after_s is not None:
-        step = outcome.timed_out_step
         if step:
-            verb = "upgrade" if step["direction"] == "up" else "downgrade"
-            label = f"{step['revision']} ({step['message']})" if step.get("message") else step["revision"]
-            reason = (f"{verb} to {label} did not finish within {outcome.timed_out_after_s:g}s on {dialect} "
+            reason = (f"{during} did not finish within {outcome.timed_out_after_s:g}s on {dialect} "
                       "(hung, or waiting for a lock); the step was stopped")
         else:
             reason = f"the app did not start within {outcome.timed_out_after_s:g}s on {dialect}; it was stopped"
-        revision = step["revision"] if step else None
     elif fatal:
         reason, revision = fatal[0]["message"], None
     else:
-        reason, revision = outcome.crash or "the worker stopped without a verdict", None
+        crash = outcome.crash or "the worker stopped without a verdict"
+        reason = f"{during} on {dialect}: {crash}" if step else crash
     results.append(CheckResult(missing[0], ERROR, revision, reason))
     results.extend(CheckResult(name, SKIPPED, None, f"not run: {missing[0]} could not finish") for name in missing[1:])
     return results

@@ -187,3 +187,16 @@ def test_two_runs_at_once_on_the_same_servers(tmp_path: Path, server_urls) -> No
     assert len(ids) == 2
     for url in server_urls.values():
         assert not [d for d in scratch_leftovers(url) if any(d.startswith(f"mharness_{i}_") for i in ids)]
+
+
+def test_a_worker_that_dies_mid_step_is_an_error_naming_the_step_and_leaves_nothing(harness, tmp_path: Path) -> None:
+    crash = Rev("a003", "crash", "import os\nos._exit(3)", "pass")
+    before = harness_containers()
+    run = harness(make_project(tmp_path / "p", good_chain() + [crash], GOOD_MODELS), "--checks", "upgrade,downgrade")
+    assert run.exit_code == 1
+    for dialect in ("sqlite", "postgresql", "mysql"):
+        upgrade = run.check(dialect, "upgrade")
+        assert (upgrade["status"], upgrade["revision"]) == ("error", "a003")
+        assert upgrade["message"].startswith(f"upgrade to a003 (crash) on {dialect}: the worker exited with code 3")
+        assert run.check(dialect, "downgrade")["status"] == "skipped"
+    assert harness_containers() - before == set()  # and the harness fixture checked the scratch databases
