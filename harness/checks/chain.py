@@ -77,7 +77,7 @@ def check_stairway(ctx: CheckContext) -> CheckResult:
     up-then-down run and fails here, on the revision at fault: the way a real rollback-and-retry goes.
     """
     config = ctx.env.alembic_config
-    for up, down in zip(upgrade_steps(ctx.revisions), reversed(downgrade_steps(ctx.revisions))):
+    for up, down in zip(upgrade_steps(ctx.revisions), reversed(downgrade_steps(ctx.revisions)), strict=True):
         rev = up.revision.revision
         for step, when in ((up, "first"), (down, "then"), (up, "again")):
             failure = run_steps(config, [step], ctx.announce, ctx.versions_dir)
