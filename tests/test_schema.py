@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-
 from projects import GOOD_MODELS, POSTS, USERS, Rev, good_chain, make_project, tricky_chain, TRICKY_MODELS
 
 ALL = ("sqlite", "postgresql", "mysql")
