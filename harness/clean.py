@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
-import sqlalchemy as sa
-
 from .backends import get_backend
 from .backends.base import CONTAINER_LABEL, SCRATCH_PREFIX, first_line
 from .redact import safe_url, secrets_of
@@ -109,23 +107,25 @@ def _containers(dry_run: bool, problems: list[str]) -> list[Leftover]:
 def _databases(dialect: str, url: str, dry_run: bool, problems: list[str]) -> list[Leftover]:
     backend = get_backend(dialect)
     try:
-        admin_url = backend._admin_url(url)
-        engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        engine = backend.connect_admin(url)
+    except Exception as exc:
+        problems.append(f"{dialect}: cannot check {safe_url(url)}: {first_line(exc, secrets_of(url))}")
+        return []
+    out = []
+    try:
         with engine.connect() as conn:
-            names = backend.list_databases(conn)
-            out = []
-            for name in names:
+            for name in backend.list_databases(conn):
                 match = _SCRATCH_DB.match(name)
                 if not match or run_alive(match.group(1)):
                     continue
                 if not dry_run:
                     backend.drop_database(conn, name)
-                out.append(Leftover("database", name, safe_url(admin_url), match.group(1)))
-        engine.dispose()
-        return out
+                out.append(Leftover("database", name, safe_url(engine.url), match.group(1)))
     except Exception as exc:
-        problems.append(f"{dialect}: cannot check {safe_url(url)}: {first_line(exc, secrets_of(url))}")
-        return []
+        problems.append(f"{dialect}: cannot clean {safe_url(url)}: {first_line(exc, secrets_of(url))}")
+    finally:
+        engine.dispose()
+    return out
 
 
 def _directories(dry_run: bool) -> list[Leftover]:

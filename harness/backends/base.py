@@ -159,8 +159,7 @@ class ServerBackend(Backend):
     @contextmanager
     def server(self, settings: DatabaseSettings, run_id: str) -> Iterator[Server]:
         if settings.url:
-            url = self._admin_url(settings.url)
-            engine = self._connect(url, kind="url", attempts=1)
+            engine = self.connect_admin(settings.url)
             try:
                 yield self._checked(SqlServer(self, engine, "url", run_id), settings)
             finally:
@@ -180,6 +179,11 @@ class ServerBackend(Backend):
             raise DatabaseUnavailable(self.name, f"the server is {server.server_version}, older than {wanted}, the "
                                                  f"oldest the app supports (min_version)")
         return server
+
+    def connect_admin(self, raw_url: str) -> Engine:
+        """An AUTOCOMMIT engine on the server at ``raw_url`` (the harness's driver pinned, connect timeout set),
+        checked with one connection; :class:`DatabaseUnavailable` with the reason if it cannot connect."""
+        return self._connect(self._admin_url(raw_url), kind="url", attempts=1)
 
     def _admin_url(self, raw: str) -> URL:
         try:
