@@ -154,13 +154,19 @@ def read_pyproject(cwd: str) -> dict[str, Any]:
     return table
 
 
+def _section(file: dict[str, Any], name: str) -> dict[str, Any]:
+    """``[tool.migration-harness.<name>]``, or ``{}`` when absent or not a table."""
+    section = file.get(name, {})
+    return section if isinstance(section, dict) else {}
+
+
 def server_urls(cwd: str | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Server URLs given for PostgreSQL / MySQL (environment over pyproject), for commands like ``clean``."""
     env = os.environ if environ is None else environ
     file = read_pyproject(cwd or os.getcwd())
     urls = {}
     for name in ("postgresql", "mysql"):
-        section = file.get(name, {}) if isinstance(file.get(name, {}), dict) else {}
+        section = _section(file, name)
         url = env.get(f"HARNESS_{name.upper()}_URL") or section.get("url")
         if url:
             urls[name] = url
@@ -200,7 +206,7 @@ def build_config(
 
     databases = []
     for name in names:
-        section = file.get(name, {}) if isinstance(file.get(name, {}), dict) else {}
+        section = _section(file, name)
         upper = name.upper()
         image = env.get(f"HARNESS_{upper}_IMAGE") or section.get("image") or DEFAULT_IMAGES.get(name)
         url = env.get(f"HARNESS_{upper}_URL") or section.get("url")

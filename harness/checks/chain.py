@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..results import FAILED, PASSED, SKIPPED, CheckResult
-from ..schema.reflect import Snapshot, snapshot, snapshot_differences
+from ..schema.reflect import snapshot_differences
 from ..steps import downgrade_steps, run_steps, upgrade_steps
 from .context import CheckContext
 
@@ -85,8 +85,8 @@ def check_stairway(ctx: CheckContext) -> CheckResult:
                 what = {"first": "upgrade", "then": "downgrade", "again": "upgrade again"}[when]
                 return CheckResult("stairway", FAILED, rev, f"{what}: {failure.describe(ctx.dialect)}")
             if when == "first":
-                first = _snapshot(ctx)
-        second = _snapshot(ctx)
+                first = ctx.snapshot()
+        second = ctx.snapshot()
         if first != second:
             lines = snapshot_differences(first, second)
             return CheckResult("stairway", FAILED, rev,
@@ -95,8 +95,3 @@ def check_stairway(ctx: CheckContext) -> CheckResult:
     ctx.at_head, ctx.at_base = True, False
     return CheckResult("stairway", PASSED, None,
                        f"{len(ctx.revisions)} revisions: up, down, up again, same schema each time")
-
-
-def _snapshot(ctx: CheckContext) -> Snapshot:
-    with ctx.env.engine().connect() as conn:
-        return snapshot(conn, ctx.backend)

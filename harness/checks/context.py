@@ -9,6 +9,7 @@ from ..config import IgnoreRule
 from ..history import Revision
 from ..results import FAILED, PASSED, CheckResult
 from ..schema.differences import Difference
+from ..schema.reflect import Snapshot, snapshot
 from ..steps import Step
 
 
@@ -39,6 +40,11 @@ class CheckContext:
     @property
     def versions_dir(self) -> str:
         return f"{self.env.directory}/versions"
+
+    def snapshot(self) -> Snapshot:
+        """The app's scratch database as it is now (tables and every other object the backend lists)."""
+        with self.env.engine().connect() as conn:
+            return snapshot(conn, self.backend)
 
     def rules_for(self, check: str) -> list[IgnoreRule]:
         """Ignore rules for ``check`` on this database, including the dialect's self-made tables."""

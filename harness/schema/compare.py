@@ -16,13 +16,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from .differences import Difference
-
-
-def _type_text(type_: Any, dialect: Any) -> str:
-    try:
-        return str(type_.compile(dialect=dialect))
-    except Exception:  # e.g. String() without length cannot compile on MySQL
-        return f"{type(type_).__name__}()" if not getattr(type_, "length", None) else repr(type_)
+from .reflect import type_text
 
 
 def _default_text(default: Any) -> str | None:
@@ -76,11 +70,7 @@ class ModelComparison:
         context = MigrationContext.configure(self.conn, opts={
             "compare_type": self._compare_type, "compare_server_default": self._compare_default,
             "include_object": self._include})
-        out: list[Difference] = []
-        for diff in compare_metadata(context, self.metadata):
-            for item in diff if isinstance(diff, list) else [diff]:
-                out.extend(from_alembic(item, self.dialect))
-        return out
+        return differences_from_alembic(compare_metadata(context, self.metadata), self.dialect)
 
     # -- what autogenerate does not see -----------------------------------------------------------------------
     def _tables(self) -> list[tuple[sa.Table, str]]:
@@ -201,6 +191,15 @@ class ModelComparison:
                 + self.compare_check_constraints() + self.compare_enums())
 
 
+def differences_from_alembic(diffs: Iterable[Any], dialect: Any) -> list[Difference]:
+    """Every entry of alembic's diff list (column changes come nested in lists) as :class:`Difference` records."""
+    out: list[Difference] = []
+    for diff in diffs:
+        for item in diff if isinstance(diff, list) else [diff]:
+            out.extend(from_alembic(item, dialect))
+    return out
+
+
 def from_alembic(diff: tuple, dialect: Any) -> list[Difference]:
     """Turn one entry of alembic's ``compare_metadata`` output into :class:`Difference` records."""
     kind = diff[0]
@@ -210,9 +209,9 @@ def from_alembic(diff: tuple, dialect: Any) -> list[Difference]:
     if kind in ("add_column", "remove_column"):
         column = diff[3]
         return [Difference("column", diff[2], column.name, "missing" if kind == "add_column" else "extra",
-                           detail=_type_text(column.type, dialect))]
+                           detail=type_text(column.type, dialect))]
     if kind == "modify_type":
-        return [Difference("column", diff[2], diff[3], "type", _type_text(diff[6], dialect), _type_text(diff[5], dialect))]
+        return [Difference("column", diff[2], diff[3], "type", type_text(diff[6], dialect), type_text(diff[5], dialect))]
     if kind == "modify_nullable":
         return [Difference("column", diff[2], diff[3], "nullable", diff[6], diff[5])]
     if kind == "modify_default":

@@ -30,17 +30,18 @@ class Snapshot:
         return names
 
 
-def _type_text(type_: Any, dialect: Any) -> str:
+def type_text(type_: Any, dialect: Any) -> str:
+    """A type as the dialect spells it (``VARCHAR(80)``); a type the dialect cannot compile, by its class."""
     try:
         return str(type_.compile(dialect=dialect))
-    except Exception:
-        return repr(type_)
+    except Exception:  # e.g. String() without length cannot compile on MySQL
+        return f"{type(type_).__name__}()" if not getattr(type_, "length", None) else repr(type_)
 
 
 def reflect_table(inspector: sa.Inspector, table: str, dialect: Any) -> dict[str, Any]:
     """One table as plain data: columns, primary key, foreign keys, indexes, unique and CHECK constraints."""
     columns = tuple(
-        (c["name"], _type_text(c["type"], dialect), bool(c["nullable"]),
+        (c["name"], type_text(c["type"], dialect), bool(c["nullable"]),
          None if c.get("default") is None else str(c["default"]))
         for c in inspector.get_columns(table)
     )
