@@ -76,10 +76,12 @@ def main() -> None:
 @click.option("--to", "to_revision", metavar="REV", help="Test only up to REV (default: head).")
 @click.option("--allow-multiple-heads", is_flag=True, default=None,
               help="Do not fail single_head when the history has several heads.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print the traceback of a check that raised.")
 def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path: str | None,
         skip_unavailable: bool, step_timeout: float | None, ignore_tables: tuple[str, ...],
         ignore_checks: tuple[str, ...], checks: tuple[str, ...], from_revision: str | None,
-        to_revision: str | None, allow_multiple_heads: bool | None, lock_timeout: float | None) -> None:
+        to_revision: str | None, allow_multiple_heads: bool | None, lock_timeout: float | None,
+        verbose: bool) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -89,7 +91,7 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
                               ignore_tables=ignore_tables, ignore_checks=ignore_checks, checks=checks,
                               from_revision=from_revision, to_revision=to_revision,
                               allow_multiple_heads=allow_multiple_heads, lock_timeout_s=lock_timeout)
-        result = run_checks(config, TextReporter())
+        result = run_checks(config, TextReporter(verbose=verbose))
     except HarnessError as exc:
         click.echo(f"migration-harness: error: {exc}", err=True)
         sys.exit(exc.exit_code)

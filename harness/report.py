@@ -35,8 +35,9 @@ def difference_lines(check: CheckResult) -> list[str]:
 class TextReporter:
     """Prints each check as it finishes, then a summary per database."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, verbose: bool = False) -> None:
         self.out = out
+        self.verbose = verbose
 
     def _echo(self, line: str) -> None:
         click.echo(line, file=self.out)
@@ -50,6 +51,9 @@ class TextReporter:
         self._echo(check_line(dialect, check))
         for line in difference_lines(check):
             self._echo(line)
+        if self.verbose and check.traceback:
+            for line in check.traceback.rstrip().splitlines():
+                self._echo(f"{'':<12}| {line}")
 
     def database_finished(self, result: DatabaseResult) -> None:
         if result.message:

@@ -20,17 +20,21 @@ class CheckResult:
     #: differences an ignore rule matched, each with its ``reason``: shown, never counted
     ignored: tuple[dict[str, Any], ...] = ()
     duration_s: float = 0.0
+    #: the Python traceback when the check itself raised (an ``error`` verdict), else None
+    traceback: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "revision": self.revision,
                 "message": self.message, "duration_s": round(self.duration_s, 3),
-                "differences": [dict(d) for d in self.differences], "ignored": [dict(d) for d in self.ignored]}
+                "differences": [dict(d) for d in self.differences], "ignored": [dict(d) for d in self.ignored],
+                "traceback": self.traceback}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
         return cls(name=data["name"], status=data["status"], revision=data.get("revision"),
                    message=data.get("message", ""), differences=tuple(data.get("differences", ())),
-                   ignored=tuple(data.get("ignored", ())), duration_s=float(data.get("duration_s", 0.0)))
+                   ignored=tuple(data.get("ignored", ())), duration_s=float(data.get("duration_s", 0.0)),
+                   traceback=data.get("traceback"))
 
 
 @dataclass(frozen=True)

@@ -16,24 +16,29 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import tempfile
 import sys
 import time
+import traceback
 import warnings
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable
 
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from .app_env import open_app_env
+from .backends.base import SCRATCH_PREFIX
 from .backends import get_backend
 from .checks import CHECKS, CheckContext
 from .checks.data import load_user_data
 from .checks.schema import take_baseline
 from .config import IgnoreRule
 from .errors import HarnessError, MigrationsError
-from .results import FAILED, SKIPPED, CheckResult
+from .results import ERROR, FAILED, SKIPPED, CheckResult
 from .steps import run_steps, upgrade_steps
 from .history import ordered_revisions, window
 from .redact import redact, secrets_of
@@ -76,43 +81,86 @@ def _limit_lock_waits(env: Any, statements: list[str]) -> None:
 
 def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     """Do what ``spec`` asks (``mode`` ``inspect`` or ``chain``), reporting through ``emit``."""
-    env = open_app_env(spec["app"], spec["url"], spec.get("migrations"))
-    with env.app.app_context():
-        _limit_lock_waits(env, get_backend(spec["dialect"]).session_settings(spec.get("lock_timeout_s", 60.0)))
-        revisions, heads = load_history(env)
-        span = window(revisions, heads, spec.get("from"), spec.get("to"))
-        emit({"event": "history", "heads": heads, "directory": env.directory,
-              "revisions": [r.to_dict() for r in revisions]})
-        if spec["mode"] == "inspect":
-            if "data" in spec.get("checks", ()):
-                load_user_data(env.directory)  # a broken harness_data.py is a usage error, found before any database
+    load_dotenv()
+    bind_directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{spec.get('run_id', 'norun000')}_binds_"))
+    try:
+        env = open_app_env(spec["app"], spec["url"], spec.get("migrations"), bind_directory)
+        with env.app.app_context():
+            _run_in_app(spec, env, emit)
+    finally:
+        shutil.rmtree(bind_directory, ignore_errors=True)
+
+
+def load_dotenv() -> None:
+    """``.flaskenv`` / ``.env`` as ``flask`` loads them (only variables not already set: the scratch database's
+    ``DATABASE_URL`` is set before and wins)."""
+    try:
+        from flask.cli import load_dotenv as flask_load_dotenv
+    except ImportError:  # pragma: no cover - every supported Flask has it
+        return
+    flask_load_dotenv()
+
+
+def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]], None]) -> None:
+    """Everything the worker does once the app is up, inside its app context."""
+    _limit_lock_waits(env, get_backend(spec["dialect"]).session_settings(spec.get("lock_timeout_s", 60.0)))
+    revisions, heads = load_history(env)
+    span = window(revisions, heads, spec.get("from"), spec.get("to"))
+    emit({"event": "history", "heads": heads, "directory": env.directory,
+          "revisions": [r.to_dict() for r in revisions]})
+    if spec["mode"] == "inspect":
+        if "data" in spec.get("checks", ()):
+            load_user_data(env.directory)  # a broken harness_data.py is a usage error, found before any database
+        return
+    ctx = CheckContext(env=env, dialect=spec["dialect"], backend=get_backend(spec["dialect"]),
+                       revisions=span.revisions, heads=heads, emit=emit,
+                       ignore=[IgnoreRule.from_dict(r) for r in spec.get("ignore", [])],
+                       all_revisions=revisions, reaches_head=span.reaches_head,
+                       allow_multiple_heads=bool(spec.get("allow_multiple_heads")))
+    checks: list[str] = spec["checks"]
+    needs_database = [c for c in checks if c != "single_head"]
+    if span.before and needs_database:  # --from: apply what comes before the window first, unchecked
+        failure = run_steps(env.alembic_config, upgrade_steps(span.before), ctx.announce, ctx.versions_dir)
+        if failure:  # still a real failure of the chain
+            emit({"event": "check", **CheckResult(needs_database[0], FAILED, failure.step.revision.revision,
+                  f"before --from: {failure.describe(ctx.dialect)}").to_dict()})
             return
-        ctx = CheckContext(env=env, dialect=spec["dialect"], backend=get_backend(spec["dialect"]),
-                           revisions=span.revisions, heads=heads, emit=emit,
-                           ignore=[IgnoreRule.from_dict(r) for r in spec.get("ignore", [])],
-                           all_revisions=revisions, reaches_head=span.reaches_head,
-                           allow_multiple_heads=bool(spec.get("allow_multiple_heads")))
-        checks: list[str] = spec["checks"]
-        needs_database = [c for c in checks if c != "single_head"]
-        if span.before and needs_database:  # --from: apply what comes before the window first, unchecked
-            failure = run_steps(env.alembic_config, upgrade_steps(span.before), ctx.announce, ctx.versions_dir)
-            if failure:  # still a real failure of the chain
-                emit({"event": "check", **CheckResult(needs_database[0], FAILED, failure.step.revision.revision,
-                      f"before --from: {failure.describe(ctx.dialect)}").to_dict()})
-                return
-        if "leaves_no_trace" in checks:
+    if "leaves_no_trace" in checks:
+        try:
             take_baseline(ctx)
-        for name in checks:
-            started = time.monotonic()
-            whole = next((r for r in ctx.rules_for(name) if r.whole_check), None)
-            if whole and name not in ("upgrade", "downgrade"):  # the chain must still move for the checks after
-                result = CheckResult(name, SKIPPED, None, f"ignored: {whole.reason}")
-            else:
-                result = CHECKS[name](ctx)
-                if whole:
-                    result = CheckResult(name, SKIPPED, result.revision, f"ignored: {whole.reason} ({result.status}: "
-                                         f"{result.message})", (), result.differences + result.ignored)
-            emit({"event": "check", **replace(result, duration_s=time.monotonic() - started).to_dict()})
+        except Exception as exc:  # noqa: BLE001 - leaves_no_trace reports it as its own error
+            ctx.state["baseline_error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    for name in checks:
+        started = time.monotonic()
+        whole = next((r for r in ctx.rules_for(name) if r.whole_check), None)
+        if whole and name not in ("upgrade", "downgrade"):  # the chain must still move for the checks after
+            result = CheckResult(name, SKIPPED, None, f"ignored: {whole.reason}")
+        else:
+            result = run_check(name, ctx)
+            if whole:
+                result = CheckResult(name, SKIPPED, result.revision, f"ignored: {whole.reason} ({result.status}: "
+                                     f"{result.message})", (), result.differences + result.ignored)
+        emit({"event": "check", **replace(result, duration_s=time.monotonic() - started).to_dict()})
+
+
+#: checks that move the chain: when one raises, where the database is afterwards is unknown
+_MOVES_THE_CHAIN = {"upgrade", "downgrade", "stairway", "data"}
+
+
+def run_check(name: str, ctx: CheckContext) -> CheckResult:
+    """Run one check; a check that raises (a harness bug, a database answer nobody expected) is an ``error``
+    verdict for that check alone, with the traceback kept, and the session goes on with the next check."""
+    try:
+        return CHECKS[name](ctx)
+    except HarnessError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - turned into a verdict, never the end of the session
+        if name in _MOVES_THE_CHAIN:
+            ctx.at_head = ctx.at_base = False  # the checks that need a known place in the chain are skipped
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        return CheckResult(name, ERROR, None, f"the check itself raised {type(exc).__name__}: {text} "
+                           "(--verbose shows the traceback; please report it if it is the harness's fault)",
+                           traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
 
 
 def _redacted(value: Any, hide: list[str]) -> Any:
