@@ -5,9 +5,10 @@ time gets its own URL too.
 """
 from __future__ import annotations
 
+import configparser
 import importlib
-import inspect
 import os
+import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
+from .binding import bound_elsewhere, check_single_database_env, force_database
 from .errors import AppLoadError, MigrationsError, WrongDatabaseError
 from .redact import safe_url
 
@@ -60,29 +62,16 @@ def _is_flask_app(value: Any) -> bool:
     return isinstance(value, Flask)
 
 
-def _call_factory(factory: Any, url: str, where: str) -> Any:
-    """Call an app factory; one taking a positional argument also gets ``{"SQLALCHEMY_DATABASE_URI": url}``."""
-    try:
-        params = [p for p in inspect.signature(factory).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        params = []
-    try:
-        app = factory({"SQLALCHEMY_DATABASE_URI": url}) if params else factory()
-    except Exception as exc:
-        raise AppLoadError(f"the app factory {where} raised: {_tail(exc)}") from exc
-    if not _is_flask_app(app):
-        raise AppLoadError(f"the app factory {where} returned {type(app).__name__}, not a Flask app")
-    return app
+def load_app(import_path: str, url: str) -> tuple[Any, str]:
+    """Import ``import_path`` exactly like ``flask --app`` does and return the app and the directory its import
+    root was found in.
 
-
-def load_app(import_path: str, url: str) -> Any:
-    """Import ``import_path`` like ``flask --app`` does and return the app, created on ``url``.
-
-    Accepts ``module``, ``module:name``, ``module:factory``, ``module:factory(args)`` and file paths, relative
-    to the working directory. ``DATABASE_URL`` and ``SQLALCHEMY_DATABASE_URI`` are set before anything runs.
+    Accepts ``module``, ``module:name``, ``module:factory``, ``module:factory(args)`` and file paths, relative to
+    the working directory. A factory is called the way ``flask`` calls it: with no arguments unless the string
+    gives them. ``DATABASE_URL`` and ``SQLALCHEMY_DATABASE_URI`` are set before anything runs, and Flask-SQLAlchemy
+    binds the scratch database whatever the app configures (:mod:`harness.binding`).
     """
-    from flask.cli import NoAppException, find_app_by_string, prepare_import
+    from flask.cli import NoAppException, find_app_by_string, find_best_app, prepare_import
 
     os.environ["DATABASE_URL"] = url
     os.environ["SQLALCHEMY_DATABASE_URI"] = url
@@ -90,6 +79,7 @@ def load_app(import_path: str, url: str) -> Any:
     if path.endswith(".py") and not Path(path).exists():
         raise AppLoadError(f"--app {import_path}: no file {path}")
     module_name = prepare_import(path)
+    root = sys.path[0]
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
@@ -99,33 +89,15 @@ def load_app(import_path: str, url: str) -> Any:
         raise AppLoadError(f"--app {import_path}: importing {module_name} failed: {_tail(exc)}") from exc
 
     where = f"{module_name}:{name}" if name else module_name
-    if name and "(" in name:
-        try:
-            app = find_app_by_string(module, name)
-        except NoAppException as exc:
-            raise AppLoadError(f"--app {import_path}: {exc}") from exc
-        except Exception as exc:
-            raise AppLoadError(f"the app factory {where} raised: {_tail(exc)}") from exc
-        return app
-    if name:
-        if not hasattr(module, name):
-            raise AppLoadError(f"--app {import_path}: module {module_name} has no attribute {name!r}")
-        value = getattr(module, name)
-        if _is_flask_app(value):
-            return value
-        if callable(value):
-            return _call_factory(value, url, where)
-        raise AppLoadError(f"--app {import_path}: {where} is neither a Flask app nor an app factory")
-    for attr in ("app", "application"):
-        if _is_flask_app(getattr(module, attr, None)):
-            return getattr(module, attr)
-    apps = [v for v in vars(module).values() if _is_flask_app(v)]
-    if len(apps) == 1:
-        return apps[0]
-    for attr in ("create_app", "make_app"):
-        if callable(getattr(module, attr, None)):
-            return _call_factory(getattr(module, attr), url, f"{module_name}:{attr}")
-    raise AppLoadError(f"--app {import_path}: found no Flask app or create_app/make_app factory in {module_name}")
+    try:
+        app = find_app_by_string(module, name) if name else find_best_app(module)
+    except NoAppException as exc:
+        raise AppLoadError(f"--app {import_path}: {' '.join(str(exc).split())}") from exc
+    except Exception as exc:
+        raise AppLoadError(f"the app factory {where} raised: {_tail(exc)}") from exc
+    if not _is_flask_app(app):
+        raise AppLoadError(f"--app {import_path}: {where} gave {type(app).__name__}, not a Flask app")
+    return app, root
 
 
 def same_database(expected: str | URL, actual: str | URL) -> bool:
@@ -138,26 +110,41 @@ def same_database(expected: str | URL, actual: str | URL) -> bool:
     return (a.host, a.port, a.database, a.username) == (b.host, b.port, b.database, b.username)
 
 
-def open_app_env(import_path: str, url: str, migrations: str | None) -> AppEnv:
+def open_app_env(import_path: str, url: str, migrations: str | None, bind_directory: Path) -> AppEnv:
     """Create the app on ``url``, verify its engine is that database, and build its alembic Config.
 
     Raises :class:`AppLoadError`, :class:`MigrationsError` or :class:`WrongDatabaseError`; the caller must have
-    run nothing against the database yet.
+    run nothing against the database yet. Other binds are files under ``bind_directory``.
     """
-    app = load_app(import_path, url)
+    force_database(url, bind_directory)
+    app, root = load_app(import_path, url)
     ext = app.extensions.get("migrate")
     if ext is None:
         raise AppLoadError(f"the app from {import_path} does not set up Flask-Migrate "
                            "(call Migrate(app, db) or migrate.init_app(app, db) in it)")
-    directory = os.path.abspath(migrations or ext.directory)
+    directory = migrations_directory(migrations or ext.directory, root)
     env = AppEnv(app=app, migrate_ext=ext, directory=directory, alembic_config=None)
     check_migrations_directory(directory)
+    check_single_database_env(Path(directory) / "env.py", app)
     with app.app_context():
         actual = env.engine().url
         if not same_database(url, actual):
             raise WrongDatabaseError(expected=safe_url(url), actual=safe_url(actual))
+        elsewhere = bound_elsewhere(app, env.db, bind_directory)
+        if elsewhere:
+            raise AppLoadError(f"the app's binds {', '.join(elsewhere)} do not point at the harness's throwaway "
+                               "files; point --app at a factory without SQLALCHEMY_BINDS")
         env.alembic_config = ext.migrate.get_config(directory)
     return env
+
+
+def migrations_directory(directory: str, app_root: str) -> str:
+    """The migrations directory as Flask-Migrate resolves it (relative to the working directory), or, when the
+    working directory has none, next to the app (``--app path/to/app.py`` run from elsewhere)."""
+    if os.path.isabs(directory) or os.path.isdir(directory):
+        return os.path.abspath(directory)
+    beside = os.path.join(app_root, directory)
+    return os.path.abspath(beside if os.path.isdir(beside) else directory)
 
 
 def check_migrations_directory(directory: str) -> None:
@@ -174,6 +161,17 @@ def check_migrations_directory(directory: str) -> None:
     if "current_app" not in env_py.read_text(encoding="utf-8", errors="replace"):
         raise MigrationsError(f"{env_py} does not take its engine from the Flask app (current_app); "
                               "the harness only runs Flask-Migrate env.py files, which migrate the app's database")
-    if not (path / "versions").is_dir():
-        raise MigrationsError(f"{directory} has no versions/ directory")
+    if not (path / "versions").is_dir() and not version_locations(path / "alembic.ini"):
+        raise MigrationsError(f"{directory} has no versions/ directory (and its alembic.ini sets no "
+                              "version_locations)")
+
+
+def version_locations(alembic_ini: Path) -> str:
+    """alembic.ini's ``version_locations`` (revision files in several directories), or ``""``."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(alembic_ini, encoding="utf-8")
+    except configparser.Error:
+        return ""  # alembic itself will say what is wrong with the file
+    return parser.get("alembic", "version_locations", fallback="").strip()
 

@@ -173,6 +173,27 @@ def server_urls(cwd: str | None = None, environ: Mapping[str, str] | None = None
     return urls
 
 
+def default_app(cwd: str) -> str | None:
+    """What ``flask`` uses when no ``--app`` is given: ``FLASK_APP`` from ``.flaskenv`` / ``.env`` (python-dotenv
+    loads them for ``flask``), else ``wsgi.py`` or ``app.py`` in the working directory."""
+    for name in (".env", ".flaskenv"):  # .env wins over .flaskenv, as for flask
+        value = _dotenv_value(Path(cwd) / name, "FLASK_APP")
+        if value:
+            return value
+    return next((name for name in ("wsgi.py", "app.py") if (Path(cwd) / name).is_file()), None)
+
+
+def _dotenv_value(path: Path, key: str) -> str | None:
+    """``key`` from a dotenv file (``KEY=value``, optionally ``export`` and quotes), or None."""
+    if not path.is_file():
+        return None
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        name, sep, value = line.strip().removeprefix("export ").partition("=")
+        if sep and name.strip() == key:
+            return value.split(" #", 1)[0].strip().strip("'\"") or None
+    return None
+
+
 def build_config(
     *,
     app: str | None = None,
@@ -196,9 +217,10 @@ def build_config(
     env = os.environ if environ is None else environ
     file = read_pyproject(cwd)
 
-    app = app or env.get("HARNESS_APP") or file.get("app") or env.get("FLASK_APP")
+    app = app or env.get("HARNESS_APP") or file.get("app") or env.get("FLASK_APP") or default_app(cwd)
     if not app:
-        raise ConfigError("no app given: pass --app MODULE[:NAME], set FLASK_APP, or set app in pyproject.toml")
+        raise ConfigError("no app given: pass --app MODULE[:NAME], set FLASK_APP (or in .flaskenv), set app in "
+                          "pyproject.toml, or have a wsgi.py or app.py here")
 
     names = parse_database_names(db) if db else parse_database_names(list(file.get("databases", DIALECTS)))
     if not names:

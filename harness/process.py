@@ -33,13 +33,33 @@ class WorkerOutcome:
         return [e for e in self.events if e.get("event") == kind]
 
 
+#: How a worker starts: this very ``harness`` package is imported from where it lies, then that directory leaves
+#: ``sys.path`` again. From a source checkout the directory also holds the repository's own example ``app``
+#: package, which must never shadow (or stand in for) the user's ``app``: the worker sees the user's code and the
+#: harness, nothing else of this repository.
+_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, {parent!r}); import harness.worker as w; sys.path.remove({parent!r}); "
+    "sys.exit(w.main())"
+)
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-c", _BOOTSTRAP.format(parent=_PACKAGE_PARENT)]
+
+
 def _worker_env(url: str) -> dict[str, str]:
     env = dict(os.environ)
     env["DATABASE_URL"] = url
     env["SQLALCHEMY_DATABASE_URI"] = url
     env["PYTHONUNBUFFERED"] = "1"
-    # the worker must import this very harness, even when it runs from a source checkout
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), _PACKAGE_PARENT) if p)
+    # a PYTHONPATH that names the harness's own checkout (to run it from source) would let the example app leak
+    # into the user's process: the bootstrap imports the harness without it
+    kept = [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+            if p and os.path.realpath(p) != os.path.realpath(_PACKAGE_PARENT)]
+    if kept:
+        env["PYTHONPATH"] = os.pathsep.join(kept)
+    else:
+        env.pop("PYTHONPATH", None)
     return env
 
 
@@ -48,7 +68,7 @@ def run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets
     """Run ``python -m harness.worker`` with ``spec``; no step (nor the app's start-up) may take longer than
     ``step_timeout_s``. The worker runs in its own process group so that stopping it stops its children too."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.worker"], cwd=cwd, env=_worker_env(spec["url"]),
+        worker_command(), cwd=cwd, env=_worker_env(spec["url"]),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
     events: queue.Queue[dict[str, Any] | None] = queue.Queue()

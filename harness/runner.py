@@ -70,8 +70,8 @@ class History:
     directory: str
 
 
-def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"app": config.app, "migrations": config.migrations, "url": url, "dialect": dialect,
+def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[str, ...], run_id: str) -> dict[str, Any]:
+    return {"run_id": run_id, "app": config.app, "migrations": config.migrations, "url": url, "dialect": dialect,
             "mode": mode, "checks": list(checks), "ignore": [r.to_dict() for r in config.ignore],
             "from": config.from_revision, "to": config.to_revision,
             "allow_multiple_heads": config.allow_multiple_heads, "lock_timeout_s": config.lock_timeout_s}
@@ -83,7 +83,7 @@ def preflight(config: RunConfig, run_id: str) -> History:
     directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{run_id}_preflight_"))
     try:
         url = f"sqlite:///{directory / 'preflight.db'}"
-        outcome = run_worker(_spec(config, url, "sqlite", "inspect", config.checks), cwd=config.cwd,
+        outcome = run_worker(_spec(config, url, "sqlite", "inspect", config.checks, run_id), cwd=config.cwd,
                              step_timeout_s=config.step_timeout_s, secrets=[])
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -144,7 +144,7 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
         with backend.server(settings, run_id) as server:
             version = server.server_version
             for planned in plan_sessions(config.checks):
-                checks.extend(_run_session(server, settings.dialect, planned, config, reporter))
+                checks.extend(_run_session(server, settings.dialect, planned, config, reporter, run_id))
     except DatabaseUnavailable as exc:
         status = SKIPPED if config.skip_unavailable else ERROR
         result = DatabaseResult(settings.dialect, kind, version, status, time.monotonic() - started,
@@ -158,13 +158,13 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
 
 
 def _run_session(server: Server, dialect: str, planned: tuple[str, ...], config: RunConfig,
-                 reporter: Reporter) -> list[CheckResult]:
+                 reporter: Reporter, run_id: str) -> list[CheckResult]:
     with server.scratch_database() as url:
         def on_event(event: dict[str, Any]) -> None:
             if event.get("event") == "check":
                 reporter.check_finished(dialect, CheckResult.from_dict(event))
 
-        outcome = run_worker(_spec(config, url, dialect, "chain", planned), cwd=config.cwd,
+        outcome = run_worker(_spec(config, url, dialect, "chain", planned, run_id), cwd=config.cwd,
                              step_timeout_s=config.step_timeout_s, secrets=secrets_of(url), on_event=on_event)
     results = _session_results(outcome, planned, dialect)
     reported = len(outcome.of_kind("check"))
