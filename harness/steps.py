@@ -56,7 +56,7 @@ def downgrade_steps(revisions: Sequence[Revision]) -> list[Step]:
     return [Step(DOWN, r, f"{r.revision}@-1") for r in reversed(revisions)]
 
 
-def describe_error(exc: BaseException, versions_dir: str | None = None) -> str:
+def describe_error(exc: BaseException, versions_dir: str | Sequence[str] | None = None) -> str:
     """The database's own error (and the failing SQL), or a Python error with its place in the migration file."""
     if isinstance(exc, sa.exc.StatementError):
         orig = exc.orig if exc.orig is not None else exc
@@ -69,14 +69,16 @@ def describe_error(exc: BaseException, versions_dir: str | None = None) -> str:
     where = ""
     frames = traceback.extract_tb(exc.__traceback__)
     if versions_dir:
-        inside = [f for f in frames if os.path.abspath(f.filename).startswith(os.path.abspath(versions_dir))]
+        places = (versions_dir,) if isinstance(versions_dir, str) else tuple(versions_dir)
+        inside = [f for f in frames
+                  if any(os.path.abspath(f.filename).startswith(os.path.abspath(d) + os.sep) for d in places)]
         if inside:
             where = f" (at {os.path.basename(inside[-1].filename)}:{inside[-1].lineno})"
     return f"{type(exc).__name__}: {text}{where}"
 
 
 def run_steps(config: Any, steps: Sequence[Step], before_step: Callable[[Step], None],
-              versions_dir: str | None = None) -> StepFailure | None:
+              versions_dir: str | Sequence[str] | None = None) -> StepFailure | None:
     """Run ``steps`` through alembic's command API; stop at the first failure and return it."""
     for step in steps:
         before_step(step)

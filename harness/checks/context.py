@@ -1,6 +1,7 @@
 """What every check function receives, and the one way a check turns differences into a verdict."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -38,8 +39,9 @@ class CheckContext:
         self.emit(step.to_event())
 
     @property
-    def versions_dir(self) -> str:
-        return f"{self.env.directory}/versions"
+    def versions_dir(self) -> tuple[str, ...]:
+        """Every directory holding revision files (``versions/``, or each of alembic's ``version_locations``)."""
+        return tuple(sorted({os.path.dirname(os.path.abspath(r.path)) for r in self.all_revisions}))
 
     def snapshot(self) -> Snapshot:
         """The app's scratch database as it is now (tables and every other object the backend lists)."""
