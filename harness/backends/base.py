@@ -229,12 +229,12 @@ class ServerBackend(Backend):
         try:
             container = self.make_container(image, password).with_kwargs(labels={CONTAINER_LABEL: run_id})
         except Exception as exc:  # testcontainers connects to Docker here already
-            raise DatabaseUnavailable(self.name, _docker_reason(exc, image)) from exc
+            raise DatabaseUnavailable(self.name, _docker_reason(exc, image, self.name)) from exc
         try:
             container.start()
         except Exception as exc:
             self._remove_quietly(container)
-            raise DatabaseUnavailable(self.name, _docker_reason(exc, image)) from exc
+            raise DatabaseUnavailable(self.name, _docker_reason(exc, image, self.name)) from exc
         except BaseException:  # interrupted while starting: the container may exist already
             self._remove_quietly(container)
             raise
@@ -251,18 +251,28 @@ class ServerBackend(Backend):
             pass
 
 
-def _docker_reason(exc: BaseException, image: str) -> str:
-    """Turn a Docker / testcontainers failure into one line that says what to do."""
+_NOT_PULLABLE = ("not found", "pull access denied", "manifest unknown", "no such image", "no such host",
+                 "dial tcp", "i/o timeout", "images/create", "toomanyrequests", "unauthorized")
+
+
+def _docker_reason(exc: BaseException, image: str, dialect: str) -> str:
+    """Turn a Docker / testcontainers failure into one line that says what to do (Docker's own text is long,
+    e.g. ``500 Server Error for http+docker://…/images/create…: Get "https://registry…": dial tcp: lookup …``)."""
     text = first_line(exc)
     lowered = repr(exc).lower() + text.lower()
+    variable = f"HARNESS_{dialect.upper()}_IMAGE"
     if "ryuk" in lowered:
         return ("testcontainers' Ryuk reaper image could not be pulled; set TESTCONTAINERS_RYUK_DISABLED=true "
-                f"(the harness removes its own containers) or make the image available: {text}")
+                "(the harness removes its own containers) or make the image available")
     if "fetching server api version" in lowered or "connection refused" in lowered or "no such file" in lowered:
         return ("no Docker engine answers (is dockerd running?); start one, or give a server URL with "
                 "HARNESS_POSTGRESQL_URL / HARNESS_MYSQL_URL, or pass --skip-unavailable")
-    if "not found" in lowered or "pull access denied" in lowered or "manifest unknown" in lowered or "no such image" in lowered:
-        return f"image {image!r} is not available locally and could not be pulled: {text}"
+    if any(marker in lowered for marker in _NOT_PULLABLE):
+        offline = any(m in lowered for m in ("no such host", "dial tcp", "i/o timeout"))
+        why = "no registry is reachable" if offline else "the registry does not have it"
+        return (f"image {image!r} is not available locally and could not be pulled ({why}); pull or build it "
+                f"(without a registry: `eval \"$(bash ci/setup.sh)\"` builds local images), set {variable} to an "
+                f"image you have, or give a server URL (HARNESS_{dialect.upper()}_URL)")
     return f"container from image {image!r} did not start: {text}"
 
 
