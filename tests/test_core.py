@@ -181,13 +181,18 @@ def test_unknown_database_name(tmp_path: Path) -> None:
 
 
 def test_app_that_ignores_the_scratch_url_is_stopped_before_any_ddl(tmp_path: Path) -> None:
+    """A hard-coded SQLALCHEMY_DATABASE_URI is overridden (test_real_apps); an app whose db hands env.py an engine
+    of its own making is still caught by the check before any DDL."""
     project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
     precious = tmp_path / "production.db"
     app_py = project / "app.py"
     app_py.write_text(app_py.read_text().replace(
-        '(config or {}).get("SQLALCHEMY_DATABASE_URI") or os.environ["DATABASE_URL"]', f'"sqlite:///{precious}"'))
+        "db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))",
+        "import sqlalchemy as _sa\n\n\nclass OwnEngine(SQLAlchemy):\n"
+        f"    def get_engine(self, *args, **kwargs):\n        return _sa.create_engine('sqlite:///{precious}')\n\n\n"
+        "db = OwnEngine(metadata=MetaData(naming_convention=NAMING))"))
     proc = run_cli(["run", "--app", "app:create_app", "--db", "sqlite"], project)
-    assert proc.returncode == 2
+    assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "not at the scratch database" in _one_line_error(proc) and str(precious) in proc.stderr
     if precious.exists():  # the app may create the file on connect; it must hold no table
         engine = sa.create_engine(f"sqlite:///{precious}")
@@ -235,6 +240,18 @@ def test_missing_image_exits_3_and_names_it(tmp_path: Path) -> None:
     assert proc.returncode == 3
     assert "migration-harness/no-such-image:1" in proc.stdout
     assert harness_containers() - before == set()
+
+
+def test_an_image_that_cannot_be_pulled_is_one_line_with_the_fix(tmp_path: Path) -> None:
+    """No registry reachable (or no such tag): the reason and the fix, not Docker's ``500 Server Error …``."""
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    env = {"HARNESS_MYSQL_URL": "", "HARNESS_MYSQL_IMAGE": "mysql:0.0-mharness-missing"}
+    proc = run_cli(["run", "--app", "app:create_app", "--db", "mysql"], project, env, timeout=300)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if "(database)" in line)
+    assert "image 'mysql:0.0-mharness-missing' is not available locally and could not be pulled" in line
+    assert "HARNESS_MYSQL_IMAGE" in line and "ci/setup.sh" in line
+    assert "Server Error" not in proc.stdout and "http+docker" not in proc.stdout
 
 
 def test_images_come_from_the_environment() -> None:

@@ -1,0 +1,311 @@
+"""[real-apps] what real Flask apps do that broke the harness: models a dialect cannot compile, a check that
+raises, apps built at import time on a hard-coded database, factories with their own signatures, alembic
+version_locations, data migrations that assume values the schema does not promise. Each test failed before its
+fix; all run against real databases."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from projects import GOOD_MODELS, Rev, good_chain, make_project
+
+ALL = ("sqlite", "postgresql", "mysql")
+
+FETCH = Rev("a003", "create fetch", """
+    op.create_table("fetch",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("protocol", sa.Enum("imap", "pop3", name="fetch_protocol"), nullable=False),
+        sa.Column("host", sa.String(length=255), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_fetch")))
+""", """
+    op.drop_table("fetch")
+    sa.Enum(name="fetch_protocol").drop(op.get_bind(), checkfirst=True)
+""")
+FETCH_MODEL = '''
+
+class Fetch(db.Model):
+    __tablename__ = "fetch"
+    id = db.Column(sa.Integer, primary_key=True)
+    protocol = db.Column(sa.Enum("imap", "pop3"{enum_name}), nullable=False)
+    host = db.Column(sa.String({length}), nullable=True)
+'''
+
+
+def _fetch_models(enum_name: str = ', name="fetch_protocol"', length: str = "255") -> str:
+    return GOOD_MODELS + FETCH_MODEL.format(enum_name=enum_name, length=length)
+
+
+def test_models_a_dialect_cannot_compile_are_a_difference_on_that_database_only(harness, tmp_path: Path) -> None:
+    """An unnamed Enum cannot be created on PostgreSQL, a String() without length not on MySQL: each is a
+    difference of schema_matches_models there, the comparison goes on, and the downgrade still runs."""
+    run = harness(make_project(tmp_path / "p", good_chain() + [FETCH], _fetch_models(enum_name="", length="")))
+    assert run.statuses("upgrade") == {d: "passed" for d in ALL}
+    assert run.statuses("downgrade") == {d: "passed" for d in ALL}
+    assert run.statuses("leaves_no_trace") == {d: "passed" for d in ALL}
+    assert run.statuses("schema_matches_models") == {d: "failed" for d in ALL}
+    by_db = {d: {(x["table"], x["name"], x["aspect"]): x for x in run.check(d, "schema_matches_models")["differences"]}
+             for d in ALL}
+    # String() against VARCHAR(255): everywhere a type difference; on MySQL because it cannot even be created
+    assert set(by_db["sqlite"]) == {("fetch", "host", "type")}
+    assert by_db["sqlite"][("fetch", "host", "type")]["text"] == \
+        "column fetch.host: type differs: models VARCHAR, database VARCHAR(255)"
+    assert set(by_db["mysql"]) == {("fetch", "host", "type")}
+    assert "mysql cannot create it: VARCHAR requires a length" in by_db["mysql"][("fetch", "host", "type")]["model"]
+    assert set(by_db["postgresql"]) == {("fetch", "host", "type"), ("fetch", "protocol", "type")}
+    assert "postgresql cannot create it" in by_db["postgresql"][("fetch", "protocol", "type")]["model"]
+    assert "requires a name" in by_db["postgresql"][("fetch", "protocol", "type")]["text"]
+    # `flask db migrate` fails the same way there: a finding, not an error of the harness
+    assert run.statuses("no_pending_autogenerate") == {"sqlite": "passed", "postgresql": "failed", "mysql": "failed"}
+
+
+def test_the_same_models_with_a_name_and_a_length_pass(harness, tmp_path: Path) -> None:
+    run = harness(make_project(tmp_path / "p", good_chain() + [FETCH], _fetch_models()),
+                  "--checks", "schema_matches_models,no_pending_autogenerate,leaves_no_trace")
+    assert run.exit_code == 0, run.stdout + run.stderr
+
+
+BROKEN_TYPE_MODELS = '''
+class Picky(sa.types.TypeDecorator):
+    """A custom type whose dialect hook is broken: any comparison that compiles it raises."""
+    impl = sa.String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        raise RuntimeError("picky type has no implementation for " + dialect.name)
+
+''' + GOOD_MODELS.replace("sa.String(80)", "Picky(80)")
+
+
+def test_a_check_that_raises_is_an_error_for_that_check_alone(harness, tmp_path: Path) -> None:
+    run = harness(make_project(tmp_path / "p", good_chain(), BROKEN_TYPE_MODELS), "--verbose", db=("sqlite", "mysql"))
+    assert run.exit_code == 1
+    for dialect in ("sqlite", "mysql"):
+        check = run.check(dialect, "schema_matches_models")
+        assert check["status"] == "error"
+        assert "raised RuntimeError: picky type has no implementation for" in check["message"]
+        assert "Traceback" in check["traceback"] and "load_dialect_impl" in check["traceback"]
+        # what comes after still ran: the downgrade and leaves_no_trace have their own verdicts
+        assert run.check(dialect, "downgrade")["status"] == "passed"
+        assert run.check(dialect, "leaves_no_trace")["status"] == "passed"
+        assert run.check(dialect, "stairway")["status"] == "passed"
+    assert "| Traceback" in run.stdout  # --verbose prints it
+
+
+# -- the app as written: import-time apps on a hard-coded database, factories with their own signatures ---------
+
+TUTORIAL_APP = '''
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+
+app = Flask(__name__)
+app.config["SQLALCHEMY_DATABASE_URI"] = {uri!r}
+app.config["SQLALCHEMY_BINDS"] = {binds!r}
+db = SQLAlchemy(app)
+migrate = Migrate(app, db, render_as_batch=True)
+
+import models  # noqa: E402,F401
+'''
+
+
+def _tutorial(tmp_path: Path, uri: str, binds: dict | None = None, models: str = GOOD_MODELS) -> Path:
+    project = make_project(tmp_path / "p", good_chain(), models)
+    (project / "app.py").write_text(TUTORIAL_APP.format(uri=uri, binds=binds or {}))
+    return project
+
+
+def test_a_tutorial_app_on_a_hard_coded_database_runs_on_the_scratch_databases(harness, tmp_path: Path) -> None:
+    """``db = SQLAlchemy(app)`` at import time with a hard-coded URI: the harness binds its scratch database
+    anyway, and the configured database is never connected to (SQLite would have created the file)."""
+    precious = tmp_path / "blog.db"
+    run = harness(_tutorial(tmp_path, f"sqlite:///{precious}"), "--app", "app")
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.statuses("upgrade") == {d: "passed" for d in ALL}
+    assert not precious.exists()
+
+
+def test_a_production_url_in_the_config_is_never_used(harness, tmp_path: Path) -> None:
+    project = _tutorial(tmp_path, "mysql+pymysql://prod:s3cr3t-prod@127.0.0.1:1/production")
+    run = harness(project, "--app", "app:app", "--checks", "upgrade,schema_matches_models", db=("sqlite", "mysql"))
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert "s3cr3t-prod" not in run.stdout + run.stderr
+
+
+BIND_MODELS = GOOD_MODELS + '''
+
+class Audit(db.Model):
+    __bind_key__ = "audit"
+    __tablename__ = "audit"
+    id = db.Column(sa.Integer, primary_key=True)
+'''
+
+
+def test_other_binds_get_throwaway_files_and_are_never_connected_to(harness, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.db"
+    project = _tutorial(tmp_path, f"sqlite:///{tmp_path / 'blog.db'}", {"audit": f"sqlite:///{audit}"}, BIND_MODELS)
+    run = harness(project, "--app", "app", db=("sqlite", "postgresql"))
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert not audit.exists() and not (tmp_path / "blog.db").exists()
+
+
+def test_a_multi_database_env_py_with_binds_is_refused_with_the_reason(tmp_path: Path) -> None:
+    import shutil
+
+    from conftest import run_cli
+    from projects import TEMPLATE
+
+    project = _tutorial(tmp_path, "sqlite:///x.db", {"audit": "sqlite:///audit.db"}, BIND_MODELS)
+    shutil.copy(TEMPLATE.parent / "flask-multidb" / "env.py", project / "migrations" / "env.py")
+    proc = run_cli(["run", "--app", "app", "--db", "sqlite"], project)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "multi-database migrations are not supported yet" in proc.stderr and "audit" in proc.stderr
+
+
+FACTORIES = '''
+import os
+
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+
+from app import NAMING, db, migrate
+
+
+class Config:
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or "sqlite:///dev.db"
+
+
+class ProductionConfig(Config):
+    SQLALCHEMY_DATABASE_URI = "postgresql://prod@127.0.0.1:1/prod"
+
+
+CONFIGS = {"development": Config, "production": ProductionConfig}
+
+
+def _build(config_object):
+    app = Flask(__name__)
+    app.config.from_object(config_object)
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True)
+    import models  # noqa: F401
+    return app
+
+
+def by_class(config_class=ProductionConfig):
+    return _build(config_class)
+
+
+def by_name(config_name="production"):
+    return _build(CONFIGS[config_name])
+
+
+def by_url(database_url=None):
+    app = _build(Config)
+    assert database_url is None, database_url
+    return app
+
+
+def needs_a_name(config_name):
+    return _build(CONFIGS[config_name])
+'''
+
+
+def test_factories_are_called_the_way_flask_calls_them(harness, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    (project / "factories.py").write_text(FACTORIES)
+    for app in ("factories:by_class", "factories:by_name", "factories:by_url", "factories:needs_a_name('production')"):
+        run = harness(project, "--app", app, "--checks", "upgrade,schema_matches_models", db=("sqlite", "postgresql"))
+        assert run.exit_code == 0, (app, run.stdout + run.stderr)
+
+
+def test_a_factory_that_needs_arguments_is_a_one_line_usage_error(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    (project / "factories.py").write_text(FACTORIES)
+    proc = run_cli(["run", "--app", "factories:needs_a_name", "--db", "sqlite"], project)
+    assert proc.returncode == 2
+    assert [line for line in proc.stderr.splitlines() if line.strip()] == [
+        next(line for line in proc.stderr.splitlines() if line.startswith("migration-harness: error:"))]
+    assert "could not be called with the specified arguments" in proc.stderr
+
+
+# -- finding the app and its migrations the way `flask` does ---------------------------------------------------
+
+def test_without_app_it_finds_app_py_or_the_flaskenv_like_flask(harness, tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    clear = {"FLASK_APP": "", "HARNESS_APP": ""}
+    proc = run_cli(["run", "--db", "sqlite", "--checks", "upgrade"], project, clear)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (project / "app.py").rename(project / "application.py")
+    (project / "models.py").write_text((project / "models.py").read_text().replace("from app import", "from application import"))
+    proc = run_cli(["run", "--db", "sqlite", "--checks", "upgrade"], project, clear)
+    assert proc.returncode == 2 and "no app given" in proc.stderr
+    (project / ".flaskenv").write_text("FLASK_APP=application:create_app\n")
+    proc = run_cli(["run", "--db", "sqlite", "--checks", "upgrade"], project, clear)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_an_app_given_as_a_file_path_finds_its_migrations_next_to_it(harness, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    from conftest import run_cli
+
+    proc = run_cli(["run", "--app", str(project / "app.py"), "--db", "sqlite", "--checks", "upgrade,schema_matches_models"],
+                   elsewhere)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 revisions applied" in proc.stdout
+
+
+SRC_WSGI = '''
+import os
+import sys
+
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "src"))
+
+from app import create_app  # noqa: E402  (the project's own app package, under src/)
+
+app = create_app()
+'''
+
+
+def test_the_harness_checkout_never_leaks_into_the_users_app(harness, tmp_path: Path) -> None:
+    """The harness's source checkout holds an example package named ``app``; a user's ``app`` (here under
+    ``src/``, put on sys.path by the app itself) must be the one imported."""
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    (project / "src").mkdir()
+    for name in ("app.py", "models.py"):
+        (project / name).rename(project / "src" / name)
+    (project / "wsgi.py").write_text(SRC_WSGI)
+    run = harness(project, "--app", "wsgi", "--checks", "upgrade,schema_matches_models", db=("sqlite",))
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.check("sqlite", "schema_matches_models")["message"].startswith("2 model tables match")
+
+
+# -- alembic's version_locations --------------------------------------------------------------------------------
+
+PLUGIN = Rev("p001", "create tags", """
+    op.create_table("tags", sa.Column("id", sa.Integer(), nullable=False),
+                    sa.PrimaryKeyConstraint("id", name=op.f("pk_tags")))
+""", 'op.drop_table("tags")', down_revision=None)
+TAGS = '\n\nclass Tag(db.Model):\n    __tablename__ = "tags"\n    id = db.Column(sa.Integer, primary_key=True)\n'
+
+
+def test_revisions_in_several_version_locations_are_all_walked(harness, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", good_chain() + [PLUGIN], GOOD_MODELS + TAGS)
+    migrations = project / "migrations"
+    (migrations / "core").mkdir()
+    (migrations / "plugins").mkdir()
+    for script in (migrations / "versions").glob("*.py"):
+        script.rename(migrations / ("plugins" if script.name.startswith("p001") else "core") / script.name)
+    (migrations / "versions").rmdir()
+    ini = migrations / "alembic.ini"
+    ini.write_text(ini.read_text().replace("[alembic]\n", "[alembic]\nversion_locations = %(here)s/core %(here)s/plugins\n"))
+    run = harness(project, "--allow-multiple-heads")
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert sorted(run.report["heads"]) == ["a002", "p001"]
+    assert run.check("sqlite", "upgrade")["message"].startswith("3 revisions applied")
+    assert run.statuses("leaves_no_trace") == {d: "passed" for d in ALL}
