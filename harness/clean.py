@@ -14,7 +14,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from .backends import get_backend
 from .backends.base import CONTAINER_LABEL, SCRATCH_PREFIX, first_line
@@ -72,18 +72,28 @@ class CleanReport:
     problems: tuple[str, ...]
 
 
-def clean(urls: Mapping[str, str], *, dry_run: bool = False) -> CleanReport:
-    """Remove the leftovers of dead runs: containers, scratch databases on ``urls`` (dialect → URL), temp dirs."""
+def clean(urls: Mapping[str, str], *, dry_run: bool = False, run_ids: Iterable[str] = ()) -> CleanReport:
+    """Remove the leftovers of dead runs: containers, scratch databases on ``urls`` (dialect → URL), temp dirs.
+
+    With ``run_ids``, only those runs' (a CI job cleaning up after itself, next to other jobs sharing the Docker
+    engine and the servers: their runs are not registered on this machine, so they would look dead).
+    """
+    wanted = set(run_ids)
     removed: list[Leftover] = []
     problems: list[str] = []
-    removed += _containers(dry_run, problems)
+    removed += _containers(dry_run, problems, wanted)
     for dialect, url in urls.items():
-        removed += _databases(dialect, url, dry_run, problems)
-    removed += _directories(dry_run)
+        removed += _databases(dialect, url, dry_run, problems, wanted)
+    removed += _directories(dry_run, wanted)
     return CleanReport(tuple(removed), tuple(problems))
 
 
-def _containers(dry_run: bool, problems: list[str]) -> list[Leftover]:
+def _dead(run_id: str, wanted: set[str]) -> bool:
+    """A run whose things ``clean`` may remove: not alive here, and one of ``wanted`` when that is given."""
+    return (not wanted or run_id in wanted) and not run_alive(run_id)
+
+
+def _containers(dry_run: bool, problems: list[str], wanted: set[str]) -> list[Leftover]:
     try:
         import docker
 
@@ -95,7 +105,7 @@ def _containers(dry_run: bool, problems: list[str]) -> list[Leftover]:
     out = []
     for container in containers:
         run_id = container.labels.get(CONTAINER_LABEL, "")
-        if run_alive(run_id):
+        if not _dead(run_id, wanted):
             continue
         if not dry_run:
             container.remove(force=True, v=True)
@@ -104,7 +114,7 @@ def _containers(dry_run: bool, problems: list[str]) -> list[Leftover]:
     return out
 
 
-def _databases(dialect: str, url: str, dry_run: bool, problems: list[str]) -> list[Leftover]:
+def _databases(dialect: str, url: str, dry_run: bool, problems: list[str], wanted: set[str]) -> list[Leftover]:
     backend = get_backend(dialect)
     try:
         engine = backend.connect_admin(url)
@@ -116,7 +126,7 @@ def _databases(dialect: str, url: str, dry_run: bool, problems: list[str]) -> li
         with engine.connect() as conn:
             for name in backend.list_databases(conn):
                 match = _SCRATCH_DB.match(name)
-                if not match or run_alive(match.group(1)):
+                if not match or not _dead(match.group(1), wanted):
                     continue
                 if not dry_run:
                     backend.drop_database(conn, name)
@@ -128,11 +138,11 @@ def _databases(dialect: str, url: str, dry_run: bool, problems: list[str]) -> li
     return out
 
 
-def _directories(dry_run: bool) -> list[Leftover]:
+def _directories(dry_run: bool, wanted: set[str]) -> list[Leftover]:
     out = []
     for path in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
         match = _TEMP_DIR.match(path.name)
-        if not path.is_dir() or not match or run_alive(match.group(1)):
+        if not path.is_dir() or not match or not _dead(match.group(1), wanted):
             continue
         if not dry_run:
             shutil.rmtree(path, ignore_errors=True)

@@ -111,12 +111,14 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
-def clean(dry_run: bool) -> None:
+@click.option("--run-id", "run_ids", multiple=True, metavar="ID",
+              help="Only the leftovers of this run (repeatable), e.g. the HARNESS_RUN_ID a CI job set.")
+def clean(dry_run: bool, run_ids: tuple[str, ...]) -> None:
     """Remove what crashed runs left: labelled containers, mharness_* scratch databases on the servers given by
     HARNESS_POSTGRESQL_URL / HARNESS_MYSQL_URL (or pyproject), and temporary directories. Runs still going on
     this machine are left alone."""
     try:
-        report = clean_leftovers(server_urls(), dry_run=dry_run)
+        report = clean_leftovers(server_urls(), dry_run=dry_run, run_ids=run_ids)
     except HarnessError as exc:
         click.echo(f"migration-harness: error: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,8 @@ class RunConfig:
     allow_multiple_heads: bool = False
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     cwd: str = field(default_factory=os.getcwd)
+    #: given by ``HARNESS_RUN_ID`` (8 hex digits) to know the run's names in advance; else a random one per run
+    run_id: str | None = None
 
 
 def parse_database_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -252,7 +255,12 @@ def build_config(
     rules += [IgnoreRule(reason=f"--ignore-table {t}", table=t) for t in ignore_tables]
     rules += [parse_ignore_check(c) for c in ignore_checks]
 
+    run_id = env.get("HARNESS_RUN_ID") or None
+    if run_id is not None and not re.fullmatch(r"[0-9a-f]{8}", run_id):
+        raise ConfigError(f"HARNESS_RUN_ID must be 8 lowercase hex digits (e.g. 0badc0de), not {run_id!r}")
+
     return RunConfig(
+        run_id=run_id,
         app=app,
         migrations=migrations or file.get("migrations"),
         databases=tuple(databases),

@@ -69,7 +69,10 @@ def summary(result: RunResult) -> str:
         version = f" [{db.server_version}, {db.backend}]" if db.server_version else f" [{db.backend}]"
         lines.append(f"  {db.dialect:<11} {_status(db.status)}{version} {db.duration_s:.1f}s"
                      + (f"  {detail}" if detail else ""))
-    verdict = "every check passed" if result.ok else f"not ok (exit {result.exit_code})"
+    if result.databases and all(db.status == SKIPPED for db in result.databases):
+        verdict = f"not ok (exit {result.exit_code}): every database was skipped, nothing was verified"
+    else:
+        verdict = "every check passed" if result.ok else f"not ok (exit {result.exit_code})"
     lines.append(click.style(verdict, fg="green" if result.ok else "red", bold=True))
     return "\n".join(lines)
 

@@ -182,7 +182,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
     True
     """
     reporter = reporter or SilentReporter()
-    run_id = new_run_id()
+    run_id = config.run_id or new_run_id()
     with registered_run(run_id):
         history = preflight(config, run_id)
         databases = tuple(run_database(s, config, run_id, reporter) for s in config.databases)
@@ -193,10 +193,11 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
 
 def exit_code_for(databases: tuple[DatabaseResult, ...]) -> int:
     """1 when any check failed or could not finish (a defect beats an incomplete run); else 3 when a database
-    could not be provided and was not skipped; else 0."""
+    could not be provided and was not skipped, or when every database was skipped (nothing verified is not a
+    pass); else 0."""
     if any(c.status in (FAILED, ERROR) for d in databases for c in d.checks):
         return EXIT_CHECK_FAILED
-    if any(d.status == ERROR for d in databases):
+    if any(d.status == ERROR for d in databases) or all(d.status == SKIPPED for d in databases):
         return EXIT_UNAVAILABLE
     return EXIT_OK
 

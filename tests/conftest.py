@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -59,11 +60,30 @@ class HarnessRun:
                 for d in self.report["databases"]}
 
 
-def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a harness process a test starts: this checkout importable, and a run id of its own
+    (``HARNESS_RUN_ID``) so the test can tell its containers and scratch databases from those of any other
+    harness run sharing the Docker engine and the servers."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), full_env.get("PYTHONPATH")) if p)
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=full_env, capture_output=True,
+    full_env.setdefault("HARNESS_RUN_ID", secrets.token_hex(4))
+    return full_env
+
+
+def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``migration-harness ARGS``; the result's ``run_id`` is the run id it was given."""
+    full_env = cli_env(env)
+    proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
+    proc.run_id = full_env["HARNESS_RUN_ID"]  # type: ignore[attr-defined]
+    return proc
+
+
+def run_containers(run_id: str) -> set[str]:
+    """Ids of the containers harness run ``run_id`` labelled (running or not)."""
+    out = subprocess.run(["docker", "ps", "-a", "--filter", f"label=org.migration-harness.run={run_id}", "-q"],
+                         capture_output=True, text=True, check=True).stdout
+    return set(out.split())
 
 
 def _admin_engine(url: str) -> sa.Engine:
@@ -118,14 +138,13 @@ def harness(server_urls: dict[str, str], tmp_path: Path):
         cmd = ["run", "--app", "app:create_app", "--json", str(report_path)]
         cmd += [f"--db={','.join(db)}"] if db else []
         servers = [d for d in ("postgresql", "mysql") if use_servers and d in db]
-        before = {d: set(scratch_leftovers(server_urls[d])) for d in servers}
         proc = run_cli(cmd + list(args), project, full_env)
         report = json.loads(report_path.read_text()) if report_path.exists() else None
         result = HarnessRun(proc.returncode, proc.stdout, proc.stderr, report)
-        for dialect in servers:  # every scratch database this run made is gone again
-            left = set(scratch_leftovers(server_urls[dialect])) - before[dialect]
-            if report:  # others (a parallel test) may be making their own meanwhile: look at this run's only
-                left = {name for name in left if name.startswith(f"mharness_{report['run_id']}_")}
+        if report:
+            assert report["run_id"] == proc.run_id
+        for dialect in servers:  # every scratch database this run made is gone again (others' are not ours)
+            left = [name for name in scratch_leftovers(server_urls[dialect]) if name.startswith(f"mharness_{proc.run_id}_")]
             assert not left, f"scratch databases left on {dialect}: {sorted(left)}"
         return result
 

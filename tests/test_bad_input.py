@@ -12,7 +12,6 @@ import json
 import re
 import subprocess
 import tempfile
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,8 +31,6 @@ NO_CREATE_USER = "mharness_nocreate"
 NO_CREATE_PASSWORD = "np-secret-123"
 RUN_LABEL = "org.migration-harness.run"
 SCRATCH_NAME = re.compile(r"mharness_[0-9a-f]{8}_")
-#: how long a new scratch database / container that is not this run's may take to go away (a concurrent run)
-SETTLE_S = 60.0
 
 
 # -- running the CLI and checking that it left nothing --------------------------------------------------------
@@ -67,18 +64,9 @@ def _scratch(server_urls: dict[str, str]) -> set[str]:
     return temporary | {f"{d}:{name}" for d in SERVERS for name in scratch_leftovers(server_urls[d])}
 
 
-def _assert_nothing_new(before: set[str], now: Callable[[], set[str]], run_id: str | None, what: str) -> None:
-    """Nothing in ``now()`` that was not in ``before`` and belongs to this run. Without a run id (exit 2 writes no
-    report) anything new counts, unless it goes away by itself: a concurrent test's run dropping its own."""
-    def new() -> set[str]:
-        added = now() - before
-        return {a for a in added if run_id is None or f"mharness_{run_id}_" in a or a.endswith(f" {run_id}")}
-
-    left = new()
-    deadline = time.monotonic() + (SETTLE_S if run_id is None else 0)
-    while left and time.monotonic() < deadline:
-        time.sleep(1)
-        left &= new()
+def _assert_nothing_new(before: set[str], now: Callable[[], set[str]], run_id: str, what: str) -> None:
+    """Nothing in ``now()`` that was not in ``before`` and belongs to this run (others may share the servers)."""
+    left = {a for a in now() - before if f"mharness_{run_id}_" in a or a.endswith(f" {run_id}")}
     assert not left, f"{what} left behind: {sorted(left)}"
 
 
@@ -95,7 +83,9 @@ def run_harness(project: Path, server_urls: dict[str, str], *args: str, db: str 
                    full_env, timeout=300)
     report_text = report_path.read_text() if report_path.exists() else ""
     report = json.loads(report_text) if report_text else None
-    run_id = report["run_id"] if report else None
+    run_id = proc.run_id  # known in advance (HARNESS_RUN_ID), so only this run's things are looked at
+    if report:
+        assert report["run_id"] == run_id
     _assert_nothing_new(databases_before, lambda: _scratch(server_urls), run_id, "scratch databases")
     _assert_nothing_new(containers_before, _containers, run_id, "containers")
     return Outcome(proc.returncode, proc.stdout, proc.stderr, report, report_text)

@@ -8,20 +8,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from conftest import ALL, IMAGES, LOCAL_URLS, REPO, run_cli, scratch_leftovers
+from conftest import ALL, IMAGES, LOCAL_URLS, REPO, run_cli, run_containers, scratch_leftovers
 from projects import GOOD_MODELS, POSTS, USERS, Rev, good_chain, make_project
 
 EXAMPLE_HEAD = "c7de05f4782e"
 CHECKS = ["single_head", "upgrade", "schema_matches_models", "no_pending_autogenerate", "downgrade", "leaves_no_trace",
           "stairway", "data"]
-
-
-def harness_containers(run_id: str | None = None) -> set[str]:
-    """Ids of the containers the harness labelled (of one run, if given)."""
-    label = "org.migration-harness.run" + (f"={run_id}" if run_id else "")
-    out = subprocess.run(["docker", "ps", "-a", "--filter", f"label={label}", "-q"],
-                         capture_output=True, text=True, check=True).stdout
-    return set(out.split())
 
 
 def test_example_app_passes_in_containers_the_harness_starts(harness) -> None:
@@ -36,7 +28,7 @@ def test_example_app_passes_in_containers_the_harness_starts(harness) -> None:
         assert db["duration_s"] > 0
     assert run.database("postgresql")["server_version"].startswith("PostgreSQL ")
     assert run.database("mysql")["server_version"].split()[0] in ("MySQL", "MariaDB")
-    assert harness_containers(run.report["run_id"]) == set()
+    assert run_containers(run.report["run_id"]) == set()
 
 
 def test_example_app_passes_on_existing_servers_by_url(harness) -> None:
@@ -132,12 +124,11 @@ def _one_line_error(proc: subprocess.CompletedProcess) -> str:
 
 def test_bad_app_module(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
-    before = harness_containers()
     proc = run_cli(["run", "--app", "nosuchmodule", "--json", str(tmp_path / "r.json")], project)
     assert proc.returncode == 2
     assert "no module named 'nosuchmodule'" in _one_line_error(proc)
     assert not (tmp_path / "r.json").exists()
-    assert harness_containers() - before == set()
+    assert run_containers(proc.run_id) == set()
 
 
 def test_app_that_fails_to_import_shows_the_tail_of_its_traceback(tmp_path: Path) -> None:
@@ -224,6 +215,20 @@ def test_skip_unavailable_keeps_the_sqlite_verdict(tmp_path: Path) -> None:
     assert "no Docker engine answers" in report["databases"][1]["message"]
 
 
+def test_every_database_skipped_is_not_a_pass(tmp_path: Path) -> None:
+    """--skip-unavailable with nothing that could be provided: nothing was verified, so exit 3, not 0."""
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock", "HARNESS_POSTGRESQL_URL": "", "HARNESS_MYSQL_URL": ""}
+    proc = run_cli(["run", "--app", "app:create_app", "--skip-unavailable", "--db", "postgresql,mysql", "--json",
+                    str(tmp_path / "r.json")], project, env)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "every database was skipped, nothing was verified" in proc.stdout
+    assert "every check passed" not in proc.stdout
+    import json
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["ok"] is False and report["exit_code"] == 3
+
+
 def test_no_docker_engine_exits_3(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
     env = {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock", "HARNESS_MYSQL_URL": ""}
@@ -235,11 +240,10 @@ def test_no_docker_engine_exits_3(tmp_path: Path) -> None:
 def test_missing_image_exits_3_and_names_it(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
     env = {"HARNESS_POSTGRESQL_URL": "", "HARNESS_POSTGRESQL_IMAGE": "migration-harness/no-such-image:1"}
-    before = harness_containers()
     proc = run_cli(["run", "--app", "app:create_app", "--db", "postgresql"], project, env, timeout=300)
     assert proc.returncode == 3
     assert "migration-harness/no-such-image:1" in proc.stdout
-    assert harness_containers() - before == set()
+    assert run_containers(proc.run_id) == set()
 
 
 def test_an_image_that_cannot_be_pulled_is_one_line_with_the_fix(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ real locks, against real containers and servers."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,9 +11,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from conftest import REPO, list_databases, run_cli, scratch_leftovers
+from conftest import cli_env, list_databases, run_cli, run_containers, scratch_leftovers
 from projects import GOOD_MODELS, Rev, good_chain, make_project
-from test_core import harness_containers
 
 SLEEPER = Rev("a003", "slow step", """
     import os, pathlib, time
@@ -24,9 +22,16 @@ SLEEPER = Rev("a003", "slow step", """
 
 
 def start(project: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    full = {**os.environ, **env, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "harness", "run", "--app", "app:create_app", *args], cwd=project,
+    """A harness run in the background; its ``run_id`` attribute names its containers and scratch databases."""
+    full = cli_env(env)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--app", "app:create_app", *args], cwd=project,
                             env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.run_id = full["HARNESS_RUN_ID"]  # type: ignore[attr-defined]
+    return proc
+
+
+def own_databases(url: str, run_id: str) -> set[str]:
+    return {name for name in scratch_leftovers(url) if name.startswith(f"mharness_{run_id}_")}
 
 
 def wait_for(marker: Path, proc: subprocess.Popen, limit: float = 180) -> None:
@@ -43,28 +48,26 @@ def sleeping_project(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_sigint_mid_chain_removes_the_container(tmp_path: Path) -> None:
     project, marker = sleeping_project(tmp_path)
-    before = harness_containers()
     proc = start(project, ["--db", "postgresql"], {"HARNESS_POSTGRESQL_URL": "", "HARNESS_TEST_MARKER": str(marker)})
     wait_for(marker, proc)
-    assert len(harness_containers() - before) == 1
+    assert len(run_containers(proc.run_id)) == 1
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
     assert "interrupted; containers and scratch databases were removed" in err
-    assert harness_containers() - before == set()
+    assert run_containers(proc.run_id) == set()
 
 
 def test_sigterm_mid_chain_drops_the_scratch_database(tmp_path: Path, server_urls) -> None:
     project, marker = sleeping_project(tmp_path)
-    before = set(scratch_leftovers(server_urls["mysql"]))
     proc = start(project, ["--db", "mysql"], {"HARNESS_MYSQL_URL": server_urls["mysql"],
                                               "HARNESS_TEST_MARKER": str(marker)})
     wait_for(marker, proc)
-    assert set(scratch_leftovers(server_urls["mysql"])) - before, "the run should have a scratch database now"
+    assert own_databases(server_urls["mysql"], proc.run_id), "the run should have a scratch database now"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
-    assert set(scratch_leftovers(server_urls["mysql"])) - before == set()
+    assert own_databases(server_urls["mysql"], proc.run_id) == set()
 
 
 def test_kill_9_leaves_things_that_clean_removes_and_nothing_else(tmp_path: Path, server_urls) -> None:
@@ -76,31 +79,33 @@ def test_kill_9_leaves_things_that_clean_removes_and_nothing_else(tmp_path: Path
         conn.execute(sa.text(f'CREATE DATABASE "{keep}"'))
     try:
         project, marker = sleeping_project(tmp_path)
-        before = set(scratch_leftovers(pg))
-        containers = harness_containers()
         proc = start(project, ["--db", "postgresql,mysql"], {"HARNESS_POSTGRESQL_URL": pg, "HARNESS_MYSQL_URL": "",
                                                              "HARNESS_TEST_MARKER": str(marker)})
         wait_for(marker, proc)
         proc.kill()
         proc.communicate(timeout=30)
-        leftover = set(scratch_leftovers(pg)) - before
+        leftover = own_databases(pg, proc.run_id)
         assert len(leftover) == 1
         marker.unlink()
         # a second run that is alive right now: clean must leave its database and container alone
         live = start(project, ["--db", "mysql,postgresql"], {"HARNESS_POSTGRESQL_URL": pg, "HARNESS_MYSQL_URL": "",
                                                              "HARNESS_TEST_MARKER": str(marker)})
         wait_for(marker, live)
-        assert len(harness_containers() - containers) == 1
-        live_databases = set(scratch_leftovers(pg)) - before - leftover
-        cleaned = run_cli(["clean"], tmp_path, {"HARNESS_POSTGRESQL_URL": pg, "HARNESS_MYSQL_URL": ""})
+        assert len(run_containers(live.run_id)) == 1
+        live_databases = own_databases(pg, live.run_id)
+        # --run-id: only these runs' leftovers (another harness run may share this engine and these servers)
+        cleaned = run_cli(["clean", "--run-id", proc.run_id, "--run-id", live.run_id], tmp_path,
+                          {"HARNESS_POSTGRESQL_URL": pg, "HARNESS_MYSQL_URL": ""})
         assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
         assert f"removed database {leftover.pop()}" in cleaned.stdout
-        assert set(scratch_leftovers(pg)) - before == live_databases  # the live run's are still there
-        assert len(harness_containers() - containers) == 1
+        assert own_databases(pg, proc.run_id) == set()
+        assert own_databases(pg, live.run_id) == live_databases  # the live run's are still there
+        assert len(run_containers(live.run_id)) == 1
         assert keep in list_databases(pg)
         live.send_signal(signal.SIGINT)
         live.communicate(timeout=60)
-        assert harness_containers() - containers == set() and set(scratch_leftovers(pg)) - before == set()
+        assert run_containers(live.run_id) == set() and own_databases(pg, live.run_id) == set()
+        assert run_containers(proc.run_id) == set()
     finally:
         with engine.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{keep}"'))
@@ -109,16 +114,14 @@ def test_kill_9_leaves_things_that_clean_removes_and_nothing_else(tmp_path: Path
 
 def test_clean_removes_a_container_left_by_kill_9(tmp_path: Path) -> None:
     project, marker = sleeping_project(tmp_path)
-    before = harness_containers()
     proc = start(project, ["--db", "postgresql"], {"HARNESS_POSTGRESQL_URL": "", "HARNESS_TEST_MARKER": str(marker)})
     wait_for(marker, proc)
     proc.kill()
     proc.communicate(timeout=30)
-    left = harness_containers() - before
-    assert len(left) == 1
-    cleaned = run_cli(["clean"], tmp_path, {"HARNESS_POSTGRESQL_URL": "", "HARNESS_MYSQL_URL": ""})
+    assert len(run_containers(proc.run_id)) == 1
+    cleaned = run_cli(["clean", "--run-id", proc.run_id], tmp_path, {"HARNESS_POSTGRESQL_URL": "", "HARNESS_MYSQL_URL": ""})
     assert cleaned.returncode == 0 and "removed container" in cleaned.stdout, cleaned.stdout + cleaned.stderr
-    assert harness_containers() & left == set()
+    assert run_containers(proc.run_id) == set()
 
 
 def test_a_step_past_the_time_limit_is_stopped_and_the_run_goes_on(harness, tmp_path: Path) -> None:
@@ -191,7 +194,6 @@ def test_two_runs_at_once_on_the_same_servers(tmp_path: Path, server_urls) -> No
 
 def test_a_worker_that_dies_mid_step_is_an_error_naming_the_step_and_leaves_nothing(harness, tmp_path: Path) -> None:
     crash = Rev("a003", "crash", "import os\nos._exit(3)", "pass")
-    before = harness_containers()
     run = harness(make_project(tmp_path / "p", good_chain() + [crash], GOOD_MODELS), "--checks", "upgrade,downgrade")
     assert run.exit_code == 1
     for dialect in ("sqlite", "postgresql", "mysql"):
@@ -199,4 +201,4 @@ def test_a_worker_that_dies_mid_step_is_an_error_naming_the_step_and_leaves_noth
         assert (upgrade["status"], upgrade["revision"]) == ("error", "a003")
         assert upgrade["message"].startswith(f"upgrade to a003 (crash) on {dialect}: the worker exited with code 3")
         assert run.check(dialect, "downgrade")["status"] == "skipped"
-    assert harness_containers() - before == set()  # and the harness fixture checked the scratch databases
+    assert run_containers(run.report["run_id"]) == set()  # and the harness fixture checked the scratch databases
