@@ -12,7 +12,9 @@ Design choices, each for a reason spelled out where it is made:
   new values instead of colliding with the rows the previous step left behind;
 * columns that take part in a primary key, unique constraint or unique index get values injective in ``k`` and are
   also checked against the values already stored, so accumulated rows never violate uniqueness;
-* nullable columns hold values in most rows but NULL in one row per call, and server defaults are used on every
+* nullable columns hold values in most rows but NULL in one row per call (``nulls`` narrows which), foreign keys
+  point at existing parent rows whenever there are some (NULL only when there is no parent yet), and server
+  defaults are used on every
   other row: both mirror real data and both are what "alter to NOT NULL" / "change the default" migrations trip on;
 * a table that cannot be filled (a CHECK we cannot satisfy, a type we cannot produce) is retried once with
   alternate values and then reported in :attr:`FillResult.skipped` with the database's message, never raised.
@@ -25,7 +27,7 @@ import random
 import re
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
@@ -65,6 +67,7 @@ class _ColumnPlan:
     unique: bool  # in a PK / unique constraint / unique index: value must be injective in the row serial
     choices: tuple[Any, ...]  # enum labels or a CHECK's IN-list; empty when the type alone decides
     omit_sometimes: bool  # has a server default the database may fill in
+    may_be_null: bool  # nullable, and NULLs are wanted there (see fill_database's ``nulls``)
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,15 @@ class _ForeignKey:
     self_reference: bool
 
 
+NullPolicy = Callable[[str, str], bool]
+
+
 def fill_database(conn: Connection, rows_per_table: int = 3, *, seed: int = 0,
-                  exclude: Iterable[str] = DEFAULT_EXCLUDE) -> FillResult:
+                  exclude: Iterable[str] = DEFAULT_EXCLUDE, nulls: NullPolicy | None = None) -> FillResult:
     """Insert ``rows_per_table`` rows into every reflected table, parents before children.
+
+    ``nulls(table, column)`` says whether a nullable column may get its generated NULL (default: every one); the
+    data check narrows it to tell a migration that breaks on NULLs the schema allows from one that breaks anyway.
 
     ``conn`` must not be inside a transaction: each table is filled in its own ``conn.begin()`` block so a failed
     table rolls back alone. Savepoints would allow an outer transaction, but pysqlite's savepoint support needs
@@ -94,7 +103,7 @@ def fill_database(conn: Connection, rows_per_table: int = 3, *, seed: int = 0,
     inserted: dict[str, int] = {}
     skipped: dict[str, str] = {}
     for table in tables:
-        outcome = _fill_with_retry(conn, table, rows_per_table, seed)
+        outcome = _fill_with_retry(conn, table, rows_per_table, seed, nulls)
         if isinstance(outcome, int):
             inserted[table.name] = outcome
         else:
@@ -102,7 +111,7 @@ def fill_database(conn: Connection, rows_per_table: int = 3, *, seed: int = 0,
     return FillResult(inserted=inserted, skipped=skipped)
 
 
-def _fill_with_retry(conn: Connection, table: sa.Table, wanted: int, seed: int) -> int | str:
+def _fill_with_retry(conn: Connection, table: sa.Table, wanted: int, seed: int, nulls: NullPolicy | None) -> int | str:
     """Rows inserted, or why none could be. A refused insert (a CHECK, a type we guessed wrong, a value the
     driver cannot bind) is retried once with the alternate values; the *first* error is reported, since the
     alternates are only a guess."""
@@ -110,7 +119,7 @@ def _fill_with_retry(conn: Connection, table: sa.Table, wanted: int, seed: int) 
     for alternate in (False, True):
         try:
             with conn.begin():
-                count = _fill_table(conn, table, wanted, seed, alternate)
+                count = _fill_table(conn, table, wanted, seed, alternate, nulls)
         except _Unfillable as exc:
             return str(exc)
         except sa.exc.SQLAlchemyError as exc:
@@ -135,14 +144,15 @@ def count_rows(conn: Connection, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> di
 
 # --------------------------------------------------------------------------------------------------- one table
 
-def _fill_table(conn: Connection, table: sa.Table, wanted: int, seed: int, alternate: bool) -> int:
+def _fill_table(conn: Connection, table: sa.Table, wanted: int, seed: int, alternate: bool,
+                nulls: NullPolicy | None) -> int:
     """Insert up to ``wanted`` rows one by one (so a self-reference can point at the row just inserted)."""
     start = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
     rng = random.Random(f"{seed}:{table.name}:{start}:{alternate}")
     salt = rng.getrandbits(60)
     fks = _foreign_keys(table)
     fk_columns = {name for fk in fks for name in fk.columns}
-    plans = [p for p in _column_plans(table) if p.column.name not in fk_columns]
+    plans = [p for p in _column_plans(table, nulls) if p.column.name not in fk_columns]
     unique_sets = _unique_sets(table)
     seen = {cols: {_key(row) for row in conn.execute(sa.select(*(table.c[c] for c in cols)))} for cols in unique_sets}
     parents = [_existing_rows(conn, fk.referred) for fk in fks]
@@ -181,7 +191,7 @@ def _fill_order(metadata: sa.MetaData) -> list[sa.Table]:
     return [t for t, _ in sa.schema.sort_tables_and_constraints(tables, filter_fn=nullable_in_cycle) if t is not None]
 
 
-def _column_plans(table: sa.Table) -> list[_ColumnPlan]:
+def _column_plans(table: sa.Table, nulls: NullPolicy | None = None) -> list[_ColumnPlan]:
     """Columns we generate values for: everything except what the database must generate itself."""
     unique_columns = {c for cols in _unique_sets(table) for c in cols}
     choices = _check_choices(table)
@@ -194,7 +204,8 @@ def _column_plans(table: sa.Table) -> list[_ColumnPlan]:
             column=col, position=position, unique=col.name in unique_columns,
             choices=choices.get(col.name, enum_labels),
             # Unique columns never fall back to the default: a constant default would duplicate.
-            omit_sometimes=col.server_default is not None and col.name not in unique_columns))
+            omit_sometimes=col.server_default is not None and col.name not in unique_columns,
+            may_be_null=bool(col.nullable) and (nulls is None or nulls(table.name, col.name))))
     return plans
 
 
@@ -257,11 +268,13 @@ def _existing_rows(conn: Connection, referred: tuple[sa.Column[Any], ...]) -> li
 def _foreign_values(fk: _ForeignKey, rows: list[tuple[Any, ...]], row: dict[str, Any], k: int,
                     done: int, wanted: int, seed: int) -> dict[str, Any]:
     """A whole existing referenced row (composite FKs stay consistent), spread over ``k`` so composite keys made
-    of FKs get distinct combinations; NULL when allowed in the row that nulls this column, or when no parent."""
-    if fk.nullable and (_null_row(fk.position, done, wanted, seed) or not rows):
-        return dict.fromkeys(fk.columns)
+    of FKs get distinct combinations. NULL only when there is no parent to point at yet: rows of real apps point
+    at their parents, and a data migration that follows the reference (``row.domain.name.lower()``) must not
+    fail on a shape the harness made up."""
     if rows:
         return dict(zip(fk.columns, rows[(k + fk.position) % len(rows)]))
+    if fk.nullable:
+        return dict.fromkeys(fk.columns)
     own = tuple(row.get(c.name) for c in fk.referred)
     if fk.self_reference and None not in own:
         return dict(zip(fk.columns, own))  # NOT NULL self-reference on an empty table: the row points at itself
@@ -291,7 +304,7 @@ def _null_row(position: int, done: int, wanted: int, seed: int) -> bool:
 
 def _planned_value(plan: _ColumnPlan, k: int, done: int, wanted: int, seed: int, rng: random.Random,
                    salt: int, alternate: bool) -> Any:
-    if plan.column.nullable and _null_row(plan.position, done, wanted, seed):
+    if plan.may_be_null and _null_row(plan.position, done, wanted, seed):
         return None
     if plan.choices:
         return plan.choices[k % len(plan.choices)] if plan.unique else rng.choice(plan.choices)

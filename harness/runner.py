@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,7 +17,8 @@ from .errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, D
 from .history import Revision
 from .process import WorkerOutcome, run_worker
 from .redact import secrets_of
-from .results import ERROR, FAILED, SKIPPED, CheckResult, DatabaseResult, RunResult, database_status
+from .checks.data import MAX_SUSPECTS, probe_spec
+from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult, database_status
 
 #: Worker sessions per database, each on a fresh scratch database, with the checks it runs in order.
 SESSIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -159,18 +160,54 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
 
 def _run_session(server: Server, dialect: str, planned: tuple[str, ...], config: RunConfig,
                  reporter: Reporter, run_id: str) -> list[CheckResult]:
+    """One worker session on a fresh scratch database; each check is reported as it ends (a failed ``data``
+    check only once its cause is known, see :func:`_explain_data_failure`)."""
+    outcome = _session(server, dialect, planned, config, run_id, reporter, hold=frozenset({"data"}))
+    results = _session_results(outcome, planned, dialect)
+    suspects = outcome.of_kind("data_suspects")
+    for index, result in enumerate(results):
+        if result.name == "data" and result.status == FAILED and suspects:
+            results[index] = _explain_data_failure(server, dialect, config, run_id, result, suspects[0])
+    reported = {e["name"] for e in outcome.of_kind("check") if e["name"] != "data"}
+    for late in results:
+        if late.name not in reported:
+            reporter.check_finished(dialect, late)
+    return results
+
+
+def _session(server: Server, dialect: str, planned: tuple[str, ...], config: RunConfig, run_id: str,
+             reporter: Reporter | None, hold: frozenset[str] = frozenset(), **extra: Any) -> WorkerOutcome:
     with server.scratch_database() as url:
         def on_event(event: dict[str, Any]) -> None:
-            if event.get("event") == "check":
+            if reporter and event.get("event") == "check" and event["name"] not in hold:
                 reporter.check_finished(dialect, CheckResult.from_dict(event))
 
-        outcome = run_worker(_spec(config, url, dialect, "chain", planned, run_id), cwd=config.cwd,
-                             step_timeout_s=config.step_timeout_s, secrets=secrets_of(url), on_event=on_event)
-    results = _session_results(outcome, planned, dialect)
-    reported = len(outcome.of_kind("check"))
-    for late in results[reported:]:
-        reporter.check_finished(dialect, late)
-    return results
+        return run_worker({**_spec(config, url, dialect, "chain", planned, run_id), **extra}, cwd=config.cwd,
+                          step_timeout_s=config.step_timeout_s, secrets=secrets_of(url), on_event=on_event)
+
+
+def _probe_passes(server: Server, dialect: str, config: RunConfig, run_id: str, revision: str,
+                  nulls: list[list[str]]) -> bool:
+    outcome = _session(server, dialect, ("data",), config, run_id, None, data_probe=probe_spec(revision, nulls))
+    return any(e["name"] == "data" and e["status"] == PASSED for e in outcome.of_kind("check"))
+
+
+def _explain_data_failure(server: Server, dialect: str, config: RunConfig, run_id: str, result: CheckResult,
+                          suspects: dict[str, Any]) -> CheckResult:
+    """Tell a data-shape assumption from a broken migration: the generated rows put NULL in nullable columns,
+    and a data migration that assumes a value (``row.domain_name.lower()``) fails on them. Replay the chain on
+    a fresh database with no generated NULL: if the step then passes, find the column (one NULL-holding column
+    at a time) and say so; the verdict stays ``failed``, since the schema allows those NULLs."""
+    revision, columns = suspects["revision"], suspects["columns"][:MAX_SUSPECTS]
+    if not _probe_passes(server, dialect, config, run_id, revision, []):
+        return result
+    culprit = next((c for c in columns if len(columns) == 1
+                    or not _probe_passes(server, dialect, config, run_id, revision, [c])), None)
+    where = (f"{culprit[0]}.{culprit[1]} is NULL" if culprit
+             else "some of " + ", ".join(f"{t}.{c}" for t, c in columns) + " are NULL")
+    return replace(result, message=f"{result.message}; it fails only when {where}, which the schema allows "
+                                   "(with no NULL there the step passes): the migration assumes a value the "
+                                   "schema does not promise")
 
 
 def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:

@@ -117,6 +117,8 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
                        ignore=[IgnoreRule.from_dict(r) for r in spec.get("ignore", [])],
                        all_revisions=revisions, reaches_head=span.reaches_head,
                        allow_multiple_heads=bool(spec.get("allow_multiple_heads")))
+    if spec.get("data_probe"):
+        ctx.state["data_probe"] = spec["data_probe"]
     checks: list[str] = spec["checks"]
     needs_database = [c for c in checks if c != "single_head"]
     if span.before and needs_database:  # --from: apply what comes before the window first, unchecked

@@ -309,3 +309,72 @@ def test_revisions_in_several_version_locations_are_all_walked(harness, tmp_path
     assert sorted(run.report["heads"]) == ["a002", "p001"]
     assert run.check("sqlite", "upgrade")["message"].startswith("3 revisions applied")
     assert run.statuses("leaves_no_trace") == {d: "passed" for d in ALL}
+
+
+# -- data: a migration that assumes a value the schema does not promise -----------------------------------------
+
+DOMAINS = Rev("d001", "create domains and alternatives", """
+    op.create_table("domain", sa.Column("name", sa.String(length=80), nullable=False),
+                    sa.PrimaryKeyConstraint("name", name=op.f("pk_domain")))
+    op.create_table("alternative",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("host", sa.String(length=80), nullable=False),
+        sa.Column("note", sa.String(length=80), nullable=True),
+        sa.Column("domain_name", sa.String(length=80), nullable=True),
+        sa.ForeignKeyConstraint(["domain_name"], ["domain.name"], name=op.f("fk_alternative_domain_name_domain")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alternative")))
+""", 'op.drop_table("alternative")\nop.drop_table("domain")', down_revision=None)
+
+
+def _lowercase(column: str) -> Rev:
+    return Rev("d002", f"lowercase {column}", f"""
+    conn = op.get_bind()
+    for row in conn.execute(sa.text("SELECT id, {column} FROM alternative")).fetchall():
+        conn.execute(sa.text("UPDATE alternative SET {column} = :v WHERE id = :id"),
+                     {{"v": row.{column}.lower(), "id": row.id}})
+""", "pass")
+
+
+DOMAIN_MODELS = '''
+class Domain(db.Model):
+    __tablename__ = "domain"
+    name = db.Column(sa.String(80), primary_key=True)
+
+
+class Alternative(db.Model):
+    __tablename__ = "alternative"
+    id = db.Column(sa.Integer, primary_key=True)
+    host = db.Column(sa.String(80), nullable=False)
+    note = db.Column(sa.String(80), nullable=True)
+    domain_name = db.Column(sa.String(80), sa.ForeignKey("domain.name"), nullable=True)
+'''
+
+
+def test_foreign_keys_point_at_existing_parents(harness, tmp_path: Path) -> None:
+    """Generated rows reference a parent whenever one exists: a data migration following the reference does not
+    fail on a NULL the harness made up."""
+    run = harness(make_project(tmp_path / "p", [DOMAINS, _lowercase("domain_name")], DOMAIN_MODELS),
+                  "--checks", "data", db=("sqlite", "postgresql"))
+    assert run.exit_code == 0, run.stdout + run.stderr
+
+
+def test_a_step_that_fails_only_on_nulls_says_which_column(harness, tmp_path: Path) -> None:
+    run = harness(make_project(tmp_path / "p", [DOMAINS, _lowercase("note")], DOMAIN_MODELS),
+                  "--checks", "data", db=("sqlite", "mysql"))
+    assert run.exit_code == 1
+    for dialect in ("sqlite", "mysql"):
+        check = run.check(dialect, "data")
+        assert (check["status"], check["revision"]) == ("failed", "d002")
+        assert "'NoneType' object has no attribute 'lower'" in check["message"]
+        assert "it fails only when alternative.note is NULL, which the schema allows" in check["message"]
+
+
+def test_a_step_that_fails_with_any_rows_is_not_blamed_on_nulls(harness, tmp_path: Path) -> None:
+    broken = Rev("d002", "add a required column", """
+    op.add_column("alternative", sa.Column("weight", sa.Integer(), nullable=False))
+""", 'op.drop_column("alternative", "weight")')
+    run = harness(make_project(tmp_path / "p", [DOMAINS, broken], DOMAIN_MODELS), "--checks", "data",
+                  db=("postgresql",))
+    check = run.check("postgresql", "data")
+    assert (check["status"], check["revision"]) == ("failed", "d002")
+    assert "fails only when" not in check["message"]

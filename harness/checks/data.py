@@ -11,6 +11,7 @@ pytest-alembic's ``at_revision_data``)::
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -57,6 +58,11 @@ def check_data(ctx: CheckContext) -> CheckResult:
     data migration that loses rows. Before each step every table gets a few rows generated from its reflected
     schema (plus the user's own rows); after it, row counts must not drop and the user's assertions must hold.
     """
+    probe = ctx.state.get("data_probe")  # {"until": rev, "nulls": [[table, column], ...]}: see probe_spec
+    policy = None
+    if probe is not None:
+        allowed = {tuple(pair) for pair in probe["nulls"]}
+        policy = lambda table, column: (table, column) in allowed  # noqa: E731
     user = load_user_data(ctx.env.directory)
     user_rows: dict[str, Any] = getattr(user, "ROWS", {}) if user else {}
     engine = ctx.env.engine()
@@ -72,11 +78,15 @@ def check_data(ctx: CheckContext) -> CheckResult:
             except Exception as exc:
                 return CheckResult("data", FAILED, current, f"inserting the rows ROWS[{current!r}] of {DATA_MODULE} "
                                    f"failed on {ctx.dialect}: {describe_error(exc)}")
-            filled = fill_database(conn, ROWS_PER_TABLE, seed=number)
+            filled = fill_database(conn, ROWS_PER_TABLE, seed=number, nulls=policy)
             unfilled.update(filled.skipped)
             before = count_rows(conn)
         failure = run_steps(config, [step], ctx.announce, ctx.versions_dir)
         if failure:
+            if probe is None:
+                suspects = null_suspects(engine, step.revision.path)
+                if suspects:
+                    ctx.emit({"event": "data_suspects", "revision": step.revision.revision, "columns": suspects})
             rows = sum(before.values())
             return CheckResult("data", FAILED, step.revision.revision,
                                f"with {rows} rows in the tables, {failure.describe(ctx.dialect)}")
@@ -100,9 +110,44 @@ def check_data(ctx: CheckContext) -> CheckResult:
                 return CheckResult("data", FAILED, step.revision.revision,
                                    f"after_{step.revision.revision} in {DATA_MODULE} failed on {ctx.dialect}: "
                                    f"{describe_error(exc)}")
+        if probe is not None and step.revision.revision == probe["until"]:
+            return CheckResult("data", PASSED, None, f"probe: {step.revision.label} passed")
     ctx.at_head, ctx.at_base = True, False
     note = f"; {asserted} assertion(s) of {DATA_MODULE} held" if asserted else ""
     if unfilled:
         note += "; not filled: " + ", ".join(f"{t} ({why})" for t, why in sorted(unfilled.items()))
     return CheckResult("data", PASSED, None,
                        f"{len(ctx.revisions)} revisions applied with rows in every table, no rows lost{note}")
+
+
+#: at most this many NULL-holding columns are probed one by one after a failure
+MAX_SUSPECTS = 4
+
+
+def null_suspects(engine: sa.Engine, migration_path: str) -> list[list[str]]:
+    """Nullable columns that hold NULL now, in the tables the failing migration's source names (all tables when
+    it names none): the candidates for "this step fails only on NULLs the schema allows"."""
+    try:
+        source = Path(migration_path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        source = ""
+    found: list[list[str]] = []
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        tables = [t for t in inspector.get_table_names() if t != "alembic_version"]
+        named = [t for t in tables if re.search(rf"(?<![\w]){re.escape(t)}(?![\w])", source)]
+        for table in named or tables:
+            for column in inspector.get_columns(table):
+                if not column.get("nullable"):
+                    continue
+                nulls = conn.execute(sa.select(sa.func.count()).select_from(sa.table(table))
+                                     .where(sa.column(column["name"]).is_(None))).scalar_one()
+                if nulls:
+                    found.append([table, column["name"]])
+    return found
+
+
+def probe_spec(revision: str, nulls: list[list[str]]) -> dict[str, Any]:
+    """What a probe session of the data check runs: the same rows up to ``revision``, with generated NULLs only
+    in ``nulls``, stopping right after ``revision``."""
+    return {"until": revision, "nulls": nulls}
