@@ -8,6 +8,7 @@ by the user is only used to create and drop databases named ``mharness_<run id>_
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
 from decimal import Decimal, InvalidOperation
 import time
@@ -129,6 +130,11 @@ class ServerBackend(Backend):
     default_driver: ClassVar[str]
     #: database to connect to when a URL names none
     admin_database: ClassVar[str | None] = None
+    #: a throwaway container keeps nothing, so it runs without durability: the server command with its options
+    #: (fsync off…) and tmpfs mounts for its data directory. Never applied to a server given by URL;
+    #: ``HARNESS_DURABLE_CONTAINERS=1`` keeps the image's defaults.
+    fast_command: ClassVar[str | None] = None
+    fast_tmpfs: ClassVar[tuple[str, ...]] = ()
 
     # -- dialect hooks -------------------------------------------------------------------------------------
     @abstractmethod
@@ -227,7 +233,17 @@ class ServerBackend(Backend):
     def _container(self, image: str, run_id: str) -> Iterator[str]:
         password = secrets.token_urlsafe(12)
         try:
-            container = self.make_container(image, password).with_kwargs(labels={CONTAINER_LABEL: run_id})
+            container = self.make_container(image, password)
+            kwargs: dict[str, Any] = {"labels": {CONTAINER_LABEL: run_id}}
+            if os.environ.get("HARNESS_DURABLE_CONTAINERS", "") in ("", "0"):
+                for path in self.fast_tmpfs:
+                    if hasattr(container, "with_tmpfs_mount"):  # newer testcontainers pass tmpfs themselves
+                        container.with_tmpfs_mount(path)
+                    else:
+                        kwargs.setdefault("tmpfs", {})[path] = "rw"
+                if self.fast_command:
+                    container.with_command(self.fast_command)
+            container.with_kwargs(**kwargs)
         except Exception as exc:  # testcontainers connects to Docker here already
             raise DatabaseUnavailable(self.name, _docker_reason(exc, image, self.name)) from exc
         try:

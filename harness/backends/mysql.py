@@ -16,6 +16,10 @@ def _quote(name: str) -> str:
 class MySQLBackend(ServerBackend):
     default_driver: ClassVar[str] = "pymysql"
     name: ClassVar[str] = "mysql"
+    # the official images (and MariaDB's) take server options as the command; the binary log is on by default in
+    # MySQL 8 and only costs writes here
+    fast_command: ClassVar[str | None] = "--innodb-flush-log-at-trx-commit=0 --skip-log-bin"
+    fast_tmpfs: ClassVar[tuple[str, ...]] = ("/var/lib/mysql",)
 
     def make_container(self, image: str, password: str) -> Any:
         try:  # testcontainers >= 4.15 moved the database modules
