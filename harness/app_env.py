@@ -43,11 +43,41 @@ class AppEnv:
             return db.engine
 
     def metadata(self) -> Any:
-        """The MetaData env.py hands to autogenerate (the default bind's)."""
+        """The app's models: the MetaData of Flask-SQLAlchemy's default bind (``db.metadata``)."""
         db = self.db
         if hasattr(db, "metadatas"):
             return db.metadatas[None]
         return db.metadata
+
+    def env_metadata(self) -> list[Any]:
+        """The MetaData the app's env.py hands to autogenerate (what ``flask db migrate`` compares with): found
+        by running env.py against the scratch database with a migration function that only records it. Usually
+        ``db.metadata``; some apps keep models on a MetaData of their own (``Base.metadata``) too."""
+        from alembic.runtime.environment import EnvironmentContext
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(self.alembic_config)
+        seen: list[Any] = []
+
+        def record(heads: Any, context: Any) -> list[Any]:
+            seen.append(context.opts.get("target_metadata"))
+            return []
+
+        with EnvironmentContext(self.alembic_config, script, fn=record):
+            script.run_env()
+        target = seen[0] if seen else None
+        if target is None:
+            return []
+        return list(target) if isinstance(target, (list, tuple)) else [target]
+
+    def model_metadatas(self) -> list[Any]:
+        """Every MetaData holding the app's models: ``db.metadata``, then any other one env.py uses."""
+        own = self.metadata()
+        try:
+            others = [m for m in self.env_metadata() if m is not own]
+        except Exception:  # noqa: BLE001 - env.py could not run here; its failures show in the other checks
+            others = []
+        return [own, *others]
 
 
 def _tail(exc: BaseException, lines: int = 6) -> str:

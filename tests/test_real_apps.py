@@ -378,3 +378,52 @@ def test_a_step_that_fails_with_any_rows_is_not_blamed_on_nulls(harness, tmp_pat
     check = run.check("postgresql", "data")
     assert (check["status"], check["revision"]) == ("failed", "d002")
     assert "fails only when" not in check["message"]
+
+
+# -- models on a MetaData of their own, which env.py hands to autogenerate ---------------------------------------
+
+MANAGER = Rev("a003", "create manager", """
+    op.create_table("manager", sa.Column("id", sa.Integer(), nullable=False),
+                    sa.Column("name", sa.String(length=40), nullable=False),
+                    sa.PrimaryKeyConstraint("id", name=op.f("pk_manager")))
+""", 'op.drop_table("manager")')
+BASE_MODELS = GOOD_MODELS + '''
+
+Base = sa.orm.declarative_base()
+
+
+class Manager(Base):
+    __tablename__ = "manager"
+    id = sa.Column(sa.Integer, primary_key=True)
+    name = sa.Column(sa.String(40), nullable=False)
+'''
+ENV_OVERRIDE = '''
+import models as _models  # noqa: E402
+
+
+def get_metadata():
+    return _models.Base.metadata
+
+
+target_metadata = _models.Base.metadata
+
+
+def run_migrations_offline'''
+
+
+def test_models_on_the_metadata_env_py_uses_are_compared_too(harness, tmp_path: Path) -> None:
+    """Like Mailu: most models on db.metadata, one on a declarative Base whose MetaData env.py hands to
+    autogenerate. The models are all of them: no bogus "table manager: in the database but not in the models"."""
+    project = make_project(tmp_path / "p", good_chain() + [MANAGER], BASE_MODELS)
+    env_py = project / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text().replace("\ndef run_migrations_offline", ENV_OVERRIDE, 1))
+    run = harness(project, "--checks", "schema_matches_models,no_pending_autogenerate", db=("sqlite", "postgresql"))
+    for dialect in ("sqlite", "postgresql"):
+        check = run.check(dialect, "schema_matches_models")
+        assert check["status"] == "passed", check
+        assert "3 model tables match" in check["message"]
+        assert "other MetaData env.py hands to autogenerate" in check["message"]
+        # what `flask db check` says with this env.py: users and posts are not in its MetaData
+        pending = run.check(dialect, "no_pending_autogenerate")
+        assert pending["status"] == "failed"
+        assert {(d["table"], d["aspect"]) for d in pending["differences"]} == {("users", "extra"), ("posts", "extra")}

@@ -37,13 +37,19 @@ def check_schema_matches_models(ctx: CheckContext) -> CheckResult:
     """
     if not ctx.at_head or not ctx.reaches_head:
         return CheckResult("schema_matches_models", SKIPPED, ctx.upgrade_failed_at, _not_at_head(ctx))
-    metadata = ctx.env.metadata()
+    metadatas = ctx.env.model_metadatas()
     with ctx.env.engine().connect() as conn:
-        differences = ModelComparison(conn, metadata, ctx.backend).differences()
-    tables = len([t for t in metadata.tables.values() if t.schema is None])
+        comparison = ModelComparison(conn, metadatas, ctx.backend)
+        differences = comparison.differences()
+    tables = len([t for t in comparison.model_tables.values() if t.schema is None])
+    which = ""
+    if len(metadatas) > 1:  # say which models were compared: db.metadata alone would miss some
+        sizes = ", ".join(str(len(m.tables)) for m in metadatas[1:])
+        which = (f" (the models of db.metadata, {len(metadatas[0].tables)} tables, and of the other MetaData env.py "
+                 f"hands to autogenerate, {sizes})")
     return ctx.verdict("schema_matches_models", differences,
-                       f"{tables} model tables match the migrated schema",
-                       "difference(s) between the models and the migrated schema")
+                       f"{tables} model tables match the migrated schema{which}",
+                       f"difference(s) between the models and the migrated schema{which}")
 
 
 def check_no_pending_autogenerate(ctx: CheckContext) -> CheckResult:
@@ -74,12 +80,12 @@ def check_leaves_no_trace(ctx: CheckContext) -> CheckResult:
     sequence, a view, an index) makes the next upgrade fail with "already exists", usually at the worst time:
     re-applying a migration after a rollback.
     """
-    if ctx.state.get("baseline_error"):
-        return CheckResult("leaves_no_trace", ERROR, None,
-                           f"could not snapshot the database before the first upgrade: {ctx.state['baseline_error']}")
-    baseline: Snapshot | None = ctx.state.get("baseline")
-    if not ctx.at_base or baseline is None:
+    if not ctx.at_base:
         return CheckResult("leaves_no_trace", SKIPPED, None, "not run: the downgrade did not get back down")
+    baseline: Snapshot | None = ctx.state.get("baseline")
+    if baseline is None:
+        return CheckResult("leaves_no_trace", ERROR, None, "could not snapshot the database before the first "
+                           f"upgrade: {ctx.state.get('baseline_error', 'no snapshot')}")
     after = ctx.snapshot()
     left = sorted(after.object_names() - baseline.object_names())
     differences = []

@@ -8,7 +8,7 @@ constraints, enum values, and a ``String()`` without length against a ``VARCHAR(
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -33,16 +33,22 @@ def _cols(items: Iterable[Any]) -> str:
 class ModelComparison:
     """Compare ``metadata`` with the database behind ``conn``, using ``backend``'s quirk hooks."""
 
-    def __init__(self, conn: Connection, metadata: sa.MetaData, backend: Any,
+    def __init__(self, conn: Connection, metadata: sa.MetaData | Sequence[sa.MetaData], backend: Any,
                  ignore_tables: Iterable[str] = ()) -> None:
         self.conn = conn
-        self.metadata = metadata
+        #: one MetaData, or several (the app's db.metadata and a different one env.py hands to autogenerate)
+        self.metadatas = [metadata] if isinstance(metadata, sa.MetaData) else list(metadata)
+        self.metadata = self.metadatas[0] if len(self.metadatas) == 1 else self.metadatas
+        self.model_tables = {}
+        for md in self.metadatas:
+            for table in md.sorted_tables:
+                self.model_tables.setdefault(table.name, table)
         self.backend = backend
         self.dialect = conn.dialect
         self.ignore_tables = set(ignore_tables) | {"alembic_version"}
         #: (table, column) -> why the dialect cannot compile the model column's type (see uncreatable_columns)
         self.uncompilable: dict[tuple[str, str], str] = {}
-        for table in metadata.tables.values():
+        for table in self.model_tables.values():
             for column in table.columns:
                 reason = compile_error(column.type, self.dialect)
                 if reason:
@@ -95,7 +101,7 @@ class ModelComparison:
         for (table, column), reason in sorted(self.uncompilable.items()):
             if table in self.ignore_tables:
                 continue
-            model_type = self.metadata.tables[table].c[column].type if table in self.metadata.tables else None
+            model_type = self.model_tables[table].c[column].type if table in self.model_tables else None
             shown = type_text(model_type, self.dialect) if model_type is not None else "?"
             out.append(Difference("column", table, column, "type",
                                   f"{shown} ({self.dialect.name} cannot create it: {reason})",
@@ -104,7 +110,7 @@ class ModelComparison:
 
     def _tables(self) -> list[tuple[sa.Table, str]]:
         reflected = set(sa.inspect(self.conn).get_table_names())
-        return [(t, t.name) for t in self.metadata.sorted_tables
+        return [(t, t.name) for t in self.model_tables.values()
                 if t.name in reflected and t.name not in self.ignore_tables and t.schema is None]
 
     def compare_primary_keys(self) -> list[Difference]:
@@ -286,8 +292,10 @@ def from_alembic(diff: tuple, dialect: Any) -> list[Difference]:
                            "missing" if kind == "add_constraint" else "extra", detail=_cols(constraint.columns))]
     if kind in ("add_fk", "remove_fk"):
         fk = diff[1]
-        return [Difference("foreign_key", fk.parent.name, fk.name, "missing" if kind == "add_fk" else "extra",
-                           detail=f"{_cols(fk.columns)} -> {fk.referred_table.name}")]
+        detail = f"{_cols(fk.columns)} -> {fk.referred_table.name}"
+        named = isinstance(fk.name, str) and bool(fk.name)
+        return [Difference("foreign_key", fk.parent.name, fk.name if named else detail,
+                           "missing" if kind == "add_fk" else "extra", detail=detail if named else "")]
     if kind in ("add_table_comment", "remove_table_comment"):
         return [Difference("table", diff[1].name, diff[1].name, "comment", diff[1].comment, None)]
     return [Difference("other", None, kind, "differs", detail=repr(diff)[:200])]
