@@ -45,24 +45,26 @@ class IgnoreRule:
     table: str | None = None
     object: str | None = None
     name: str | None = None
+    aspect: str | None = None  # e.g. "server_default": defaults a migration set to fill rows, not in the models
 
     @property
     def whole_check(self) -> bool:
-        return self.table is None and self.object is None and self.name is None
+        return self.table is None and self.object is None and self.name is None and self.aspect is None
 
     def applies_to(self, check: str, dialect: str) -> bool:
         return self.check in (None, check) and self.database in (None, dialect)
 
     def matches(self, difference: dict[str, Any]) -> bool:
         return all(want is None or difference.get(key) == want
-                   for key, want in (("table", self.table), ("object", self.object), ("name", self.name)))
+                   for key, want in (("table", self.table), ("object", self.object), ("name", self.name),
+                                     ("aspect", self.aspect)))
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IgnoreRule:
-        unknown = set(data) - {"reason", "check", "database", "table", "object", "name"}
+        unknown = set(data) - {"reason", "check", "database", "table", "object", "name", "aspect"}
         if unknown:
             raise ConfigError(f"ignore rule {data}: unknown key(s) {', '.join(sorted(unknown))}")
         if not data.get("reason"):

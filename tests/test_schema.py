@@ -249,3 +249,25 @@ def test_precision_scale_everywhere_and_timezone_where_the_database_keeps_it(har
         # only PostgreSQL has a TIMESTAMP WITH TIME ZONE; MySQL DATETIME and SQLite keep no zone
         assert ("at" in diffs) == (dialect == "postgresql"), diffs
     assert "WITH TIME ZONE" in {d["name"]: d for d in _diffs(run, "postgresql", "schema_matches_models")}["at"]["model"]
+
+
+def test_an_ignore_rule_can_match_an_aspect(harness, tmp_path: Path) -> None:
+    """A server default a migration set only to fill existing rows (the model has none): ignorable by aspect,
+    while a type difference in the same table still fails."""
+    filled = Rev("a003", "add users.karma with a default for the rows", """
+    op.add_column("users", sa.Column("karma", sa.Integer(), server_default="0", nullable=False))
+""", 'op.drop_column("users", "karma")')
+    models = GOOD_MODELS.replace('name = db.Column(sa.String(80), nullable=False)',
+                                 'name = db.Column(sa.String(80), nullable=False)\n    karma = db.Column(sa.Integer, nullable=False)')
+    project = make_project(tmp_path / "p", good_chain() + [filled], models)
+    (project / "pyproject.toml").write_text('[[tool.migration-harness.ignore]]\ncheck = "schema_matches_models"\n'
+                                            'aspect = "server_default"\nreason = "defaults only fill old rows"\n')
+    run = harness(project, "--checks", "schema_matches_models", db=("sqlite", "postgresql"))
+    assert run.exit_code == 0, run.stdout + run.stderr
+    for dialect in ("sqlite", "postgresql"):
+        check = run.check(dialect, "schema_matches_models")
+        assert [(d["name"], d["aspect"], d["reason"]) for d in check["ignored"]] == [
+            ("karma", "server_default", "defaults only fill old rows")]
+    (project / "models.py").write_text((project / "models.py").read_text().replace("sa.String(80)", "sa.String(90)"))
+    run = harness(project, "--checks", "schema_matches_models", db=("sqlite",))
+    assert run.check("sqlite", "schema_matches_models")["status"] == "failed"
