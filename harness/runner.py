@@ -15,6 +15,7 @@ from .clean import registered_run
 from .config import DatabaseSettings, RunConfig
 from .errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
 from .history import Revision
+from .steps import step_phrase
 from .process import WorkerOutcome, run_worker
 from .redact import secrets_of
 from .checks.data import MAX_SUSPECTS, probe_spec
@@ -112,8 +113,8 @@ def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: 
     step = steps[-1] if steps else None  # the step the worker was in when it stopped answering
     during = ""
     if step:
-        verb = "upgrade" if step["direction"] == "up" else "downgrade"
-        during = f"{verb} to {step['revision']} ({step['message']})" if step.get("message") else f"{verb} to {step['revision']}"
+        label = f"{step['revision']} ({step['message']})" if step.get("message") else step["revision"]
+        during = step_phrase(step["direction"], label, step.get("parents", ()))
     revision = step["revision"] if step else None
     if outcome.timed_out_after_s is not None:
         if step:

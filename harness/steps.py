@@ -26,9 +26,15 @@ class Step:
     def verb(self) -> str:
         return "upgrade" if self.direction == UP else "downgrade"
 
+    @property
+    def phrase(self) -> str:
+        """``upgrade to <rev> (<message>)``, or ``downgrade of <rev> (<message>) to <parent>``: a downgrade step
+        reverts the revision it names (``flask db downgrade <rev>`` would revert only what is above it)."""
+        return step_phrase(self.direction, self.revision.label, self.revision.down_revisions)
+
     def to_event(self) -> dict[str, str]:
         return {"event": "step", "direction": self.direction, "revision": self.revision.revision,
-                "message": self.revision.message}
+                "message": self.revision.message, "parents": list(self.revision.down_revisions)}
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,13 @@ class StepFailure:
     error: str
 
     def describe(self, dialect: str) -> str:
-        return f"{self.step.verb} to {self.step.revision.label} failed on {dialect}: {self.error}"
+        return f"{self.step.phrase} failed on {dialect}: {self.error}"
+
+
+def step_phrase(direction: str, label: str, parents: Sequence[str]) -> str:
+    if direction == UP:
+        return f"upgrade to {label}"
+    return f"downgrade of {label} to {', '.join(parents) or 'base'}"
 
 
 def upgrade_steps(revisions: Sequence[Revision]) -> list[Step]:

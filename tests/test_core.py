@@ -74,7 +74,7 @@ def test_dropping_an_index_a_foreign_key_needs_breaks_the_downgrade_on_mysql_onl
     assert run.statuses("upgrade") == {d: "passed" for d in ALL}
     assert run.statuses("downgrade") == {"sqlite": "passed", "postgresql": "passed", "mysql": "failed"}
     failure = run.check("mysql", "downgrade")
-    assert failure["revision"] == "a003" and "downgrade to a003 (index posts by user)" in failure["message"]
+    assert failure["revision"] == "a003" and "downgrade of a003 (index posts by user) to a002" in failure["message"]
     assert "1553" in failure["message"]
     assert run.statuses("leaves_no_trace") == {"sqlite": "passed", "postgresql": "passed", "mysql": "skipped"}
     assert run.exit_code == 1
