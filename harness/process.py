@@ -63,10 +63,39 @@ def _worker_env(url: str) -> dict[str, str]:
     return env
 
 
+#: Set when the run is interrupted: every worker still running is stopped, and its caller unwinds (dropping its
+#: scratch database, removing its container) as for Ctrl-C in a single thread.
+_CANCEL = threading.Event()
+_POLL_S = 0.25
+#: Workers running at once in this process (databases and their sessions run concurrently): about one per core,
+#: so that a step's time limit measures the step, not a queue for the CPU.
+_SLOTS = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
+
+
+def cancel_workers() -> None:
+    """Stop every worker of this process's run (the main thread got SIGINT / SIGTERM)."""
+    _CANCEL.set()
+
+
+def reset_cancel() -> None:
+    _CANCEL.clear()
+
+
 def run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets: list[str],
                on_event: Callable[[dict[str, Any]], None] | None = None) -> WorkerOutcome:
     """Run ``python -m harness.worker`` with ``spec``; no step (nor the app's start-up) may take longer than
     ``step_timeout_s``. The worker runs in its own process group so that stopping it stops its children too."""
+    while not _SLOTS.acquire(timeout=_POLL_S):
+        if _CANCEL.is_set():
+            raise KeyboardInterrupt("the run was interrupted")
+    try:
+        return _run_worker(spec, cwd=cwd, step_timeout_s=step_timeout_s, secrets=secrets, on_event=on_event)
+    finally:
+        _SLOTS.release()
+
+
+def _run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets: list[str],
+                on_event: Callable[[dict[str, Any]], None] | None) -> WorkerOutcome:
     proc = subprocess.Popen(
         worker_command(), cwd=cwd, env=_worker_env(spec["url"]),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
@@ -98,9 +127,13 @@ def run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets
         proc.stdin.close()
         deadline = time.monotonic() + step_timeout_s
         while True:
+            if _CANCEL.is_set():
+                raise KeyboardInterrupt("the run was interrupted")
             try:
-                event = events.get(timeout=max(0.0, deadline - time.monotonic()))
+                event = events.get(timeout=min(_POLL_S, max(0.0, deadline - time.monotonic())))
             except queue.Empty:
+                if time.monotonic() < deadline:
+                    continue
                 outcome.timed_out_after_s = step_timeout_s
                 _stop(proc)
                 break

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from typing import TextIO
 
 import click
@@ -38,9 +39,11 @@ class TextReporter:
     def __init__(self, out: TextIO | None = None, verbose: bool = False) -> None:
         self.out = out
         self.verbose = verbose
+        self._lock = threading.Lock()  # databases report from their own threads: whole lines only
 
     def _echo(self, line: str) -> None:
-        click.echo(line, file=self.out)
+        with self._lock:
+            click.echo(line, file=self.out)
 
     def database_started(self, settings: DatabaseSettings) -> None:
         source = "server URL" if settings.url else ("temporary file" if settings.dialect == "sqlite"
@@ -48,12 +51,10 @@ class TextReporter:
         self._echo(click.style(f"{settings.dialect}: starting ({source})", dim=True))
 
     def check_finished(self, dialect: str, check: CheckResult) -> None:
-        self._echo(check_line(dialect, check))
-        for line in difference_lines(check):
-            self._echo(line)
+        lines = [check_line(dialect, check), *difference_lines(check)]
         if self.verbose and check.traceback:
-            for line in check.traceback.rstrip().splitlines():
-                self._echo(f"{'':<12}| {line}")
+            lines += [f"{'':<12}| {line}" for line in check.traceback.rstrip().splitlines()]
+        self._echo("\n".join(lines))
 
     def database_finished(self, result: DatabaseResult) -> None:
         if result.message:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from .backends import Server, get_backend
 from .backends.base import SCRATCH_PREFIX, new_run_id
@@ -16,7 +17,7 @@ from .config import DatabaseSettings, RunConfig
 from .errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
 from .history import Revision
 from .steps import step_phrase
-from .process import WorkerOutcome, run_worker
+from .process import WorkerOutcome, cancel_workers, reset_cancel, run_worker
 from .redact import secrets_of
 from .checks.data import MAX_SUSPECTS, probe_spec
 from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult, database_status
@@ -145,8 +146,10 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
     try:
         with backend.server(settings, run_id) as server:
             version = server.server_version
-            for planned in plan_sessions(config.checks):
-                checks.extend(_run_session(server, settings.dialect, planned, config, reporter, run_id))
+            sessions = [lambda p=p: _run_session(server, settings.dialect, p, config, reporter, run_id)
+                        for p in plan_sessions(config.checks)]
+            for results in _in_threads(sessions, f"{settings.dialect}-session"):  # each on its own database
+                checks.extend(results)
     except DatabaseUnavailable as exc:
         status = SKIPPED if config.skip_unavailable else ERROR
         result = DatabaseResult(settings.dialect, kind, version, status, time.monotonic() - started,
@@ -223,10 +226,51 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
     run_id = config.run_id or new_run_id()
     with registered_run(run_id):
         history = preflight(config, run_id)
-        databases = tuple(run_database(s, config, run_id, reporter) for s in config.databases)
+        databases = run_databases(config, run_id, reporter)
     return RunResult(ok=(code := exit_code_for(databases)) == EXIT_OK, exit_code=code,
                      head=history.heads[0] if len(history.heads) == 1 else ",".join(history.heads),
                      heads=history.heads, databases=databases, run_id=run_id)
+
+
+def _in_threads(jobs: list[Callable[[], Any]], name: str) -> list[Any]:
+    """Run ``jobs`` at once, one thread each, and return their results in order. When the main thread is
+    interrupted, every worker is stopped and each job unwinds its own cleanup before this re-raises."""
+    results: dict[int, Any] = {}
+    failures: list[BaseException] = []
+    done = [threading.Event() for _ in jobs]
+
+    def work(index: int, job: Callable[[], Any]) -> None:
+        try:
+            results[index] = job()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failures.append(exc)
+        finally:
+            done[index].set()
+
+    for i, job in enumerate(jobs):
+        threading.Thread(target=work, args=(i, job), name=f"{name}-{i}", daemon=True).start()
+    # Waiting on events, not Thread.join: a join cut short by KeyboardInterrupt can leave the thread looking
+    # finished (CPython), and the cleanup below must really wait for every job to unwind.
+    try:
+        for event in done:
+            while not event.wait(0.2):
+                pass
+    except BaseException:
+        cancel_workers()
+        for event in done:
+            event.wait()
+        raise
+    if failures:
+        raise failures[0]
+    return [results[i] for i in range(len(jobs))]
+
+
+def run_databases(config: RunConfig, run_id: str, reporter: Reporter) -> tuple[DatabaseResult, ...]:
+    """Every selected database at once: containers start together, SQLite's checks run meanwhile. Each
+    database still owns its server and scratch databases; results keep the order of ``config.databases``."""
+    reset_cancel()
+    jobs = [lambda s=s: run_database(s, config, run_id, reporter) for s in config.databases]
+    return tuple(_in_threads(jobs, "database"))
 
 
 def exit_code_for(databases: tuple[DatabaseResult, ...]) -> int:
