@@ -13,6 +13,7 @@ from .config import DatabaseSettings
 from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
 
 JSON_SCHEMA_VERSION = 1
+SLOWEST_STEPS = 3
 _COLOURS = {PASSED: "green", FAILED: "red", ERROR: "red", SKIPPED: "yellow"}
 
 
@@ -70,6 +71,12 @@ def summary(result: RunResult) -> str:
         version = f" [{db.server_version}, {db.backend}]" if db.server_version else f" [{db.backend}]"
         lines.append(f"  {db.dialect:<11} {_status(db.status)}{version} {db.duration_s:.1f}s"
                      + (f"  {detail}" if detail else ""))
+    slowest = sorted(((step, db.dialect) for db in result.databases for step in db.steps),
+                     key=lambda pair: pair[0]["duration_s"], reverse=True)[:SLOWEST_STEPS]
+    if slowest:
+        lines.append("  slowest steps: " + ", ".join(
+            f"{dialect} {step['check']} {'up' if step['direction'] == 'up' else 'down'} {step['revision']} "
+            f"{step['duration_s']:.2f}s" for step, dialect in slowest))
     if result.databases and all(db.status == SKIPPED for db in result.databases):
         verdict = f"not ok (exit {result.exit_code}): every database was skipped, nothing was verified"
     else:

@@ -48,11 +48,13 @@ class DatabaseResult:
     duration_s: float
     checks: tuple[CheckResult, ...] = ()
     message: str = ""
+    #: every migration step run on this database: ``{"check", "direction", "revision", "duration_s", "passed"}``
+    steps: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"dialect": self.dialect, "backend": self.backend, "server_version": self.server_version,
                 "status": self.status, "duration_s": round(self.duration_s, 3), "message": self.message,
-                "checks": [c.to_dict() for c in self.checks]}
+                "checks": [c.to_dict() for c in self.checks], "steps": [dict(s) for s in self.steps]}
 
 
 @dataclass(frozen=True)

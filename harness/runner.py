@@ -142,31 +142,34 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
     kind = "url" if settings.url else ("file" if settings.dialect == "sqlite" else "container")
     reporter.database_started(settings)
     checks: list[CheckResult] = []
+    steps: list[dict[str, Any]] = []  # every migration step's timing, from every session (the JSON's "steps")
     version = ""
     try:
         with backend.server(settings, run_id) as server:
             version = server.server_version
-            sessions = [lambda p=p: _run_session(server, settings.dialect, p, config, reporter, run_id)
+            sessions = [lambda p=p: _run_session(server, settings.dialect, p, config, reporter, run_id, steps)
                         for p in plan_sessions(config.checks)]
             for results in _in_threads(sessions, f"{settings.dialect}-session"):  # each on its own database
                 checks.extend(results)
     except DatabaseUnavailable as exc:
         status = SKIPPED if config.skip_unavailable else ERROR
         result = DatabaseResult(settings.dialect, kind, version, status, time.monotonic() - started,
-                                tuple(checks), f"unavailable: {exc.reason}")  # keep what earlier sessions found
+                                tuple(checks), f"unavailable: {exc.reason}",  # keep what earlier sessions found
+                                steps=tuple(steps))
         reporter.database_finished(result)
         return result
     result = DatabaseResult(settings.dialect, kind, version, database_status(checks),
-                            time.monotonic() - started, tuple(checks))
+                            time.monotonic() - started, tuple(checks), steps=tuple(steps))
     reporter.database_finished(result)
     return result
 
 
 def _run_session(server: Server, dialect: str, planned: tuple[str, ...], config: RunConfig,
-                 reporter: Reporter, run_id: str) -> list[CheckResult]:
+                 reporter: Reporter, run_id: str, steps: list[dict[str, Any]]) -> list[CheckResult]:
     """One worker session on a fresh scratch database; each check is reported as it ends (a failed ``data``
     check only once its cause is known, see :func:`_explain_data_failure`)."""
     outcome = _session(server, dialect, planned, config, run_id, reporter, hold=frozenset({"data"}))
+    steps.extend({k: v for k, v in e.items() if k != "event"} for e in outcome.of_kind("step_done"))
     results = _session_results(outcome, planned, dialect)
     suspects = outcome.of_kind("data_suspects")
     for index, result in enumerate(results):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -90,10 +91,13 @@ def describe_error(exc: BaseException, versions_dir: str | Sequence[str] | None 
 
 
 def run_steps(config: Any, steps: Sequence[Step], before_step: Callable[[Step], None],
-              versions_dir: str | Sequence[str] | None = None) -> StepFailure | None:
-    """Run ``steps`` through alembic's command API; stop at the first failure and return it."""
+              versions_dir: str | Sequence[str] | None = None,
+              after_step: Callable[[Step, float, bool], None] | None = None) -> StepFailure | None:
+    """Run ``steps`` through alembic's command API; stop at the first failure and return it. ``after_step``
+    gets each step's wall time and whether it passed."""
     for step in steps:
         before_step(step)
+        started = time.monotonic()
         try:
             if step.direction == UP:
                 command.upgrade(config, step.target)
@@ -102,5 +106,9 @@ def run_steps(config: Any, steps: Sequence[Step], before_step: Callable[[Step], 
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit too: some env.py files call sys.exit on errors
+            if after_step:
+                after_step(step, time.monotonic() - started, False)
             return StepFailure(step, describe_error(exc, versions_dir))
+        if after_step:
+            after_step(step, time.monotonic() - started, True)
     return None

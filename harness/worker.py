@@ -39,7 +39,7 @@ from .checks.schema import take_baseline
 from .config import IgnoreRule
 from .errors import HarnessError, MigrationsError
 from .results import ERROR, FAILED, SKIPPED, CheckResult
-from .steps import run_steps, upgrade_steps
+from .steps import upgrade_steps
 from .history import ordered_revisions, window
 from .redact import redact, secrets_of
 
@@ -122,7 +122,7 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
     checks: list[str] = spec["checks"]
     needs_database = [c for c in checks if c != "single_head"]
     if span.before and needs_database:  # --from: apply what comes before the window first, unchecked
-        failure = run_steps(env.alembic_config, upgrade_steps(span.before), ctx.announce, ctx.versions_dir)
+        failure = ctx.run_steps(upgrade_steps(span.before))
         if failure:  # still a real failure of the chain
             emit({"event": "check", **CheckResult(needs_database[0], FAILED, failure.step.revision.revision,
                   f"before --from: {failure.describe(ctx.dialect)}").to_dict()})
@@ -138,6 +138,7 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
         if whole and name not in ("upgrade", "downgrade"):  # the chain must still move for the checks after
             result = CheckResult(name, SKIPPED, None, f"ignored: {whole.reason}")
         else:
+            ctx.current_check = name
             result = run_check(name, ctx)
             if whole:
                 result = CheckResult(name, SKIPPED, result.revision, f"ignored: {whole.reason} ({result.status}: "

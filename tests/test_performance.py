@@ -50,3 +50,20 @@ def test_a_server_given_by_url_is_left_as_it_is(harness, tmp_path: Path, server_
         fsync = conn.execute(sa.text("SHOW fsync")).scalar()
     engine.dispose()
     assert _recorded(record)["postgresql"]["fsync"] == fsync
+
+
+def test_every_step_is_timed_in_the_report(harness, tmp_path: Path) -> None:
+    run = harness(make_project(tmp_path / "p", good_chain(), GOOD_MODELS), db=("sqlite", "mysql"))
+    assert run.exit_code == 0, run.stdout + run.stderr
+    for dialect in ("sqlite", "mysql"):
+        steps = run.database(dialect)["steps"]
+        by_check: dict[str, list[tuple[str, str]]] = {}
+        for step in steps:
+            assert step["duration_s"] >= 0 and step["passed"] is True
+            by_check.setdefault(step["check"], []).append((step["direction"], step["revision"]))
+        assert by_check["upgrade"] == [("up", "a001"), ("up", "a002")]
+        assert by_check["downgrade"] == [("down", "a002"), ("down", "a001")]
+        assert by_check["stairway"] == [("up", "a001"), ("down", "a001"), ("up", "a001"),
+                                        ("up", "a002"), ("down", "a002"), ("up", "a002")]
+        assert by_check["data"] == [("up", "a001"), ("up", "a002")]
+    assert "slowest steps:" in run.stdout

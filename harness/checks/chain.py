@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..results import FAILED, PASSED, SKIPPED, CheckResult
 from ..schema.reflect import snapshot_differences
-from ..steps import downgrade_steps, run_steps, upgrade_steps
+from ..steps import downgrade_steps, upgrade_steps
 from .context import CheckContext
 
 
@@ -14,7 +14,7 @@ def check_upgrade(ctx: CheckContext) -> CheckResult:
     earlier one inside a single transaction) breaks the day a deploy stops halfway. The failing revision is
     named with the database's own error, which is usually enough to fix the migration without a debugger.
     """
-    failure = run_steps(ctx.env.alembic_config, upgrade_steps(ctx.revisions), ctx.announce, ctx.versions_dir)
+    failure = ctx.run_steps(upgrade_steps(ctx.revisions))
     if failure:
         ctx.at_base = False
         ctx.upgrade_failed_at = failure.step.revision.revision
@@ -35,7 +35,7 @@ def check_downgrade(ctx: CheckContext) -> CheckResult:
     if not ctx.at_head:
         return CheckResult("downgrade", SKIPPED, ctx.upgrade_failed_at,
                            "not run: the upgrade did not get to the top")
-    failure = run_steps(ctx.env.alembic_config, downgrade_steps(ctx.revisions), ctx.announce, ctx.versions_dir)
+    failure = ctx.run_steps(downgrade_steps(ctx.revisions))
     ctx.at_head = False
     if failure:
         return CheckResult("downgrade", FAILED, failure.step.revision.revision, failure.describe(ctx.dialect))
@@ -76,11 +76,10 @@ def check_stairway(ctx: CheckContext) -> CheckResult:
     A downgrade that forgets an index or an enum type, or an upgrade that is not repeatable, passes a single
     up-then-down run and fails here, on the revision at fault: the way a real rollback-and-retry goes.
     """
-    config = ctx.env.alembic_config
     for up, down in zip(upgrade_steps(ctx.revisions), reversed(downgrade_steps(ctx.revisions)), strict=True):
         rev = up.revision.revision
         for step, when in ((up, "first"), (down, "then"), (up, "again")):
-            failure = run_steps(config, [step], ctx.announce, ctx.versions_dir)
+            failure = ctx.run_steps([step])
             if failure:
                 what = {"first": "upgrade", "then": "downgrade", "again": "upgrade again"}[when]
                 return CheckResult("stairway", FAILED, rev, f"{what}: {failure.describe(ctx.dialect)}")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from ..app_env import AppEnv
 from ..config import IgnoreRule
@@ -11,7 +11,7 @@ from ..history import Revision
 from ..results import FAILED, PASSED, CheckResult
 from ..schema.differences import Difference
 from ..schema.reflect import Snapshot, snapshot
-from ..steps import Step
+from ..steps import Step, StepFailure, run_steps
 
 
 @dataclass
@@ -33,10 +33,20 @@ class CheckContext:
     at_base: bool = True
     upgrade_failed_at: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    current_check: str = ""
 
     def announce(self, step: Step) -> None:
         """Tell the parent which step starts, so a step that hangs can be named and stopped."""
         self.emit(step.to_event())
+
+    def step_done(self, step: Step, seconds: float, passed: bool) -> None:
+        """Tell the parent how long a step took, and for which check (the JSON report's ``steps``)."""
+        self.emit({"event": "step_done", "check": self.current_check, "direction": step.direction,
+                   "revision": step.revision.revision, "duration_s": round(seconds, 4), "passed": passed})
+
+    def run_steps(self, steps: Sequence[Step]) -> StepFailure | None:
+        """Run migration steps with this context's announcements and timings (see :func:`harness.steps.run_steps`)."""
+        return run_steps(self.env.alembic_config, steps, self.announce, self.versions_dir, self.step_done)
 
     @property
     def versions_dir(self) -> tuple[str, ...]:

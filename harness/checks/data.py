@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from ..datagen import count_rows, fill_database
 from ..errors import MigrationsError
 from ..results import FAILED, PASSED, CheckResult
-from ..steps import describe_error, run_steps, upgrade_steps
+from ..steps import describe_error, upgrade_steps
 from .context import CheckContext
 
 DATA_MODULE = "harness_data.py"
@@ -66,7 +66,6 @@ def check_data(ctx: CheckContext) -> CheckResult:
     user = load_user_data(ctx.env.directory)
     user_rows: dict[str, Any] = getattr(user, "ROWS", {}) if user else {}
     engine = ctx.env.engine()
-    config = ctx.env.alembic_config
     unfilled: dict[str, str] = {}
     asserted = 0
     for number, step in enumerate(upgrade_steps(ctx.revisions)):
@@ -81,7 +80,7 @@ def check_data(ctx: CheckContext) -> CheckResult:
             filled = fill_database(conn, ROWS_PER_TABLE, seed=number, nulls=policy)
             unfilled.update(filled.skipped)
             before = count_rows(conn)
-        failure = run_steps(config, [step], ctx.announce, ctx.versions_dir)
+        failure = ctx.run_steps([step])
         if failure:
             if probe is None:
                 suspects = null_suspects(engine, step.revision.path)
