@@ -9,6 +9,8 @@ from typing import Any, Callable, Sequence
 
 import sqlalchemy as sa
 from alembic import command
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
 
 from .history import Revision
 
@@ -90,19 +92,34 @@ def describe_error(exc: BaseException, versions_dir: str | Sequence[str] | None 
     return f"{type(exc).__name__}: {text}{where}"
 
 
+def apply_step(config: Any, step: Step, script: ScriptDirectory | None = None) -> None:
+    """``alembic upgrade <target>`` / ``downgrade <target>``, as :mod:`alembic.command` does it, but with one
+    :class:`ScriptDirectory` for the whole run: ``command.upgrade`` builds a new one every call and loads every
+    revision file again, which makes a step-by-step walk over N revisions cost N² file loads."""
+    if script is None or not hasattr(script, "_upgrade_revs"):  # pragma: no cover - every alembic 1.x has it
+        (command.upgrade if step.direction == UP else command.downgrade)(config, step.target)
+        return
+    revs = script._upgrade_revs if step.direction == UP else script._downgrade_revs
+
+    def migrations(current: Any, context: Any) -> Any:
+        return revs(step.target, current)
+
+    with EnvironmentContext(config, script, fn=migrations, as_sql=False, starting_rev=None,
+                            destination_rev=step.target, tag=None):
+        script.run_env()
+
+
 def run_steps(config: Any, steps: Sequence[Step], before_step: Callable[[Step], None],
               versions_dir: str | Sequence[str] | None = None,
-              after_step: Callable[[Step, float, bool], None] | None = None) -> StepFailure | None:
-    """Run ``steps`` through alembic's command API; stop at the first failure and return it. ``after_step``
-    gets each step's wall time and whether it passed."""
+              after_step: Callable[[Step, float, bool], None] | None = None,
+              script: ScriptDirectory | None = None) -> StepFailure | None:
+    """Run ``steps`` through alembic (one ``script`` directory for all, see :func:`apply_step`); stop at the first
+    failure and return it. ``after_step`` gets each step's wall time and whether it passed."""
     for step in steps:
         before_step(step)
         started = time.monotonic()
         try:
-            if step.direction == UP:
-                command.upgrade(config, step.target)
-            else:
-                command.downgrade(config, step.target)
+            apply_step(config, step, script)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # SystemExit too: some env.py files call sys.exit on errors

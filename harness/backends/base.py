@@ -98,6 +98,12 @@ class Backend(ABC):
             return value
         return format(number.normalize(), "f") if number.is_finite() else value
 
+    def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
+        """A text per table that changes whenever anything the Inspector reflects of it changes (from one catalogue
+        query where the dialect allows), so an unchanged table's reflection can be reused between two snapshots.
+        ``None``: no fingerprint, reflect every table every time."""
+        return None
+
     def session_settings(self, lock_timeout_s: float) -> list[str]:
         """Statements run on every connection a worker's app opens: how long a step may wait for a lock
         before the database gives up with an error that names the lock (instead of hanging until the step

@@ -1,6 +1,7 @@
 """MySQL and MariaDB: containers from the official ``mysql`` images, or an existing server by URL."""
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -67,6 +68,17 @@ class MySQLBackend(ServerBackend):
             "SELECT table_name FROM information_schema.tables "
             "WHERE table_schema = DATABASE() AND table_type = 'SEQUENCE'")).scalars())
         return objects
+
+    def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
+        """``SHOW CREATE TABLE`` of each table (what SQLAlchemy's MySQL reflection parses), without the
+        AUTO_INCREMENT counter, which moves with every insert."""
+        names = conn.execute(sa.text("SELECT table_name FROM information_schema.tables "
+                                     "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'")).scalars().all()
+        out = {}
+        for name in names:
+            create = conn.execute(sa.text(f"SHOW CREATE TABLE {_quote(name)}")).one()[1]
+            out[name] = re.sub(r" AUTO_INCREMENT=\d+", "", create)
+        return out
 
     def session_settings(self, lock_timeout_s: float) -> list[str]:
         # DDL waits on metadata locks (lock_wait_timeout), DML on row locks (innodb_lock_wait_timeout)

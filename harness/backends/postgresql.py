@@ -80,6 +80,24 @@ class PostgreSQLBackend(ServerBackend):
         objects["materialized_view"] = list(sa.inspect(conn).get_materialized_view_names())
         return objects
 
+    def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
+        """Per table of the current schema, from the catalogue in one query: columns in order (name, type with
+        modifiers, NOT NULL, default expression, identity, generated), every constraint's definition, every index's."""
+        rows = conn.execute(sa.text("""
+            SELECT c.relname, concat_ws(E'\n',
+              (SELECT string_agg(concat_ws(':', a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                                           pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated),
+                                 ',' ORDER BY a.attnum)
+                 FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+              (SELECT string_agg(con.conname || ':' || pg_get_constraintdef(con.oid), ',' ORDER BY con.conname)
+                 FROM pg_constraint con WHERE con.conrelid = c.oid),
+              (SELECT string_agg(pg_get_indexdef(i.indexrelid), ',' ORDER BY pg_get_indexdef(i.indexrelid))
+                 FROM pg_index i WHERE i.indrelid = c.oid))
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"""))
+        return {name: text or "" for name, text in rows}
+
     def session_settings(self, lock_timeout_s: float) -> list[str]:
         return [f"SET lock_timeout = '{max(1, int(lock_timeout_s * 1000))}ms'"]
 

@@ -50,7 +50,19 @@ class SQLiteBackend(Backend):
 
     # -- schema quirks ---------------------------------------------------------------------------------------
     def session_settings(self, lock_timeout_s: float) -> list[str]:
-        return [f"PRAGMA busy_timeout = {max(1, int(lock_timeout_s * 1000))}"]
+        # A scratch file is thrown away: no fsync per commit, the rollback journal in memory (what a statement
+        # or transaction does is unchanged; only a crash of the machine could corrupt the file)
+        return [f"PRAGMA busy_timeout = {max(1, int(lock_timeout_s * 1000))}", "PRAGMA synchronous = OFF",
+                "PRAGMA journal_mode = MEMORY"]
+
+    def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
+        """The CREATE statements of each table and its indexes: everything SQLite reflects is parsed from them."""
+        out: dict[str, list[str]] = {}
+        for kind, name, table, sql in conn.execute(sa.text(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE type IN ('table', 'index') "
+                "ORDER BY tbl_name, type, name")):
+            out.setdefault(table, []).append(f"{kind}:{name}:{sql}")
+        return {table: "\n".join(parts) for table, parts in out.items()}
 
     def schema_objects(self, conn: Connection) -> dict[str, list[str]]:
         """Views and triggers (SQLite has no sequences, types or functions), and SQLite's own tables.

@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from alembic.script import ScriptDirectory
+
 from ..app_env import AppEnv
 from ..config import IgnoreRule
 from ..history import Revision
@@ -34,6 +36,8 @@ class CheckContext:
     upgrade_failed_at: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
     current_check: str = ""
+    #: one alembic ScriptDirectory for every step of the session (its revision map is read once)
+    script: Any = None
 
     def announce(self, step: Step) -> None:
         """Tell the parent which step starts, so a step that hangs can be named and stopped."""
@@ -46,7 +50,9 @@ class CheckContext:
 
     def run_steps(self, steps: Sequence[Step]) -> StepFailure | None:
         """Run migration steps with this context's announcements and timings (see :func:`harness.steps.run_steps`)."""
-        return run_steps(self.env.alembic_config, steps, self.announce, self.versions_dir, self.step_done)
+        if self.script is None:
+            self.script = ScriptDirectory.from_config(self.env.alembic_config)
+        return run_steps(self.env.alembic_config, steps, self.announce, self.versions_dir, self.step_done, self.script)
 
     @property
     def versions_dir(self) -> tuple[str, ...]:
@@ -56,7 +62,7 @@ class CheckContext:
     def snapshot(self) -> Snapshot:
         """The app's scratch database as it is now (tables and every other object the backend lists)."""
         with self.env.engine().connect() as conn:
-            return snapshot(conn, self.backend)
+            return snapshot(conn, self.backend, self.state.setdefault("reflected", {}))
 
     def rules_for(self, check: str) -> list[IgnoreRule]:
         """Ignore rules for ``check`` on this database, including the dialect's self-made tables."""

@@ -66,11 +66,26 @@ def reflect_table(inspector: sa.Inspector, table: str, dialect: Any) -> dict[str
             "foreign_keys": fks, "indexes": indexes, "unique_constraints": uniques, "check_constraints": checks}
 
 
-def snapshot(conn: Connection, backend: Any) -> Snapshot:
+def snapshot(conn: Connection, backend: Any, cache: dict[str, tuple[str, dict[str, Any]]] | None = None) -> Snapshot:
     """Everything in the connection's default schema: tables via the Inspector, other objects (enum types,
-    sequences, views, functions…) via the dialect backend's :meth:`schema_objects`."""
+    sequences, views, functions…) via the dialect backend's :meth:`schema_objects`.
+
+    With a ``cache`` (kept by the caller between snapshots of the same database), a table whose catalogue
+    fingerprint (:meth:`Backend.table_fingerprints`) is unchanged is not reflected again: the stairway takes two
+    snapshots per revision, and reflecting every table each time made it quadratic in the chain's length.
+    """
     inspector = sa.inspect(conn)
-    tables = {name: reflect_table(inspector, name, conn.dialect) for name in sorted(inspector.get_table_names())}
+    fingerprints = backend.table_fingerprints(conn) if cache is not None else None
+    tables = {}
+    for name in sorted(inspector.get_table_names()):
+        mark = fingerprints.get(name) if fingerprints is not None else None
+        known = cache.get(name) if cache is not None and mark is not None else None
+        if known is not None and known[0] == mark:
+            tables[name] = known[1]
+            continue
+        tables[name] = reflect_table(inspector, name, conn.dialect)
+        if cache is not None and mark is not None:
+            cache[name] = (mark, tables[name])
     objects = {kind: tuple(sorted(names)) for kind, names in backend.schema_objects(conn).items()}
     return Snapshot(tables=tables, objects=objects)
 
