@@ -67,3 +67,53 @@ def test_every_step_is_timed_in_the_report(harness, tmp_path: Path) -> None:
                                         ("up", "a002"), ("down", "a002"), ("up", "a002")]
         assert by_check["data"] == [("up", "a001"), ("up", "a002")]
     assert "slowest steps:" in run.stdout
+
+
+ALTERATIONS = [
+    "CREATE TABLE t1 (id INTEGER PRIMARY KEY, name VARCHAR(20) NOT NULL)",
+    "CREATE TABLE t2 (id INTEGER PRIMARY KEY, t1_id INTEGER REFERENCES t1 (id), score INTEGER)",
+    "CREATE INDEX ix_t2_score ON t2 (score)",
+    "ALTER TABLE t2 ADD COLUMN note VARCHAR(30)",
+    "DROP INDEX ix_t2_score{on_t2}",
+    "CREATE UNIQUE INDEX ix_t2_note ON t2 (note)",
+    "ALTER TABLE t1 ADD COLUMN flag INTEGER DEFAULT 1",
+]
+
+
+def test_reused_reflections_are_the_same_as_fresh_ones(server_urls, tmp_path: Path) -> None:
+    """The snapshot cache (a table is reflected again only when its catalogue fingerprint changed) must never
+    change what a snapshot holds: after each DDL statement, on every database, cached == fresh."""
+    import sqlalchemy as sa
+
+    from harness.backends import get_backend
+    from harness.schema.reflect import snapshot
+
+    urls = {"sqlite": f"sqlite:///{tmp_path / 'fp.db'}"}
+    import secrets
+
+    scratch = f"fingerprint_test_{secrets.token_hex(4)}"  # this test's own: other runs may share the servers
+    for dialect in ("postgresql", "mysql"):
+        admin = sa.create_engine(server_urls[dialect], isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {scratch}"))
+            conn.execute(sa.text(f"CREATE DATABASE {scratch}"))
+        admin.dispose()
+        urls[dialect] = sa.engine.make_url(server_urls[dialect]).set(database=scratch).render_as_string(False)
+    try:
+        for dialect, url in urls.items():
+            backend, cache = get_backend(dialect), {}
+            engine = sa.create_engine(url)
+            for statement in ALTERATIONS:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(statement.format(on_t2=" ON t2" if dialect == "mysql" else "")))
+                with engine.connect() as conn:
+                    cached, fresh = snapshot(conn, backend, cache), snapshot(conn, backend)
+                assert cached == fresh, (dialect, statement)
+            assert len(cache) == 2
+            engine.dispose()
+    finally:
+        for dialect in ("postgresql", "mysql"):
+            admin = sa.create_engine(server_urls[dialect], isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {scratch}"))
+            admin.dispose()
