@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 
 from .binding import bound_elsewhere, check_single_database_env, force_database
+from .compat import default_engine, default_metadata
 from .errors import AppLoadError, MigrationsError, WrongDatabaseError
 from .redact import safe_url
 
@@ -35,19 +36,12 @@ class AppEnv:
         return self.migrate_ext.db
 
     def engine(self) -> Any:
-        """The engine Flask-Migrate's env.py migrates with (same lookup as its template)."""
-        db = self.db
-        try:
-            return db.get_engine()
-        except (TypeError, AttributeError):
-            return db.engine
+        """The engine Flask-Migrate's env.py migrates with (same lookup as its template; in an app context)."""
+        return default_engine(self.db)
 
     def metadata(self) -> Any:
         """The app's models: the MetaData of Flask-SQLAlchemy's default bind (``db.metadata``)."""
-        db = self.db
-        if hasattr(db, "metadatas"):
-            return db.metadatas[None]
-        return db.metadata
+        return default_metadata(self.db)
 
     def env_metadata(self) -> list[Any]:
         """The MetaData the app's env.py hands to autogenerate (what ``flask db migrate`` compares with): found

@@ -28,16 +28,27 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+class _NoCommand(click.UsageError):
+    """No command given: the help is the message (exit 2)."""
+
+
 class _OneLineErrors(click.Group):
     """Usage errors (unknown option, a value that is not a number…) as one ``migration-harness: error:`` line with
     exit 2, like every other bad input, instead of click's three-line usage block."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # No command: the harness's own error on every click version (8.2+ raise NoArgsIsHelpError here, 8.0 and
+        # 8.1 print the help and exit 0, which would make a CI step that forgot the command pass).
+        if not args and not ctx.resilient_parsing:
+            raise _NoCommand(ctx.get_help(), ctx)
+        return super().parse_args(ctx, args)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
             return super().main(*args, **kwargs)
-        except click.exceptions.NoArgsIsHelpError as exc:  # no command given: show the help, exit 2
-            click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message(), err=True)
+        except _NoCommand as exc:  # show the help, exit 2
+            click.echo(exc.message, err=True)
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
             click.echo(f"migration-harness: error: {exc.format_message()} (see --help)", err=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .compat import tomllib
 from .errors import ConfigError
 
 DIALECTS: tuple[str, ...] = ("sqlite", "postgresql", "mysql")

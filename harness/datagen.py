@@ -37,6 +37,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection
 
+from .compat import UUID_TYPES, autoincrement_column
+
 DEFAULT_EXCLUDE = ("alembic_version",)
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -214,7 +216,7 @@ def _database_generated(table: sa.Table, col: sa.Column[Any]) -> bool:
     either be refused or desynchronise the sequence, so a later insert by a migration would collide."""
     if col.autoincrement is True or col.identity is not None or col.computed is not None:
         return True
-    return col is table.autoincrement_column and _implicit_rowid(col)
+    return col is autoincrement_column(table) and _implicit_rowid(col)
 
 
 def _implicit_rowid(col: sa.Column[Any]) -> bool:
@@ -398,7 +400,7 @@ def _kind(type_: Any) -> str:
     Numeric, Enum is handled by choices, CHAR(32)/CHAR(36) hold SQLAlchemy's Uuid where there is no native one)."""
     ordered = ((sa.Boolean, "bool"), (sa.Integer, "int"), (sa.Float, "float"), (sa.Numeric, "numeric"),
                (sa.DateTime, "datetime"), (sa.Date, "date"), (sa.Time, "time"), (sa.Interval, "interval"),
-               (sa.JSON, "json"), (sa.Uuid, "uuid"), (sa.ARRAY, "array"), (sa.LargeBinary, "binary"),
+               (sa.JSON, "json"), (UUID_TYPES, "uuid"), (sa.ARRAY, "array"), (sa.LargeBinary, "binary"),
                (sa.Text, "text"))
     for cls, kind in ordered:
         if isinstance(type_, cls):

@@ -112,9 +112,10 @@ def server_urls() -> Iterator[dict[str, str]]:
     if os.environ.get("HARNESS_TEST_SERVERS") == "local":
         yield dict(LOCAL_URLS)
         return
-    from testcontainers.community.mysql import MySqlContainer
-    from testcontainers.community.postgres import PostgresContainer
+    from harness.compat import container_class
 
+    MySqlContainer = container_class("mysql", "MySqlContainer")
+    PostgresContainer = container_class("postgres", "PostgresContainer")
     labels = {"org.migration-harness.test-session": "1"}
     pg = PostgresContainer(IMAGES["postgresql"], username="harness", password="pg-secret", dbname="postgres",
                            driver="psycopg2").with_kwargs(labels=labels)

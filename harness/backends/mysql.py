@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..compat import container_class
 from .base import ServerBackend
 
 
@@ -23,10 +24,7 @@ class MySQLBackend(ServerBackend):
     fast_tmpfs: ClassVar[tuple[str, ...]] = ("/var/lib/mysql",)
 
     def make_container(self, image: str, password: str) -> Any:
-        try:  # testcontainers >= 4.15 moved the database modules
-            from testcontainers.community.mysql import MySqlContainer
-        except ImportError:  # pragma: no cover - older testcontainers 4.x
-            from testcontainers.mysql import MySqlContainer
+        MySqlContainer = container_class("mysql", "MySqlContainer")
         # As root the harness may create and drop scratch databases; the container's own database is unused.
         return MySqlContainer(image, dialect="pymysql", username="root", password=password, dbname="harness")
 

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..compat import container_class
 from .base import ServerBackend
 
 
@@ -29,10 +30,7 @@ class PostgreSQLBackend(ServerBackend):
     fast_tmpfs: ClassVar[tuple[str, ...]] = ("/var/lib/postgresql", "/var/lib/postgresql/data")
 
     def make_container(self, image: str, password: str) -> Any:
-        try:  # testcontainers >= 4.15 moved the database modules
-            from testcontainers.community.postgres import PostgresContainer
-        except ImportError:  # pragma: no cover - older testcontainers 4.x
-            from testcontainers.postgres import PostgresContainer
+        PostgresContainer = container_class("postgres", "PostgresContainer")
         return PostgresContainer(image, username="harness", password=password, dbname="postgres", driver="psycopg2")
 
     def container_url(self, container: Any, password: str) -> str:
@@ -61,10 +59,18 @@ class PostgreSQLBackend(ServerBackend):
 
     # -- schema quirks ---------------------------------------------------------------------------------------
     def schema_objects(self, conn: Connection) -> dict[str, list[str]]:
-        """Views, plus what ``DROP TABLE`` leaves behind on PostgreSQL: enum TYPEs (``drop_table`` does not drop
-        them, and the next upgrade then fails with "type already exists"), free-standing sequences, functions."""
-        objects = super().schema_objects(conn)
+        """Views (plain and materialized), plus what ``DROP TABLE`` leaves behind on PostgreSQL: enum TYPEs
+        (``drop_table`` does not drop them, and the next upgrade then fails with "type already exists"),
+        free-standing sequences, functions."""
         schema = "n.nspname = current_schema()"
+        # Views from the catalog, not the Inspector: SQLAlchemy 1.4's get_view_names() also lists materialized
+        # views (2.0 has get_materialized_view_names() for them), so each would be counted twice there.
+        objects = {
+            "view": list(conn.execute(sa.text(
+                "SELECT viewname FROM pg_views WHERE schemaname = current_schema()")).scalars()),
+            "materialized_view": list(conn.execute(sa.text(
+                "SELECT matviewname FROM pg_matviews WHERE schemaname = current_schema()")).scalars()),
+        }
         objects["enum_type"] = list(conn.execute(sa.text(
             f"SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
             f"WHERE t.typtype = 'e' AND {schema}")).scalars())
@@ -77,7 +83,6 @@ class PostgreSQLBackend(ServerBackend):
         objects["function"] = list(conn.execute(sa.text(
             f"SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {schema} "
             "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')")).scalars())
-        objects["materialized_view"] = list(sa.inspect(conn).get_materialized_view_names())
         return objects
 
     def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:

@@ -1,6 +1,7 @@
 """Checks of the chain itself: upgrade and downgrade one revision at a time, the stairway, a single head."""
 from __future__ import annotations
 
+from ..compat import strict_zip
 from ..results import FAILED, PASSED, SKIPPED, CheckResult
 from ..schema.reflect import snapshot_differences
 from ..steps import downgrade_steps, upgrade_steps
@@ -76,7 +77,7 @@ def check_stairway(ctx: CheckContext) -> CheckResult:
     A downgrade that forgets an index or an enum type, or an upgrade that is not repeatable, passes a single
     up-then-down run and fails here, on the revision at fault: the way a real rollback-and-retry goes.
     """
-    for up, down in zip(upgrade_steps(ctx.revisions), reversed(downgrade_steps(ctx.revisions)), strict=True):
+    for up, down in strict_zip(upgrade_steps(ctx.revisions), reversed(downgrade_steps(ctx.revisions))):
         rev = up.revision.revision
         for step, when in ((up, "first"), (down, "then"), (up, "again")):
             failure = ctx.run_steps([step])

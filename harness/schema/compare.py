@@ -15,6 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from ..compat import autoincrement_column
 from .differences import Difference
 from .reflect import type_text
 
@@ -140,7 +141,7 @@ class ModelComparison:
                 database = reflected.get(column.name)
                 if not isinstance(database, bool):
                     continue
-                model = table.autoincrement_column is column
+                model = autoincrement_column(table) is column
                 if model != database:
                     out.append(Difference("column", name, column.name, "autoincrement", model, database))
         return out
