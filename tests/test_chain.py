@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from projects import GOOD_MODELS, POSTS, USERS, Rev, good_chain, make_project
 
 ALL = ("sqlite", "postgresql", "mysql")
@@ -22,6 +24,7 @@ TWO_HEADS = good_chain() + [branch("a003", "tags"), branch("a004", "notes")]
 TWO_HEADS_MODELS = GOOD_MODELS + TAGS_MODEL + TAGS_MODEL.replace("Tag", "Note").replace("tags", "notes")
 
 
+@pytest.mark.fast
 def test_two_heads_fail_single_head_with_every_head_and_the_branch_point(harness, tmp_path: Path) -> None:
     run = harness(make_project(tmp_path / "p", TWO_HEADS, TWO_HEADS_MODELS))
     assert run.exit_code == 1
@@ -59,6 +62,7 @@ def test_stairway_passes_a_correct_chain(harness, tmp_path: Path) -> None:
     assert [c["name"] for c in run.database("mysql")["checks"]] == ["stairway"]
 
 
+@pytest.mark.fast
 def test_a_downgrade_that_leaves_an_index_fails_the_stairway_at_that_revision(harness, tmp_path: Path) -> None:
     chain = good_chain() + [replace(INDEX_REV, downgrade="pass")]
     run = harness(make_project(tmp_path / "p", chain, INDEX_MODELS))
@@ -102,6 +106,7 @@ NOT_NULL_REV = Rev("a003", "add post summary", """
 """)
 
 
+@pytest.mark.fast
 def test_not_null_column_without_default_fails_only_with_rows(harness, tmp_path: Path) -> None:
     models = GOOD_MODELS + '    summary = db.Column(sa.String(50), nullable=False)\n'
     run = harness(make_project(tmp_path / "p", good_chain() + [NOT_NULL_REV], models))
@@ -137,6 +142,7 @@ def after_a003(conn):
 '''
 
 
+@pytest.mark.fast
 def test_a_data_migration_whose_result_is_asserted(harness, tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", good_chain() + [SLUG_REV], SLUG_MODELS)
     (project / "migrations" / "harness_data.py").write_text(SLUG_DATA)

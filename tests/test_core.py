@@ -6,6 +6,7 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from conftest import ALL, IMAGES, LOCAL_URLS, REPO, run_cli, run_containers, scratch_leftovers
@@ -16,6 +17,7 @@ CHECKS = ["single_head", "upgrade", "schema_matches_models", "no_pending_autogen
           "stairway", "data"]
 
 
+@pytest.mark.fast
 def test_example_app_passes_in_containers_the_harness_starts(harness) -> None:
     run = harness(REPO, use_servers=False, env={"HARNESS_POSTGRESQL_URL": "", "HARNESS_MYSQL_URL": ""})
     assert run.exit_code == 0, run.stdout + run.stderr
@@ -45,6 +47,7 @@ def test_example_app_passes_on_existing_servers_by_url(harness) -> None:
 
 # -- a broken step fails on exactly the database and revision where it breaks ---------------------------------
 
+@pytest.mark.fast
 def test_string_without_length_breaks_the_upgrade_on_mysql_only(harness, tmp_path: Path) -> None:
     broken = replace(POSTS, upgrade=POSTS.upgrade.replace('sa.String(length=200)', "sa.String()"))
     run = harness(make_project(tmp_path / "p", [USERS, broken], GOOD_MODELS))
@@ -68,6 +71,7 @@ INDEX_ON_FK = Rev("a003", "index posts by user", """
 """)
 
 
+@pytest.mark.fast
 def test_dropping_an_index_a_foreign_key_needs_breaks_the_downgrade_on_mysql_only(harness, tmp_path: Path) -> None:
     models = GOOD_MODELS.replace('sa.ForeignKey("users.id"), nullable=False)', 'sa.ForeignKey("users.id"), nullable=False, index=True)')
     run = harness(make_project(tmp_path / "p", good_chain() + [INDEX_ON_FK], models))
@@ -122,6 +126,7 @@ def _one_line_error(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.mark.fast
 def test_bad_app_module(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
     proc = run_cli(["run", "--app", "nosuchmodule", "--json", str(tmp_path / "r.json")], project)
@@ -171,6 +176,7 @@ def test_unknown_database_name(tmp_path: Path) -> None:
     assert "unknown database 'oracle'" in _one_line_error(proc)
 
 
+@pytest.mark.fast
 def test_app_that_ignores_the_scratch_url_is_stopped_before_any_ddl(tmp_path: Path) -> None:
     """A hard-coded SQLALCHEMY_DATABASE_URI is overridden (test_real_apps); an app whose db hands env.py an engine
     of its own making is still caught by the check before any DDL."""
