@@ -14,6 +14,7 @@ from packaging.version import Version
 
 from conftest import REPO, run_cli
 from harness.compat import strict_zip, tomllib
+from projects import GOOD_MODELS, good_chain, make_project
 
 pytestmark = pytest.mark.fast
 
@@ -102,6 +103,19 @@ def test_a_bad_value_is_exit_2(tmp_path) -> None:
     proc = run_cli(["run", "--app", "app", "--step-timeout", "soon"], tmp_path)
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr and "soon" in proc.stderr
+
+
+# -- testcontainers: the harness starts its own containers --------------------------------------------------------
+
+def test_the_harness_starts_its_own_containers(harness, tmp_path) -> None:
+    """Through whichever module path this testcontainers has (``testcontainers.community.*`` from 4.15)."""
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    run = harness(project, "--checks", "upgrade,downgrade", db=("postgresql", "mysql"), use_servers=False,
+                  env={"HARNESS_POSTGRESQL_URL": "", "HARNESS_MYSQL_URL": ""})
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert {d["dialect"]: d["backend"] for d in run.report["databases"]} == {"postgresql": "container",
+                                                                            "mysql": "container"}
+    assert run.statuses("downgrade") == {"postgresql": "passed", "mysql": "passed"}
 
 
 # -- Python ---------------------------------------------------------------------------------------------------
