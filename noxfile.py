@@ -28,7 +28,8 @@ STACKS: dict[str, tuple[str, list[str]]] = {
 }
 APP_STACK = ["Flask", "Werkzeug", "Flask-SQLAlchemy", "Flask-Migrate", "alembic", "SQLAlchemy", "click",
              "testcontainers", "psycopg2-binary", "PyMySQL"]
-COMPAT_TESTS = ["tests/test_compat.py", "tests/test_core.py", "tests/test_schema.py", "tests/test_chain.py"]
+COMPAT_TESTS = ["tests/test_compat.py", "tests/test_core.py", "tests/test_schema.py", "tests/test_chain.py",
+                "tests/test_real_apps.py"]
 
 
 def _interpreter(version: str) -> str:
@@ -58,7 +59,7 @@ def tests(session: nox.Session) -> None:
 @nox.parametrize(("python", "stack"), [(_interpreter(py), name) for name, (py, _) in STACKS.items()],
                  ids=[f"stack='{name}'" for name in STACKS])
 def compat(session: nox.Session, stack: str) -> None:
-    """Run the core, schema and chain tests on one stack of STACKS (add ``-- -m fast`` for the quick subset)."""
+    """Run the core, schema, chain and real-app tests on one stack of STACKS (``-- -m fast``: the quick subset)."""
     pins = STACKS[stack][1]
     if pins:
         session.install(*pins)

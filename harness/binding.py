@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .compat import bind_engines
 from .errors import AppLoadError
 
 _FORCED = "_migration_harness_forced"
@@ -76,7 +77,7 @@ def check_single_database_env(env_py: Path, app: Any) -> None:
 
 def bound_elsewhere(app: Any, db: Any, directory: Path) -> list[str]:
     """Bind keys whose engine is *not* the harness's throwaway file (should never happen): checked before DDL."""
-    engines = getattr(db, "engines", None)  # Flask-SQLAlchemy 3
+    engines = bind_engines(db)
     out = []
     for key in bind_keys(app):
         engine = engines.get(key) if engines is not None else None

@@ -66,6 +66,12 @@ def default_engine(db: Any) -> Any:
     return db.engine
 
 
+def bind_engines(db: Any) -> Any:
+    """Bind key → engine of the current app (``db.engines``, Flask-SQLAlchemy 3), or ``None`` on 2.5, which makes
+    them only on demand (the configured ``SQLALCHEMY_BINDS`` then say where each points)."""
+    return getattr(db, "engines", None)
+
+
 def default_metadata(db: Any) -> sa.MetaData:
     """The MetaData Flask-Migrate's env.py hands to autogenerate: ``db.metadatas[None]`` (the default bind's) on
     Flask-SQLAlchemy 3.x, ``db.metadata`` on 2.5, which has one MetaData."""
@@ -131,5 +137,5 @@ def container_class(module: str, name: str) -> Any:
     return getattr(found, name)
 
 
-__all__ = ["UUID_TYPES", "autoincrement_column", "container_class", "default_engine", "default_metadata",
+__all__ = ["UUID_TYPES", "autoincrement_column", "bind_engines", "container_class", "default_engine", "default_metadata",
            "pending_autogenerate", "strict_zip", "tomllib"]

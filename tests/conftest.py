@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -35,6 +36,17 @@ IMAGES = {
     "mysql": os.environ.get("HARNESS_MYSQL_IMAGE", "mysql:8.4"),
 }
 ALL = ("sqlite", "postgresql", "mysql")
+
+
+def release(distribution: str) -> tuple[int, ...]:
+    """The installed (major, minor) of ``distribution``."""
+    return tuple(int(p) for p in metadata.version(distribution).split(".")[:2])
+
+
+#: Whether autogenerate compares column types (and so compiles the models' types) with Flask-Migrate's env.py:
+#: alembic 1.12+ does by default and Flask-Migrate 4+ asks for it; alembic 1.9 – 1.11 with Flask-Migrate 3.1 do
+#: not, and there `flask db check` (so no_pending_autogenerate) sees no type difference at all.
+AUTOGENERATE_COMPARES_TYPES = release("alembic") >= (1, 12) or release("Flask-Migrate") >= (4, 0)
 
 
 @dataclass

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from conftest import AUTOGENERATE_COMPARES_TYPES, release
 from projects import GOOD_MODELS, Rev, good_chain, make_project
 
 ALL = ("sqlite", "postgresql", "mysql")
@@ -53,8 +56,10 @@ def test_models_a_dialect_cannot_compile_are_a_difference_on_that_database_only(
     assert set(by_db["postgresql"]) == {("fetch", "host", "type"), ("fetch", "protocol", "type")}
     assert "postgresql cannot create it" in by_db["postgresql"][("fetch", "protocol", "type")]["model"]
     assert "requires a name" in by_db["postgresql"][("fetch", "protocol", "type")]["text"]
-    # `flask db migrate` fails the same way there: a finding, not an error of the harness
-    assert run.statuses("no_pending_autogenerate") == {"sqlite": "passed", "postgresql": "failed", "mysql": "failed"}
+    # `flask db migrate` fails the same way there: a finding, not an error of the harness (where autogenerate
+    # compares types at all: not with alembic < 1.12 and Flask-Migrate 3.1, which pass these models)
+    cannot = "failed" if AUTOGENERATE_COMPARES_TYPES else "passed"
+    assert run.statuses("no_pending_autogenerate") == {"sqlite": "passed", "postgresql": cannot, "mysql": cannot}
 
 
 def test_the_same_models_with_a_name_and_a_length_pass(harness, tmp_path: Path) -> None:
@@ -139,6 +144,9 @@ class Audit(db.Model):
 '''
 
 
+# Flask-SQLAlchemy 2.5 keeps every bind's tables on the one db.metadata that Flask-Migrate's single-database env.py
+# autogenerates from: there `flask db check` (and so the harness) wants the audit table in the default database.
+@pytest.mark.skipif(release("Flask-SQLAlchemy") < (3, 0), reason="Flask-SQLAlchemy 2.5 has one MetaData for all binds")
 def test_other_binds_get_throwaway_files_and_are_never_connected_to(harness, tmp_path: Path) -> None:
     audit = tmp_path / "audit.db"
     project = _tutorial(tmp_path, f"sqlite:///{tmp_path / 'blog.db'}", {"audit": f"sqlite:///{audit}"}, BIND_MODELS)
