@@ -8,6 +8,7 @@ harness calls these and never asks which version it runs on.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any, Iterable, Iterator
 
 import sqlalchemy as sa
@@ -58,12 +59,19 @@ def autoincrement_column(table: sa.Table) -> Any:
 # -- Flask-SQLAlchemy 2.5 / 3.0 / 3.1 --------------------------------------------------------------------------------
 
 def default_engine(db: Any) -> Any:
-    """The engine of the default bind, as Flask-Migrate's env.py gets it (call inside an app context).
+    """The engine Flask-Migrate's env.py migrates with, looked up as its templates do (inside an app context).
 
-    ``db.engine`` is that engine on Flask-SQLAlchemy 2.5 (where it calls ``get_engine(current_app)``), 3.0 and 3.1;
-    ``db.get_engine()`` is deprecated since 3.0 (a warning there) and is not used.
+    Flask-Migrate 3.1's env.py calls ``db.get_engine()``, 4.x's calls it and falls back to ``db.engine`` on
+    ``TypeError`` / ``AttributeError``: an app whose ``db`` overrides ``get_engine`` migrates with what that returns,
+    so the harness must check that very engine. ``get_engine()`` is deprecated on Flask-SQLAlchemy 3.0 and 3.1
+    (its warning is not the user's concern here); 2.5 takes the app from ``current_app``.
     """
-    return db.engine
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return db.get_engine()
+    except (TypeError, AttributeError):
+        return db.engine
 
 
 def bind_engines(db: Any) -> Any:
