@@ -145,5 +145,14 @@ def container_class(module: str, name: str) -> Any:
     return getattr(found, name)
 
 
+def with_tmpfs(container: Any, path: str, kwargs: dict[str, Any]) -> None:
+    """Mount a tmpfs at ``path`` in a not yet started container: newer testcontainers pass their own ``tmpfs``
+    to Docker (``with_tmpfs_mount``), so it must go there; older ones take it in the container's kwargs."""
+    if hasattr(container, "with_tmpfs_mount"):
+        container.with_tmpfs_mount(path)
+    else:
+        kwargs.setdefault("tmpfs", {})[path] = "rw"
+
+
 __all__ = ["UUID_TYPES", "autoincrement_column", "bind_engines", "container_class", "default_engine", "default_metadata",
-           "pending_autogenerate", "strict_zip", "tomllib"]
+           "pending_autogenerate", "strict_zip", "tomllib", "with_tmpfs"]

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
+from ..compat import with_tmpfs
 from ..config import DatabaseSettings
 from ..errors import DatabaseUnavailable
 from ..redact import redact, safe_url, secrets_of
@@ -243,10 +244,7 @@ class ServerBackend(Backend):
             kwargs: dict[str, Any] = {"labels": {CONTAINER_LABEL: run_id}}
             if os.environ.get("HARNESS_DURABLE_CONTAINERS", "") in ("", "0"):
                 for path in self.fast_tmpfs:
-                    if hasattr(container, "with_tmpfs_mount"):  # newer testcontainers pass tmpfs themselves
-                        container.with_tmpfs_mount(path)
-                    else:
-                        kwargs.setdefault("tmpfs", {})[path] = "rw"
+                    with_tmpfs(container, path, kwargs)
                 if self.fast_command:
                     container.with_command(self.fast_command)
             container.with_kwargs(**kwargs)
