@@ -13,7 +13,7 @@ from .clean import clean as clean_leftovers
 from .config import DIALECTS, build_config, server_urls
 from .errors import EXIT_UNAVAILABLE, HarnessError
 from .redact import redact, secrets_of
-from .report import TextReporter, summary, write_json
+from .report import TextReporter, color_wanted, summary, verdict_line, write_json
 from .runner import run as run_checks
 
 EXIT_INTERRUPTED = 130
@@ -88,11 +88,12 @@ def main() -> None:
 @click.option("--allow-multiple-heads", is_flag=True, default=None,
               help="Do not fail single_head when the history has several heads.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print the traceback of a check that raised.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the verdict (errors still go to stderr).")
 def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path: str | None,
         skip_unavailable: bool, step_timeout: float | None, ignore_tables: tuple[str, ...],
         ignore_checks: tuple[str, ...], checks: tuple[str, ...], from_revision: str | None,
         to_revision: str | None, allow_multiple_heads: bool | None, lock_timeout: float | None,
-        verbose: bool) -> None:
+        verbose: bool, quiet: bool) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -102,7 +103,9 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
                               ignore_tables=ignore_tables, ignore_checks=ignore_checks, checks=checks,
                               from_revision=from_revision, to_revision=to_revision,
                               allow_multiple_heads=allow_multiple_heads, lock_timeout_s=lock_timeout)
-        result = run_checks(config, TextReporter(verbose=verbose))
+        # with --json - the report is standard output, and everything for people goes to stderr
+        text_out = sys.stderr if json_path == "-" else None
+        result = run_checks(config, TextReporter(out=text_out, verbose=verbose, quiet=quiet))
     except HarnessError as exc:
         click.echo(f"migration-harness: error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -114,7 +117,7 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         click.echo(redact(f"migration-harness: internal error (please report it):\n{traceback.format_exc()}", hide),
                    err=True)
         sys.exit(EXIT_INTERNAL)
-    click.echo(summary(result))
+    click.echo(verdict_line(result) if quiet else summary(result), err=json_path == "-", color=color_wanted())
     if json_path:
         write_json(result, json_path)
     sys.exit(result.exit_code)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import threading
 from typing import TextIO
@@ -37,14 +38,17 @@ def difference_lines(check: CheckResult) -> list[str]:
 class TextReporter:
     """Prints each check as it finishes, then a summary per database."""
 
-    def __init__(self, out: TextIO | None = None, verbose: bool = False) -> None:
+    def __init__(self, out: TextIO | None = None, verbose: bool = False, quiet: bool = False) -> None:
         self.out = out
         self.verbose = verbose
+        self.quiet = quiet  # -q: nothing but the verdict (printed by the caller)
         self._lock = threading.Lock()  # databases report from their own threads: whole lines only
 
     def _echo(self, line: str) -> None:
+        if self.quiet:
+            return
         with self._lock:
-            click.echo(line, file=self.out)
+            click.echo(line, file=self.out, color=color_wanted())
 
     def database_started(self, settings: DatabaseSettings) -> None:
         source = "server URL" if settings.url else ("temporary file" if settings.dialect == "sqlite"
@@ -62,6 +66,25 @@ class TextReporter:
             self._echo(f"{result.dialect:<11} {'(database)':<24} {_status(result.status)}  {result.message}")
 
 
+def color_wanted() -> bool | None:
+    """``NO_COLOR`` (any value) turns colours off, ``FORCE_COLOR`` on; otherwise click decides (a terminal gets
+    them, a pipe or a CI log does not)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    return None
+
+
+def verdict_line(result: RunResult) -> str:
+    """The last line of the summary: the run's one verdict."""
+    if result.databases and all(db.status == SKIPPED for db in result.databases):
+        text = f"not ok (exit {result.exit_code}): every database was skipped, nothing was verified"
+    else:
+        text = "every check passed" if result.ok else f"not ok (exit {result.exit_code})"
+    return click.style(text, fg="green" if result.ok else "red", bold=True)
+
+
 def summary(result: RunResult) -> str:
     """The verdict per database, one line each, and the overall one."""
     lines = ["", click.style("Summary", bold=True) + (f" (head {result.head})" if result.head else "")]
@@ -77,11 +100,7 @@ def summary(result: RunResult) -> str:
         lines.append("  slowest steps: " + ", ".join(
             f"{dialect} {step['check']} {'up' if step['direction'] == 'up' else 'down'} {step['revision']} "
             f"{step['duration_s']:.2f}s" for step, dialect in slowest))
-    if result.databases and all(db.status == SKIPPED for db in result.databases):
-        verdict = f"not ok (exit {result.exit_code}): every database was skipped, nothing was verified"
-    else:
-        verdict = "every check passed" if result.ok else f"not ok (exit {result.exit_code})"
-    lines.append(click.style(verdict, fg="green" if result.ok else "red", bold=True))
+    lines.append(verdict_line(result))
     return "\n".join(lines)
 
 
@@ -91,7 +110,11 @@ def to_json(result: RunResult) -> dict:
 
 
 def write_json(result: RunResult, path: str) -> None:
-    """Write the report atomically, so a CI step never reads half a file."""
+    """Write the report atomically, so a CI step never reads half a file; ``-`` is standard output."""
+    if path == "-":
+        json.dump(to_json(result), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".harness-report-")

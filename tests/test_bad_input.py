@@ -293,3 +293,21 @@ def test_from_that_is_not_an_ancestor_of_to(server_urls, tmp_path: Path, start: 
     line = assert_usage_error(run_harness(project, server_urls, "--from", start, "--to", end,
                                           "--allow-multiple-heads"))
     assert f"--from {start} is not an ancestor of --to {end}" in line, line
+
+
+# -- output for people and for pipes ---------------------------------------------------------------------------
+
+def test_json_to_stdout_quiet_and_no_color(tmp_path: Path) -> None:
+    """``--json -`` writes the report to stdout (the text goes to stderr), ``-q`` prints only the verdict, and
+    NO_COLOR / FORCE_COLOR decide the colours whatever the terminal."""
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    args = ["run", "--app", "app:create_app", "--db", "sqlite", "--checks", "upgrade"]
+    proc = run_cli(args + ["--json", "-"], project)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ok"] is True and "every check passed" in proc.stderr
+    assert not (project / "-").exists()
+    quiet = run_cli(args + ["-q"], project, {"FORCE_COLOR": "1"})
+    assert quiet.returncode == 0 and quiet.stdout.strip().endswith("every check passed\x1b[0m"), repr(quiet.stdout)
+    assert len(quiet.stdout.strip().splitlines()) == 1
+    plain = run_cli(args, project, {"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    assert "\x1b[" not in plain.stdout and "every check passed" in plain.stdout
