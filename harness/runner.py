@@ -147,10 +147,16 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
     try:
         with backend.server(settings, run_id) as server:
             version = server.server_version
-            sessions = [lambda p=p: _run_session(server, settings.dialect, p, config, reporter, run_id, steps)
+            sessions = [lambda p=p: _unavailable_as_value(
+                            lambda: _run_session(server, settings.dialect, p, config, reporter, run_id, steps))
                         for p in plan_sessions(config.checks)]
-            for results in _in_threads(sessions, f"{settings.dialect}-session"):  # each on its own database
-                checks.extend(results)
+            outcomes = _in_threads(sessions, f"{settings.dialect}-session")  # each on its own database
+            for results in outcomes:
+                if not isinstance(results, DatabaseUnavailable):
+                    checks.extend(results)
+            unavailable = [o for o in outcomes if isinstance(o, DatabaseUnavailable)]
+            if unavailable:  # e.g. no scratch database could be made for one session: keep the others' checks
+                raise unavailable[0]
     except DatabaseUnavailable as exc:
         status = SKIPPED if config.skip_unavailable else ERROR
         result = DatabaseResult(settings.dialect, kind, version, status, time.monotonic() - started,
@@ -162,6 +168,13 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
                             time.monotonic() - started, tuple(checks), steps=tuple(steps))
     reporter.database_finished(result)
     return result
+
+
+def _unavailable_as_value(job: Callable[[], Any]) -> Any:
+    try:
+        return job()
+    except DatabaseUnavailable as exc:
+        return exc
 
 
 def _run_session(server: Server, dialect: str, planned: tuple[str, ...], config: RunConfig,
