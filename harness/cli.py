@@ -1,6 +1,8 @@
 """The ``migration-harness`` command: parse options, call the library, print, set the exit code. No logic."""
 from __future__ import annotations
 
+import datetime
+import os
 import signal
 import sys
 import traceback
@@ -12,6 +14,7 @@ from . import __version__
 from .clean import clean as clean_leftovers
 from .config import DIALECTS, build_config, server_urls
 from .errors import EXIT_UNAVAILABLE, HarnessError
+from .formats import write_junit, write_markdown
 from .redact import redact, secrets_of
 from .report import TextReporter, color_wanted, summary, verdict_line, write_json
 from .runner import run as run_checks
@@ -89,14 +92,18 @@ def main() -> None:
               help="Do not fail single_head when the history has several heads.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print the traceback of a check that raised.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the verdict (errors still go to stderr).")
+@click.option("--junit", "junit_path", metavar="PATH", help="Also write a JUnit XML report (a testcase per database × check).")
+@click.option("--markdown", "markdown_path", metavar="PATH",
+              help="Also write a Markdown report (also appended to $GITHUB_STEP_SUMMARY when set).")
 def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path: str | None,
         skip_unavailable: bool, step_timeout: float | None, ignore_tables: tuple[str, ...],
         ignore_checks: tuple[str, ...], checks: tuple[str, ...], from_revision: str | None,
         to_revision: str | None, allow_multiple_heads: bool | None, lock_timeout: float | None,
-        verbose: bool, quiet: bool) -> None:
+        verbose: bool, quiet: bool, junit_path: str | None, markdown_path: str | None) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    started_at = datetime.datetime.now(datetime.timezone.utc)
     try:
         config = build_config(app=app, migrations=migrations, db=db, json_path=json_path,
                               skip_unavailable=skip_unavailable, step_timeout_s=step_timeout,
@@ -120,6 +127,10 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
     click.echo(verdict_line(result) if quiet else summary(result), err=json_path == "-", color=color_wanted())
     if json_path:
         write_json(result, json_path)
+    if junit_path:
+        write_junit(result, junit_path, started_at)
+    if markdown_path or os.environ.get("GITHUB_STEP_SUMMARY"):
+        write_markdown(result, markdown_path)
     sys.exit(result.exit_code)
 
 

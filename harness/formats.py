@@ -1,0 +1,144 @@
+"""The run's verdict for CI systems and for pull requests: JUnit XML and Markdown (the JSON report is in
+:mod:`harness.report`). Each is built from a :class:`~harness.results.RunResult` alone; no reporter reaches back
+into a run."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import tempfile
+from typing import Iterable
+from xml.etree import ElementTree as ET
+
+from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
+
+#: differences shown per failure in Markdown (all of them are in the JSON and JUnit reports)
+MARKDOWN_DIFFERENCES = 5
+_MARKS = {PASSED: "✅ passed", FAILED: "❌ failed", ERROR: "⚠️ error", SKIPPED: "⏭️ skipped"}
+
+
+def _write(path: str, text: str) -> None:
+    """Atomically, so a CI step never reads half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".harness-report-")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _detail(check: CheckResult) -> str:
+    """The body of a failure: revision, message and every difference, one per line."""
+    lines = [f"revision: {check.revision}"] if check.revision else []
+    lines.append(check.message)
+    lines += [f"- {d.get('text', '')}" for d in check.differences]
+    if check.traceback:
+        lines += ["", check.traceback.rstrip()]
+    return "\n".join(lines)
+
+
+def _database_cases(db: DatabaseResult) -> Iterable[tuple[str, str, str, str, float]]:
+    """(name, status, message, detail, seconds) per check; a database that was never provided is one case."""
+    if not db.checks and db.status in (ERROR, SKIPPED):
+        yield "(database)", db.status, db.message, db.message, db.duration_s
+        return
+    for check in db.checks:
+        yield check.name, check.status, check.message, _detail(check), check.duration_s
+    if db.message and db.status in (ERROR, SKIPPED):  # provided at first, then lost (e.g. a scratch database)
+        yield "(database)", db.status, db.message, db.message, 0.0
+
+
+def to_junit(result: RunResult, started_at: dt.datetime | None = None) -> str:
+    """One ``testsuite`` per database, one ``testcase`` per check (classname = database, name = check)."""
+    # UTC without an offset: the strictest readers (Jenkins' schema) take no timezone in a timestamp
+    when = (started_at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    stamp = when.replace(microsecond=0, tzinfo=None).isoformat()
+    root = ET.Element("testsuites", name="migration-harness")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0, "time": 0.0}
+    for db in result.databases:
+        suite = ET.SubElement(root, "testsuite", name=db.dialect, timestamp=stamp, hostname=socket.gethostname())
+        properties = ET.SubElement(suite, "properties")
+        for key, value in (("server", db.server_version), ("backend", db.backend), ("run_id", result.run_id),
+                           ("head", result.head or "")):
+            ET.SubElement(properties, "property", name=key, value=value)
+        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+        for name, status, message, detail, seconds in _database_cases(db):
+            case = ET.SubElement(suite, "testcase", classname=db.dialect, name=name, time=f"{seconds:.3f}")
+            counts["tests"] += 1
+            if status == FAILED:
+                ET.SubElement(case, "failure", message=message, type="failed").text = detail
+                counts["failures"] += 1
+            elif status == ERROR:
+                ET.SubElement(case, "error", message=message, type="error").text = detail
+                counts["errors"] += 1
+            elif status == SKIPPED:
+                ET.SubElement(case, "skipped", message=message)
+                counts["skipped"] += 1
+        for key, value in counts.items():
+            suite.set(key, str(value))
+            totals[key] += value
+        suite.set("time", f"{db.duration_s:.3f}")
+        totals["time"] += db.duration_s
+    for key, value in totals.items():
+        root.set(key, f"{value:.3f}" if key == "time" else str(value))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(result: RunResult, path: str, started_at: dt.datetime | None = None) -> None:
+    _write(path, to_junit(result, started_at))
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(result: RunResult) -> str:
+    """A table a person reads in a pull request (checks × databases), then each failure with its revision and
+    its first differences."""
+    verdict = "✅ every check passed" if result.ok else f"❌ not ok (exit {result.exit_code})"
+    head = f" · head `{result.head}`" if result.head else ""
+    lines = [f"## migration-harness: {verdict}", "", f"run `{result.run_id}`{head}", ""]
+    names: list[str] = []
+    for db in result.databases:
+        names += [c.name for c in db.checks if c.name not in names]
+    columns = [f"{db.dialect}" + (f" ({db.server_version})" if db.server_version else "") for db in result.databases]
+    lines += ["| check | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+    for name in names:
+        cells = []
+        for db in result.databases:
+            check = next((c for c in db.checks if c.name == name), None)
+            if check is None:
+                cells.append(_MARKS.get(db.status, db.status) if db.message else "")
+                continue
+            where = f" at `{check.revision}`" if check.revision and check.status != PASSED else ""
+            cells.append(f"{_MARKS.get(check.status, check.status)}{where}")
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    problems = [(db, c) for db in result.databases for c in db.checks if c.status in (FAILED, ERROR)]
+    unavailable = [db for db in result.databases if db.message]
+    if problems or unavailable:
+        lines += ["", "### What failed", ""]
+    for db in unavailable:
+        lines.append(f"- **{db.dialect}** ({db.status}): {_cell(db.message)}")
+    for db, check in problems:
+        where = f" at `{check.revision}`" if check.revision else ""
+        lines.append(f"- **{db.dialect} · {check.name}**{where}: {_cell(check.message)}")
+        shown = check.differences[:MARKDOWN_DIFFERENCES]
+        lines += [f"  - {_cell(str(d.get('text', '')))}" for d in shown]
+        if len(check.differences) > len(shown):
+            lines.append(f"  - … and {len(check.differences) - len(shown)} more (see the JSON report)")
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(result: RunResult, path: str | None) -> None:
+    """``path`` (if given), and appended to ``$GITHUB_STEP_SUMMARY`` when GitHub Actions sets it."""
+    text = to_markdown(result)
+    if path:
+        _write(path, text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+
+
+__all__ = ["to_junit", "to_markdown", "write_junit", "write_markdown"]

@@ -1,0 +1,73 @@
+"""[ecosystem] reports for CI and for people: JUnit XML valid against the JUnit schema with the right failures,
+Markdown for a passing and a failing run (and GitHub's step summary). Real runs on real databases."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import xmlschema
+
+from projects import GOOD_MODELS, POSTS, USERS, good_chain, make_project
+
+SCHEMA = xmlschema.XMLSchema(str(Path(__file__).parent / "schemas" / "junit.xsd"))
+BROKEN_ON_MYSQL = [USERS, replace(POSTS, upgrade=POSTS.upgrade.replace("sa.String(length=200)", "sa.String()"))]
+
+
+def test_junit_has_a_case_per_database_and_check_and_the_failure_where_it_is(harness, tmp_path: Path) -> None:
+    junit = tmp_path / "out" / "junit.xml"
+    run = harness(make_project(tmp_path / "p", BROKEN_ON_MYSQL, GOOD_MODELS), "--junit", str(junit),
+                  "--checks", "upgrade,schema_matches_models,downgrade")
+    assert run.exit_code == 1
+    SCHEMA.validate(str(junit))  # raises with the reason when the report is not valid JUnit
+    root = ET.parse(junit).getroot()
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert set(suites) == {"sqlite", "postgresql", "mysql"}
+    cases = {(c.get("classname"), c.get("name")): c for s in suites.values() for c in s.findall("testcase")}
+    assert len(cases) == 9 and root.get("tests") == "9"
+    failure = cases[("mysql", "upgrade")].find("failure")
+    assert failure is not None and "a002 (create posts)" in failure.get("message")
+    assert failure.text.startswith("revision: a002") and "VARCHAR requires a length" in failure.text
+    assert cases[("mysql", "downgrade")].find("skipped") is not None
+    for dialect in ("sqlite", "postgresql"):
+        assert list(cases[(dialect, "upgrade")]) == []  # passed: no child element
+    assert suites["mysql"].get("failures") == "1" and suites["mysql"].get("skipped") == "2"
+    assert root.get("failures") == "1"
+    properties = {p.get("name"): p.get("value") for p in suites["postgresql"].iter("property")}
+    assert properties["backend"] == "url" and properties["server"].startswith("PostgreSQL ")
+
+
+def test_junit_of_a_database_that_could_not_be_provided(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    junit = tmp_path / "junit.xml"
+    proc = run_cli(["run", "--app", "app:create_app", "--db", "sqlite,postgresql", "--junit", str(junit)], project,
+                   {"HARNESS_POSTGRESQL_URL": "postgresql://postgres@127.0.0.1:1/postgres"})
+    assert proc.returncode == 3
+    SCHEMA.validate(str(junit))
+    case = next(c for c in ET.parse(junit).getroot().iter("testcase") if c.get("classname") == "postgresql")
+    assert case.get("name") == "(database)" and "cannot connect" in case.find("error").get("message")
+
+
+def test_markdown_for_a_passing_and_a_failing_run(harness, tmp_path: Path) -> None:
+    summary = tmp_path / "step-summary.md"
+    passing = tmp_path / "passing.md"
+    run = harness(make_project(tmp_path / "good", good_chain(), GOOD_MODELS), "--markdown", str(passing),
+                  "--checks", "upgrade,downgrade", db=("sqlite",), env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert run.exit_code == 0
+    text = passing.read_text()
+    assert text.startswith("## migration-harness: ✅ every check passed")
+    assert "| `upgrade` | ✅ passed |" in text and "What failed" not in text
+    failing = tmp_path / "failing.md"
+    run = harness(make_project(tmp_path / "bad", BROKEN_ON_MYSQL, GOOD_MODELS), "--markdown", str(failing),
+                  "--checks", "upgrade", env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert run.exit_code == 1
+    text = failing.read_text()
+    assert "❌ not ok (exit 1)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| `upgrade` |"))
+    assert row.count("✅ passed") == 2 and "❌ failed at `a002`" in row
+    assert "- **mysql · upgrade** at `a002`: upgrade to a002 (create posts) failed on mysql" in text
+    # both runs were appended to GitHub's step summary, in order
+    appended = summary.read_text()
+    assert appended.index("✅ every check passed") < appended.index("❌ not ok (exit 1)")
