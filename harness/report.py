@@ -6,7 +6,7 @@ import os
 import sys
 import tempfile
 import threading
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 
@@ -38,10 +38,14 @@ def difference_lines(check: CheckResult) -> list[str]:
 class TextReporter:
     """Prints each check as it finishes, then a summary per database."""
 
-    def __init__(self, out: TextIO | None = None, verbose: bool = False, quiet: bool = False) -> None:
+    def __init__(self, out: TextIO | None = None, verbose: bool = False, quiet: bool = False,
+                 steps: bool | None = None) -> None:
         self.out = out
         self.verbose = verbose
         self.quiet = quiet  # -q: nothing but the verdict (printed by the caller)
+        # a line per migration step as it starts: in CI logs (not a terminal), or with -v
+        stream = out or sys.stdout
+        self.steps = (verbose or not stream.isatty()) if steps is None else steps
         self._lock = threading.Lock()  # databases report from their own threads: whole lines only
 
     def _echo(self, line: str) -> None:
@@ -54,6 +58,14 @@ class TextReporter:
         source = "server URL" if settings.url else ("temporary file" if settings.dialect == "sqlite"
                                                     else f"container {settings.image}")
         self._echo(click.style(f"{settings.dialect}: starting ({source})", dim=True))
+
+    def step_started(self, dialect: str, step: dict[str, Any]) -> None:
+        """``postgresql  upgrade                  up 7/33  ab12cd3 add index on posts``"""
+        if not self.steps:
+            return
+        where = f"{step.get('index', '?')}/{step.get('total', '?')}"
+        self._echo(f"{dialect:<11} {step.get('check') or '':<24} {step['direction']:<4} {where:>7}  "
+                   f"{step['revision']} {step.get('message') or ''}".rstrip())
 
     def check_finished(self, dialect: str, check: CheckResult) -> None:
         lines = [check_line(dialect, check), *difference_lines(check)]

@@ -49,12 +49,16 @@ class Reporter(Protocol):
     """Receives progress as it happens (the CLI prints it)."""
 
     def database_started(self, settings: DatabaseSettings) -> None: ...
+    def step_started(self, dialect: str, step: dict[str, Any]) -> None: ...
     def check_finished(self, dialect: str, check: CheckResult) -> None: ...
     def database_finished(self, result: DatabaseResult) -> None: ...
 
 
 class SilentReporter:
     def database_started(self, settings: DatabaseSettings) -> None:
+        pass
+
+    def step_started(self, dialect: str, step: dict[str, Any]) -> None:
         pass
 
     def check_finished(self, dialect: str, check: CheckResult) -> None:
@@ -201,6 +205,8 @@ def _session(server: Server, dialect: str, planned: tuple[str, ...], config: Run
         def on_event(event: dict[str, Any]) -> None:
             if reporter and event.get("event") == "check" and event["name"] not in hold:
                 reporter.check_finished(dialect, CheckResult.from_dict(event))
+            elif reporter and event.get("event") == "step":
+                reporter.step_started(dialect, event)
 
         return run_worker({**_spec(config, url, dialect, "chain", planned, run_id), **extra}, cwd=config.cwd,
                           step_timeout_s=config.step_timeout_s, secrets=secrets_of(url), on_event=on_event)

@@ -311,3 +311,20 @@ def test_json_to_stdout_quiet_and_no_color(tmp_path: Path) -> None:
     assert len(quiet.stdout.strip().splitlines()) == 1
     plain = run_cli(args, project, {"FORCE_COLOR": "1", "NO_COLOR": "1"})
     assert "\x1b[" not in plain.stdout and "every check passed" in plain.stdout
+
+
+def test_plain_progress_a_line_per_step_and_per_check(tmp_path: Path) -> None:
+    """Not a terminal (a CI log): one plain line per step as it starts, one per check as it ends, no control
+    characters; -q drops them."""
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    proc = run_cli(["run", "--app", "app:create_app", "--db", "sqlite", "--checks", "upgrade,downgrade"], project)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "\x1b" not in proc.stdout and "\r" not in proc.stdout
+    steps = [line.split() for line in lines if line.split()[2:3] in (["up"], ["down"])]
+    assert [s[:6] for s in steps] == [
+        ["sqlite", "upgrade", "up", "1/2", "a001", "create"], ["sqlite", "upgrade", "up", "2/2", "a002", "create"],
+        ["sqlite", "downgrade", "down", "2/2", "a002", "create"], ["sqlite", "downgrade", "down", "1/2", "a001", "create"]]
+    assert any(line.split()[:3] == ["sqlite", "upgrade", "passed"] for line in lines)
+    quiet = run_cli(["run", "--app", "app:create_app", "--db", "sqlite", "--checks", "upgrade", "-q"], project)
+    assert quiet.stdout.strip() == "every check passed"

@@ -40,8 +40,13 @@ class CheckContext:
     script: Any = None
 
     def announce(self, step: Step) -> None:
-        """Tell the parent which step starts, so a step that hangs can be named and stopped."""
-        self.emit(step.to_event())
+        """Tell the parent which step starts, so a step that hangs can be named and stopped, and a person can
+        follow the run (``upgrade 7/33``: the revision's place in the chain)."""
+        order = self.state.get("order")
+        if order is None:
+            order = self.state["order"] = {r.revision: i for i, r in enumerate(self.all_revisions, 1)}
+        self.emit({**step.to_event(), "check": self.current_check, "index": order.get(step.revision.revision, 0),
+                   "total": len(self.all_revisions)})
 
     def step_done(self, step: Step, seconds: float, passed: bool) -> None:
         """Tell the parent how long a step took, and for which check (the JSON report's ``steps``)."""
