@@ -71,3 +71,27 @@ def test_markdown_for_a_passing_and_a_failing_run(harness, tmp_path: Path) -> No
     # both runs were appended to GitHub's step summary, in order
     appended = summary.read_text()
     assert appended.index("✅ every check passed") < appended.index("❌ not ok (exit 1)")
+
+
+def test_nox_migrations_session_is_one_run_with_one_report_set(tmp_path: Path) -> None:
+    """``nox -s "migrations(db='sqlite')"``: one run of the harness in one virtualenv, and its JSON, JUnit and
+    Markdown reports under reports/ (``nox -s migrations`` is the same over the three databases)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    reports = REPO / "reports"
+    for suffix in ("json", "xml", "md"):
+        (reports / f"migrations-sqlite.{suffix}").unlink(missing_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "nox", "-s", "migrations(db='sqlite')", "--envdir",
+                           str(tmp_path / "nox"), "--", "--checks", "upgrade,downgrade"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": ""})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stderr.count("migration-harness run ") == 1  # one run
+    report = json.loads((reports / "migrations-sqlite.json").read_text())
+    assert report["ok"] is True and [d["dialect"] for d in report["databases"]] == ["sqlite"]
+    SCHEMA.validate(str(reports / "migrations-sqlite.xml"))
+    assert (reports / "migrations-sqlite.md").read_text().startswith("## migration-harness: ✅")
