@@ -109,7 +109,8 @@ for _db in DATABASES:
 def tests(session: nox.Session) -> None:
     """Run the test suite against real SQLite, PostgreSQL and MySQL (containers and the local servers)."""
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs)
+    env = {} if os.environ.get("HARNESS_TEST_SERVERS") == "local" else _provision(session, DATABASES)
+    session.run("pytest", *session.posargs, env=env)
 
 
 @nox.session(default=False)
