@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import sys
 import tempfile
 import threading
@@ -116,9 +117,31 @@ def summary(result: RunResult) -> str:
     return "\n".join(lines)
 
 
+#: the distributions whose versions the report names (the app's stack and the drivers); absent ones are left out
+REPORTED_PACKAGES = ("Flask", "Flask-SQLAlchemy", "Flask-Migrate", "alembic", "SQLAlchemy", "click",
+                     "testcontainers", "psycopg2-binary", "psycopg2", "PyMySQL")
+
+
+def versions() -> dict[str, str]:
+    """Python's and each installed package's version, as this run saw them."""
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for name in REPORTED_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
 def to_json(result: RunResult) -> dict:
-    """The JSON report: ``RunResult.to_dict()`` plus the schema version."""
-    return {"schema_version": JSON_SCHEMA_VERSION, **result.to_dict()}
+    """The JSON report: ``RunResult.to_dict()`` plus the schema version, the harness's version and the versions
+    of the stack it ran on."""
+    from . import __version__
+
+    return {"schema_version": JSON_SCHEMA_VERSION, "harness_version": __version__, **result.to_dict(),
+            "versions": versions()}
 
 
 def write_json(result: RunResult, path: str) -> None:

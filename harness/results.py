@@ -68,10 +68,12 @@ class RunResult:
     databases: tuple[DatabaseResult, ...] = field(default_factory=tuple)
     #: scratch databases of this run are named ``mharness_<run_id>_<n>``; containers carry it as a label
     run_id: str = ""
+    #: when the run started, UTC, ISO 8601
+    started_at: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "exit_code": self.exit_code, "run_id": self.run_id, "head": self.head,
-                "heads": list(self.heads),
+        return {"ok": self.ok, "exit_code": self.exit_code, "run_id": self.run_id, "started_at": self.started_at,
+                "head": self.head, "heads": list(self.heads),
                 "databases": [d.to_dict() for d in self.databases]}
 
 

@@ -2,6 +2,7 @@
 its own scratch database, and turn what the workers say into results."""
 from __future__ import annotations
 
+import datetime
 import shutil
 import tempfile
 import threading
@@ -246,12 +247,13 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
     """
     reporter = reporter or SilentReporter()
     run_id = config.run_id or new_run_id()
+    started_at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
     with registered_run(run_id):
         history = preflight(config, run_id)
         databases = run_databases(config, run_id, reporter)
     return RunResult(ok=(code := exit_code_for(databases)) == EXIT_OK, exit_code=code,
                      head=history.heads[0] if len(history.heads) == 1 else ",".join(history.heads),
-                     heads=history.heads, databases=databases, run_id=run_id)
+                     heads=history.heads, databases=databases, run_id=run_id, started_at=started_at)
 
 
 def _in_threads(jobs: list[Callable[[], Any]], name: str) -> list[Any]:
