@@ -95,3 +95,26 @@ def test_nox_migrations_session_is_one_run_with_one_report_set(tmp_path: Path) -
     assert report["ok"] is True and [d["dialect"] for d in report["databases"]] == ["sqlite"]
     SCHEMA.validate(str(reports / "migrations-sqlite.xml"))
     assert (reports / "migrations-sqlite.md").read_text().startswith("## migration-harness: ✅")
+
+
+def test_flask_command_runs_the_harness_on_the_app_flask_loaded(tmp_path: Path, server_urls) -> None:
+    """``flask --app … migrations-verify`` (entry point ``flask.commands``): the harness on the app ``flask`` was
+    given, with the options of ``migration-harness run``, and its exit code."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    good = make_project(tmp_path / "good", good_chain(), GOOD_MODELS)
+    bad = make_project(tmp_path / "bad", BROKEN_ON_MYSQL, GOOD_MODELS)
+    env = {**cli_env(), "DATABASE_URL": f"sqlite:///{tmp_path / 'flask-cli.db'}"}  # what flask itself loads
+    for project, dbs, expected in ((good, "sqlite", 0), (bad, "sqlite,mysql", 1)):
+        report = tmp_path / f"{project.name}.json"
+        proc = subprocess.run([sys.executable, "-m", "flask", "--app", "app:create_app", "migrations-verify",
+                               "--db", dbs, "--checks", "upgrade", "--json", str(report)],
+                              cwd=project, env={**env, "HARNESS_MYSQL_URL": server_urls["mysql"]},
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == expected, proc.stdout + proc.stderr
+        assert json.loads(report.read_text())["exit_code"] == expected
+    assert "upgrade to a002 (create posts) failed on mysql" in proc.stdout
