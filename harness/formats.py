@@ -48,6 +48,14 @@ def _database_cases(db: DatabaseResult) -> Iterable[tuple[str, str, str, str, fl
         yield "(database)", db.status, db.message, db.message, 0.0
 
 
+def database_labels(result: RunResult) -> list[str]:
+    """How each database is named in a report: its dialect, and its server version too when the run (a merged
+    matrix) holds the same dialect more than once: ``postgresql 13.14``, ``postgresql 17.2``."""
+    dialects = [db.dialect for db in result.databases]
+    return [f"{db.dialect} {db.server_version.split()[-1]}" if dialects.count(db.dialect) > 1 and db.server_version
+            else db.dialect for db in result.databases]
+
+
 def to_junit(result: RunResult, started_at: dt.datetime | None = None) -> str:
     """One ``testsuite`` per database, one ``testcase`` per check (classname = database, name = check)."""
     # UTC without an offset: the strictest readers (Jenkins' schema) take no timezone in a timestamp
@@ -55,15 +63,15 @@ def to_junit(result: RunResult, started_at: dt.datetime | None = None) -> str:
     stamp = when.replace(microsecond=0, tzinfo=None).isoformat()
     root = ET.Element("testsuites", name="migration-harness")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0, "time": 0.0}
-    for db in result.databases:
-        suite = ET.SubElement(root, "testsuite", name=db.dialect, timestamp=stamp, hostname=socket.gethostname())
+    for db, label in zip(result.databases, database_labels(result)):
+        suite = ET.SubElement(root, "testsuite", name=label, timestamp=stamp, hostname=socket.gethostname())
         properties = ET.SubElement(suite, "properties")
         for key, value in (("server", db.server_version), ("backend", db.backend), ("run_id", result.run_id),
                            ("head", result.head or "")):
             ET.SubElement(properties, "property", name=key, value=value)
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         for name, status, message, detail, seconds in _database_cases(db):
-            case = ET.SubElement(suite, "testcase", classname=db.dialect, name=name, time=f"{seconds:.3f}")
+            case = ET.SubElement(suite, "testcase", classname=label, name=name, time=f"{seconds:.3f}")
             counts["tests"] += 1
             if status == FAILED:
                 ET.SubElement(case, "failure", message=message, type="failed").text = detail

@@ -140,8 +140,11 @@ def to_json(result: RunResult) -> dict:
     of the stack it ran on."""
     from . import __version__
 
-    return {"schema_version": JSON_SCHEMA_VERSION, "harness_version": __version__, **result.to_dict(),
-            "versions": versions()}
+    report = {"schema_version": JSON_SCHEMA_VERSION, "harness_version": __version__, **result.to_dict(),
+              "versions": versions()}
+    if result.merged_from:  # the versions each job ran on; "versions" is then the merging machine's
+        report["merged_from"] = [dict(job) for job in result.merged_from]
+    return report
 
 
 def write_json(result: RunResult, path: str) -> None:

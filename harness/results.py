@@ -51,6 +51,13 @@ class DatabaseResult:
     #: every migration step run on this database: ``{"check", "direction", "revision", "duration_s", "passed"}``
     steps: tuple[dict[str, Any], ...] = ()
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatabaseResult:
+        return cls(dialect=data["dialect"], backend=data.get("backend", ""), server_version=data.get("server_version", ""),
+                   status=data["status"], duration_s=float(data.get("duration_s", 0.0)),
+                   checks=tuple(CheckResult.from_dict(c) for c in data.get("checks", ())),
+                   message=data.get("message", ""), steps=tuple(data.get("steps", ())))
+
     def to_dict(self) -> dict[str, Any]:
         return {"dialect": self.dialect, "backend": self.backend, "server_version": self.server_version,
                 "status": self.status, "duration_s": round(self.duration_s, 3), "message": self.message,
@@ -70,6 +77,8 @@ class RunResult:
     run_id: str = ""
     #: when the run started, UTC, ISO 8601
     started_at: str = ""
+    #: a merged report's jobs: ``{"run_id", "started_at", "versions"}`` each (``migration-harness merge``)
+    merged_from: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "exit_code": self.exit_code, "run_id": self.run_id, "started_at": self.started_at,

@@ -118,3 +118,44 @@ def test_flask_command_runs_the_harness_on_the_app_flask_loaded(tmp_path: Path, 
         assert proc.returncode == expected, proc.stdout + proc.stderr
         assert json.loads(report.read_text())["exit_code"] == expected
     assert "upgrade to a002 (create posts) failed on mysql" in proc.stdout
+
+
+def test_merge_of_single_database_reports_equals_one_run_over_all(harness, tmp_path: Path) -> None:
+    """A nightly matrix's jobs, one database each, merged: the same verdicts, revisions and exit code as one run
+    over the three databases; a dialect that appears twice (two server versions) stays two rows."""
+    import json
+
+    from conftest import run_cli
+
+    project = make_project(tmp_path / "p", BROKEN_ON_MYSQL, GOOD_MODELS)
+    args = ("--checks", "upgrade,downgrade")
+    whole = harness(project, *args)
+    parts = []
+    for dialect in ("sqlite", "postgresql", "mysql"):
+        part = harness(project, *args, db=(dialect,))
+        path = tmp_path / f"{dialect}.json"
+        path.write_text(json.dumps(part.report))
+        parts.append(path)
+    merged_json, junit = tmp_path / "merged.json", tmp_path / "merged.xml"
+    proc = run_cli(["merge", *map(str, parts), "--json", str(merged_json), "--junit", str(junit)], tmp_path)
+    assert proc.returncode == whole.exit_code == 1, proc.stdout + proc.stderr
+    merged = json.loads(merged_json.read_text())
+
+    def verdicts(report: dict) -> list:
+        return [(d["dialect"], d["status"], [(c["name"], c["status"], c["revision"]) for c in d["checks"]])
+                for d in report["databases"]]
+
+    assert verdicts(merged) == verdicts(whole.report)
+    assert merged["ok"] is False and merged["exit_code"] == 1 and merged["head"] == whole.report["head"]
+    assert [job["run_id"] for job in merged["merged_from"]] == [json.loads(p.read_text())["run_id"] for p in parts]
+    SCHEMA.validate(str(junit))
+    # another job on an older PostgreSQL: both stay, named by version
+    older = json.loads(parts[1].read_text())
+    older["databases"][0]["server_version"] = "PostgreSQL 13.14"
+    (tmp_path / "pg13.json").write_text(json.dumps(older))
+    proc = run_cli(["merge", str(parts[1]), str(tmp_path / "pg13.json"), "--junit", str(junit)], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    names = [s.get("name") for s in ET.parse(junit).getroot().findall("testsuite")]
+    assert len(names) == 2 and names[1] == "postgresql 13.14" and names[0].startswith("postgresql 15")
+    bad = run_cli(["merge", str(project / "app.py")], tmp_path)
+    assert bad.returncode == 2 and "not a migration-harness JSON report" in bad.stderr
