@@ -159,3 +159,29 @@ def test_merge_of_single_database_reports_equals_one_run_over_all(harness, tmp_p
     assert len(names) == 2 and names[1] == "postgresql 13.14" and names[0].startswith("postgresql 15")
     bad = run_cli(["merge", str(project / "app.py")], tmp_path)
     assert bad.returncode == 2 and "not a migration-harness JSON report" in bad.stderr
+
+
+def test_pytest_plugin_an_item_per_database_and_check(tmp_path: Path, server_urls) -> None:
+    """``pytest --migrations``: one item per database × check in the team's own pytest run; a broken chain fails
+    exactly the item of the database and check that broke, with the revision and the database's error; ``-k``
+    selects items."""
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    env = {**cli_env(), "HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_MYSQL_URL": server_urls["mysql"]}
+    bad = make_project(tmp_path / "bad", BROKEN_ON_MYSQL, GOOD_MODELS)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--migrations", "--migrations-app", "app:create_app",
+                           "--migrations-checks", "upgrade,downgrade", "-p", "no:cacheprovider", "-rA"],
+                          cwd=bad, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAILED ::migrations[mysql-upgrade]" in proc.stdout
+    assert "upgrade failed on mysql at revision a002" in proc.stdout and "VARCHAR requires a length" in proc.stdout
+    assert "PASSED ::migrations[postgresql-upgrade]" in proc.stdout
+    assert "1 failed, 4 passed, 1 skipped" in proc.stdout  # mysql's downgrade: skipped, the upgrade failed
+    good = make_project(tmp_path / "good", good_chain(), GOOD_MODELS)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--migrations", "--migrations-app", "app:create_app",
+                           "--migrations-checks", "upgrade", "-k", "sqlite", "-p", "no:cacheprovider", "-q"],
+                          cwd=good, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "1 passed, 2 deselected" in proc.stdout, proc.stdout + proc.stderr

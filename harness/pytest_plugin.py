@@ -1,0 +1,110 @@
+"""A pytest plugin (entry point ``pytest11``): ``pytest --migrations`` adds one test item per database × check,
+so a team gets the harness's verdicts in its usual pytest report, ``-k mysql`` and ``-k stairway`` work, and a
+failing item shows the revision, the database's error and the differences::
+
+    pytest --migrations --migrations-app myapp:create_app --migrations-db sqlite,postgresql
+
+The harness runs once per pytest session (on the first item), exactly as ``migration-harness run`` would, with
+the same configuration (flags here, then the environment, then ``[tool.migration-harness]``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .results import PASSED, SKIPPED, RunResult
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("migrations", "migration-harness")
+    group.addoption("--migrations", action="store_true", help="Verify the Flask-Migrate chain: one item per "
+                    "database × check.")
+    group.addoption("--migrations-app", metavar="APP", help="The Flask app, as for `flask --app`.")
+    group.addoption("--migrations-db", metavar="NAMES", help="Databases, comma-separated (default: all).")
+    group.addoption("--migrations-checks", metavar="NAMES", help="Checks, comma-separated (default: all).")
+
+
+class MigrationsRun:
+    """The one harness run of this pytest session, started by the first item that needs it."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.result: RunResult | None = None
+        self.error: str | None = None
+
+    def get(self) -> RunResult:
+        if self.result is None and self.error is None:
+            from .errors import HarnessError
+            from .runner import run
+
+            try:
+                self.result = run(self.config)
+            except HarnessError as exc:
+                self.error = str(exc)
+        if self.error is not None:
+            raise MigrationsFailure(f"the harness could not run: {self.error}")
+        assert self.result is not None
+        return self.result
+
+
+class MigrationsFailure(Exception):
+    """A check that failed (or could not finish) on one database."""
+
+
+class MigrationItem(pytest.Item):
+    def __init__(self, *, dialect: str, check: str, shared: MigrationsRun, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dialect, self.check, self.shared = dialect, check, shared
+
+    def runtest(self) -> None:
+        result = self.shared.get()
+        database = next((d for d in result.databases if d.dialect == self.dialect), None)
+        if database is None:
+            raise MigrationsFailure(f"{self.dialect} was not run")
+        check = next((c for c in database.checks if c.name == self.check), None)
+        if check is None:  # the database could not be provided
+            if database.status == SKIPPED:
+                pytest.skip(database.message)
+            raise MigrationsFailure(f"{self.dialect}: {database.message or 'the check did not run'}")
+        if check.status == PASSED:
+            return
+        if check.status == SKIPPED:
+            pytest.skip(check.message)
+        lines = [f"{check.name} {check.status} on {self.dialect}" + (f" at revision {check.revision}"
+                                                                       if check.revision else ""), check.message]
+        lines += [f"  - {d.get('text', '')}" for d in check.differences]
+        if check.traceback:
+            lines += ["", check.traceback.rstrip()]
+        raise MigrationsFailure("\n".join(lines))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, MigrationsFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, f"migrations: {self.dialect} {self.check}"
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("migrations"):
+        return
+    from .config import build_config
+    from .errors import HarnessError
+
+    db = config.getoption("migrations_db")
+    checks = config.getoption("migrations_checks")
+    try:
+        run_config = build_config(app=config.getoption("migrations_app"), db=(db,) if db else (),
+                                  checks=(checks,) if checks else (), cwd=str(config.invocation_params.dir))
+    except HarnessError as exc:
+        raise pytest.UsageError(f"--migrations: {exc}") from exc
+    shared = MigrationsRun(run_config)
+    for settings in run_config.databases:
+        for check in run_config.checks:
+            items.append(MigrationItem.from_parent(session, name=f"migrations[{settings.dialect}-{check}]",
+                                                   dialect=settings.dialect, check=check, shared=shared))
+
+
+__all__ = ["MigrationItem", "MigrationsFailure"]
