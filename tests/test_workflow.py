@@ -55,3 +55,52 @@ def test_every_harness_option_the_workflow_uses_exists(tmp_path: Path) -> None:
         helptext = run_cli([command, "--help"], tmp_path).stdout
         missing = sorted(o for o in used if o not in helptext)
         assert used and not missing, (command, missing)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_docker_compose_up_the_harness_through_the_url_variables_down(tmp_path: Path) -> None:
+    """docker-compose.yml for real (Debian's docker-compose, the local images): up, the harness on its servers
+    through HARNESS_*_URL, down. A project name and ports of its own: other runs may share the engine."""
+    import os
+    import secrets
+    import time
+
+    from projects import GOOD_MODELS, good_chain, make_project
+
+    name = f"mharnesscompose{secrets.token_hex(4)}"
+    ports = {"postgresql": _free_port(), "mysql": _free_port()}
+    env = {**os.environ, "HARNESS_COMPOSE_POSTGRESQL_PORT": str(ports["postgresql"]),
+           "HARNESS_COMPOSE_MYSQL_PORT": str(ports["mysql"])}
+    compose = ["docker-compose", "-p", name, "-f", str(REPO / "docker-compose.yml")]
+    up = subprocess.run([*compose, "up", "-d"], env=env, capture_output=True, text=True, timeout=300)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        ids = subprocess.run([*compose, "ps", "-q"], env=env, capture_output=True, text=True).stdout.split()
+        assert len(ids) == 2
+        deadline = time.monotonic() + 180
+        while True:  # both healthchecks pass (docker-compose 1.29 has no --wait)
+            states = [subprocess.run(["docker", "inspect", "-f", "{{.State.Health.Status}}", i], capture_output=True,
+                                     text=True).stdout.strip() for i in ids]
+            if states == ["healthy", "healthy"]:
+                break
+            assert time.monotonic() < deadline, states
+            time.sleep(1)
+        project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+        urls = {"HARNESS_POSTGRESQL_URL": f"postgresql://postgres:postgres@127.0.0.1:{ports['postgresql']}/postgres",
+                "HARNESS_MYSQL_URL": f"mysql://root:root@127.0.0.1:{ports['mysql']}/"}
+        run = run_cli(["run", "--app", "app:create_app", "--db", "postgresql,mysql", "--checks", "upgrade,downgrade",
+                       "-q"], project, urls)
+        assert run.returncode == 0, run.stdout + run.stderr
+    finally:
+        down = subprocess.run([*compose, "down", "-v"], env=env, capture_output=True, text=True, timeout=300)
+        assert down.returncode == 0, down.stdout + down.stderr
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={name}"],
+                          capture_output=True, text=True).stdout.split()
+    assert left == []
