@@ -17,6 +17,7 @@ from .errors import EXIT_UNAVAILABLE, HarnessError
 from .formats import write_junit, write_markdown
 from .merge import load_report, merge
 from .redact import redact, secrets_of
+from .results import RunResult
 from .report import TextReporter, color_wanted, summary, verdict_line, write_json
 from .runner import run as run_checks
 
@@ -116,9 +117,11 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         result = run_checks(config, TextReporter(out=text_out, verbose=verbose, quiet=quiet))
     except HarnessError as exc:
         click.echo(f"migration-harness: error: {exc}", err=True)
+        _stopped_report(json_path, exc.exit_code, str(exc), started_at)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("migration-harness: interrupted; containers and scratch databases were removed", err=True)
+        _stopped_report(json_path, EXIT_INTERRUPTED, "interrupted (SIGINT / SIGTERM)", started_at)
         sys.exit(EXIT_INTERRUPTED)
     except Exception:  # a bug in the harness: report it, still without a password in sight
         hide = secrets_of(*server_urls().values())
@@ -133,6 +136,19 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
     if markdown_path or os.environ.get("GITHUB_STEP_SUMMARY"):
         write_markdown(result, markdown_path)
     sys.exit(result.exit_code)
+
+
+def _stopped_report(json_path: str | None, code: int, why: str, started_at: datetime.datetime) -> None:
+    """A run that stopped before any verdict still leaves its JSON report (no database in it), so a CI step that
+    parses the report learns why instead of finding no file."""
+    if not json_path:
+        return
+    result = RunResult(ok=False, exit_code=code, head=None, run_id=os.environ.get("HARNESS_RUN_ID", ""),
+                       started_at=started_at.replace(microsecond=0).isoformat(), error=why)
+    try:
+        write_json(result, json_path)
+    except OSError as exc:  # an unwritable path is itself the usage error being reported
+        click.echo(f"migration-harness: error: cannot write {json_path}: {exc.strerror or exc}", err=True)
 
 
 @main.command("merge")

@@ -79,10 +79,12 @@ class RunResult:
     started_at: str = ""
     #: a merged report's jobs: ``{"run_id", "started_at", "versions"}`` each (``migration-harness merge``)
     merged_from: tuple[dict[str, Any], ...] = ()
+    #: why the run stopped before a verdict (exit 2 usage error, 130 interrupted), else None
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "exit_code": self.exit_code, "run_id": self.run_id, "started_at": self.started_at,
-                "head": self.head, "heads": list(self.heads),
+                "head": self.head, "heads": list(self.heads), "error": self.error,
                 "databases": [d.to_dict() for d in self.databases]}
 
 

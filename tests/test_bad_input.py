@@ -99,7 +99,9 @@ def assert_usage_error(outcome: Outcome) -> str:
     assert len(lines) == 1, f"expected one line, got {len(lines)}:\n" + "\n".join(lines)
     assert outcome.stdout.strip() == "", outcome.stdout
     assert lines[0].startswith("migration-harness: error: "), lines[0]
-    assert outcome.report is None, "exit 2 must not write a report"
+    if outcome.report is not None:  # written (with --json): the reason, and no database
+        assert (outcome.report["exit_code"], outcome.report["ok"], outcome.report["databases"]) == (2, False, [])
+        assert outcome.report["error"] and outcome.report["error"] in lines[0]
     return lines[0]
 
 

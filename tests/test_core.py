@@ -138,7 +138,10 @@ def test_bad_app_module(tmp_path: Path) -> None:
     proc = run_cli(["run", "--app", "nosuchmodule", "--json", str(tmp_path / "r.json")], project)
     assert proc.returncode == 2
     assert "no module named 'nosuchmodule'" in _one_line_error(proc)
-    assert not (tmp_path / "r.json").exists()
+    import json
+    report = json.loads((tmp_path / "r.json").read_text())  # the reason, for a CI step that parses the report
+    assert (report["exit_code"], report["databases"], report["run_id"]) == (2, [], proc.run_id)
+    assert "no module named 'nosuchmodule'" in report["error"]
     assert run_containers(proc.run_id) == set()
 
 

@@ -48,7 +48,9 @@ def sleeping_project(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_sigint_mid_chain_removes_the_container(tmp_path: Path) -> None:
     project, marker = sleeping_project(tmp_path)
-    proc = start(project, ["--db", "postgresql"], {"HARNESS_POSTGRESQL_URL": "", "HARNESS_TEST_MARKER": str(marker)})
+    report = tmp_path / "report.json"
+    proc = start(project, ["--db", "postgresql", "--json", str(report)],
+                 {"HARNESS_POSTGRESQL_URL": "", "HARNESS_TEST_MARKER": str(marker)})
     wait_for(marker, proc)
     assert len(run_containers(proc.run_id)) == 1
     proc.send_signal(signal.SIGINT)
@@ -56,6 +58,8 @@ def test_sigint_mid_chain_removes_the_container(tmp_path: Path) -> None:
     assert proc.returncode == 130, out + err
     assert "interrupted; containers and scratch databases were removed" in err
     assert run_containers(proc.run_id) == set()
+    written = json.loads(report.read_text())  # a CI step still finds the report, saying why there is no verdict
+    assert (written["exit_code"], written["run_id"]) == (130, proc.run_id) and "interrupted" in written["error"]
 
 
 def test_sigterm_mid_chain_drops_the_scratch_database(tmp_path: Path, server_urls) -> None:
