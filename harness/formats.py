@@ -130,6 +130,9 @@ def to_markdown(result: RunResult) -> str:
         lines.append(f"- **{db.dialect}** ({db.status}): {_cell(db.message)}")
     for db, check in problems:
         where = f" at `{check.revision}`" if check.revision else ""
+        if check.same_as:  # the root cause is said once, at the check that met it first
+            lines.append(f"- **{db.dialect} · {check.name}**{where}: the same error as `{check.same_as}`")
+            continue
         lines.append(f"- **{db.dialect} · {check.name}**{where}: {_cell(check.message)}")
         shown = check.differences[:MARKDOWN_DIFFERENCES]
         lines += [f"  - {_cell(str(d.get('text', '')))}" for d in shown]

@@ -103,7 +103,8 @@ def summary(result: RunResult) -> str:
     lines = ["", click.style("Summary", bold=True) + (f" (head {result.head})" if result.head else "")]
     for db in result.databases:
         failed = [c for c in db.checks if c.status in (FAILED, ERROR)]
-        detail = ", ".join(f"{c.name}{' at ' + c.revision if c.revision else ''}" for c in failed) or db.message
+        detail = ", ".join(f"{c.name}{' at ' + c.revision if c.revision else ''}"
+                           + (f" (same as {c.same_as})" if c.same_as else "") for c in failed) or db.message
         version = f" [{db.server_version}, {db.backend}]" if db.server_version else f" [{db.backend}]"
         lines.append(f"  {db.dialect:<11} {_status(db.status)}{version} {db.duration_s:.1f}s"
                      + (f"  {detail}" if detail else ""))

@@ -1,7 +1,7 @@
 """Result records: what a check found, per database, per run. Their ``to_dict`` forms are the JSON contract."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
@@ -22,19 +22,21 @@ class CheckResult:
     duration_s: float = 0.0
     #: the Python traceback when the check itself raised (an ``error`` verdict), else None
     traceback: str | None = None
+    #: an earlier check on this database that failed at the same revision with the same error: the root cause
+    same_as: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "revision": self.revision,
                 "message": self.message, "duration_s": round(self.duration_s, 3),
                 "differences": [dict(d) for d in self.differences], "ignored": [dict(d) for d in self.ignored],
-                "traceback": self.traceback}
+                "traceback": self.traceback, "same_as": self.same_as}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
         return cls(name=data["name"], status=data["status"], revision=data.get("revision"),
                    message=data.get("message", ""), differences=tuple(data.get("differences", ())),
                    ignored=tuple(data.get("ignored", ())), duration_s=float(data.get("duration_s", 0.0)),
-                   traceback=data.get("traceback"))
+                   traceback=data.get("traceback"), same_as=data.get("same_as"))
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,23 @@ class RunResult:
         return {"ok": self.ok, "exit_code": self.exit_code, "run_id": self.run_id, "started_at": self.started_at,
                 "head": self.head, "heads": list(self.heads), "error": self.error,
                 "databases": [d.to_dict() for d in self.databases]}
+
+
+def link_root_causes(checks: list[CheckResult], dialect: str) -> list[CheckResult]:
+    """Say a root cause once: a check that failed at the same revision with the same database error as an earlier
+    one (the stairway and the data run stopping where the upgrade did) points back to it (``same_as``)."""
+    marker = f" failed on {dialect}: "
+    first: dict[tuple[str, str], str] = {}
+    out = []
+    for check in checks:
+        if check.status in (FAILED, ERROR) and check.revision and marker in check.message:
+            key = (check.revision, check.message.split(marker, 1)[1])
+            if key in first:
+                check = replace(check, same_as=first[key])
+            else:
+                first[key] = check.name
+        out.append(check)
+    return out
 
 
 def database_status(checks: tuple[CheckResult, ...] | list[CheckResult]) -> str:

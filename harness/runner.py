@@ -21,7 +21,8 @@ from .steps import step_phrase
 from .process import WorkerOutcome, cancel_workers, reset_cancel, run_worker
 from .redact import secrets_of
 from .checks.data import MAX_SUSPECTS, probe_spec
-from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult, database_status
+from .results import (ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult, database_status,
+                      link_root_causes)
 
 #: Worker sessions per database, each on a fresh scratch database, with the checks it runs in order.
 SESSIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -169,6 +170,7 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
                                 steps=tuple(steps))
         reporter.database_finished(result)
         return result
+    checks = link_root_causes(checks, settings.dialect)
     result = DatabaseResult(settings.dialect, kind, version, database_status(checks),
                             time.monotonic() - started, tuple(checks), steps=tuple(steps))
     reporter.database_finished(result)

@@ -185,3 +185,23 @@ def test_pytest_plugin_an_item_per_database_and_check(tmp_path: Path, server_url
                            "--migrations-checks", "upgrade", "-k", "sqlite", "-p", "no:cacheprovider", "-q"],
                           cwd=good, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "1 passed, 2 deselected" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_a_root_cause_is_said_once(harness, tmp_path: Path) -> None:
+    """The upgrade breaks at a003: the stairway and the data run stop at the same revision with the same error,
+    and point back to the upgrade instead of repeating it (JSON same_as, the summary, Markdown)."""
+    from projects import Rev
+
+    broken = Rev("a003", "broken", "op.execute('SELECT * FROM no_such_table')", "pass")
+    md = tmp_path / "r.md"
+    run = harness(make_project(tmp_path / "p", good_chain() + [broken], GOOD_MODELS), "--markdown", str(md),
+                  db=("sqlite", "postgresql"))
+    for dialect in ("sqlite", "postgresql"):
+        assert run.check(dialect, "upgrade")["same_as"] is None
+        assert run.check(dialect, "stairway")["same_as"] == "upgrade"
+        assert run.check(dialect, "data")["same_as"] == "upgrade"
+        assert run.check(dialect, "stairway")["revision"] == "a003"
+    assert "stairway at a003 (same as upgrade)" in run.stdout
+    text = md.read_text()
+    assert "**sqlite · data** at `a003`: the same error as `upgrade`" in text
+    assert text.count(" failed on ") == 2  # the error once per database, at the upgrade
