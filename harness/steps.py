@@ -66,9 +66,12 @@ def downgrade_steps(revisions: Sequence[Revision]) -> list[Step]:
     """head → base, one revision at a time: each step reverts exactly one revision.
 
     ``<rev>@-1`` steps back along that revision's own branch only: with two heads, ``downgrade <parent>`` (or
-    ``<rev>-1``) would take the other branch down too.
+    ``<rev>-1``) would take the other branch down too. A merge revision has no single step back (alembic
+    answers ``Ambiguous walk`` to ``<merge>@-1``, and to ``flask db downgrade`` at a merge head): its step is
+    ``downgrade <first parent>``, which reverts exactly the merge and leaves both parents as heads.
     """
-    return [Step(DOWN, r, f"{r.revision}@-1") for r in reversed(revisions)]
+    return [Step(DOWN, r, f"{r.revision}@-1" if len(r.down_revisions) <= 1 else r.down_revisions[0])
+            for r in reversed(revisions)]
 
 
 def describe_error(exc: BaseException, versions_dir: str | Sequence[str] | None = None) -> str:

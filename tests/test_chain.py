@@ -220,3 +220,17 @@ def test_a_broken_data_module_is_a_usage_error(tmp_path: Path) -> None:
     proc = run_cli(["run", "--app", "app:create_app", "--db", "sqlite"], project)
     assert proc.returncode == 2
     assert "harness_data.py failed to load: SyntaxError" in proc.stderr
+
+
+MERGE = Rev("a005", "merge tags and notes", "pass", "pass", down_revision=("a003", "a004"))
+
+
+def test_a_merge_revision_reverts_in_one_step_on_every_database(harness, tmp_path: Path) -> None:
+    """Two branches and their merge: the chain goes down through the merge (``<merge>@-1`` is an ambiguous walk
+    for alembic: the harness reverts the merge alone) and the stairway passes on it, everywhere."""
+    run = harness(make_project(tmp_path / "p", TWO_HEADS + [MERGE], TWO_HEADS_MODELS),
+                  "--checks", "single_head,upgrade,downgrade,leaves_no_trace,stairway")
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.report["heads"] == ["a005"]
+    for name in ("upgrade", "downgrade", "leaves_no_trace", "stairway"):
+        assert run.statuses(name) == {d: "passed" for d in ALL}, (name, run.stdout)
