@@ -29,6 +29,8 @@ command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 # docker-compose (Debian's 1.29) runs docker-compose.yml in the tests, with the local images.
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+# chromium renders the HTML report in the tests (headless).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]} from apt"
     export DEBIAN_FRONTEND=noninteractive

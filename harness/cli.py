@@ -15,6 +15,7 @@ from .clean import clean as clean_leftovers
 from .config import DIALECTS, build_config, server_urls
 from .errors import EXIT_UNAVAILABLE, HarnessError
 from .formats import write_junit, write_markdown
+from .html_report import write_html
 from .merge import load_report, merge
 from .redact import redact, secrets_of
 from .results import RunResult
@@ -97,11 +98,13 @@ def main() -> None:
 @click.option("--junit", "junit_path", metavar="PATH", help="Also write a JUnit XML report (a testcase per database × check).")
 @click.option("--markdown", "markdown_path", metavar="PATH",
               help="Also write a Markdown report (also appended to $GITHUB_STEP_SUMMARY when set).")
+@click.option("--html", "html_path", metavar="PATH", help="Also write a self-contained HTML report.")
 def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path: str | None,
         skip_unavailable: bool, step_timeout: float | None, ignore_tables: tuple[str, ...],
         ignore_checks: tuple[str, ...], checks: tuple[str, ...], from_revision: str | None,
         to_revision: str | None, allow_multiple_heads: bool | None, lock_timeout: float | None,
-        verbose: bool, quiet: bool, junit_path: str | None, markdown_path: str | None) -> None:
+        verbose: bool, quiet: bool, junit_path: str | None, markdown_path: str | None,
+        html_path: str | None) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -133,6 +136,8 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         write_json(result, json_path)
     if junit_path:
         write_junit(result, junit_path, started_at)
+    if html_path:
+        write_html(result, html_path)
     if markdown_path or os.environ.get("GITHUB_STEP_SUMMARY"):
         write_markdown(result, markdown_path)
     sys.exit(result.exit_code)
@@ -157,8 +162,9 @@ def _stopped_report(json_path: str | None, code: int, why: str, started_at: date
 @click.option("--junit", "junit_path", metavar="PATH", help="Write the merged JUnit XML report to PATH.")
 @click.option("--markdown", "markdown_path", metavar="PATH",
               help="Write the merged Markdown report (also appended to $GITHUB_STEP_SUMMARY when set).")
+@click.option("--html", "html_path", metavar="PATH", help="Write the merged HTML report.")
 def merge_reports(reports: tuple[str, ...], json_path: str | None, junit_path: str | None,
-                  markdown_path: str | None) -> None:
+                  markdown_path: str | None, html_path: str | None) -> None:
     """Combine the JSON reports of several jobs (a nightly matrix) into one verdict; each database keeps its
     server version, so postgresql 13 and 17 stay separate rows. Exits with the merged run's exit code."""
     try:
@@ -171,6 +177,8 @@ def merge_reports(reports: tuple[str, ...], json_path: str | None, junit_path: s
         write_json(result, json_path)
     if junit_path:
         write_junit(result, junit_path)
+    if html_path:
+        write_html(result, html_path)
     if markdown_path or os.environ.get("GITHUB_STEP_SUMMARY"):
         write_markdown(result, markdown_path)
     sys.exit(result.exit_code)

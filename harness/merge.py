@@ -29,6 +29,7 @@ def load_report(path: str) -> RunResult:
                      heads=tuple(data.get("heads", ())), run_id=data.get("run_id", ""),
                      started_at=data.get("started_at", ""),
                      databases=tuple(DatabaseResult.from_dict(d) for d in data["databases"]),
+                     revisions=tuple(data.get("revisions", ())),
                      merged_from=tuple(data.get("merged_from", ())) or (job,))
 
 
@@ -45,7 +46,8 @@ def merge(results: list[RunResult]) -> RunResult:
     return RunResult(ok=code == 0, exit_code=code, head=heads[0] if len(heads) == 1 else ",".join(heads),
                      heads=heads, databases=databases, run_id="+".join(r.run_id for r in results),
                      started_at=min((r.started_at for r in results if r.started_at), default=""),
-                     merged_from=tuple(job for r in results for job in r.merged_from))
+                     merged_from=tuple(job for r in results for job in r.merged_from),
+                     revisions=next((r.revisions for r in results if r.revisions), ()))
 
 
 __all__ = ["load_report", "merge"]

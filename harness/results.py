@@ -83,10 +83,13 @@ class RunResult:
     merged_from: tuple[dict[str, Any], ...] = ()
     #: why the run stopped before a verdict (exit 2 usage error, 130 interrupted), else None
     error: str | None = None
+    #: the history, base first: ``{"revision", "down_revisions", "message"}`` each (the HTML report draws it)
+    revisions: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "exit_code": self.exit_code, "run_id": self.run_id, "started_at": self.started_at,
                 "head": self.head, "heads": list(self.heads), "error": self.error,
+                "revisions": [dict(r) for r in self.revisions],
                 "databases": [d.to_dict() for d in self.databases]}
 
 

@@ -255,7 +255,9 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
         databases = run_databases(config, run_id, reporter)
     return RunResult(ok=(code := exit_code_for(databases)) == EXIT_OK, exit_code=code,
                      head=history.heads[0] if len(history.heads) == 1 else ",".join(history.heads),
-                     heads=history.heads, databases=databases, run_id=run_id, started_at=started_at)
+                     heads=history.heads, databases=databases, run_id=run_id, started_at=started_at,
+                     revisions=tuple({"revision": r.revision, "down_revisions": list(r.down_revisions),
+                                      "message": r.message} for r in history.revisions))
 
 
 def _in_threads(jobs: list[Callable[[], Any]], name: str) -> list[Any]:

@@ -205,3 +205,106 @@ def test_a_root_cause_is_said_once(harness, tmp_path: Path) -> None:
     text = md.read_text()
     assert "**sqlite · data** at `a003`: the same error as `upgrade`" in text
     assert text.count(" failed on ") == 2  # the error once per database, at the upgrade
+
+
+# -- the HTML report, rendered in headless Chromium --------------------------------------------------------------
+
+CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _chromium(page: Path, tmp_path: Path, *args: str) -> str:
+    import subprocess
+
+    proc = subprocess.run([*CHROMIUM, f"--user-data-dir={tmp_path / 'chromium-profile'}", *args, page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def _dom(text: str) -> ET.Element:
+    """The DOM Chromium serialised (HTML, not XML) as an ElementTree."""
+    from html.parser import HTMLParser
+
+    void = {"meta", "br", "link", "img", "input", "hr", "col", "base", "wbr", "source"}
+
+    class Builder(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.builder = ET.TreeBuilder()
+            self.builder.start("document", {})
+
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            self.builder.start(tag, {k: v or "" for k, v in attrs})
+            if tag in void:
+                self.builder.end(tag)
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag not in void:
+                self.builder.end(tag)
+
+        def handle_data(self, data: str) -> None:
+            self.builder.data(data)
+
+    parser = Builder()
+    parser.feed(text)
+    parser.builder.end("document")
+    return parser.builder.close()
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_html_report_draws_the_graph_and_the_failures(harness, tmp_path: Path) -> None:
+    from test_chain import MERGE, TWO_HEADS_MODELS, branch
+
+    chain = BROKEN_ON_MYSQL + [branch("a003", "tags"), branch("a004", "notes"), MERGE]
+    page = tmp_path / "report.html"
+    run = harness(make_project(tmp_path / "p", chain, TWO_HEADS_MODELS), "--html", str(page),
+                  "--checks", "upgrade,downgrade,stairway")
+    assert run.exit_code == 1 and "http" not in page.read_text().replace('xmlns="http://www.w3.org/2000/svg"', "")
+    dom = _dom(_chromium(page, tmp_path, "--dump-dom"))
+    circles = list(dom.iter("circle"))
+    assert sorted(c.get("data-revision") for c in circles) == ["a001", "a002", "a003", "a004", "a005"]
+    assert [c.get("data-revision") for c in circles if c.get("class") == "merge"] == ["a005"]
+    edges = [e for e in dom.iter("path") if e.get("class") == "edge"]
+    assert len(edges) == 5  # a002→a001, a003→a002, a004→a002, and the merge's two
+    rows = {r.get("data-revision"): r for r in dom.iter("tr") if r.get("data-revision")}
+    order = list(rows)  # head first, parents below their children
+    assert order[0] == "a005" and order[-2:] == ["a002", "a001"] and sorted(order[1:3]) == ["a003", "a004"]
+    cell = {c.get("data-database"): c for c in rows["a002"].iter("td") if c.get("data-database")}
+    assert "failed" in cell["mysql"].get("class") and "passed" in cell["sqlite"].get("class")
+    assert cell["sqlite"].text.endswith("s")  # its steps' time
+    failure = next(d for d in dom.iter("details") if d.get("data-database") == "mysql" and d.get("data-check") == "upgrade")
+    assert failure.get("open") is not None and "VARCHAR requires a length" in "".join(failure.itertext())
+    shot = tmp_path / "report.png"
+    _chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1400,1000")
+    assert _png_size(shot) == (1400, 1000) and shot.stat().st_size > 20_000
+
+
+def test_html_report_stays_readable_for_200_revisions(tmp_path: Path) -> None:
+    import sys
+
+    from conftest import REPO, run_cli
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from chain_app import write_app
+
+    project = tmp_path / "chain"
+    write_app(project, 200)
+    page = tmp_path / "report.html"
+    proc = run_cli(["run", "--app", "app:create_app", "--db", "sqlite", "--checks", "upgrade", "--html", str(page)],
+                   project)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    dom = _dom(_chromium(page, tmp_path, "--dump-dom"))
+    rows = [r for r in dom.iter("tr") if r.get("data-revision")]
+    assert len(rows) == 200 and all("passed" in c.get("class") for r in rows for c in r.iter("td")
+                                    if c.get("data-database"))
+    svg = next(dom.iter("svg"))
+    assert int(svg.get("height")) == 200 * 24  # one fixed-height row per revision, the graph beside them
+    shot = tmp_path / "report.png"
+    _chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1200,5200")
+    assert _png_size(shot) == (1200, 5200)
