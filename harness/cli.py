@@ -93,7 +93,8 @@ def main() -> None:
 @click.option("--to", "to_revision", metavar="REV", help="Test only up to REV (default: head).")
 @click.option("--allow-multiple-heads", is_flag=True, default=None,
               help="Do not fail single_head when the history has several heads.")
-@click.option("-v", "--verbose", is_flag=True, help="Also print the traceback of a check that raised.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also print every SQL statement the migrations run, and the traceback of a check that raised.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the verdict (errors still go to stderr).")
 @click.option("--junit", "junit_path", metavar="PATH", help="Also write a JUnit XML report (a testcase per database × check).")
 @click.option("--markdown", "markdown_path", metavar="PATH",
@@ -114,7 +115,8 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
                               skip_unavailable=skip_unavailable, step_timeout_s=step_timeout,
                               ignore_tables=ignore_tables, ignore_checks=ignore_checks, checks=checks,
                               from_revision=from_revision, to_revision=to_revision,
-                              allow_multiple_heads=allow_multiple_heads, lock_timeout_s=lock_timeout)
+                              allow_multiple_heads=allow_multiple_heads, lock_timeout_s=lock_timeout,
+                              echo_sql=verbose)
         # with --json - the report is standard output, and everything for people goes to stderr
         text_out = sys.stderr if json_path == "-" else None
         result = run_checks(config, TextReporter(out=text_out, verbose=verbose, quiet=quiet))

@@ -99,6 +99,8 @@ class RunConfig:
     cwd: str = field(default_factory=os.getcwd)
     #: given by ``HARNESS_RUN_ID`` (8 hex digits) to know the run's names in advance; else a random one per run
     run_id: str | None = None
+    #: report every SQL statement the migration steps run (``-v``)
+    echo_sql: bool = False
 
 
 def parse_database_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -214,6 +216,7 @@ def build_config(
     to_revision: str | None = None,
     allow_multiple_heads: bool | None = None,
     lock_timeout_s: float | None = None,
+    echo_sql: bool = False,
     cwd: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RunConfig:
@@ -263,6 +266,7 @@ def build_config(
 
     return RunConfig(
         run_id=run_id,
+        echo_sql=echo_sql,
         app=app,
         migrations=migrations or file.get("migrations"),
         databases=tuple(databases),

@@ -68,6 +68,10 @@ class TextReporter:
         self._echo(f"{dialect:<11} {step.get('check') or '':<24} {step['direction']:<4} {where:>7}  "
                    f"{step['revision']} {step.get('message') or ''}".rstrip())
 
+    def sql_statement(self, dialect: str, statement: str) -> None:
+        if self.verbose:
+            self._echo(click.style(f"{dialect:<11} {'':<24} sql  {statement}", dim=True))
+
     def check_finished(self, dialect: str, check: CheckResult) -> None:
         lines = [check_line(dialect, check), *difference_lines(check)]
         if self.verbose and check.traceback:

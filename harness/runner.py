@@ -52,6 +52,7 @@ class Reporter(Protocol):
 
     def database_started(self, settings: DatabaseSettings) -> None: ...
     def step_started(self, dialect: str, step: dict[str, Any]) -> None: ...
+    def sql_statement(self, dialect: str, statement: str) -> None: ...
     def check_finished(self, dialect: str, check: CheckResult) -> None: ...
     def database_finished(self, result: DatabaseResult) -> None: ...
 
@@ -61,6 +62,9 @@ class SilentReporter:
         pass
 
     def step_started(self, dialect: str, step: dict[str, Any]) -> None:
+        pass
+
+    def sql_statement(self, dialect: str, statement: str) -> None:
         pass
 
     def check_finished(self, dialect: str, check: CheckResult) -> None:
@@ -83,7 +87,8 @@ def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[st
     return {"run_id": run_id, "app": config.app, "migrations": config.migrations, "url": url, "dialect": dialect,
             "mode": mode, "checks": list(checks), "ignore": [r.to_dict() for r in config.ignore],
             "from": config.from_revision, "to": config.to_revision,
-            "allow_multiple_heads": config.allow_multiple_heads, "lock_timeout_s": config.lock_timeout_s}
+            "allow_multiple_heads": config.allow_multiple_heads, "lock_timeout_s": config.lock_timeout_s,
+            "echo_sql": config.echo_sql}
 
 
 def preflight(config: RunConfig, run_id: str) -> History:
@@ -210,6 +215,8 @@ def _session(server: Server, dialect: str, planned: tuple[str, ...], config: Run
                 reporter.check_finished(dialect, CheckResult.from_dict(event))
             elif reporter and event.get("event") == "step":
                 reporter.step_started(dialect, event)
+            elif reporter and event.get("event") == "sql":
+                reporter.sql_statement(dialect, event["statement"])
 
         return run_worker({**_spec(config, url, dialect, "chain", planned, run_id), **extra}, cwd=config.cwd,
                           step_timeout_s=config.step_timeout_s, secrets=secrets_of(url), on_event=on_event)

@@ -119,6 +119,8 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
                        allow_multiple_heads=bool(spec.get("allow_multiple_heads")))
     if spec.get("data_probe"):
         ctx.state["data_probe"] = spec["data_probe"]
+    if spec.get("echo_sql"):
+        _echo_sql(env, ctx)
     checks: list[str] = spec["checks"]
     needs_database = [c for c in checks if c != "single_head"]
     if span.before and needs_database:  # --from: apply what comes before the window first, unchecked
@@ -144,6 +146,16 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
                 result = CheckResult(name, SKIPPED, result.revision, f"ignored: {whole.reason} ({result.status}: "
                                      f"{result.message})", (), result.differences + result.ignored)
         emit({"event": "check", **replace(result, duration_s=time.monotonic() - started).to_dict()})
+
+
+def _echo_sql(env: Any, ctx: CheckContext) -> None:
+    """``-v``: every statement a migration step sends (not the harness's own reflection and row queries)."""
+    def before_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if ctx.state.get("in_step"):
+            text = " ".join(str(statement).split())
+            ctx.emit({"event": "sql", "statement": text if len(text) <= 500 else text[:497] + "..."})
+
+    sa.event.listen(env.engine(), "before_cursor_execute", before_execute)
 
 
 #: checks that move the chain: when one raises, where the database is afterwards is unknown

@@ -337,3 +337,7 @@ def test_plain_progress_a_line_per_step_and_per_check(tmp_path: Path) -> None:
     assert any(line.split()[:3] == ["sqlite", "upgrade", "passed"] for line in lines)
     quiet = run_cli(["run", "--app", "app:create_app", "--db", "sqlite", "--checks", "upgrade", "-q"], project)
     assert quiet.stdout.strip() == "every check passed"
+    verbose = run_cli(["run", "--app", "app:create_app", "--db", "sqlite", "--checks", "upgrade", "-v"], project)
+    sql = [line.split(None, 2)[2] for line in verbose.stdout.splitlines() if line.split()[1:2] == ["sql"]]
+    assert any(s.startswith("CREATE TABLE users") for s in sql) and any(s.startswith("CREATE TABLE posts") for s in sql)
+    assert not any("sqlite_master" in s for s in sql)  # the harness's own catalogue queries are not the step's

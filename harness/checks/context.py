@@ -47,9 +47,11 @@ class CheckContext:
             order = self.state["order"] = {r.revision: i for i, r in enumerate(self.all_revisions, 1)}
         self.emit({**step.to_event(), "check": self.current_check, "index": order.get(step.revision.revision, 0),
                    "total": len(self.all_revisions)})
+        self.state["in_step"] = True
 
     def step_done(self, step: Step, seconds: float, passed: bool) -> None:
         """Tell the parent how long a step took, and for which check (the JSON report's ``steps``)."""
+        self.state["in_step"] = False
         self.emit({"event": "step_done", "check": self.current_check, "direction": step.direction,
                    "revision": step.revision.revision, "duration_s": round(seconds, 4), "passed": passed})
 
