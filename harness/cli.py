@@ -1,6 +1,7 @@
 """The ``migration-harness`` command: parse options, call the library, print, set the exit code. No logic."""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import signal
@@ -20,6 +21,7 @@ from .merge import load_report, merge
 from .redact import redact, secrets_of
 from .results import RunResult
 from .report import TextReporter, color_wanted, summary, verdict_line, write_json
+from .backends.base import new_run_id
 from .runner import run as run_checks
 
 EXIT_INTERRUPTED = 130
@@ -110,6 +112,8 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     started_at = datetime.datetime.now(datetime.timezone.utc)
+    reporter: TextReporter | None = None
+    config = None
     try:
         config = build_config(app=app, migrations=migrations, db=db, json_path=json_path,
                               skip_unavailable=skip_unavailable, step_timeout_s=step_timeout,
@@ -119,14 +123,18 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
                               echo_sql=verbose)
         # with --json - the report is standard output, and everything for people goes to stderr
         text_out = sys.stderr if json_path == "-" else None
-        result = run_checks(config, TextReporter(out=text_out, verbose=verbose, quiet=quiet))
+        reporter = TextReporter(out=text_out, verbose=verbose, quiet=quiet)
+        config = dataclasses.replace(config, run_id=config.run_id or new_run_id())  # known to an interrupted report
+        result = run_checks(config, reporter)
     except HarnessError as exc:
         click.echo(f"migration-harness: error: {exc}", err=True)
         _stopped_report(json_path, exc.exit_code, str(exc), started_at)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("migration-harness: interrupted; containers and scratch databases were removed", err=True)
-        _stopped_report(json_path, EXIT_INTERRUPTED, "interrupted (SIGINT / SIGTERM)", started_at)
+        ran = reporter.so_far([d.dialect for d in config.databases]) if reporter and config else ()
+        _stopped_report(json_path, EXIT_INTERRUPTED, "interrupted (SIGINT / SIGTERM)", started_at, ran,
+                        config.run_id if config else None)
         sys.exit(EXIT_INTERRUPTED)
     except Exception:  # a bug in the harness: report it, still without a password in sight
         hide = secrets_of(*server_urls().values())
@@ -145,13 +153,14 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
     sys.exit(result.exit_code)
 
 
-def _stopped_report(json_path: str | None, code: int, why: str, started_at: datetime.datetime) -> None:
-    """A run that stopped before any verdict still leaves its JSON report (no database in it), so a CI step that
-    parses the report learns why instead of finding no file."""
+def _stopped_report(json_path: str | None, code: int, why: str, started_at: datetime.datetime,
+                    databases: tuple[Any, ...] = (), run_id: str | None = None) -> None:
+    """A run that stopped before its verdict still leaves its JSON report (with what ran, if anything), so a CI
+    step that parses the report learns why instead of finding no file."""
     if not json_path:
         return
-    result = RunResult(ok=False, exit_code=code, head=None, run_id=os.environ.get("HARNESS_RUN_ID", ""),
-                       started_at=started_at.replace(microsecond=0).isoformat(), error=why)
+    result = RunResult(ok=False, exit_code=code, head=None, run_id=run_id or os.environ.get("HARNESS_RUN_ID", ""),
+                       started_at=started_at.replace(microsecond=0).isoformat(), error=why, databases=databases)
     try:
         write_json(result, json_path)
     except OSError as exc:  # an unwritable path is itself the usage error being reported

@@ -48,6 +48,8 @@ class TextReporter:
         stream = out or sys.stdout
         self.steps = (verbose or not stream.isatty()) if steps is None else steps
         self._lock = threading.Lock()  # databases report from their own threads: whole lines only
+        self.finished: list[DatabaseResult] = []  # kept for a report of what ran when the run is interrupted
+        self.checks_seen: dict[str, list[CheckResult]] = {}
 
     def _echo(self, line: str) -> None:
         if self.quiet:
@@ -73,14 +75,27 @@ class TextReporter:
             self._echo(click.style(f"{dialect:<11} {'':<24} sql  {statement}", dim=True))
 
     def check_finished(self, dialect: str, check: CheckResult) -> None:
+        with self._lock:
+            self.checks_seen.setdefault(dialect, []).append(check)
         lines = [check_line(dialect, check), *difference_lines(check)]
         if self.verbose and check.traceback:
             lines += [f"{'':<12}| {line}" for line in check.traceback.rstrip().splitlines()]
         self._echo("\n".join(lines))
 
     def database_finished(self, result: DatabaseResult) -> None:
+        with self._lock:
+            self.finished.append(result)
         if result.message:
             self._echo(f"{result.dialect:<11} {'(database)':<24} {_status(result.status)}  {result.message}")
+
+    def so_far(self, dialects: list[str]) -> tuple[DatabaseResult, ...]:
+        """What ran before an interruption: every database that finished, and for the others the checks that
+        had (the database itself ``error``: interrupted)."""
+        with self._lock:
+            done = {r.dialect: r for r in self.finished}
+            partial = {d: tuple(c) for d, c in self.checks_seen.items()}
+        return tuple(done.get(d) or DatabaseResult(d, "", "", ERROR, 0.0, partial.get(d, ()), "interrupted")
+                     for d in dialects)
 
 
 def color_wanted() -> bool | None:

@@ -60,6 +60,10 @@ def test_sigint_mid_chain_removes_the_container(tmp_path: Path) -> None:
     assert run_containers(proc.run_id) == set()
     written = json.loads(report.read_text())  # a CI step still finds the report, saying why there is no verdict
     assert (written["exit_code"], written["run_id"]) == (130, proc.run_id) and "interrupted" in written["error"]
+    # with what ran: the checks that had finished before the slow step was interrupted
+    database = written["databases"][0]
+    assert (database["dialect"], database["status"], database["message"]) == ("postgresql", "error", "interrupted")
+    assert [(c["name"], c["status"]) for c in database["checks"]] == [("single_head", "passed")]
 
 
 def test_sigterm_mid_chain_drops_the_scratch_database(tmp_path: Path, server_urls) -> None:
