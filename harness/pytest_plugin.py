@@ -108,3 +108,57 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 __all__ = ["MigrationItem", "MigrationsFailure"]
+
+
+# -- a fixture for a team's own tests: a scratch database at head -------------------------------------------------
+
+@pytest.fixture(scope="session")
+def _migration_servers(pytestconfig: pytest.Config) -> Any:
+    """One server per dialect for the whole session (a container, a server URL or a temporary directory), started
+    when a test first asks for that dialect."""
+    import contextlib
+
+    from .backends import get_backend
+    from .backends.base import new_run_id
+    from .clean import registered_run
+    from .config import build_config
+
+    import os
+
+    run_id = os.environ.get("HARNESS_RUN_ID") or new_run_id()
+    stack = contextlib.ExitStack()
+    stack.enter_context(registered_run(run_id))
+    servers: dict[str, Any] = {}
+
+    def server(dialect: str) -> tuple[Any, Any]:
+        config = build_config(app=pytestconfig.getoption("migrations_app"), db=(dialect,),
+                              cwd=str(pytestconfig.invocation_params.dir))
+        if dialect not in servers:
+            settings = config.databases[0]
+            servers[dialect] = stack.enter_context(get_backend(dialect).server(settings, run_id))
+        return servers[dialect], config
+
+    server.run_id = run_id  # type: ignore[attr-defined]
+    with stack:
+        yield server
+
+
+@pytest.fixture
+def migration_database(request: pytest.FixtureRequest, _migration_servers: Any) -> Any:
+    """The URL of a fresh scratch database that the app's migrations have brought to head, dropped after the test.
+    The database is ``sqlite`` unless the test is parametrized indirectly (``"postgresql"``, ``"mysql"``) or
+    ``--migrations-db`` names one; the app is ``--migrations-app`` (or what ``migration-harness run`` would take)."""
+    from .process import run_worker
+    from .redact import secrets_of
+    from .runner import _spec
+
+    dialect = getattr(request, "param", None) or (request.config.getoption("migrations_db") or "sqlite").split(",")[0]
+    server, config = _migration_servers(dialect)
+    with server.scratch_database() as url:
+        outcome = run_worker(_spec(config, url, dialect, "chain", ("upgrade",), _migration_servers.run_id),
+                             cwd=config.cwd, step_timeout_s=config.step_timeout_s, secrets=secrets_of(url))
+        upgrade = next((e for e in outcome.of_kind("check") if e["name"] == "upgrade"), None)
+        if upgrade is None or upgrade["status"] != PASSED:
+            reason = upgrade["message"] if upgrade else (outcome.of_kind("fatal") or [{}])[0].get("message", outcome.crash)
+            pytest.fail(f"migration_database: the migrations did not reach head on {dialect}: {reason}", pytrace=False)
+        yield url

@@ -308,3 +308,36 @@ def test_html_report_stays_readable_for_200_revisions(tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     _chromium(page, tmp_path, f"--screenshot={shot}", "--window-size=1200,5200")
     assert _png_size(shot) == (1200, 5200)
+
+
+FIXTURE_TEST = '''
+import pytest
+import sqlalchemy as sa
+
+
+@pytest.mark.parametrize("migration_database", ["sqlite", "postgresql", "mysql"], indirect=True)
+def test_the_schema_is_at_head(migration_database):
+    engine = sa.create_engine(migration_database)
+    with engine.connect() as conn:
+        assert {"users", "posts"} <= set(sa.inspect(conn).get_table_names())
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "a002"
+    engine.dispose()
+'''
+
+
+def test_the_migration_database_fixture_gives_a_scratch_database_at_head(tmp_path: Path, server_urls) -> None:
+    """A team's own test asks for ``migration_database`` and gets the URL of a fresh scratch database at head, on
+    each database it parametrizes; the databases are dropped afterwards."""
+    import subprocess
+    import sys
+
+    from conftest import cli_env, scratch_leftovers
+
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    (project / "test_fixture.py").write_text(FIXTURE_TEST)
+    env = {**cli_env(), "HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_MYSQL_URL": server_urls["mysql"]}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--migrations-app",
+                           "app:create_app"], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "3 passed" in proc.stdout, proc.stdout + proc.stderr
+    for dialect in ("postgresql", "mysql"):
+        assert not [d for d in scratch_leftovers(server_urls[dialect]) if d.startswith(f"mharness_{env['HARNESS_RUN_ID']}_")]
