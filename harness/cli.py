@@ -123,9 +123,16 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
                               echo_sql=verbose)
         # with --json - the report is standard output, and everything for people goes to stderr
         text_out = sys.stderr if json_path == "-" else None
-        reporter = TextReporter(out=text_out, verbose=verbose, quiet=quiet)
         config = dataclasses.replace(config, run_id=config.run_id or new_run_id())  # known to an interrupted report
-        result = run_checks(config, reporter)
+        if sys.stdout.isatty() and not quiet and json_path != "-":  # a person at a terminal: live progress
+            from .live import LiveReporter
+
+            with LiveReporter(verbose=verbose, color=color_wanted()) as live:
+                reporter = live
+                result = run_checks(config, live)
+        else:
+            reporter = TextReporter(out=text_out, verbose=verbose, quiet=quiet)
+            result = run_checks(config, reporter)
     except HarnessError as exc:
         click.echo(f"migration-harness: error: {exc}", err=True)
         _stopped_report(json_path, exc.exit_code, str(exc), started_at)

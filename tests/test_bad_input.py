@@ -341,3 +341,39 @@ def test_plain_progress_a_line_per_step_and_per_check(tmp_path: Path) -> None:
     sql = [line.split(None, 2)[2] for line in verbose.stdout.splitlines() if line.split()[1:2] == ["sql"]]
     assert any(s.startswith("CREATE TABLE users") for s in sql) and any(s.startswith("CREATE TABLE posts") for s in sql)
     assert not any("sqlite_master" in s for s in sql)  # the harness's own catalogue queries are not the step's
+
+
+def test_on_a_terminal_the_steps_show_live(tmp_path: Path) -> None:
+    """On a terminal (a pseudo-terminal here): a live line per database with a spinner, the step as it happens
+    and the elapsed time, while each check's verdict is printed above it."""
+    import os
+    import pty
+    import sys
+
+    from conftest import cli_env
+    from projects import Rev
+
+    slow = Rev("a003", "slow step", "import time\ntime.sleep(1.5)", "pass")
+    project = make_project(tmp_path / "p", good_chain() + [slow], GOOD_MODELS)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--app", "app:create_app", "--db", "sqlite",
+                             "--checks", "upgrade"], cwd=project, env={**cli_env(), "COLUMNS": "120"},
+                            stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=120) == 0
+    out = b"".join(chunks).decode("utf-8", "replace")
+    assert "\x1b[" in out  # a terminal gets the live display's control sequences
+    assert "upgrade up 3/3  a003 slow step" in out  # the step as it happens
+    assert any(frame in out for frame in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")  # the spinner
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out)
+    assert "upgrade                  passed" in plain and "every check passed" in plain
