@@ -341,3 +341,25 @@ def test_the_migration_database_fixture_gives_a_scratch_database_at_head(tmp_pat
     assert proc.returncode == 0 and "3 passed" in proc.stdout, proc.stdout + proc.stderr
     for dialect in ("postgresql", "mysql"):
         assert not [d for d in scratch_leftovers(server_urls[dialect]) if d.startswith(f"mharness_{env['HARNESS_RUN_ID']}_")]
+
+
+def test_nox_migrations_provisions_missing_images_with_ci_setup(tmp_path: Path) -> None:
+    """No image given and the default one cannot be pulled (no registry here): the session says so in one line,
+    runs ci/setup.sh (as root with apt, as on CI machines), and the run goes on to a verdict on PostgreSQL."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if k not in ("HARNESS_POSTGRESQL_IMAGE", "HARNESS_POSTGRESQL_URL")}
+    env["HARNESS_POSTGRESQL_IMAGE"] = "postgres:0.0-mharness-not-pullable"  # like postgres:16 with no registry
+    proc = subprocess.run([sys.executable, "-m", "nox", "-s", "migrations(db='postgresql')", "--envdir",
+                           str(tmp_path / "nox"), "--", "--checks", "upgrade"], cwd=REPO,
+                          capture_output=True, text=True, timeout=900, env={**env, "PYTHONPATH": ""})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "image(s) postgres:0.0-mharness-not-pullable cannot be pulled: running ci/setup.sh" in out
+    report = json.loads((REPO / "reports" / "migrations-postgresql.json").read_text())
+    assert report["ok"] is True and report["databases"][0]["backend"] == "container"
