@@ -6,25 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
-import tempfile
 from typing import Iterable
 from xml.etree import ElementTree as ET
 
+from .report import write_atomically
 from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
 
 #: differences shown per failure in Markdown (all of them are in the JSON and JUnit reports)
 MARKDOWN_DIFFERENCES = 5
 _MARKS = {PASSED: "✅ passed", FAILED: "❌ failed", ERROR: "⚠️ error", SKIPPED: "⏭️ skipped"}
-
-
-def _write(path: str, text: str) -> None:
-    """Atomically, so a CI step never reads half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".harness-report-")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def _detail(check: CheckResult) -> str:
@@ -94,7 +84,7 @@ def to_junit(result: RunResult, started_at: dt.datetime | None = None) -> str:
 
 
 def write_junit(result: RunResult, path: str, started_at: dt.datetime | None = None) -> None:
-    _write(path, to_junit(result, started_at))
+    write_atomically(path, to_junit(result, started_at))
 
 
 def _cell(text: str) -> str:
@@ -145,7 +135,7 @@ def write_markdown(result: RunResult, path: str | None) -> None:
     """``path`` (if given), and appended to ``$GITHUB_STEP_SUMMARY`` when GitHub Actions sets it."""
     text = to_markdown(result)
     if path:
-        _write(path, text)
+        write_atomically(path, text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .formats import _write, database_labels
+from .formats import database_labels
+from .report import write_atomically
 from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
 
 ROW_PX = 24
@@ -132,7 +133,7 @@ def to_html(result: RunResult) -> str:
 
 
 def write_html(result: RunResult, path: str) -> None:
-    _write(path, to_html(result))
+    write_atomically(path, to_html(result))
 
 
 __all__ = ["to_html", "write_html"]

@@ -173,10 +173,14 @@ def write_json(result: RunResult, path: str) -> None:
         json.dump(to_json(result), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
+    write_atomically(path, json.dumps(to_json(result), indent=2) + "\n")
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write a report file whole or not at all, so a CI step never reads half of one."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".harness-report-")
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(to_json(result), handle, indent=2)
-        handle.write("\n")
+        handle.write(text)
     os.replace(tmp, path)
