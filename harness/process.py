@@ -5,15 +5,18 @@ import collections
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .backends.base import SCRATCH_PREFIX
 from .redact import redact
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
@@ -88,9 +91,14 @@ def run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets
     while not _SLOTS.acquire(timeout=_POLL_S):
         if _CANCEL.is_set():
             raise KeyboardInterrupt("the run was interrupted")
+    # The directory for the app's other binds (harness.binding) belongs to this process, not the worker: a worker
+    # that is killed (a hung step, a crash, an interruption) cannot remove it, and it must go all the same.
+    binds = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{spec.get('run_id') or 'norun000'}_binds_")
     try:
-        return _run_worker(spec, cwd=cwd, step_timeout_s=step_timeout_s, secrets=secrets, on_event=on_event)
+        return _run_worker({**spec, "bind_directory": binds}, cwd=cwd, step_timeout_s=step_timeout_s,
+                           secrets=secrets, on_event=on_event)
     finally:
+        shutil.rmtree(binds, ignore_errors=True)
         _SLOTS.release()
 
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import tempfile
 import sys
 import time
 import traceback
@@ -31,7 +29,6 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from .app_env import open_app_env
-from .backends.base import SCRATCH_PREFIX
 from .backends import get_backend
 from .checks import CHECKS, CheckContext
 from .checks.data import load_user_data
@@ -82,13 +79,11 @@ def _limit_lock_waits(env: Any, statements: list[str]) -> None:
 def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     """Do what ``spec`` asks (``mode`` ``inspect`` or ``chain``), reporting through ``emit``."""
     load_dotenv()
-    bind_directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{spec.get('run_id', 'norun000')}_binds_"))
-    try:
-        env = open_app_env(spec["app"], spec["url"], spec.get("migrations"), bind_directory)
-        with env.app.app_context():
-            _run_in_app(spec, env, emit)
-    finally:
-        shutil.rmtree(bind_directory, ignore_errors=True)
+    # made (and removed, even when this process is killed) by the parent: harness.process.run_worker
+    bind_directory = Path(spec["bind_directory"])
+    env = open_app_env(spec["app"], spec["url"], spec.get("migrations"), bind_directory)
+    with env.app.app_context():
+        _run_in_app(spec, env, emit)
 
 
 def load_dotenv() -> None:

@@ -211,3 +211,6 @@ def test_a_worker_that_dies_mid_step_is_an_error_naming_the_step_and_leaves_noth
         assert upgrade["message"].startswith(f"upgrade to a003 (crash) on {dialect}: the worker exited with code 3")
         assert run.check(dialect, "downgrade")["status"] == "skipped"
     assert run_containers(run.report["run_id"]) == set()  # and the harness fixture checked the scratch databases
+    import tempfile
+    # nor a temporary directory of the run (the workers' bind files), although every worker was killed mid-step
+    assert list(Path(tempfile.gettempdir()).glob(f"mharness_{run.report['run_id']}_*")) == []
