@@ -136,6 +136,7 @@ def _run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secret
         deadline = time.monotonic() + step_timeout_s
         while True:
             if _CANCEL.is_set():
+                _drain(events, outcome, on_event)  # what the worker said before the interruption still counts
                 raise KeyboardInterrupt("the run was interrupted")
             try:
                 event = events.get(timeout=min(_POLL_S, max(0.0, deadline - time.monotonic())))
@@ -168,6 +169,21 @@ def _run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secret
         tail = " | ".join(line.strip() for line in outcome.stderr_tail.splitlines()[-6:] if line.strip())
         outcome.crash = f"the worker exited with code {proc.returncode}" + (f": {tail}" if tail else "")
     return outcome
+
+
+def _drain(events: queue.Queue[dict[str, Any] | None], outcome: WorkerOutcome,
+           on_event: Callable[[dict[str, Any]], None] | None) -> None:
+    """Hand on the events already received (an interrupted run's report holds the checks that had finished)."""
+    while True:
+        try:
+            event = events.get_nowait()
+        except queue.Empty:
+            return
+        if event is None:
+            return
+        outcome.events.append(event)
+        if on_event:
+            on_event(event)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

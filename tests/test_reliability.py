@@ -49,7 +49,8 @@ def sleeping_project(tmp_path: Path) -> tuple[Path, Path]:
 def test_sigint_mid_chain_removes_the_container(tmp_path: Path) -> None:
     project, marker = sleeping_project(tmp_path)
     report = tmp_path / "report.json"
-    proc = start(project, ["--db", "postgresql", "--json", str(report)],
+    # one session (single_head, then the upgrade that reaches the slow step): what ran before it is known
+    proc = start(project, ["--db", "postgresql", "--checks", "single_head,upgrade", "--json", str(report)],
                  {"HARNESS_POSTGRESQL_URL": "", "HARNESS_TEST_MARKER": str(marker)})
     wait_for(marker, proc)
     assert len(run_containers(proc.run_id)) == 1
