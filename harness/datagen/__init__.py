@@ -160,7 +160,7 @@ def _fill_table(conn: Connection, table: sa.Table, wanted: int, seed: int, alter
         except _Exhausted:
             break
         for fk, rows in zip(fks, parents):
-            row.update(_foreign_values(fk, rows, row, k, done, wanted, seed))
+            row.update(_foreign_values(fk, rows, row, k))
         k += 1
         keys = {cols: _key(tuple(row.get(c) for c in cols)) for cols in unique_sets}
         if any(None not in key and key in seen[cols] for cols, key in keys.items()):
@@ -259,8 +259,7 @@ def _existing_rows(conn: Connection, referred: tuple[sa.Column[Any], ...]) -> li
     return [tuple(r) for r in conn.execute(stmt)]
 
 
-def _foreign_values(fk: _ForeignKey, rows: list[tuple[Any, ...]], row: dict[str, Any], k: int,
-                    done: int, wanted: int, seed: int) -> dict[str, Any]:
+def _foreign_values(fk: _ForeignKey, rows: list[tuple[Any, ...]], row: dict[str, Any], k: int) -> dict[str, Any]:
     """A whole existing referenced row (composite FKs stay consistent), spread over ``k`` so composite keys made
     of FKs get distinct combinations. NULL only when there is no parent to point at yet: rows of real apps point
     at their parents, and a data migration that follows the reference (``row.domain.name.lower()``) must not
