@@ -30,7 +30,7 @@ KINDS = ("add_column", "add_index", "add_fk", "batch_alter", "data_update")
 
 # The same app factory as the harness's own test projects (tests/projects.py): one source for both.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from projects import APP_PY  # noqa: E402
+from projects import APP_PY, REVISION  # noqa: E402
 
 FLOOR_PY = '''\
 """The floor: one process, upgrade head, downgrade base, upgrade head, on DATABASE_URL."""
@@ -106,28 +106,6 @@ addopts = -p no:cacheprovider
 filterwarnings = ignore::DeprecationWarning
 '''
 
-REVISION = '''\
-"""{message}
-
-Revision ID: {revision}
-Revises: {down}
-"""
-from alembic import op
-import sqlalchemy as sa
-
-revision = {revision!r}
-down_revision = {down!r}
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-{upgrade}
-
-
-def downgrade():
-{downgrade}
-'''
 
 
 @dataclass
@@ -261,7 +239,8 @@ def write_app(root: Path, n: int) -> dict[str, int]:
         counts[kind] = counts.get(kind, 0) + 1
         revision = f"r{number:04d}"
         (versions / f"{revision}_{message.replace(' ', '_').replace('.', '_')}.py").write_text(REVISION.format(
-            message=message, revision=revision, down=down, upgrade=_indent(up), downgrade=_indent(dn)))
+            message=message, revision=revision, down=down, down_revision=down, imports="", upgrade=_indent(up),
+            downgrade=_indent(dn)))
         down = revision
     (root / "models.py").write_text(_models(list(tables.values())))
     return counts
