@@ -222,3 +222,8 @@ def clean(dry_run: bool, run_ids: tuple[str, ...]) -> None:
         click.echo(f"warning: {problem}", err=True)
     click.echo(f"{len(report.removed)} leftover(s) {verb}")
     sys.exit(EXIT_UNAVAILABLE if any(not p.startswith("Docker") for p in report.problems) else 0)
+
+
+from .cli_rollout import register  # noqa: E402 - the rollout commands need `main` defined
+
+register(main)

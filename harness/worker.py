@@ -14,6 +14,7 @@ every database its own app, engine and module state.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -76,8 +77,17 @@ def _limit_lock_waits(env: Any, statements: list[str]) -> None:
         engine.dispose()  # connections opened before (none, normally) would not have the settings
 
 
+#: worker modes of the rollout commands (``lint``, ``rehearse``): ``module:function(spec, env, revisions, heads,
+#: emit)``, imported only when used
+EXTRA_MODES: dict[str, str] = {
+    "offline": "harness.lint.offline:run_mode",
+    "observe": "harness.lint.observe:run_mode",
+    "rehearse": "harness.rehearse.steps:run_mode",
+}
+
+
 def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
-    """Do what ``spec`` asks (``mode`` ``inspect`` or ``chain``), reporting through ``emit``."""
+    """Do what ``spec`` asks (``mode`` ``inspect``, ``chain`` or one of :data:`EXTRA_MODES`), reporting through ``emit``."""
     load_dotenv()
     # made (and removed, even when this process is killed) by the parent: harness.process.run_worker
     bind_directory = Path(spec["bind_directory"])
@@ -106,6 +116,10 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
     if spec["mode"] == "inspect":
         if "data" in spec.get("checks", ()):
             load_user_data(env.directory)  # a broken harness_data.py is a usage error, found before any database
+        return
+    if spec["mode"] in EXTRA_MODES:  # rollout commands: each mode lives in its own module
+        module, _, function = EXTRA_MODES[spec["mode"]].partition(":")
+        getattr(importlib.import_module(module), function)(spec, env, revisions, heads, emit)
         return
     ctx = CheckContext(env=env, dialect=spec["dialect"], backend=get_backend(spec["dialect"]),
                        revisions=span.revisions, heads=heads, emit=emit,
