@@ -46,3 +46,18 @@ OBSERVED_RULES: tuple[Rule, ...] = (
          "write lock for the whole copy.",
          "Fine on small files; on a big one, run it when the application is stopped."),
 )
+
+OBSERVED_RULES += (
+    Rule("narrow-type", ERROR, ("postgresql", "mysql"), "observed",
+         "the step narrows an existing column's type (a shorter VARCHAR, a smaller integer or precision)",
+         "Values that fit the old type may not fit the new one: the step fails on production's rows (PostgreSQL, "
+         "strict MySQL), or MySQL / MariaDB in a lenient mode truncate them silently; and the old application "
+         "version still writes values of the old size during the rollout.",
+         "Check the longest stored value first (SELECT max(length(col))), or add a new column, backfill, switch."),
+    Rule("step-fails", ERROR, ("sqlite", "postgresql", "mysql"), "observed",
+         "the step fails on a database whose tables hold rows",
+         "A migration that passes on the empty database of a test run and fails on the first one with rows "
+         "stops the rollout half-way (and on MySQL leaves the step half-applied).",
+         "Give new NOT NULL columns a server default or backfill them first; deduplicate before adding a unique "
+         "constraint; make data migrations handle every value the schema allows."),
+)

@@ -1,0 +1,120 @@
+"""``migration-harness lint``: parse options, call :func:`harness.lint.command.lint`, print, set the exit code."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import sys
+import traceback
+
+import click
+
+from .backends.base import new_run_id
+from .cli import EXIT_INTERNAL, EXIT_INTERRUPTED, _interrupt
+from .config import build_config, server_urls
+from .errors import HarnessError
+from .lint.findings import SEVERITIES
+from .redact import redact, secrets_of
+from .report import write_atomically
+
+
+
+@click.command()
+@click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
+@click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
+@click.option("--db", "db", multiple=True, metavar="NAME",
+              help="Database(s): sqlite, postgresql, mysql, repeatable or comma-separated (default: all).")
+@click.option("--from", "from_revision", metavar="REV",
+              help="Lint only the revisions after REV, e.g. production's current revision (default: all).")
+@click.option("--to", "to_revision", metavar="REV", help="Lint only up to REV (default: head).")
+@click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
+              help="Exit 1 when a finding of this severity or worse is not allowed (default: error).")
+@click.option("--format", "output_format", type=click.Choice(("text", "json", "github")), default="text",
+              help="What to print: text, the JSON report, or GitHub annotations (default: text).")
+@click.option("--json", "json_path", metavar="PATH", help="Also write the JSON report to PATH.")
+@click.option("--markdown", "markdown_path", metavar="PATH",
+              help="Also write a Markdown table (also appended to $GITHUB_STEP_SUMMARY when set).")
+@click.option("--sql-dir", metavar="DIR", help="Write each revision's offline SQL, per database, under DIR.")
+@click.option("--rows", type=click.IntRange(1, 100000), default=None, metavar="N",
+              help="Rows per table on the scratch database each step runs on (default: 20).")
+@click.option("--no-observe", "no_observe", is_flag=True,
+              help="Only the offline SQL and its rules: start no database.")
+@click.option("--skip-unavailable", is_flag=True, help="Skip a database that cannot be provided instead of exiting 3.")
+@click.option("--step-timeout", type=float, metavar="SECONDS", help="Stop a step that takes longer (default 300).")
+@click.option("--lock-timeout", type=float, metavar="SECONDS", help="How long a step may wait for a lock (default 60).")
+@click.option("--explain", "explain_rule", metavar="RULE", help="Print what RULE finds, why it matters, what to do; exit.")
+@click.option("--list-rules", is_flag=True, help="List every rule with its severity and databases; exit.")
+@click.option("-v", "--verbose", is_flag=True, help="Also show info findings and each step's duration and rows.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the verdict line.")
+def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revision: str | None,
+         to_revision: str | None, fail_on: str | None, output_format: str, json_path: str | None,
+         markdown_path: str | None, sql_dir: str | None, rows: int | None, no_observe: bool,
+         skip_unavailable: bool, step_timeout: float | None, lock_timeout: float | None,
+         explain_rule: str | None, list_rules: bool, verbose: bool, quiet: bool) -> None:
+    """What each pending migration step will do to a live database: the locks it takes and the tables it
+    rewrites or copies (observed on scratch databases holding rows), rules on its offline SQL (squawk on
+    PostgreSQL), and whether its offline SQL can be generated at all."""
+    from .lint import catalogue
+    from .lint.command import LintOptions, lint as run_lint
+    from .lint import report
+
+    try:
+        if list_rules:
+            click.echo(catalogue.list_rules())
+            sys.exit(0)
+        if explain_rule:
+            click.echo(catalogue.explain(explain_rule))
+            sys.exit(0)
+    except HarnessError as exc:
+        click.echo(f"migration-harness: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    to_stderr = output_format != "text" or json_path == "-"
+    try:
+        config = build_config(app=app, migrations=migrations, db=db, skip_unavailable=skip_unavailable,
+                              step_timeout_s=step_timeout, lock_timeout_s=lock_timeout,
+                              from_revision=from_revision, to_revision=to_revision, checks=("upgrade",))
+        config = dataclasses.replace(config, run_id=config.run_id or new_run_id())
+        from .lint.allow import lint_settings
+
+        settings = lint_settings(config.cwd)
+        options = LintOptions(fail_on=fail_on or settings.fail_on, rows=rows or settings.rows,
+                              observe=not no_observe, sql_dir=sql_dir, disabled=tuple(settings.disable))
+        say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
+        result = run_lint(config, options, say if verbose or not sys.stderr.isatty() else None)
+    except HarnessError as exc:
+        click.echo(f"migration-harness: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("migration-harness: interrupted; containers and scratch databases were removed", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception:  # a bug in the harness: report it, without a password in sight
+        hide = secrets_of(*server_urls().values())
+        click.echo(redact(f"migration-harness: internal error (please report it):\n{traceback.format_exc()}", hide),
+                   err=True)
+        sys.exit(EXIT_INTERNAL)
+    if output_format == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    elif output_format == "github":
+        click.echo(report.github(result))
+    if quiet:
+        click.echo(report.verdict(result), err=to_stderr)
+    elif output_format == "text" or to_stderr:
+        click.echo(report.text(result, verbose) if output_format == "text" else report.verdict(result),
+                   err=to_stderr)
+    if json_path:
+        text = json.dumps(result.to_dict(), indent=2) + "\n"
+        if json_path == "-":
+            sys.stdout.write(text)
+        else:
+            write_atomically(json_path, text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if markdown_path:
+        write_atomically(markdown_path, report.markdown(result))
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(report.markdown(result))
+    sys.exit(result.exit_code)
+

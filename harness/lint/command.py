@@ -1,0 +1,235 @@
+"""``migration-harness lint``: check the inputs once, then per database (at once) render the offline SQL of the
+pending revisions and lint it, and run the pending steps on a scratch database with rows to see what they do."""
+from __future__ import annotations
+
+import datetime
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import __version__
+from ..backends import get_backend
+from ..clean import registered_run
+from ..config import DatabaseSettings, RunConfig
+from ..errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
+from ..history import window
+from ..process import WorkerOutcome, reset_cancel, run_worker
+from ..redact import secrets_of
+from ..runner import _in_threads, _spec, preflight
+from .findings import ERROR, Finding, at_least
+from .observe import DEFAULT_ROWS
+
+#: ``schema_version`` of the lint JSON report; fields are only ever added within a version
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LintOptions:
+    """What ``lint`` adds to the run settings (app, migrations, databases, ``--from`` / ``--to``, time limits)."""
+
+    fail_on: str = ERROR
+    rows: int = DEFAULT_ROWS
+    observe: bool = True
+    sql_dir: str | None = None
+    disabled: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LintDatabase:
+    """One database's part of the lint: how it was provided and what each pending step did there."""
+
+    dialect: str
+    backend: str
+    server_version: str = ""
+    #: ``ok``, ``error`` (could not be provided / the observation could not finish), ``skipped``
+    status: str = "ok"
+    message: str = ""
+    observations: tuple[dict[str, Any], ...] = ()
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dialect": self.dialect, "backend": self.backend, "server_version": self.server_version,
+                "status": self.status, "message": self.message, "duration_s": round(self.duration_s, 3),
+                "observations": [dict(o) for o in self.observations]}
+
+
+@dataclass(frozen=True)
+class LintResult:
+    findings: tuple[Finding, ...]
+    databases: tuple[LintDatabase, ...]
+    revisions: tuple[dict[str, Any], ...]
+    fail_on: str
+    exit_code: int
+    run_id: str
+    started_at: str
+    sql_files: tuple[str, ...] = ()
+
+    @property
+    def failing(self) -> list[Finding]:
+        """Findings at or above the threshold that no marker acknowledged: what makes ``lint`` exit 1."""
+        return [f for f in self.findings if f.allowed is None and at_least(f.severity, self.fail_on)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION, "command": "lint", "harness_version": __version__,
+                "ok": self.exit_code == EXIT_OK, "exit_code": self.exit_code, "fail_on": self.fail_on,
+                "run_id": self.run_id, "started_at": self.started_at, "revisions": [dict(r) for r in self.revisions],
+                "databases": [d.to_dict() for d in self.databases],
+                "findings": [f.to_dict() for f in self.findings], "sql_files": list(self.sql_files)}
+
+
+def lint(config: RunConfig, options: LintOptions, say: Callable[[str], None] | None = None) -> LintResult:
+    """Lint the pending revisions (``config.from_revision`` → ``config.to_revision``) on every selected database."""
+    say = say or (lambda text: None)
+    run_id = config.run_id or ""
+    started_at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    from .allow import allowances_from_pyproject
+
+    pyproject_allowances = allowances_from_pyproject(config.cwd)  # a bad entry is a usage error, before any work
+    reset_cancel()
+    with registered_run(run_id):
+        history = preflight(config, run_id)
+        pending = window(list(history.revisions), list(history.heads), config.from_revision, config.to_revision)
+        if not pending.revisions:
+            raise ConfigError(f"nothing to lint: no revision after {config.from_revision}")
+        jobs = [lambda s=s: _lint_database(s, config, options, run_id, say) for s in config.databases]
+        parts = _in_threads(jobs, "lint")
+    findings: list[Finding] = []
+    sql_files: list[str] = []
+    for database, found, files in parts:
+        findings.extend(found)
+        sql_files.extend(files)
+    findings.extend(_source_findings(pending.revisions, [s.dialect for s in config.databases]))
+    findings = _relative(_acknowledged(findings, pyproject_allowances, options.disabled), config.cwd)
+    databases = tuple(p[0] for p in parts)
+    result = LintResult(tuple(findings), databases, tuple(_revision_record(r) for r in pending.revisions),
+                        options.fail_on, EXIT_OK, run_id, started_at, tuple(sql_files))
+    return replace(result, exit_code=_exit_code(result, config.skip_unavailable))
+
+
+def _revision_record(revision: Any) -> dict[str, Any]:
+    return {"revision": revision.revision, "down_revisions": list(revision.down_revisions),
+            "message": revision.message, "file": revision.path}
+
+
+def _exit_code(result: LintResult, skip_unavailable: bool) -> int:
+    if result.failing:
+        return EXIT_CHECK_FAILED
+    if any(d.status == "error" for d in result.databases):
+        return EXIT_UNAVAILABLE if any(d.message.startswith("unavailable") for d in result.databases
+                                       if d.status == "error") else EXIT_CHECK_FAILED
+    if all(d.status == "skipped" for d in result.databases):
+        return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
+def _lint_database(settings: DatabaseSettings, config: RunConfig, options: LintOptions, run_id: str,
+                   say: Callable[[str], None]) -> tuple[LintDatabase, list[Finding], list[str]]:
+    """Offline SQL and its rules (no server needed), then the observed run on a scratch database."""
+    started = time.monotonic()
+    dialect = settings.dialect
+    findings, files = _offline(dialect, config, options, run_id)
+    say(f"{dialect}: offline SQL rendered and linted")
+    kind = "url" if settings.url else ("file" if dialect == "sqlite" else "container")
+    if not options.observe:
+        return LintDatabase(dialect, kind, status="ok", message="not observed (--no-observe)",
+                            duration_s=time.monotonic() - started), findings, files
+    try:
+        with get_backend(dialect).server(settings, run_id) as server:
+            with server.scratch_database() as url:
+                spec = {**_spec(config, url, dialect, "observe", (), run_id), "rows": options.rows}
+                outcome = run_worker(spec, cwd=config.cwd, step_timeout_s=config.step_timeout_s,
+                                     secrets=secrets_of(url), on_event=_announcer(dialect, say))
+            version = server.server_version
+    except DatabaseUnavailable as exc:
+        status = "skipped" if config.skip_unavailable else "error"
+        return LintDatabase(dialect, kind, status=status, message=f"unavailable: {exc.reason}",
+                            duration_s=time.monotonic() - started), findings, files
+    findings += [Finding.from_dict(e) for e in outcome.of_kind("finding")]
+    problem = _unfinished(outcome, dialect)
+    observations = tuple({k: v for k, v in e.items() if k != "event"} for e in outcome.of_kind("observation"))
+    database = LintDatabase(dialect, kind, version, "error" if problem else "ok", problem or "", observations,
+                            time.monotonic() - started)
+    say(f"{dialect}: {len(observations)} step(s) observed")
+    return database, findings, files
+
+
+def _announcer(dialect: str, say: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("event") == "step" and event.get("check") == "lint":
+            say(f"{dialect}: observing {event['revision']} ({event.get('message', '')})")
+    return on_event
+
+
+def _unfinished(outcome: WorkerOutcome, dialect: str) -> str | None:
+    """Why the observation did not finish, if it did not (the app would not load, a step hung, a crash)."""
+    fatal = outcome.of_kind("fatal")
+    if fatal:
+        return fatal[0]["message"]
+    if outcome.timed_out_after_s is not None:
+        steps = outcome.of_kind("step")
+        where = f" in the step to {steps[-1]['revision']}" if steps else ""
+        return f"stopped after {outcome.timed_out_after_s:g}s{where} on {dialect} (hung, or waiting for a lock)"
+    if not outcome.finished:
+        return outcome.crash or "the worker stopped without a verdict"
+    return None
+
+
+def _offline(dialect: str, config: RunConfig, options: LintOptions, run_id: str) -> tuple[list[Finding], list[str]]:
+    """The offline SQL of each pending revision on ``dialect``: a revision that cannot be rendered is a
+    finding; the rest is linted (squawk on PostgreSQL, the harness's own rules elsewhere)."""
+    from .offline import offline_sql, write_sql_files
+    from .rules import sql_findings
+
+    events = offline_sql(config.app, config.migrations, dialect, config.from_revision, config.to_revision,
+                         config.cwd, run_id, config.step_timeout_s)
+    findings: list[Finding] = []
+    for event in events:
+        if event.get("error"):
+            findings.append(Finding(
+                "offline-sql-fails", ERROR, dialect, event["revision"],
+                f"`flask db upgrade --sql` cannot render this revision on {dialect}: {event['error']}",
+                "offline", file=event.get("file"), line=event.get("line")))
+        elif event.get("sql"):
+            findings.extend(sql_findings(dialect, event["revision"], event["sql"], event.get("file")))
+    files = [str(p) for p in write_sql_files(options.sql_dir, dialect, events)] if options.sql_dir else []
+    return findings, files
+
+
+def _source_findings(revisions: list[Any], dialects: list[str]) -> list[Finding]:
+    from .source_rules import source_findings
+
+    found: list[Finding] = []
+    for revision in revisions:
+        found.extend(source_findings(revision.revision, revision.path, dialects))
+    return found
+
+
+def _relative(findings: list[Finding], cwd: str) -> list[Finding]:
+    """Migration files relative to the working directory (a GitHub annotation needs the repository's path)."""
+    out = []
+    for finding in findings:
+        if finding.file and os.path.isabs(finding.file):
+            try:
+                rel = os.path.relpath(finding.file, cwd)
+            except ValueError:
+                rel = finding.file
+            if not rel.startswith(".."):
+                finding = replace(finding, file=rel)
+        out.append(finding)
+    return out
+
+
+def _acknowledged(findings: list[Finding], pyproject_allowances: list[Any], disabled: tuple[str, ...]) -> list[Finding]:
+    """Drop disabled rules, mark what a marker in the migration file or a pyproject entry allows, and keep a
+    stable order: by revision (chain order kept by the caller), database, severity."""
+    from .allow import allowances_from_file, apply_allowances
+
+    kept = [f for f in findings if f.rule not in disabled]
+    by_file: dict[str, list[Any]] = {}
+    for finding in kept:
+        if finding.file and finding.file not in by_file and Path(finding.file).exists():
+            by_file[finding.file] = allowances_from_file(finding.file)
+    allowances = [a for items in by_file.values() for a in items] + list(pyproject_allowances)
+    return apply_allowances(kept, allowances)

@@ -1,0 +1,68 @@
+"""What the database really does during one migration step, one module per dialect behind one small interface.
+
+A :class:`StepObserver` is attached to the app's engine for a whole ``observe`` session. For each step it is told
+which tables existed (with their row counts) before the step, sees every statement the step sends (and may probe
+the server before a statement runs), sees each commit of the step's transaction, and in the end turns what it saw
+into :class:`~harness.lint.findings.Finding`\\ s and an observation record for the report. Tables the step itself
+creates are never findings: nobody uses them yet.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..findings import Finding
+
+
+@dataclass
+class StepWatch:
+    """What one step did, as the observers saw it."""
+
+    revision: str
+    #: tables before the step, with their row counts
+    tables_before: dict[str, int]
+    statements: list[str] = field(default_factory=list)
+    rows_touched: int = 0
+    #: per existing table, what the dialect observed (lock mode, rewritten, ALTER algorithm...)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: what a dialect's observer keeps between the hooks of one step
+    private: dict[str, Any] = field(default_factory=dict)
+
+    def table(self, name: str) -> dict[str, Any]:
+        return self.tables.setdefault(name, {"rows": self.tables_before.get(name, 0)})
+
+
+class StepObserver:
+    """The generic observer: counts statements and rows; dialects add what their server can tell."""
+
+    dialect = ""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def begin_step(self, watch: StepWatch, conn: Any) -> None:
+        """Before the step, on a connection of the harness's own (``conn``, AUTOCOMMIT)."""
+
+    def before_statement(self, watch: StepWatch, statement: str, dbapi_connection: Any) -> None:
+        """Before a statement of the step runs (on the step's own DBAPI connection)."""
+
+    def before_commit(self, watch: StepWatch, dbapi_connection: Any) -> None:
+        """When the step's transaction is about to commit, still holding its locks."""
+
+    def end_step(self, watch: StepWatch, conn: Any, file: str | None) -> list[Finding]:
+        """After the step committed: the findings."""
+        return []
+
+
+def observer_for(dialect: str, engine: Any) -> StepObserver:
+    if dialect == "postgresql":
+        from .postgresql import PostgreSQLObserver
+
+        return PostgreSQLObserver(engine)
+    if dialect == "mysql":
+        from .mysql import MySQLObserver
+
+        return MySQLObserver(engine)
+    from .sqlite import SQLiteObserver
+
+    return SQLiteObserver(engine)
