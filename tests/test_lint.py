@@ -1,0 +1,149 @@
+"""[rollout] ``migration-harness lint`` end to end: the example app and small broken chains, on real databases;
+exit codes, ``--fail-on``, markers, ``--format github`` / ``json``, ``--sql-dir``, ``--explain`` / ``--list-rules``,
+and bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import REPO, run_cli, run_containers, scratch_leftovers
+from projects import GOOD_MODELS, Rev, good_chain, make_project
+
+ALL = ("sqlite", "postgresql", "mysql")
+
+
+def lint(project: Path, server_urls: dict[str, str], *args: str, db: tuple[str, ...] = ALL,
+         env: dict[str, str] | None = None) -> tuple[Any, dict[str, Any] | None]:
+    """``migration-harness lint`` in ``project`` on the session's servers; the process and its JSON report."""
+    report = project / f"lint-{len(list(project.glob('lint-*.json')))}.json"
+    full_env = {"HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_MYSQL_URL": server_urls["mysql"],
+                **(env or {})}
+    proc = run_cli(["lint", "--app", "app:create_app", f"--db={','.join(db)}", "--json", str(report), *args],
+                   project, full_env)
+    for dialect in ("postgresql", "mysql"):
+        left = [n for n in scratch_leftovers(server_urls[dialect]) if n.startswith(f"mharness_{proc.run_id}_")]
+        assert not left, f"scratch databases left on {dialect}: {left}"
+    data = json.loads(report.read_text()) if report.exists() else None
+    return proc, data
+
+
+def rules_at(report: dict[str, Any], revision: str, database: str) -> set[str]:
+    return {f["rule"] for f in report["findings"] if f["revision"] == revision and f["database"] == database}
+
+
+REWRITE = Rev("a003", "posts.user_id to bigint", '''
+op.alter_column("posts", "user_id", type_=sa.BigInteger(), existing_type=sa.Integer(), existing_nullable=False)
+''', '''
+op.alter_column("posts", "user_id", type_=sa.Integer(), existing_type=sa.BigInteger(), existing_nullable=False)
+''')
+CONCURRENT = Rev("a003", "index name concurrently", '''
+with op.get_context().autocommit_block():
+    op.create_index("ix_users_name", "users", ["name"], postgresql_concurrently=True)
+''', '''
+with op.get_context().autocommit_block():
+    op.drop_index("ix_users_name", table_name="users", postgresql_concurrently=True)
+''')
+INDEX_MODELS = GOOD_MODELS.replace('name = db.Column(sa.String(80), nullable=False)',
+                                   'name = db.Column(sa.String(80), nullable=False, index=True)')
+
+
+def test_a_rewrite_fails_lint_and_names_database_revision_rule_and_line(tmp_path: Path, server_urls) -> None:
+    project = make_project(tmp_path / "p", good_chain() + [REWRITE], GOOD_MODELS)
+    proc, report = lint(project, server_urls, "--from", "a002", db=("postgresql", "mysql"))
+    assert proc.returncode == 1, proc.stderr
+    assert report["schema_version"] == 1 and report["command"] == "lint" and report["exit_code"] == 1
+    assert [r["revision"] for r in report["revisions"]] == ["a003"]
+    assert "table-rewrite" in rules_at(report, "a003", "postgresql")
+    assert "table-copy" in rules_at(report, "a003", "mysql")
+    rewrite = next(f for f in report["findings"] if f["rule"] == "table-rewrite")
+    assert rewrite["file"] == "migrations/versions/a003_posts.user_id_to_bigint.py"
+    assert rewrite["table"] == "posts" and rewrite["source"] == "observed"
+    assert "lint FAILED" in proc.stdout and "table-rewrite (postgresql)" in proc.stdout
+    for database in report["databases"]:
+        assert database["status"] == "ok" and [o["revision"] for o in database["observations"]] == ["a003"]
+
+
+def test_the_non_blocking_form_passes_and_the_github_format_annotates_lines(tmp_path: Path, server_urls) -> None:
+    project = make_project(tmp_path / "p", good_chain() + [CONCURRENT], INDEX_MODELS)
+    proc, report = lint(project, server_urls, "--from", "a002", "--format", "github", db=("postgresql",))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not {"access-exclusive-lock", "blocks-writes", "index-without-concurrently"} & rules_at(
+        report, "a003", "postgresql")
+    plain = make_project(tmp_path / "q", good_chain() + [Rev("a003", "index name", 'op.create_index("ix_users_name", '
+                         '"users", ["name"])', 'op.drop_index("ix_users_name", table_name="users")')], INDEX_MODELS)
+    proc, report = lint(plain, server_urls, "--from", "a002", "--format", "github", db=("postgresql",))
+    assert "blocks-writes" in rules_at(report, "a003", "postgresql")
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("::")]
+    assert any(ln.startswith("::warning file=migrations/versions/a003_index_name.py,line=") and
+               "title=blocks-writes (postgresql, a003)::" in ln for ln in lines), lines
+    # --fail-on warning makes the same warnings fail
+    assert proc.returncode == 0
+    proc, _ = lint(plain, server_urls, "--from", "a002", "--fail-on", "warning", db=("postgresql",))
+    assert proc.returncode == 1
+
+
+def test_a_marker_in_the_migration_acknowledges_a_finding(tmp_path: Path, server_urls) -> None:
+    allowed = Rev(REWRITE.revision, REWRITE.message,
+                  "# migration-harness: allow table-rewrite — posts holds 200 rows in production\n"
+                  "# migration-harness: allow table-copy@mysql — posts holds 200 rows in production\n"
+                  + REWRITE.upgrade, REWRITE.downgrade)
+    project = make_project(tmp_path / "p", good_chain() + [allowed], GOOD_MODELS)
+    proc, report = lint(project, server_urls, "--from", "a002", db=("postgresql", "mysql"))
+    rewrite = next(f for f in report["findings"] if f["rule"] == "table-rewrite")
+    assert rewrite["allowed"] == "posts holds 200 rows in production"
+    failing = [f for f in report["findings"] if f["allowed"] is None and f["severity"] == "error"]
+    assert proc.returncode == (1 if failing else 0), (failing, proc.stdout)
+    assert "allowed: posts holds 200 rows in production" in proc.stdout
+
+
+def test_example_app_lints_on_every_database_with_its_sql_written(tmp_path: Path, server_urls) -> None:
+    sql_dir = tmp_path / "sql"
+    proc, report = lint(REPO, server_urls, "--sql-dir", str(sql_dir), "-v")
+    assert proc.returncode in (0, 1), proc.stderr
+    assert report is not None and len(report["revisions"]) == len(list((REPO / "migrations" / "versions").glob("*.py")))
+    for database in report["databases"]:
+        assert database["status"] == "ok", database
+        assert len(database["observations"]) == len(report["revisions"])
+        assert all(o["passed"] for o in database["observations"])
+    for dialect in ALL:
+        files = sorted((sql_dir / dialect).glob("*.sql"))
+        assert len(files) == len(report["revisions"]), (dialect, files)
+    assert set(report["sql_files"]) == {str(p) for d in ALL for p in (sql_dir / d).glob("*.sql")}
+    assert "step-fails" not in {f["rule"] for f in report["findings"]}
+
+
+def test_no_observe_starts_no_database(tmp_path: Path, server_urls) -> None:
+    project = make_project(tmp_path / "p", good_chain() + [REWRITE], GOOD_MODELS)
+    proc, report = lint(project, server_urls, "--no-observe", env={"HARNESS_POSTGRESQL_URL": "",
+                                                                   "HARNESS_MYSQL_URL": "",
+                                                                   "DOCKER_HOST": "tcp://127.0.0.1:9"})
+    assert proc.returncode in (0, 1), proc.stderr
+    assert all(d["observations"] == [] for d in report["databases"])
+    assert not {f["source"] for f in report["findings"]} & {"observed"}
+    assert not run_containers(proc.run_id)
+
+
+@pytest.mark.fast
+def test_explain_and_list_rules(tmp_path: Path) -> None:
+    proc = run_cli(["lint", "--explain", "table-rewrite"], tmp_path)
+    assert proc.returncode == 0 and "relfilenode" in proc.stdout or "rewrite" in proc.stdout
+    listed = run_cli(["lint", "--list-rules"], tmp_path)
+    assert listed.returncode == 0
+    for rule in ("table-rewrite", "access-exclusive-lock", "table-copy", "batch-table-copy", "step-fails"):
+        assert rule in listed.stdout
+    unknown = run_cli(["lint", "--explain", "no-such-rule"], tmp_path)
+    assert unknown.returncode == 2 and unknown.stderr.startswith("migration-harness: error:")
+    assert len(unknown.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.fast
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, server_urls) -> None:
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    proc, report = lint(project, server_urls, "--from", "zzzz", db=("sqlite",))
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "zzzz" in proc.stderr
+    proc = run_cli(["lint", "--app", "app:create_app", "--fail-on", "bogus"], project)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
