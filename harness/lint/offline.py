@@ -58,6 +58,10 @@ def render_revision(env: Any, script: Any, rev: Revision) -> str:
     return buffer.getvalue()
 
 
+#: what a migration raises when it reads the database through op.get_bind() in --sql mode
+_NO_CONNECTION = {"TypeError", "AttributeError", "NoInspectionAvailable", "InvalidRequestError"}
+
+
 def offline_error(rev: Revision, dialect: str, described: str) -> str:
     """One line: which revision cannot be rendered offline on ``dialect``, the exception and its place, and why."""
     if "batch mode with dialect sqlite requires a live database" in described:
@@ -65,8 +69,11 @@ def offline_error(rev: Revision, dialect: str, described: str) -> str:
                "(batch_alter_table(..., copy_from=Table(...)) would let it)")
         described = described.split(";")[0] + described[described.rfind(" (at "):] if " (at " in described \
             else described.split(";")[0]
+    elif described.split(":")[0] in _NO_CONNECTION:
+        why = ("in --sql mode op.get_bind() is no live connection: a migration that reads the database "
+               "(sa.inspect(op.get_bind()), rows through conn.execute) cannot be rendered offline")
     else:
-        why = "a migration that reads the live database (op.get_bind(), sa.inspect) cannot run in --sql mode"
+        return f"{rev.revision} cannot be rendered offline on {dialect}: {described}"
     return f"{rev.revision} cannot be rendered offline on {dialect}: {described} [{why}]"
 
 
