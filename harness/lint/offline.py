@@ -165,3 +165,24 @@ def write_sql_files(directory: str | os.PathLike[str], dialect: str,
         path.write_text(_comment("\n".join(header)) + "\n\n" + body, encoding="utf-8")
         written.append(path)
     return written
+
+
+def offline_findings(dialect: str, events: Sequence[dict[str, Any]]) -> list[Any]:
+    """An ``offline-sql-failed`` :class:`~harness.lint.findings.Finding` per event that has an ``error`` (severity
+    ``info`` for SQLite batch mode, which cannot render offline by design; ``warning`` otherwise), at the line of
+    the migration the error names, else at ``def upgrade``."""
+    from .findings import INFO, WARNING, Finding
+    from .source_rules import upgrade_line
+
+    out = []
+    for event in events:
+        error = event.get("error")
+        if not error:
+            continue
+        at = re.search(r"\(at [^():]+:(\d+)\)", error)
+        line = int(at.group(1)) if at else upgrade_line(event.get("file"))
+        severity = INFO if "SQLite batch mode" in error else WARNING
+        out.append(Finding(rule="offline-sql-failed", severity=severity, database=dialect,
+                           revision=event["revision"], message=error, source="offline", file=event.get("file"),
+                           line=line))
+    return out

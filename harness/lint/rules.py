@@ -13,7 +13,7 @@ from .findings import INFO, Finding, Rule
 from .source_rules import find_call, keyword, locate
 from .sql_rules import SQL_RULES
 from .sqltext import NAME, Statement, alter_action, created_tables, split_statements, table_of, unquote
-from .squawk import OUR_NAMES, SQUAWK_RULES, run_squawk
+from .squawk import OUR_NAMES, SQUAWK_RULES, STYLE_RULES, run_squawk
 
 RULES: dict[str, Rule] = {r.name: r for r in SQL_RULES + SQUAWK_RULES}
 
@@ -176,12 +176,14 @@ def _modify(add: Callable[..., None], statement: Statement, file: str | None, ta
         add("set-not-null", statement, f"makes column {table}.{new} NOT NULL", table, old)
 
 
-def _squawk_findings(revision: str, sql: str, statements: list[Statement], file: str | None) -> list[Finding]:
+def _squawk_findings(revision: str, sql: str, statements: list[Statement], file: str | None,
+                     enable: Sequence[str] = ()) -> list[Finding]:
     """squawk on the revision's SQL, under our names where it has one, minus what touches the revision's own new
     tables."""
     created = created_tables(statements)
     out: list[Finding] = []
-    for item in run_squawk(sql, name=f"{revision}.sql"):
+    exclude = tuple(r for r in STYLE_RULES if r not in enable)
+    for item in run_squawk(sql, name=f"{revision}.sql", exclude=exclude):
         squawk_rule = item.get("rule_name") or "unknown"
         line = int(item.get("line", 0)) + 1  # squawk counts lines from 0
         statement = next((s for s in statements if s.first_line <= line <= s.last_line), None)
@@ -213,10 +215,11 @@ def _squawk_findings(revision: str, sql: str, statements: list[Statement], file:
     return out
 
 
-def sql_findings(dialect: str, revision: str, sql: str, file: str | None) -> list[Finding]:
+def sql_findings(dialect: str, revision: str, sql: str, file: str | None,
+                 enable: Sequence[str] = ()) -> list[Finding]:
     """Every SQL-rule finding of one revision's offline SQL on ``dialect``, deduplicated (one finding per rule,
     table and statement: squawk reports a FK both as ``adding-foreign-key-constraint`` and
-    ``constraint-missing-not-valid``).
+    ``constraint-missing-not-valid``). ``enable``: squawk style rules to turn on (``LintSettings.enable``).
 
     >>> sql_findings("mysql", "a003", "ALTER TABLE posts DROP COLUMN title;\\n", None)[0].rule
     'drop-column'
@@ -224,7 +227,7 @@ def sql_findings(dialect: str, revision: str, sql: str, file: str | None) -> lis
     statements = split_statements(sql)
     found = _our_findings(dialect, revision, statements, file)
     if dialect == "postgresql":
-        found += _squawk_findings(revision, sql, statements, file)
+        found += _squawk_findings(revision, sql, statements, file, enable)
     unique: dict[tuple, Finding] = {}
     for finding in found:
         unique.setdefault((finding.rule, finding.table, finding.statement), finding)
