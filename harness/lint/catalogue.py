@@ -36,7 +36,7 @@ def squawk_rules_for(name: str) -> list[str]:
 
 
 def _wrap(text: str, indent: str = "  ") -> str:
-    return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent)
+    return textwrap.fill(text, width=100, initial_indent=indent, subsequent_indent=indent, break_on_hyphens=False)
 
 
 def explain(name: str) -> str:
