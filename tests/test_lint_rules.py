@@ -96,7 +96,9 @@ CASES = [
     """)),
     rev("c16", "enum add value later", only_on("postgresql", 'op.execute("ALTER TYPE mood ADD VALUE \'meh\'")')),
     rev("c17", "drop nick with a lock timeout", """
-        op.execute("SET lock_timeout = '5s'") if op.get_context().dialect.name == "postgresql" else None
+        if op.get_context().dialect.name == "postgresql":  # squawk before 2.5x asks for both in one rule
+            op.execute("SET lock_timeout = '5s'")
+            op.execute("SET statement_timeout = '60s'")
         op.drop_column("users", "nick")
     """),
     rev("c18", "rename tags", 'op.rename_table("tags", "labels")'),
@@ -393,3 +395,21 @@ def test_explain_and_list_rules_carry_why_and_safer() -> None:
         explain("drop-colum")
     with pytest.raises(ConfigError, match="style rules"):
         explain("prefer-text-field")
+
+
+def test_a_squawk_that_does_not_run_is_a_config_error_not_a_silent_skip(tmp_path: Path, monkeypatch) -> None:
+    from harness.lint import squawk
+
+    broken = tmp_path / "squawk"
+    broken.write_text("#!/bin/sh\nexit 3\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("SQUAWK", str(broken))
+    squawk.squawk_binary.cache_clear()
+    squawk.known_rules.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="does not run.*pip install 'squawk-cli"):
+            sql_findings("postgresql", "r1", "ALTER TABLE users DROP COLUMN name;\n", None)
+        assert sql_findings("mysql", "r1", "ALTER TABLE users DROP COLUMN name;\n", None)  # others need no squawk
+    finally:
+        squawk.squawk_binary.cache_clear()
+        squawk.known_rules.cache_clear()

@@ -80,7 +80,7 @@ SQUAWK_RULES: tuple[Rule, ...] = tuple(
          "Later changes of the constraint lock every table that uses the domain.", "Use table CHECK constraints."),
     ))
 
-SQUAWK_INSTALL = "pip install 'squawk-cli>=2.0' (it ships the squawk binary)"
+SQUAWK_INSTALL = "pip install 'squawk-cli>=2.30' (it ships the squawk binary)"
 
 
 @lru_cache(maxsize=1)
@@ -102,10 +102,8 @@ def squawk_binary() -> str:
 
 def run_squawk(sql: str, name: str = "migration.sql", exclude: tuple[str, ...] = STYLE_RULES) -> list[dict]:
     """squawk's JSON findings for ``sql`` (``line`` 0-based as squawk gives it), style rules excluded."""
-    command = [squawk_binary(), "--reporter", "json", "--stdin-filepath", name, "--no-error-on-unmatched-pattern"]
-    skip = known_rules(tuple(exclude))
-    if skip:
-        command += ["--exclude", ",".join(skip)]
+    command = [squawk_binary(), "--reporter", "json", "--stdin-filepath", name]
+    command += [f"--exclude={rule}" for rule in known_rules(tuple(exclude))]  # one flag each: squawk 2.0 to 2.70
     proc = subprocess.run(command, input=sql, capture_output=True, text=True, timeout=120)
     try:
         found = json.loads(proc.stdout or "[]")
@@ -125,10 +123,10 @@ def known_rules(candidates: tuple[str, ...] = STYLE_RULES) -> tuple[str, ...]:
 
     names = list(candidates)
     while names:
-        proc = subprocess.run([squawk_binary(), "--reporter", "json", "--exclude", ",".join(names)],
+        proc = subprocess.run([squawk_binary(), "--reporter", "json", *(f"--exclude={n}" for n in names)],
                               input="SELECT 1;", capture_output=True, text=True, timeout=60)
         bad = re.search(r"invalid rule name ([\w:-]+)", proc.stderr)
-        if proc.returncode in (0, 1) or not bad or bad.group(1) not in names:
+        if not bad or bad.group(1) not in names:
             break
         names.remove(bad.group(1))
     return tuple(names)
