@@ -278,6 +278,13 @@ def test_the_example_chain_renders_on_every_dialect_but_its_row_reading_and_sqli
                 assert offline_findings(dialect, [e for e in events if e["revision"] == revision])[0].severity == "info"
 
 
+def test_from_and_to_render_only_the_window(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", CASES[:6])
+    events = offline_sql("app:create_app", None, "postgresql", "c03", "c05", str(project), "lintwind", 60)
+    assert [e["revision"] for e in events] == ["c04", "c05"]
+    assert "Running upgrade c03 -> c04" in events[0]["sql"]
+
+
 def test_an_unloadable_app_is_a_config_error(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", [USERS])
     with pytest.raises(ConfigError, match="nosuchmodule"):

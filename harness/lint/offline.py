@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..backends.base import SCRATCH_PREFIX
 from ..errors import ConfigError
 from ..history import Revision, window
 from ..process import run_worker
@@ -111,7 +112,7 @@ def offline_sql(app: str, migrations: str | None, dialect: str, from_rev: str | 
     >>> events[0]["sql"].startswith("BEGIN;")  # doctest: +SKIP
     True
     """
-    directory = Path(tempfile.mkdtemp(prefix=f"mharness_{run_id}_offline_"))
+    directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{run_id}_offline_"))
     try:
         url = OFFLINE_URLS.get(dialect) or f"sqlite:///{directory / 'offline.db'}"
         spec = {"run_id": run_id, "app": app, "migrations": migrations, "url": url, "dialect": dialect,
