@@ -114,6 +114,14 @@ CASES = [
     rev("c23", "branch two", 'op.create_table("two", sa.Column("id", sa.Integer(), primary_key=True))',
         down_revision="c21"),
     rev("c24", "merge", "pass", down_revision=("c22", "c23")),
+    rev("c25", "require age", only_on("postgresql,mysql", """
+        op.alter_column("users", "age", nullable=False, existing_type=sa.Integer())
+    """)),
+    rev("c26", "new table then an existing one", """
+        op.create_table("drafts", sa.Column("id", sa.Integer(), primary_key=True))
+        op.add_column("drafts", sa.Column("body", sa.Text(), nullable=False))
+        op.create_index("ix_posts_user_id_drafts", "posts", ["user_id"])
+    """),
 ]
 
 
@@ -244,6 +252,19 @@ def test_alter_type_add_value(rendered) -> None:
 def test_lock_timeout_is_asked_for_only_without_set_lock_timeout(rendered) -> None:
     assert "no-lock-timeout" in rules(rendered, "postgresql", "c03")
     assert rules(rendered, "postgresql", "c17") == {"drop-column"}
+
+
+def test_making_an_existing_column_not_null(rendered) -> None:
+    for dialect in ("postgresql", "mysql"):
+        found = [f for f in findings(rendered, dialect, "c25") if f.rule == "set-not-null"]
+        assert len(found) == 1 and found[0].line == 17, (dialect, found)
+        assert "change-column-type" not in rules(rendered, dialect, "c25")  # MODIFY without type_=
+
+
+def test_the_lock_timeout_reminder_survives_a_new_table_first(rendered) -> None:
+    (reminder,) = [f for f in findings(rendered, "postgresql", "c26") if f.rule == "no-lock-timeout"]
+    assert reminder.table == "posts"
+    assert {f.table for f in findings(rendered, "postgresql", "c26")} == {"posts"}
 
 
 def test_squawk_style_rules_are_off_and_can_be_turned_on(rendered) -> None:

@@ -188,9 +188,15 @@ def _squawk_findings(revision: str, sql: str, statements: list[Statement], file:
         line = int(item.get("line", 0)) + 1  # squawk counts lines from 0
         statement = next((s for s in statements if s.first_line <= line <= s.last_line), None)
         table = table_of(statement) if statement else None
-        if table in created:
-            continue
         ours = OUR_NAMES.get(squawk_rule)
+        if table in created and ours == "no-lock-timeout":
+            # squawk names the first slow statement only: the revision may still lock an existing table later
+            statement = next((s for s in statements if s.first_line > line and _locks_existing(s, created)), None)
+            table = table_of(statement) if statement else None
+            if statement is None:
+                continue
+        elif table in created:
+            continue
         if squawk_rule == "constraint-missing-not-valid" and statement is not None \
                 and not re.search(r"\b(FOREIGN\s+KEY|CHECK)\b", statement.upper):
             continue  # squawk says it of UNIQUE too, which has no NOT VALID: unique-on-existing-table is the finding
@@ -213,6 +219,12 @@ def _squawk_findings(revision: str, sql: str, statements: list[Statement], file:
                             severity=severity, details={"squawk_rule": squawk_rule, "squawk_message": text,
                                                         "squawk_help": help_text}))
     return out
+
+
+def _locks_existing(statement: Statement, created: set[str]) -> bool:
+    """An ALTER TABLE / CREATE INDEX / DROP on a table the revision did not create."""
+    table = table_of(statement)
+    return bool(table) and table not in created and bool(re.match(r"^(ALTER|CREATE|DROP)\b", statement.text, re.I))
 
 
 def sql_findings(dialect: str, revision: str, sql: str, file: str | None,
