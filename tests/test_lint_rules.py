@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from conftest import REPO
 from projects import POSTS, USERS, Rev, make_project
@@ -284,6 +285,7 @@ def test_sql_files_are_numbered_in_chain_order_and_failures_are_comments(rendere
     assert "-- ERROR: c20 cannot be rendered offline" in failed
 
 
+@pytest.mark.skipif(sa.__version__.startswith("1."), reason="the example app uses SQLAlchemy 2.0 mappings")
 def test_the_example_chain_renders_on_every_dialect_but_its_row_reading_and_sqlite_batch_steps() -> None:
     for dialect in ALL:
         events = offline_sql("app:create_app", None, dialect, None, None, str(REPO), "lintexmp", 60)
