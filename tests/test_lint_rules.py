@@ -328,6 +328,10 @@ def test_no_downgrade_and_empty_upgrade(tmp_path: Path) -> None:
     assert {f.rule for f in source_findings("s03", file["s03"], ALL)} == {"no-downgrade", "empty-upgrade"}
     assert len(source_findings("s03", file["s03"], ALL)) == 6
     assert source_findings("s04", file["s04"], ALL) == []
+    merge = versions / "s06_merge.py"
+    merge.write_text("revision = 's06'\ndown_revision = ('s03', 's04')\n\n\ndef upgrade():\n    pass\n\n\n"
+                     "def downgrade():\n    pass\n")
+    assert source_findings("s06", str(merge), ALL) == []  # a merge is empty by nature
     missing = versions / "s05_missing.py"
     missing.write_text("revision = 's05'\ndown_revision = 's04'\n\n\ndef upgrade():\n    pass\n")
     assert {(f.rule, f.line) for f in source_findings("s05", str(missing), ["sqlite"])} == \

@@ -144,14 +144,24 @@ def keyword(call: ast.Call | None, name: str) -> ast.expr | None:
     return next((k.value for k in call.keywords if k.arg == name), None)
 
 
+def is_merge(tree: ast.Module) -> bool:
+    """Whether the file's ``down_revision`` names several parents (a merge revision, empty by nature)."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "down_revision"
+                                                 for t in node.targets):
+            return isinstance(node.value, (ast.Tuple, ast.List)) and len(node.value.elts) > 1
+    return False
+
+
 def source_findings(revision: str, file: str, dialects: Sequence[str]) -> list[Finding]:
-    """``no-downgrade`` and ``empty-upgrade`` for the migration ``file`` of ``revision``, one per dialect.
+    """``no-downgrade`` and ``empty-upgrade`` for the migration ``file`` of ``revision``, one per dialect. A merge
+    revision (``flask db merge``) is empty both ways by nature: never a finding.
 
     >>> source_findings("a001", "migrations/versions/a001_x.py", ["sqlite"])  # doctest: +SKIP
     [Finding(rule='no-downgrade', severity='info', database='sqlite', revision='a001', ...)]
     """
     tree = _parse(file)
-    if tree is None:
+    if tree is None or is_merge(tree):
         return []
     found: list[tuple[Rule, int, str]] = []
     rules = {r.name: r for r in SOURCE_RULES}
