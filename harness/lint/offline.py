@@ -24,6 +24,8 @@ from ..errors import ConfigError
 from ..history import Revision, window
 from ..process import run_worker
 from ..steps import describe_error
+from .findings import INFO, WARNING, Finding
+from .source_rules import upgrade_line
 
 OFFLINE = "offline"
 #: URLs for the dialects whose offline SQL is wanted: never connected to (port 9 is "discard": a connection
@@ -168,13 +170,10 @@ def write_sql_files(directory: str | os.PathLike[str], dialect: str,
     return written
 
 
-def offline_findings(dialect: str, events: Sequence[dict[str, Any]]) -> list[Any]:
+def offline_findings(dialect: str, events: Sequence[dict[str, Any]]) -> list[Finding]:
     """An ``offline-sql-failed`` :class:`~harness.lint.findings.Finding` per event that has an ``error`` (severity
     ``info`` for SQLite batch mode, which cannot render offline by design; ``warning`` otherwise), at the line of
     the migration the error names, else at ``def upgrade``."""
-    from .findings import INFO, WARNING, Finding
-    from .source_rules import upgrade_line
-
     out = []
     for event in events:
         error = event.get("error")
