@@ -57,6 +57,7 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
     PostgreSQL), and whether its offline SQL can be generated at all."""
     from .lint import catalogue
     from .lint.command import LintOptions, lint as run_lint
+    from .lint.observe import DEFAULT_ROWS
     from .lint import report
 
     try:
@@ -80,8 +81,8 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
         from .lint.allow import lint_settings
 
         settings = lint_settings(config.cwd)
-        options = LintOptions(fail_on=fail_on or settings.fail_on, rows=rows or settings.rows,
-                              observe=not no_observe, sql_dir=sql_dir, disabled=tuple(settings.disable))
+        options = LintOptions(fail_on=fail_on or settings.fail_on, rows=rows or DEFAULT_ROWS, observe=not no_observe,
+                              sql_dir=sql_dir, disabled=tuple(settings.disable), enable=tuple(settings.enable))
         say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
         result = run_lint(config, options, say if verbose or not sys.stderr.isatty() else None)
     except HarnessError as exc:
@@ -100,6 +101,9 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
     elif output_format == "github":
         click.echo(report.github(result))
     if quiet:
+        for database in result.databases:  # why a database did not finish is never silent
+            if database.status == "error":
+                click.echo(f"migration-harness: {database.dialect}: {database.message}", err=True)
         click.echo(report.verdict(result), err=to_stderr)
     elif output_format == "text" or to_stderr:
         click.echo(report.text(result, verbose) if output_format == "text" else report.verdict(result),

@@ -34,11 +34,14 @@ def rules_at(report: dict[str, Any], revision: str, database: str) -> set[str]:
     return {f["rule"] for f in report["findings"] if f["revision"] == revision and f["database"] == database}
 
 
-REWRITE = Rev("a003", "posts.user_id to bigint", '''
-op.alter_column("posts", "user_id", type_=sa.BigInteger(), existing_type=sa.Integer(), existing_nullable=False)
+SCORE = Rev("a003", "add posts.score", 'op.add_column("posts", sa.Column("score", sa.Integer(), nullable=True))',
+            'op.drop_column("posts", "score")')
+REWRITE = Rev("a004", "posts.score to bigint", '''
+op.alter_column("posts", "score", type_=sa.BigInteger(), existing_type=sa.Integer(), existing_nullable=True)
 ''', '''
-op.alter_column("posts", "user_id", type_=sa.Integer(), existing_type=sa.BigInteger(), existing_nullable=False)
+op.alter_column("posts", "score", type_=sa.Integer(), existing_type=sa.BigInteger(), existing_nullable=True)
 ''')
+SCORE_MODELS = GOOD_MODELS.replace('    title = db.Column(', '    score = db.Column(sa.BigInteger)\n    title = db.Column(')
 CONCURRENT = Rev("a003", "index name concurrently", '''
 with op.get_context().autocommit_block():
     op.create_index("ix_users_name", "users", ["name"], postgresql_concurrently=True)
@@ -51,19 +54,19 @@ INDEX_MODELS = GOOD_MODELS.replace('name = db.Column(sa.String(80), nullable=Fal
 
 
 def test_a_rewrite_fails_lint_and_names_database_revision_rule_and_line(tmp_path: Path, server_urls) -> None:
-    project = make_project(tmp_path / "p", good_chain() + [REWRITE], GOOD_MODELS)
-    proc, report = lint(project, server_urls, "--from", "a002", db=("postgresql", "mysql"))
+    project = make_project(tmp_path / "p", good_chain() + [SCORE, REWRITE], SCORE_MODELS)
+    proc, report = lint(project, server_urls, "--from", "a003", db=("postgresql", "mysql"))
     assert proc.returncode == 1, proc.stderr
     assert report["schema_version"] == 1 and report["command"] == "lint" and report["exit_code"] == 1
-    assert [r["revision"] for r in report["revisions"]] == ["a003"]
-    assert "table-rewrite" in rules_at(report, "a003", "postgresql")
-    assert "table-copy" in rules_at(report, "a003", "mysql")
+    assert [r["revision"] for r in report["revisions"]] == ["a004"]
+    assert "table-rewrite" in rules_at(report, "a004", "postgresql")
+    assert "table-copy" in rules_at(report, "a004", "mysql")
     rewrite = next(f for f in report["findings"] if f["rule"] == "table-rewrite")
-    assert rewrite["file"] == "migrations/versions/a003_posts.user_id_to_bigint.py"
+    assert rewrite["file"] == "migrations/versions/a004_posts.score_to_bigint.py" and rewrite["line"] == 16
     assert rewrite["table"] == "posts" and rewrite["source"] == "observed"
     assert "lint FAILED" in proc.stdout and "table-rewrite (postgresql)" in proc.stdout
     for database in report["databases"]:
-        assert database["status"] == "ok" and [o["revision"] for o in database["observations"]] == ["a003"]
+        assert database["status"] == "ok" and [o["revision"] for o in database["observations"]] == ["a004"]
 
 
 def test_the_non_blocking_form_passes_and_the_github_format_annotates_lines(tmp_path: Path, server_urls) -> None:
@@ -75,10 +78,14 @@ def test_the_non_blocking_form_passes_and_the_github_format_annotates_lines(tmp_
     plain = make_project(tmp_path / "q", good_chain() + [Rev("a003", "index name", 'op.create_index("ix_users_name", '
                          '"users", ["name"])', 'op.drop_index("ix_users_name", table_name="users")')], INDEX_MODELS)
     proc, report = lint(plain, server_urls, "--from", "a002", "--format", "github", db=("postgresql",))
-    assert "blocks-writes" in rules_at(report, "a003", "postgresql")
+    # the SQL rule says what and what to do instead; the observed SHARE lock is its evidence, not a second finding
+    assert "index-without-concurrently" in rules_at(report, "a003", "postgresql")
+    assert "blocks-writes" not in rules_at(report, "a003", "postgresql")
+    index = next(f for f in report["findings"] if f["rule"] == "index-without-concurrently")
+    assert index["details"]["observed_lock"] == "SHARE" and "observed: holds SHARE on users" in index["message"]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("::")]
-    assert any(ln.startswith("::warning file=migrations/versions/a003_index_name.py,line=") and
-               "title=blocks-writes (postgresql, a003)::" in ln for ln in lines), lines
+    assert any(ln.startswith("::warning file=migrations/versions/a003_index_name.py,line=16,") and
+               "title=index-without-concurrently (postgresql%2C a003)::" in ln for ln in lines), lines
     # --fail-on warning makes the same warnings fail
     assert proc.returncode == 0
     proc, _ = lint(plain, server_urls, "--from", "a002", "--fail-on", "warning", db=("postgresql",))
@@ -90,8 +97,8 @@ def test_a_marker_in_the_migration_acknowledges_a_finding(tmp_path: Path, server
                   "# migration-harness: allow table-rewrite — posts holds 200 rows in production\n"
                   "# migration-harness: allow table-copy@mysql — posts holds 200 rows in production\n"
                   + REWRITE.upgrade, REWRITE.downgrade)
-    project = make_project(tmp_path / "p", good_chain() + [allowed], GOOD_MODELS)
-    proc, report = lint(project, server_urls, "--from", "a002", db=("postgresql", "mysql"))
+    project = make_project(tmp_path / "p", good_chain() + [SCORE, allowed], SCORE_MODELS)
+    proc, report = lint(project, server_urls, "--from", "a003", db=("postgresql", "mysql"))
     rewrite = next(f for f in report["findings"] if f["rule"] == "table-rewrite")
     assert rewrite["allowed"] == "posts holds 200 rows in production"
     failing = [f for f in report["findings"] if f["allowed"] is None and f["severity"] == "error"]
@@ -116,7 +123,7 @@ def test_example_app_lints_on_every_database_with_its_sql_written(tmp_path: Path
 
 
 def test_no_observe_starts_no_database(tmp_path: Path, server_urls) -> None:
-    project = make_project(tmp_path / "p", good_chain() + [REWRITE], GOOD_MODELS)
+    project = make_project(tmp_path / "p", good_chain() + [SCORE, REWRITE], SCORE_MODELS)
     proc, report = lint(project, server_urls, "--no-observe", env={"HARNESS_POSTGRESQL_URL": "",
                                                                    "HARNESS_MYSQL_URL": "",
                                                                    "DOCKER_HOST": "tcp://127.0.0.1:9"})

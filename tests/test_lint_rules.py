@@ -397,7 +397,7 @@ def test_pyproject_allowances_and_settings(tmp_path: Path) -> None:
                                 finding("drop-table", revision="zz", database="sqlite")],
                                allowances_from_pyproject(cwd))
     assert [f.allowed for f in results] == ["unused", None, "legacy"]
-    assert lint_settings(tmp_path / "nowhere").fail_on == "warning"  # no pyproject: the defaults
+    assert lint_settings(tmp_path / "nowhere").fail_on == "error"  # no pyproject: the defaults
 
 
 @pytest.mark.parametrize("lint, message", [

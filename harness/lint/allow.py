@@ -32,7 +32,7 @@ _MARKER = re.compile(r"#\s*migration-harness\s*:\s*allow\b(?P<rest>.*)$", re.I)
 _BODY = re.compile(r"^\s+(?P<rule>[A-Za-z0-9_-]+(?::[A-Za-z0-9_-]+)?)(?:@(?P<db>[A-Za-z]+))?"
                    r"(?:\s*(?:\u2014|\u2013|-|:)\s*(?P<reason>.*))?$")
 #: fail_on when pyproject sets none: a warning fails the run (an error always does; info never)
-DEFAULT_FAIL_ON = "warning"
+DEFAULT_FAIL_ON = "error"
 
 
 @dataclass(frozen=True)

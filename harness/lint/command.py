@@ -34,6 +34,8 @@ class LintOptions:
     observe: bool = True
     sql_dir: str | None = None
     disabled: tuple[str, ...] = ()
+    #: squawk style rules turned on (``[tool.migration-harness.lint] enable``)
+    enable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ def lint(config: RunConfig, options: LintOptions, say: Callable[[str], None] | N
         findings.extend(found)
         sql_files.extend(files)
     findings.extend(_source_findings(pending.revisions, [s.dialect for s in config.databases]))
+    findings = _merge_evidence(findings)
     findings = _relative(_acknowledged(findings, pyproject_allowances, options.disabled), config.cwd)
     databases = tuple(p[0] for p in parts)
     result = LintResult(tuple(findings), databases, tuple(_revision_record(r) for r in pending.revisions),
@@ -146,13 +149,79 @@ def _lint_database(settings: DatabaseSettings, config: RunConfig, options: LintO
         status = "skipped" if config.skip_unavailable else "error"
         return LintDatabase(dialect, kind, status=status, message=f"unavailable: {exc.reason}",
                             duration_s=time.monotonic() - started), findings, files
-    findings += [Finding.from_dict(e) for e in outcome.of_kind("finding")]
+    findings += [_located(Finding.from_dict(e)) for e in outcome.of_kind("finding")]
     problem = _unfinished(outcome, dialect)
     observations = tuple({k: v for k, v in e.items() if k != "event"} for e in outcome.of_kind("observation"))
     database = LintDatabase(dialect, kind, version, "error" if problem else "ok", problem or "", observations,
                             time.monotonic() - started)
     say(f"{dialect}: {len(observations)} step(s) observed")
     return database, findings, files
+
+
+#: the alembic operations an observed finding can come from, to point it at its line in the migration file
+_OBSERVED_OPERATIONS: dict[str, tuple[str, ...]] = {
+    "table-rewrite": ("alter_column", "add_column", "execute"),
+    "narrow-type": ("alter_column", "execute"),
+    "table-copy": ("alter_column", "add_column", "drop_column", "create_index", "create_foreign_key",
+                   "create_unique_constraint", "create_check_constraint", "execute"),
+    "inplace-rebuild": ("create_index", "add_column", "drop_column", "alter_column", "create_unique_constraint",
+                        "create_foreign_key", "execute"),
+    "blocks-writes": ("create_index", "create_foreign_key", "create_unique_constraint", "execute"),
+    "access-exclusive-lock": ("add_column", "alter_column", "drop_column", "create_check_constraint",
+                              "create_unique_constraint", "drop_constraint", "drop_index", "create_foreign_key",
+                              "rename_table", "execute"),
+    "batch-table-copy": ("batch_alter_table",),
+}
+
+
+def _located(finding: Finding) -> Finding:
+    """An observed finding at the line of the ``op.*`` call on its table (else at ``def upgrade``): the call
+    that renders its statement when the finding has one (MySQL's ALTERs), else any call of the operations that
+    can cause it."""
+    if finding.line is not None or not finding.file:
+        return finding
+    from .rules import operations_for
+    from .source_rules import locate
+    from .sqltext import Statement
+
+    operations = _OBSERVED_OPERATIONS.get(finding.rule, ())
+    if finding.statement:
+        statement = Statement(finding.statement, 0, 0)
+        # the SQL rules' own mapping of a statement to its operation (ADD CONSTRAINT ... CHECK: create_check_...)
+        as_rule = "constraint-without-not-valid" if "ADD CONSTRAINT" in statement.upper else finding.rule
+        operations = operations_for(as_rule, statement) or operations
+    names = [finding.table, finding.details.get("column")]
+    return replace(finding, line=locate(finding.file, operations, names))
+
+
+#: observed lock findings that a rule on the SQL already names for the same table: the rule says what and what to
+#: do instead, the observation is its evidence (kept in the rule's finding, not said twice)
+_EVIDENCE_FOR = {"access-exclusive-lock", "blocks-writes"}
+
+
+def _merge_evidence(findings: list[Finding]) -> list[Finding]:
+    """One finding per cause: an observed lock on a table goes into the SQL rule's finding about that same table
+    in the same revision and database (``details.observed_lock``, and said in its message)."""
+    by_place: dict[tuple[str, str, str], list[int]] = {}
+    for index, finding in enumerate(findings):
+        if finding.source != "observed" and finding.table and finding.severity != "info":
+            by_place.setdefault((finding.database, finding.revision, finding.table), []).append(index)
+    out = list(findings)
+    dropped: set[int] = set()
+    for index, finding in enumerate(findings):
+        if finding.rule not in _EVIDENCE_FOR or not finding.table:
+            continue
+        targets = by_place.get((finding.database, finding.revision, finding.table))
+        if not targets:
+            continue
+        lock = finding.details.get("lock", "")
+        for target in targets:
+            rule = out[target]
+            out[target] = replace(rule, message=f"{rule.message} (observed: holds {lock} on {finding.table} until "
+                                                f"the step commits)",
+                                  details={**rule.details, "observed_lock": lock})
+        dropped.add(index)
+    return [f for i, f in enumerate(out) if i not in dropped]
 
 
 def _announcer(dialect: str, say: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:
@@ -179,20 +248,16 @@ def _unfinished(outcome: WorkerOutcome, dialect: str) -> str | None:
 def _offline(dialect: str, config: RunConfig, options: LintOptions, run_id: str) -> tuple[list[Finding], list[str]]:
     """The offline SQL of each pending revision on ``dialect``: a revision that cannot be rendered is a
     finding; the rest is linted (squawk on PostgreSQL, the harness's own rules elsewhere)."""
-    from .offline import offline_sql, write_sql_files
+    from .offline import offline_findings, offline_sql, write_sql_files
     from .rules import sql_findings
 
     events = offline_sql(config.app, config.migrations, dialect, config.from_revision, config.to_revision,
                          config.cwd, run_id, config.step_timeout_s)
-    findings: list[Finding] = []
+    findings = offline_findings(dialect, events)
     for event in events:
-        if event.get("error"):
-            findings.append(Finding(
-                "offline-sql-fails", ERROR, dialect, event["revision"],
-                f"`flask db upgrade --sql` cannot render this revision on {dialect}: {event['error']}",
-                "offline", file=event.get("file"), line=event.get("line")))
-        elif event.get("sql"):
-            findings.extend(sql_findings(dialect, event["revision"], event["sql"], event.get("file")))
+        if event.get("sql") and not event.get("error"):
+            findings.extend(sql_findings(dialect, event["revision"], event["sql"], event.get("file"),
+                                         enable=options.enable))
     files = [str(p) for p in write_sql_files(options.sql_dir, dialect, events)] if options.sql_dir else []
     return findings, files
 
@@ -226,7 +291,7 @@ def _acknowledged(findings: list[Finding], pyproject_allowances: list[Any], disa
     stable order: by revision (chain order kept by the caller), database, severity."""
     from .allow import allowances_from_file, apply_allowances
 
-    kept = [f for f in findings if f.rule not in disabled]
+    kept = [f for f in findings if f.rule not in disabled]  # [tool.migration-harness.lint] disable
     by_file: dict[str, list[Any]] = {}
     for finding in kept:
         if finding.file and finding.file not in by_file and Path(finding.file).exists():

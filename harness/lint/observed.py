@@ -28,13 +28,13 @@ OBSERVED_RULES: tuple[Rule, ...] = (
          "ALGORITHM=COPY rebuilds the table and blocks writes to it for the whole copy.",
          "Split the change so each ALTER can run INSTANT or INPLACE (for example add a column without changing "
          "others), or use an online schema change tool (gh-ost, pt-online-schema-change)."),
-    Rule("inplace-rebuild", WARNING, ("mysql",), "observed",
+    Rule("inplace-rebuild", INFO, ("mysql",), "observed",
          "an ALTER TABLE the step runs cannot be INSTANT: it runs INPLACE (LOCK=NONE), rebuilding or scanning "
          "the table",
          "INPLACE keeps writes going but still reads the whole table and takes a short exclusive lock at the "
          "start and the end; on a big table it takes long and replicas lag.",
          "Prefer changes MySQL can do INSTANT (adding a column last, changing a default) or run it off-peak."),
-    Rule("non-transactional-ddl", WARNING, ("mysql",), "observed",
+    Rule("non-transactional-ddl", INFO, ("mysql",), "observed",
          "the step runs more than one DDL statement, and MySQL / MariaDB commit each one: a failure half-way "
          "leaves the step half-applied",
          "alembic_version still names the previous revision after a failure, but part of the step's changes "

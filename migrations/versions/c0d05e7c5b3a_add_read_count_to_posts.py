@@ -17,6 +17,9 @@ depends_on = None
 
 
 def upgrade():
+    # MySQL / MariaDB check a new CHECK constraint by copying the table (lint: table-copy, confirmed by hand with
+    # ALGORITHM=INPLACE, which MariaDB refuses):
+    # migration-harness: allow table-copy@mysql — posts is small when this revision ships
     with op.batch_alter_table("posts") as batch_op:
         batch_op.add_column(
             sa.Column("read_count", sa.Integer(), server_default="0", nullable=False)

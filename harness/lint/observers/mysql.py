@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from ..findings import ERROR, INFO, WARNING, Finding
+from ..findings import ERROR, INFO, Finding
 from . import StepObserver, StepWatch
 
 _NAME = r"(`(?:[^`]|``)+`|\w+)"
@@ -118,7 +118,7 @@ class MySQLObserver(StepObserver):
         ddl = watch.private.get("ddl", 0)
         if ddl > 1:
             findings.append(Finding(
-                "non-transactional-ddl", WARNING, self.dialect, watch.revision,
+                "non-transactional-ddl", INFO, self.dialect, watch.revision,
                 f"runs {ddl} DDL statements, each committed on its own: if one fails, the ones before it stay "
                 "applied and alembic_version still names the previous revision", "observed", file=file,
                 details={"ddl_statements": ddl}))
