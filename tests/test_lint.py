@@ -120,6 +120,16 @@ def test_example_app_lints_on_every_database_with_its_sql_written(tmp_path: Path
         assert len(files) == len(report["revisions"]), (dialect, files)
     assert set(report["sql_files"]) == {str(p) for d in ALL for p in (sql_dir / d).glob("*.sql")}
     assert "step-fails" not in {f["rule"] for f in report["findings"]}
+    # the slug backfill reads rows through op.get_bind(): no offline SQL for it, on any database, and it says where
+    offline = [f for f in report["findings"] if f["rule"] == "offline-sql-failed" and f["revision"] == "667650b81e78"]
+    assert {f["database"] for f in offline} == set(ALL)
+    assert all(f["line"] == 44 and "backfilled_from_title.py:44" in f["message"] for f in offline), offline
+    assert "-- ERROR:" in next((sql_dir / "postgresql").glob("*_667650b81e78.sql")).read_text()
+    # MySQL copies posts to check the new CHECK constraint; the example's migration acknowledges it
+    copy = [f for f in report["findings"] if f["rule"] == "table-copy"]
+    assert [(f["database"], f["revision"], f["allowed"]) for f in copy] == [
+        ("mysql", "c0d05e7c5b3a", "posts is small when this revision ships")]
+    assert proc.returncode == 0, [f for f in report["findings"] if f["severity"] == "error" and not f["allowed"]]
 
 
 def test_no_observe_starts_no_database(tmp_path: Path, server_urls) -> None:
@@ -133,15 +143,28 @@ def test_no_observe_starts_no_database(tmp_path: Path, server_urls) -> None:
     assert not run_containers(proc.run_id)
 
 
+def test_lint_in_a_container_it_starts_and_removes(tmp_path: Path, server_urls) -> None:
+    project = make_project(tmp_path / "p", good_chain() + [SCORE, REWRITE], SCORE_MODELS)
+    proc, report = lint(project, server_urls, "--from", "a003", db=("postgresql",),
+                        env={"HARNESS_POSTGRESQL_URL": ""})
+    assert proc.returncode == 1, proc.stderr
+    database = report["databases"][0]
+    assert database["backend"] == "container" and database["server_version"].startswith("PostgreSQL")
+    assert "table-rewrite" in rules_at(report, "a004", "postgresql")
+    assert not run_containers(proc.run_id)
+
+
 @pytest.mark.fast
 def test_explain_and_list_rules(tmp_path: Path) -> None:
     proc = run_cli(["lint", "--explain", "table-rewrite"], tmp_path)
-    assert proc.returncode == 0 and "relfilenode" in proc.stdout or "rewrite" in proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    assert "relfilenode" in proc.stdout and "Why it matters:" in proc.stdout and "Safer:" in proc.stdout
     listed = run_cli(["lint", "--list-rules"], tmp_path)
     assert listed.returncode == 0
     for rule in ("table-rewrite", "access-exclusive-lock", "table-copy", "batch-table-copy", "step-fails"):
         assert rule in listed.stdout
-    unknown = run_cli(["lint", "--explain", "no-such-rule"], tmp_path)
+    unknown = run_cli(["lint", "--explain", "table-rewrit"], tmp_path)
+    assert "did you mean table-rewrite" in unknown.stderr
     assert unknown.returncode == 2 and unknown.stderr.startswith("migration-harness: error:")
     assert len(unknown.stderr.strip().splitlines()) == 1
 
