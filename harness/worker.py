@@ -61,20 +61,36 @@ def load_history(env: Any) -> tuple[list, list[str]]:
     return revisions, heads
 
 
+def on_scratch_database(conn: Any, scratch: Any) -> bool:
+    """Whether a SQLAlchemy ``conn`` is connected to the scratch database at URL ``scratch`` (whatever engine it
+    comes from)."""
+    url = conn.engine.url
+    return (url.get_backend_name() == scratch.get_backend_name() and url.database == scratch.database
+            and url.host == scratch.host and url.port == scratch.port)
+
+
 def _limit_lock_waits(env: Any, statements: list[str]) -> None:
-    """Run ``statements`` on every new connection of the app's engine (committed: a rolled-back SET would be
-    undone on PostgreSQL)."""
-    def on_connect(dbapi_connection: Any, record: Any) -> None:
-        cursor = dbapi_connection.cursor()
+    """Run ``statements`` once on every DBAPI connection to the scratch database, committed (a rolled-back SET
+    would be undone on PostgreSQL). On every engine, not just the app's: the env.py of older Flask-Migrate
+    templates migrates through an engine of its own (``engine_from_config``)."""
+    if not statements:
+        return
+    scratch = env.engine().url
+
+    def on_engine_connect(conn: Any, *branch: Any) -> None:  # SQLAlchemy 1.4 also passes ``branch``
+        if branch and branch[0] or not on_scratch_database(conn, scratch):
+            return
+        record = conn.connection  # the pool's proxy: its .info lives as long as the DBAPI connection
+        if record.info.get("mharness_session_settings"):
+            return
+        cursor = record.cursor()
         for statement in statements:
             cursor.execute(statement)
         cursor.close()
-        dbapi_connection.commit()
+        record.commit()
+        record.info["mharness_session_settings"] = True
 
-    engine = env.engine()
-    if statements:
-        sa.event.listen(engine, "connect", on_connect)
-        engine.dispose()  # connections opened before (none, normally) would not have the settings
+    sa.event.listen(sa.engine.Engine, "engine_connect", on_engine_connect)
 
 
 #: worker modes of the rollout commands (``lint``, ``rehearse``): ``module:function(spec, env, revisions, heads,
@@ -158,13 +174,16 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
 
 
 def _echo_sql(env: Any, ctx: CheckContext) -> None:
-    """``-v``: every statement a migration step sends (not the harness's own reflection and row queries)."""
+    """``-v``: every statement a migration step sends (not the harness's own reflection and row queries), from
+    whichever engine env.py migrates with."""
+    scratch = env.engine().url
+
     def before_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if ctx.state.get("in_step"):
+        if ctx.state.get("in_step") and on_scratch_database(conn, scratch):
             text = " ".join(str(statement).split())
             ctx.emit({"event": "sql", "statement": text if len(text) <= 500 else text[:497] + "..."})
 
-    sa.event.listen(env.engine(), "before_cursor_execute", before_execute)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", before_execute)
 
 
 #: checks that move the chain: when one raises, where the database is afterwards is unknown

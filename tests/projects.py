@@ -229,3 +229,35 @@ TRICKY_PAIRS = Rev("b002", "create pairs", """
 
 def tricky_chain() -> list[Rev]:
     return [TRICKY_THINGS, TRICKY_PAIRS]
+
+
+#: the env.py shape of Flask-Migrate's older templates (and of many apps): its own engine from the URL in the config
+OWN_ENGINE_ENV = '''\
+from alembic import context
+from flask import current_app
+from sqlalchemy import engine_from_config, pool
+
+config = context.config
+config.set_main_option("sqlalchemy.url", current_app.config.get("SQLALCHEMY_DATABASE_URI").replace("%", "%%"))
+target_metadata = current_app.extensions["migrate"].db.metadata
+
+
+def run_migrations_online():
+    engine = engine_from_config(config.get_section(config.config_ini_section), prefix="sqlalchemy.",
+                                poolclass=pool.NullPool)
+    connection = engine.connect()
+    context.configure(connection=connection, target_metadata=target_metadata)
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        connection.close()
+
+
+if context.is_offline_mode():
+    context.configure(url=config.get_main_option("sqlalchemy.url"))
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    run_migrations_online()
+'''

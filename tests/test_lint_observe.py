@@ -12,7 +12,7 @@ import pytest
 from harness.backends import get_backend
 from harness.config import DatabaseSettings
 from harness.process import run_worker
-from projects import GOOD_MODELS, Rev, good_chain, make_project
+from projects import GOOD_MODELS, OWN_ENGINE_ENV, Rev, good_chain, make_project
 
 SERVERS = ("postgresql", "mysql")
 
@@ -151,3 +151,23 @@ with op.batch_alter_table("users") as batch:
     # generated names are unique per row: a unique constraint on them passes everywhere
     events = observe(tmp_path / "u", server_urls, dialect, [unique])
     assert "step-fails" not in findings(events, "a003")
+
+
+@pytest.mark.parametrize("dialect", SERVERS)
+def test_an_env_py_with_its_own_engine_is_observed_too(tmp_path: Path, server_urls, dialect: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = make_project
+
+    def with_own_engine(root: Path, revisions: list[Rev], models: str = "") -> Path:
+        project = original(root, revisions, models)
+        (project / "migrations" / "env.py").write_text(OWN_ENGINE_ENV)
+        return project
+
+    monkeypatch.setitem(globals(), "make_project", with_own_engine)
+    events = observe(tmp_path, server_urls, dialect, [ADD_FLAG, PLAIN_INDEX])
+    assert observation(events, "a003")["statements"] >= 1
+    if dialect == "postgresql":
+        assert set(findings(events, "a003")) == {"access-exclusive-lock"}
+        assert set(findings(events, "a005")) == {"blocks-writes"}
+    else:
+        assert [a["algorithm"] for a in observation(events, "a005")["tables"]["posts"]["alters"]] == ["INPLACE"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from conftest import cli_env, list_databases, run_cli, run_containers, scratch_leftovers
-from projects import GOOD_MODELS, Rev, good_chain, make_project
+from projects import GOOD_MODELS, OWN_ENGINE_ENV, Rev, good_chain, make_project
 
 SLEEPER = Rev("a003", "slow step", """
     import os, pathlib, time
@@ -164,6 +164,17 @@ def test_a_step_blocked_by_a_lock_fails_at_the_lock_timeout(harness, tmp_path: P
     assert run.check("postgresql", "upgrade")["revision"] == "a003"
     assert "lock timeout" in run.check("postgresql", "upgrade")["message"]
     assert "Lock wait timeout exceeded" in run.check("mysql", "upgrade")["message"]
+
+
+def test_an_env_py_with_its_own_engine_gets_the_lock_timeout_and_the_sql_echo(harness, tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", good_chain() + [LOCKED], GOOD_MODELS)
+    (project / "migrations" / "env.py").write_text(OWN_ENGINE_ENV)  # engine_from_config: not the app's engine
+    started = time.monotonic()
+    run = harness(project, "--lock-timeout", "2", "--checks", "upgrade", "-v", db=("postgresql", "mysql"))
+    assert time.monotonic() - started < 90
+    assert "lock timeout" in run.check("postgresql", "upgrade")["message"]
+    assert "Lock wait timeout exceeded" in run.check("mysql", "upgrade")["message"]
+    assert "ALTER TABLE users ADD COLUMN nickname" in run.stdout  # -v shows the step's SQL from that engine
 
 
 def test_passwords_never_appear_in_any_output(harness, tmp_path: Path, server_urls) -> None:

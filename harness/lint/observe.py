@@ -19,6 +19,7 @@ from ..datagen import DEFAULT_EXCLUDE, count_rows, fill_database
 from ..history import window
 from ..schema.reflect import Snapshot
 from ..steps import upgrade_steps
+from ..worker import on_scratch_database
 from .findings import ERROR, Finding
 from .observers import StepObserver, StepWatch, observer_for
 
@@ -96,23 +97,32 @@ def _filled(conn: sa.engine.Connection, rows: int) -> dict[str, int]:
 
 
 def _listen(engine: Any, observer: StepObserver, current: list[StepWatch]) -> None:
-    """The observer sees every statement (and each commit) of the step, on the step's own connection."""
+    """The observer sees every statement (and each commit) of the step, on the step's own connection.
+
+    Listened to on every engine of the process, not only the app's: an env.py of the older Flask-Migrate
+    templates (and many apps' own) migrates through an engine of its own (``engine_from_config(...)``) on the
+    same database. Only connections to the scratch database count, and never the observer's own probes."""
+    scratch = engine.url
+
+    def ours(conn: Any) -> bool:
+        return bool(current) and not observer.owns(conn.engine) and on_scratch_database(conn, scratch)
+
     def before_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if current and "alembic_version" not in statement:
+        if ours(conn) and "alembic_version" not in statement:
             current[0].statements.append(statement)
             observer.before_statement(current[0], statement, conn.connection)
 
     def after_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if current and _DML.match(statement) and "alembic_version" not in statement:
+        if ours(conn) and _DML.match(statement) and "alembic_version" not in statement:
             current[0].rows_touched += max(0, getattr(cursor, "rowcount", 0) or 0)
 
     def before_commit(conn: Any) -> None:
-        if current:
+        if ours(conn):
             observer.before_commit(current[0], conn.connection)
 
-    sa.event.listen(engine, "before_cursor_execute", before_execute)
-    sa.event.listen(engine, "after_cursor_execute", after_execute)
-    sa.event.listen(engine, "commit", before_commit)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", before_execute)
+    sa.event.listen(sa.engine.Engine, "after_cursor_execute", after_execute)
+    sa.event.listen(sa.engine.Engine, "commit", before_commit)
 
 
 def narrowed_columns(watch: StepWatch, before: Snapshot, after: Snapshot, dialect: str,

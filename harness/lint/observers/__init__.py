@@ -40,6 +40,10 @@ class StepObserver:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
 
+    def owns(self, engine: Any) -> bool:
+        """Whether ``engine`` is the observer's own (its probes are not the step's statements)."""
+        return False
+
     def begin_step(self, watch: StepWatch, conn: Any) -> None:
         """Before the step, on a connection of the harness's own (``conn``, AUTOCOMMIT)."""
 

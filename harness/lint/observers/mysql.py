@@ -59,6 +59,9 @@ class MySQLObserver(StepObserver):
         super().__init__(engine)
         self._probe_engine: Any = None
 
+    def owns(self, engine: Any) -> bool:
+        return engine is self._probe_engine
+
     def _probe_connection(self) -> Any:
         if self._probe_engine is None:
             self._probe_engine = sa.create_engine(self.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
