@@ -1,0 +1,321 @@
+"""[rehearse] `migration-harness rehearse --from URL` against real "production" databases.
+
+Each test makes its own production database (``prodtest_<hex>``) on the session's servers, brings it to an older
+revision with plain ``flask db upgrade <rev>``, adds rows (and sometimes a hand-made change), rehearses, and drops
+it again. The throwaway server is the session's server given as ``HARNESS_*_URL`` (fast), except for one test per
+dialect that takes the container path with ``--image``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from conftest import IMAGES, cli_env, run_cli, run_containers, scratch_leftovers
+from projects import GOOD_MODELS, Rev, good_chain, make_project
+
+ADD_EMAIL = Rev("a003", "add users email", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(sa.Column("email", sa.String(length=120), nullable=True))
+    op.execute("UPDATE users SET email = name")
+""", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_column("email")
+""")
+UNIQUE_NAMES = Rev("a004", "unique user names", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.create_unique_constraint("uq_users_name", ["name"])
+""", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_constraint("uq_users_name", type_="unique")
+""")
+EMAIL_MODELS = GOOD_MODELS.replace('    name = db.Column(sa.String(80), nullable=False)\n',
+                                   '    name = db.Column(sa.String(80), nullable=False)\n'
+                                   '    email = db.Column(sa.String(120), nullable=True)\n')
+UNIQUE_MODELS = EMAIL_MODELS.replace("db.Column(sa.String(80), nullable=False)",
+                                     "db.Column(sa.String(80), nullable=False, unique=True)")
+USERS = [{"id": i, "name": f"user{i % 4}"} for i in range(1, 9)]  # names repeat: uq_users_name cannot be made
+POSTS = [{"id": i, "user_id": 1 + i % 8, "title": f"post {i}"} for i in range(1, 13)]
+
+
+def _engine(url: str) -> sa.Engine:
+    return sa.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+
+def _execute(url: str, *statements: str) -> None:
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def flask_upgrade(project: Path, url: str, revision: str) -> None:
+    """``flask db upgrade <revision>`` on ``url``, as a release manager would have run it."""
+    env = cli_env({"DATABASE_URL": url, "FLASK_APP": "app:create_app"})
+    env["PYTHONPATH"] = str(project)
+    proc = subprocess.run([sys.executable, "-m", "flask", "db", "upgrade", revision], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def add_rows(url: str) -> None:
+    engine = _engine(url)
+    try:
+        with engine.begin() as conn:
+            md = sa.MetaData()
+            md.reflect(bind=conn, only=["users", "posts"])
+            conn.execute(md.tables["users"].insert(), USERS)
+            conn.execute(md.tables["posts"].insert(), POSTS)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def production(server_urls: dict[str, str], tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """``make(dialect)``: the URL of a new, empty database ``prodtest_<hex>`` (a file for SQLite); every one is
+    dropped at the end of the test."""
+    made: list[tuple[str, str]] = []
+
+    def make(dialect: str) -> str:
+        name = f"prodtest_{secrets.token_hex(4)}"
+        if dialect == "sqlite":
+            return f"sqlite:///{tmp_path / (name + '.db')}"
+        admin = server_urls[dialect]
+        _execute(admin, f"CREATE DATABASE {name}")
+        made.append((admin, name))
+        return make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    for admin, name in made:
+        force = " WITH (FORCE)" if admin.startswith("postgresql") else ""
+        _execute(admin, f"DROP DATABASE IF EXISTS {name}{force}")
+
+
+def rehearse(project: Path, source: str, server_urls: dict[str, str], *args: str, servers: bool = True,
+             env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, dict[str, Any] | None]:
+    """``migration-harness rehearse --from SOURCE ARGS`` with a JSON report; checks nothing was left behind."""
+    report = project / f"rehearse-{secrets.token_hex(3)}.json"
+    full_env = dict(env or {})
+    if servers:
+        full_env.update({"HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_MYSQL_URL": server_urls["mysql"]})
+    else:  # the container path: no server URL anywhere
+        for name in ("HARNESS_POSTGRESQL_URL", "HARNESS_MYSQL_URL"):
+            os.environ.pop(name, None)
+    proc = run_cli(["rehearse", "--app", "app:create_app", "--from", source, "--json", str(report), *args],
+                   project, full_env, timeout=300)
+    for dialect in ("postgresql", "mysql"):
+        left = [n for n in scratch_leftovers(server_urls[dialect]) if n.startswith(f"mharness_{proc.run_id}_")]
+        assert not left, f"scratch databases left on {dialect}: {left}"
+    assert not run_containers(proc.run_id), "a container was left behind"
+    return proc, json.loads(report.read_text()) if report.exists() else None
+
+
+def prepared(tmp_path: Path, production: Callable[[str], str], dialect: str, chain: list[Rev], models: str,
+             at: str = "a002") -> tuple[Path, str]:
+    project = make_project(tmp_path / f"p-{dialect}", chain, models)
+    url = production(dialect)
+    flask_upgrade(project, url, at)
+    add_rows(url)
+    return project, url
+
+
+def catalogue_checksum(url: str) -> str:
+    """md5 of what the catalogue says of the database's tables and columns, plus each table's rows."""
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                schema = "table_catalog = current_database() AND table_schema = 'public'"
+            else:
+                schema = "table_schema = DATABASE()"
+            parts = [repr(conn.execute(sa.text(f"SELECT * FROM information_schema.{view} WHERE {schema} "
+                                               "ORDER BY table_name" + (", ordinal_position" if view == "columns" else "")
+                                               )).all()) for view in ("tables", "columns")]
+            for table in ("users", "posts", "alembic_version"):
+                parts.append(repr(conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY 1")).all()))
+            if conn.dialect.name == "postgresql":
+                parts.append(repr(conn.execute(sa.text(
+                    "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables ORDER BY relname")).all()))
+    finally:
+        engine.dispose()
+    return hashlib.md5("\n".join(parts).encode()).hexdigest()
+
+
+# -- (a) clean: safe, with each pending step's duration and rows ---------------------------------------------------
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
+def test_clean_production_is_safe_and_lists_the_pending_steps(dialect, server_urls, production, tmp_path) -> None:
+    project, url = prepared(tmp_path, production, dialect, good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "50")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["verdict"] == "safe" and report["schema_version"] == 1 and report["reasons"] == []
+    assert report["source"]["revisions"] == ["a002"] and report["pending"] == ["a003"]
+    assert report["drift"] == {"status": "passed", "error": None, "findings": []}
+    [step] = report["steps"]
+    assert step["revision"] == "a003" and step["status"] == "passed" and step["duration_s"] > 0
+    assert step["rows"] == len(USERS)  # the UPDATE touched every copied user
+    assert report["source"]["copied_rows"] == {"users": len(USERS), "posts": len(POSTS)}
+    assert report["schema_matches_models"]["status"] == "passed"
+    assert "verdict: SAFE" in proc.stdout and "a003 (add users email)" in proc.stdout
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_the_throwaway_server_is_a_container_of_the_given_image(dialect, server_urls, production, tmp_path) -> None:
+    project, url = prepared(tmp_path, production, dialect, good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    proc, report = rehearse(project, url, server_urls, "--image", IMAGES[dialect], "--sample-rows", "3",
+                            servers=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["throwaway"]["kind"] == "container" and report["throwaway"]["image"] == IMAGES[dialect]
+    assert report["steps"][0]["rows"] == 3
+    assert report["source"]["copied_rows"]["users"] == 3
+    # posts only with their user copied: user 1..3 have posts 8, 1, 9, 2, 10 (user_id = 1 + i % 8)
+    assert report["source"]["copied_rows"]["posts"] == 3
+
+
+def test_an_image_that_cannot_be_pulled_is_one_line_exit_3(server_urls, production, tmp_path) -> None:
+    project, url = prepared(tmp_path, production, "postgresql", good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    proc, _ = rehearse(project, url, server_urls, "--image", "migration-harness/no-such-image:1", servers=False)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("migration-harness: error: postgresql: image 'migration-harness/no-such-image:1'")
+
+
+# -- (b) drift ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dialect, change, expected", [
+    ("postgresql", "ALTER TABLE users ADD COLUMN nickname VARCHAR(20)",
+     "column users.nickname VARCHAR(20): in production but not in what the migrations build"),
+    ("postgresql", "ALTER TABLE posts ALTER COLUMN title TYPE VARCHAR(100)",
+     "column posts.title: type differs: production VARCHAR(100), migrations VARCHAR(200)"),
+    ("mysql", "DROP INDEX ix_posts_title ON posts",
+     "index ix_posts_title on posts (title): built by the migrations but not in production"),
+])
+def test_a_hand_made_change_is_drift_and_unsafe(dialect, change, expected, server_urls, production, tmp_path) -> None:
+    project, url = prepared(tmp_path, production, dialect, good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    _execute(url, change)
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert report["verdict"] == "unsafe" and report["drift"]["status"] == "failed"
+    assert [f["text"] for f in report["drift"]["findings"]] == [expected]
+    assert any("drift" in r for r in report["reasons"])
+    assert expected in proc.stdout
+
+
+# -- (c) a pending migration that fails only on the rows ------------------------------------------------------------
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
+def test_a_step_that_fails_on_the_sampled_rows_is_unsafe(dialect, server_urls, production, tmp_path) -> None:
+    project, url = prepared(tmp_path, production, dialect, good_chain() + [ADD_EMAIL, UNIQUE_NAMES], UNIQUE_MODELS)
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "100")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [s["status"] for s in report["steps"]] == ["passed", "failed"]
+    failed = report["steps"][1]
+    assert failed["revision"] == "a004" and failed["error"]
+    assert any(r.startswith("pending migration a004 (unique user names) failed") for r in report["reasons"])
+    assert report["schema_matches_models"]["status"] == "skipped"
+    # without rows the same rehearsal looks safe: the rows are what makes it fail
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [s["status"] for s in report["steps"]] == ["passed", "passed"]
+    assert any("--sample-rows" in n for n in report["notes"])
+
+
+# -- (d) a SELECT-only account: the rehearsal works and production is unchanged ---------------------------------------
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_a_select_only_account_is_enough_and_changes_nothing(dialect, server_urls, production, tmp_path) -> None:
+    project, url = prepared(tmp_path, production, dialect, good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    role, password = f"ro_{secrets.token_hex(3)}", f"pw-{secrets.token_hex(6)}"
+    database = make_url(url).database
+    if dialect == "postgresql":
+        _execute(server_urls[dialect], f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        _execute(url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC", f"GRANT CONNECT ON DATABASE {database} TO {role}",
+                 f"GRANT USAGE ON SCHEMA public TO {role}", f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    else:
+        _execute(url, f"CREATE USER '{role}'@'%' IDENTIFIED BY '{password}'",
+                 f"GRANT SELECT ON {database}.* TO '{role}'@'%'")
+    readonly = make_url(url).set(username=role, password=password).render_as_string(hide_password=False)
+    try:
+        before = catalogue_checksum(url)
+        proc, report = rehearse(project, readonly, server_urls, "--sample-rows", "5", "-v", "--markdown",
+                                str(tmp_path / "r.md"))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert report["verdict"] == "safe" and report["steps"][0]["rows"] == 5
+        assert catalogue_checksum(url) == before
+        texts = proc.stdout + proc.stderr + json.dumps(report) + (tmp_path / "r.md").read_text()
+        assert password not in texts and role in texts  # the URL is shown, its password never
+    finally:
+        if dialect == "postgresql":
+            _execute(url, f"DROP OWNED BY {role}")
+            _execute(server_urls[dialect], f"DROP ROLE {role}")
+        else:
+            _execute(url, f"DROP USER '{role}'@'%'")
+
+
+def test_a_write_is_refused_by_production_itself(server_urls, production, tmp_path) -> None:
+    """The read-only session is the database's own guarantee, not only the harness's good behaviour."""
+    from harness.backends import get_backend
+
+    _, url = prepared(tmp_path, production, "postgresql", good_chain(), GOOD_MODELS)
+    engine = get_backend("postgresql").read_only_engine(make_url(url))
+    try:
+        with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError, match="read-only transaction"):
+            conn.execute(sa.text("UPDATE users SET name = 'x'"))
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_production_is_opened_read_only(server_urls, production, tmp_path) -> None:
+    project, url = prepared(tmp_path, production, "sqlite", good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    path = Path(make_url(url).database)
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "10")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name)) == [path.name]
+
+
+# -- (e) what production is not ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_an_unknown_revision_in_production_is_unsafe(dialect, server_urls, production, tmp_path) -> None:
+    project, url = prepared(tmp_path, production, dialect, good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    _execute(url, "UPDATE alembic_version SET version_num = 'zz99'")
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [f["text"] for f in report["drift"]["findings"]] == [
+        "revision zz99 in production is not in the migrations history"]
+    assert report["steps"] == []
+
+
+def test_a_database_not_under_alembic_is_exit_2_in_one_line(server_urls, production, tmp_path) -> None:
+    project = make_project(tmp_path / "p", good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    url = production("postgresql")
+    _execute(url, "CREATE TABLE users (id integer primary key)")
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 2 and report is None
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("migration-harness: error: ") and "not under alembic" in line
+
+
+@pytest.mark.parametrize("source, code, needle", [
+    ("not a url", 2, "cannot parse"),
+    ("oracle://scott:s3cr3t-pw@db/orcl", 2, "not supported"),
+    ("postgresql://scott:s3cr3t-pw@127.0.0.1:1/prod", 3, "cannot connect"),
+    ("mysql+pymysql://scott:s3cr3t-pw@127.0.0.1:1/prod", 3, "cannot connect"),
+])
+def test_a_bad_url_is_one_line_without_the_password(source, code, needle, server_urls, tmp_path) -> None:
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    proc, report = rehearse(project, source, server_urls)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("migration-harness: error: ") and needle in line
+    assert "s3cr3t-pw" not in proc.stdout + proc.stderr
