@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from conftest import IMAGES, cli_env, run_cli, run_containers, scratch_leftovers
-from projects import GOOD_MODELS, Rev, good_chain, make_project
+from projects import GOOD_MODELS, TRICKY_MODELS, Rev, good_chain, make_project, tricky_chain
 
 ADD_EMAIL = Rev("a003", "add users email", """
     with op.batch_alter_table("users") as batch_op:
@@ -44,6 +44,17 @@ EMAIL_MODELS = GOOD_MODELS.replace('    name = db.Column(sa.String(80), nullable
                                    '    email = db.Column(sa.String(120), nullable=True)\n')
 UNIQUE_MODELS = EMAIL_MODELS.replace("db.Column(sa.String(80), nullable=False)",
                                      "db.Column(sa.String(80), nullable=False, unique=True)")
+TRICKY_NOTE = Rev("b003", "note on things", """
+    with op.batch_alter_table("things") as batch_op:
+        batch_op.add_column(sa.Column("note", sa.String(length=40), nullable=True))
+    op.execute("UPDATE things SET note = code")
+""", """
+    with op.batch_alter_table("things") as batch_op:
+        batch_op.drop_column("note")
+""")
+TRICKY_NOTE_MODEL = TRICKY_MODELS.replace("    notes = db.Column(sa.Text, nullable=True)\n",
+                                          "    notes = db.Column(sa.Text, nullable=True)\n"
+                                          "    note = db.Column(sa.String(40), nullable=True)\n")
 USERS = [{"id": i, "name": f"user{i % 4}"} for i in range(1, 9)]  # names repeat: uq_users_name cannot be made
 POSTS = [{"id": i, "user_id": 1 + i % 8, "title": f"post {i}"} for i in range(1, 13)]
 
@@ -319,3 +330,46 @@ def test_a_bad_url_is_one_line_without_the_password(source, code, needle, server
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("migration-harness: error: ") and needle in line
     assert "s3cr3t-pw" not in proc.stdout + proc.stderr
+
+
+# -- the copy is faithful: every type and constraint that reflects differently somewhere ------------------------------
+THING_ROWS = [{"id": i, "code": f"c{i}", "kind": "k", "label": f"l{i}", "price": i, "status": "draft"}
+              for i in range(1, 10)]
+#: 2's parent comes after it, 4's parent (9) is beyond a sample of 5, 5 is 4's child
+THING_PARENTS = {2: 3, 3: 1, 4: 9, 5: 4, 6: 5, 7: 6, 8: 7, 9: 8}
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_a_tricky_schema_is_recreated_without_drift_and_self_references_stay_consistent(
+        dialect, server_urls, production, tmp_path) -> None:
+    project = make_project(tmp_path / "p", tricky_chain() + [TRICKY_NOTE], TRICKY_NOTE_MODEL)
+    url = production(dialect)
+    flask_upgrade(project, url, "b002")
+    engine = _engine(url)
+    with engine.begin() as conn:
+        things = sa.Table("things", sa.MetaData(), autoload_with=conn)
+        conn.execute(things.insert(), THING_ROWS)
+        for child, parent in THING_PARENTS.items():
+            conn.execute(things.update().where(things.c.id == child).values(parent_id=parent))
+    engine.dispose()
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "5")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["drift"]["findings"] == [] and report["schema_matches_models"]["status"] == "passed"
+    # rows 1..5 are read; 4's parent (9) is not among them, so 4 goes, and 5 (child of 4) with it; 3 is
+    # inserted before 2, its child
+    assert report["source"]["copied_rows"] == {"things": 3}
+    assert report["steps"][0]["rows"] == 3
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("dialect, info, version, image", [
+    ("postgresql", (15, 4), "PostgreSQL 15.4", "postgres:15"),
+    ("postgresql", (9, 6, 24), "PostgreSQL 9.6.24", "postgres:9.6"),
+    ("mysql", (8, 0, 36), "MySQL 8.0.36", "mysql:8.0"),
+    ("mysql", (10, 11, 6), "MariaDB 10.11.6", "mariadb:10.11"),
+    ("sqlite", (), "SQLite 3.40.1", None),
+])
+def test_the_image_follows_the_production_server_version(dialect, info, version, image) -> None:
+    from harness.backends import get_backend
+
+    assert get_backend(dialect).image_for_version(info, version) == image

@@ -190,4 +190,25 @@ def _keep_self_consistent(table: sa.Table, rows: list[dict[str, Any]]) -> list[d
                     or tuple(r[c.name] for c in fk.columns) in present]
         if len(rows) == before:
             break
-    return rows
+    return _parents_first(own, rows)
+
+
+def _parents_first(own: list[sa.ForeignKeyConstraint], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows ordered so that each row's parent (in its own table) is inserted before it: MySQL checks a foreign
+    key row by row. Rows in a reference cycle cannot be inserted one by one and are left out."""
+    if not own:
+        return rows
+    placed: set[tuple[int, tuple[Any, ...]]] = set()
+    ordered: list[dict[str, Any]] = []
+    waiting = rows
+    while waiting:
+        ready = [r for r in waiting if all(all(r[c.name] is None for c in fk.columns)
+                                           or (i, tuple(r[c.name] for c in fk.columns)) in placed
+                                           for i, fk in enumerate(own))]
+        if not ready:
+            break
+        for row in ready:
+            ordered.append(row)
+            placed.update((i, tuple(row[e.column.name] for e in fk.elements)) for i, fk in enumerate(own))
+        waiting = [r for r in waiting if not any(r is x for x in ready)]
+    return ordered
