@@ -35,7 +35,7 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
     """Is `flask db upgrade` safe on the database at --from? Reads it read-only, checks it for drift against its
     own migrations, rehearses the pending migrations on a copy on a throwaway server. Exit 0 safe, 1 unsafe."""
     from .rehearse.command import RehearseConfig, rehearse as run_rehearsal
-    from .rehearse.report import to_text, verdict_line, write_json, write_markdown
+    from .rehearse.report import to_text, verdict_line, write_error, write_json, write_markdown
 
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -51,9 +51,13 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
                                               sample_rows=sample_rows, step_timeout_s=step_timeout), progress)
     except HarnessError as exc:
         click.echo(redact(f"migration-harness: error: {exc}", hide), err=True)
+        if json_path:
+            write_error(json_path, exc.exit_code, str(exc), hide)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("migration-harness: interrupted; containers and scratch databases were removed", err=True)
+        if json_path:
+            write_error(json_path, EXIT_INTERRUPTED, "interrupted (SIGINT / SIGTERM)", hide)
         sys.exit(EXIT_INTERRUPTED)
     except Exception:  # a bug in the harness: report it, still without a password in sight
         click.echo(redact(f"migration-harness: internal error (please report it):\n{traceback.format_exc()}", hide),
@@ -62,7 +66,7 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
     text = verdict_line(result) if quiet else to_text(result, verbose)
     click.echo(redact(text, hide), err=out_err)
     if json_path:
-        write_json(result, json_path)
+        write_json(result, json_path, hide)
     if markdown_path:
-        write_markdown(result, markdown_path)
+        write_markdown(result, markdown_path, hide)
     sys.exit(result.exit_code)

@@ -11,8 +11,10 @@ import hashlib
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -312,9 +314,10 @@ def test_a_database_not_under_alembic_is_exit_2_in_one_line(server_urls, product
     url = production("postgresql")
     _execute(url, "CREATE TABLE users (id integer primary key)")
     proc, report = rehearse(project, url, server_urls)
-    assert proc.returncode == 2 and report is None
+    assert proc.returncode == 2
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("migration-harness: error: ") and "not under alembic" in line
+    assert report["verdict"] == "error" and report["exit_code"] == 2 and "not under alembic" in report["error"]
 
 
 @pytest.mark.parametrize("source, code, needle", [
@@ -329,7 +332,8 @@ def test_a_bad_url_is_one_line_without_the_password(source, code, needle, server
     assert proc.returncode == code, proc.stdout + proc.stderr
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("migration-harness: error: ") and needle in line
-    assert "s3cr3t-pw" not in proc.stdout + proc.stderr
+    assert report["exit_code"] == code
+    assert "s3cr3t-pw" not in proc.stdout + proc.stderr + json.dumps(report)
 
 
 # -- the copy is faithful: every type and constraint that reflects differently somewhere ------------------------------
@@ -373,3 +377,59 @@ def test_the_image_follows_the_production_server_version(dialect, info, version,
     from harness.backends import get_backend
 
     assert get_backend(dialect).image_for_version(info, version) == image
+
+
+# -- several heads, a hung step, an interruption ---------------------------------------------------------------------
+def _table_rev(revision: str, table: str, down: str | tuple[str, ...]) -> Rev:
+    return Rev(revision, f"create {table}", f"""
+    op.create_table("{table}", sa.Column("id", sa.Integer(), nullable=False),
+                    sa.PrimaryKeyConstraint("id", name=op.f("pk_{table}")))
+""", f'op.drop_table("{table}")', down_revision=down)
+
+
+MERGE = Rev("a005", "merge tags and notes", "pass", "pass", down_revision=("a003", "a004"))
+HEADS_MODELS = GOOD_MODELS + "".join(
+    f'\n\nclass {name.title()}(db.Model):\n    __tablename__ = "{name}"\n    id = db.Column(sa.Integer, primary_key=True)\n'
+    for name in ("tags", "notes"))
+
+
+def test_production_at_two_heads_is_rehearsed_from_both(server_urls, production, tmp_path) -> None:
+    chain = good_chain() + [_table_rev("a003", "tags", "a002"), _table_rev("a004", "notes", "a002"), MERGE]
+    project = make_project(tmp_path / "p", chain, HEADS_MODELS)
+    url = production("postgresql")
+    flask_upgrade(project, url, "a003")
+    flask_upgrade(project, url, "a004")
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["source"]["revisions"] == ["a003", "a004"] and report["pending"] == ["a005"]
+    assert report["drift"]["status"] == "passed"
+    assert [s["status"] for s in report["steps"]] == ["passed"]
+
+
+SLOW = Rev("a003", "slow backfill", 'op.execute("SELECT pg_sleep(60)")', "pass")
+
+
+def test_a_step_that_outlives_the_step_timeout_is_unsafe(server_urls, production, tmp_path) -> None:
+    project, url = prepared(tmp_path, production, "postgresql", good_chain() + [SLOW], GOOD_MODELS)
+    proc, report = rehearse(project, url, server_urls, "--step-timeout", "3")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [step] = report["steps"]
+    assert step["revision"] == "a003" and step["status"] == "failed" and "did not finish within 3s" in step["error"]
+
+
+def test_an_interrupted_rehearsal_leaves_nothing_behind(server_urls, production, tmp_path) -> None:
+    project, url = prepared(tmp_path, production, "postgresql", good_chain() + [SLOW], GOOD_MODELS)
+    env = cli_env({"HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_MYSQL_URL": server_urls["mysql"]})
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "rehearse", "--app", "app:create_app", "--from", url,
+                             "-v"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_id = env["HARNESS_RUN_ID"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the rehearsal's scratch databases exist and the slow step runs
+        if len([n for n in scratch_leftovers(server_urls["postgresql"]) if n.startswith(f"mharness_{run_id}_")]) == 2:
+            break
+        time.sleep(0.2)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert not [n for n in scratch_leftovers(server_urls["postgresql"]) if n.startswith(f"mharness_{run_id}_")]

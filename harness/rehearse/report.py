@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..redact import redact
 from ..report import versions, write_atomically
 from .command import NOT_RUN, SAFE, RehearseResult
 
@@ -61,13 +62,31 @@ def to_json(result: RehearseResult) -> dict:
     return {**result.to_dict(), "harness_version": __version__, "versions": versions()}
 
 
-def write_json(result: RehearseResult, path: str) -> None:
-    """``-`` is standard output; a file is written whole or not at all."""
-    text = json.dumps(to_json(result), indent=2) + "\n"
+def write_json(result: RehearseResult, path: str, hide: list[str] | None = None) -> None:
+    """``-`` is standard output; a file is written whole or not at all; ``hide``: passwords to redact (none
+    should be there: every URL in the result is already shown without its password)."""
+    text = redact(json.dumps(to_json(result), indent=2) + "\n", hide or [])
     if path == "-":
         sys.stdout.write(text)
         return
     write_atomically(path, text)
+
+
+def write_error(path: str, exit_code: int, message: str, hide: list[str] | None = None) -> None:
+    """A rehearsal that stopped before its verdict still leaves its JSON report (``verdict`` ``error``), so a CI
+    step that parses it learns why instead of finding no file."""
+    from .. import __version__
+
+    report = {"schema_version": 1, "command": "rehearse", "verdict": "error", "exit_code": exit_code,
+              "error": message, "harness_version": __version__}
+    text = redact(json.dumps(report, indent=2) + "\n", hide or [])
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        write_atomically(path, text)
+    except OSError:  # the error being reported already says what went wrong
+        pass
 
 
 def _cell(text: str) -> str:
@@ -95,5 +114,5 @@ def to_markdown(result: RehearseResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(result: RehearseResult, path: str) -> None:
-    write_atomically(path, to_markdown(result))
+def write_markdown(result: RehearseResult, path: str, hide: list[str] | None = None) -> None:
+    write_atomically(path, redact(to_markdown(result), hide or []))
