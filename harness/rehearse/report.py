@@ -15,7 +15,7 @@ def _step_lines(result: RehearseResult) -> list[str]:
     for step in result.steps:
         label = f"{step.revision} ({step.message})" if step.message else step.revision
         if step.status == NOT_RUN:
-            lines.append(f"  not run  {label:<{width}}")
+            lines.append(f"  not run  {label}")
             continue
         mark = "ok     " if step.status == "passed" else "FAILED "
         lines.append(f"  {mark}  {label:<{width}}  {step.duration_s:7.3f}s  {step.rows} row(s)")
@@ -110,7 +110,8 @@ def to_markdown(result: RehearseResult) -> str:
                      f"{step.rows} | {_cell(step.error or '')} |")
     if result.schema_check is not None:
         lines += ["", f"`schema_matches_models`: {result.schema_check.status} {_cell(result.schema_check.message)}"]
-    lines += [f"- note: {_cell(n)}" for n in result.notes]
+    if result.notes:
+        lines += [""] + [f"- note: {_cell(n)}" for n in result.notes]
     return "\n".join(lines) + "\n"
 
 
