@@ -167,11 +167,22 @@ def catalogue_checksum(url: str) -> str:
     return hashlib.md5("\n".join(parts).encode()).hexdigest()
 
 
+def sqlite_file_state(url: str) -> Any:
+    """A SQLite file's bytes, modification time, and the files next to it (a journal would show a write)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = Path(make_url(url).database)
+    return (path.read_bytes(), path.stat().st_mtime_ns,
+            sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name)))
+
+
 # -- (a) clean: safe, with each pending step's duration and rows ---------------------------------------------------
 @pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
 def test_clean_production_is_safe_and_lists_the_pending_steps(dialect, server_urls, production, tmp_path) -> None:
     project, url = prepared(tmp_path, production, dialect, good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    before = sqlite_file_state(url)
     proc, report = rehearse(project, url, server_urls, "--sample-rows", "50")
+    assert sqlite_file_state(url) == before  # SQLite "production" is opened read-only: not a byte changes
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert report["verdict"] == "safe" and report["schema_version"] == 1 and report["reasons"] == []
     assert report["source"]["revisions"] == ["a002"] and report["pending"] == ["a003"]
@@ -236,7 +247,12 @@ def test_a_step_that_fails_on_the_sampled_rows_is_unsafe(dialect, server_urls, p
     assert failed["revision"] == "a004" and failed["error"]
     assert any(r.startswith("pending migration a004 (unique user names) failed") for r in report["reasons"])
     assert report["schema_matches_models"]["status"] == "skipped"
-    # without rows the same rehearsal looks safe: the rows are what makes it fail
+
+
+def test_without_rows_the_same_rehearsal_looks_safe(server_urls, production, tmp_path) -> None:
+    """The rows are what makes a004 fail: schema only, it passes (and the report says rows were not copied)."""
+    project, url = prepared(tmp_path, production, "postgresql", good_chain() + [ADD_EMAIL, UNIQUE_NAMES],
+                            UNIQUE_MODELS)
     proc, report = rehearse(project, url, server_urls)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [s["status"] for s in report["steps"]] == ["passed", "passed"]
@@ -274,27 +290,31 @@ def test_a_select_only_account_is_enough_and_changes_nothing(dialect, server_url
             _execute(url, f"DROP USER '{role}'@'%'")
 
 
-def test_a_write_is_refused_by_production_itself(server_urls, production, tmp_path) -> None:
+@pytest.mark.parametrize("dialect, refusal", [("postgresql", "read-only transaction"),
+                                             ("mysql", "READ ONLY transaction"), ("sqlite", "readonly database")])
+def test_a_write_is_refused_by_production_itself(dialect, refusal, server_urls, production, tmp_path) -> None:
     """The read-only session is the database's own guarantee, not only the harness's good behaviour."""
     from harness.backends import get_backend
 
-    _, url = prepared(tmp_path, production, "postgresql", good_chain(), GOOD_MODELS)
-    engine = get_backend("postgresql").read_only_engine(make_url(url))
+    _, url = prepared(tmp_path, production, dialect, good_chain(), GOOD_MODELS)
+    engine = get_backend(dialect).read_only_engine(make_url(url))
     try:
-        with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError, match="read-only transaction"):
+        with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError, match=refusal):
             conn.execute(sa.text("UPDATE users SET name = 'x'"))
     finally:
         engine.dispose()
 
 
-def test_sqlite_production_is_opened_read_only(server_urls, production, tmp_path) -> None:
-    project, url = prepared(tmp_path, production, "sqlite", good_chain() + [ADD_EMAIL], EMAIL_MODELS)
-    path = Path(make_url(url).database)
-    before = (path.read_bytes(), path.stat().st_mtime_ns)
-    proc, report = rehearse(project, url, server_urls, "--sample-rows", "10")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
-    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name)) == [path.name]
+@pytest.mark.fast
+@pytest.mark.parametrize("statement", ["UPDATE users SET name = 'x'", "CREATE TABLE t (id int)",
+                                       "PRAGMA journal_mode = WAL", "DROP DATABASE prod", "  insert into t values (1)"])
+def test_the_harness_refuses_to_send_a_write(statement) -> None:
+    from harness.rehearse.source import WriteRefused, _guard
+
+    with pytest.raises(WriteRefused):
+        _guard(None, None, statement, None, None, False)
+    _guard(None, None, "SELECT 1", None, None, False)
+    _guard(None, None, "PRAGMA main.table_info(\"users\")", None, None, False)
 
 
 # -- (e) what production is not ------------------------------------------------------------------------------------

@@ -120,6 +120,9 @@ class Backend(ABC):
         return False
 
     # -- rehearse: reading a production database without changing it ------------------------------------------
+    #: how :meth:`read_only_engine` keeps the session read-only, in words (the rehearse report says it)
+    read_only_how: ClassVar[str] = "no read-only session: the harness's own statement guard only"
+
     def read_only_engine(self, url: URL) -> Engine:
         """An engine whose every session the database itself keeps read-only (``rehearse --from``): a write
         statement fails there even if the harness had a bug. Dialects say how (:meth:`read_only_connect_args`,

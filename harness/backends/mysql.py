@@ -83,6 +83,9 @@ class MySQLBackend(ServerBackend):
         seconds = max(1, int(lock_timeout_s))
         return [f"SET SESSION lock_wait_timeout = {seconds}", f"SET SESSION innodb_lock_wait_timeout = {seconds}"]
 
+    read_only_how: ClassVar[str] = ("SET SESSION TRANSACTION READ ONLY, one START TRANSACTION WITH CONSISTENT "
+                                    "SNAPSHOT, READ ONLY, rolled back")
+
     # -- rehearse ---------------------------------------------------------------------------------------------
     def read_only_connect_args(self) -> dict[str, Any]:
         return {"connect_timeout": 10}

@@ -106,6 +106,9 @@ class PostgreSQLBackend(ServerBackend):
     def session_settings(self, lock_timeout_s: float) -> list[str]:
         return [f"SET lock_timeout = '{max(1, int(lock_timeout_s * 1000))}ms'"]
 
+    read_only_how: ClassVar[str] = ("connect option default_transaction_read_only=on, SET SESSION CHARACTERISTICS "
+                                    "AS TRANSACTION READ ONLY, one REPEATABLE READ READ ONLY transaction, rolled back")
+
     # -- rehearse ---------------------------------------------------------------------------------------------
     def read_only_connect_args(self) -> dict[str, Any]:
         # default_transaction_read_only from the connection's start-up packet: even the driver's own first

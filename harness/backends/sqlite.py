@@ -56,6 +56,8 @@ class SQLiteBackend(Backend):
         return [f"PRAGMA busy_timeout = {max(1, int(lock_timeout_s * 1000))}", "PRAGMA synchronous = OFF",
                 "PRAGMA journal_mode = MEMORY"]
 
+    read_only_how: ClassVar[str] = "file opened with mode=ro, PRAGMA query_only = ON"
+
     def read_only_engine(self, url: sa.engine.URL) -> sa.engine.Engine:
         """The file opened with ``mode=ro`` (SQLite's own read-only open: no write, no journal, no new file),
         and ``PRAGMA query_only``."""

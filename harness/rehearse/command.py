@@ -163,20 +163,11 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
     source_info = {"url": source.url, "dialect": dialect, "server_version": source.server_version,
                    "revisions": list(source.revisions), "tables": len(source.metadata.tables) - 1,
                    "sample_rows": config.sample_rows, "copied_rows": rehearsal.copied,
-                   "read_only": _READ_ONLY_HOW[dialect], "statements": source.statements}
+                   "read_only": backend.read_only_how, "statements": source.statements}
     drift_status = (SKIPPED if unknown and not findings else FAILED if findings or drift_job.error else PASSED)
     return RehearseResult(verdict, EXIT_OK if verdict == SAFE else EXIT_CHECK_FAILED, tuple(reasons), source_info,
                           throwaway, "error" if drift_job.error else drift_status, tuple(findings), pending, steps,
                           schema, tuple(notes), run_id, started_at, time.monotonic() - started, drift_job.error)
-
-
-_READ_ONLY_HOW = {
-    "postgresql": "connect option default_transaction_read_only=on, SET SESSION CHARACTERISTICS AS TRANSACTION "
-                  "READ ONLY, one REPEATABLE READ READ ONLY transaction, rolled back",
-    "mysql": "SET SESSION TRANSACTION READ ONLY, one START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY, "
-             "rolled back",
-    "sqlite": "file opened with mode=ro, PRAGMA query_only = ON",
-}
 
 
 def _message(history: History, revision: str) -> str:

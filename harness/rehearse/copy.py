@@ -48,12 +48,7 @@ def copyable_metadata(reflected: sa.MetaData, backend: Backend) -> sa.MetaData:
         table.to_metadata(metadata)
     for table in metadata.tables.values():
         for column in table.columns:
-            default = column.server_default
-            if default is None:
-                continue
-            text = getattr(getattr(default, "arg", None), "text", None)
-            if text is None:
-                text = str(getattr(default, "arg", ""))
-            if getattr(default, "arg", None) is not None and backend.copyable_default(text) is None:
+            arg = getattr(column.server_default, "arg", None)  # reflected: a DefaultClause around the SQL text
+            if arg is not None and backend.copyable_default(str(getattr(arg, "text", arg))) is None:
                 column.server_default = None
     return metadata
