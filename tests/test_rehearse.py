@@ -453,3 +453,13 @@ def test_an_interrupted_rehearsal_leaves_nothing_behind(server_urls, production,
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert not [n for n in scratch_leftovers(server_urls["postgresql"]) if n.startswith(f"mharness_{run_id}_")]
+
+
+def test_a_schema_the_throwaway_server_cannot_recreate_is_not_safe(server_urls, production, tmp_path) -> None:
+    """An extension type production has (citext) and the scratch database does not: nothing is verified, and
+    the verdict says so instead of passing or crashing."""
+    project, url = prepared(tmp_path, production, "postgresql", good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    _execute(url, "CREATE EXTENSION IF NOT EXISTS citext", "ALTER TABLE users ADD COLUMN handle citext")
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "2")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert any(r.startswith("production's schema could not be recreated") for r in report["reasons"]), report

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from ..backends import get_backend
@@ -35,6 +36,7 @@ from ..process import WorkerOutcome, reset_cancel, run_worker
 from ..redact import secrets_of
 from ..results import FAILED, PASSED, SKIPPED, CheckResult
 from ..runner import History, _in_threads, _spec, preflight
+from ..steps import describe_error
 from . import copy, drift
 from .drift import DriftFinding
 from .source import Source, parse_source_url, read_source
@@ -158,7 +160,7 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
     steps = tuple(rehearsal.steps) + tuple(
         StepReport(r, _message(history, r), NOT_RUN) for r in pending[len(rehearsal.steps):]) if not unknown else ()
     schema = rehearsal.schema_check
-    reasons = _reasons(unknown, drift_job, steps, schema, source)
+    reasons = _reasons(unknown, drift_job, rehearsal, steps, schema, source)
     verdict = UNSAFE if reasons else SAFE
     source_info = {"url": source.url, "dialect": dialect, "server_version": source.server_version,
                    "revisions": list(source.revisions), "tables": len(source.metadata.tables) - 1,
@@ -251,27 +253,40 @@ def _drift(job: _Job, run_config: Any, server: Server, dialect: str, run_id: str
             where = f"upgrade to {_label(history, failed.revision)}: {failed.error}" if failed else stopped
             job.error = f"the migrations do not build production's revision on an empty database ({where})"
             return
-        job.findings = drift.compare(source.metadata, url, get_backend(dialect))
+        try:
+            job.findings = drift.compare(source.metadata, url, get_backend(dialect))
+        except sa.exc.SQLAlchemyError as exc:
+            job.error = f"production's schema could not be compared with the migrations': {describe_error(exc)}"
 
 
 def _rehearse(job: _Job, pending: tuple[str, ...], run_config: Any, server: Server, dialect: str, run_id: str,
               history: History, source: Source, say: Callable[[str], None]) -> None:
     """Recreate production in a scratch database and run the pending migrations on it, then the models check."""
     with server.scratch_database() as url:
-        job.copied = copy.recreate(source, url, get_backend(dialect))
+        try:
+            job.copied = copy.recreate(source, url, get_backend(dialect))
+        except sa.exc.SQLAlchemyError as exc:  # e.g. a type of an extension the throwaway server does not have
+            job.error = f"production's schema could not be recreated on the throwaway server: {describe_error(exc)}"
+            job.schema_check = CheckResult("schema_matches_models", SKIPPED, None, "not run: no copy of production")
+            return
         outcome = _worker(run_config, url, dialect, run_id, list(pending), True, say)
         job.steps, stopped = _ran(outcome, dialect)
+        if stopped and not any(s.status == FAILED for s in job.steps):
+            job.error = f"the rehearsal stopped before its end: {stopped}"
         checks = [CheckResult.from_dict(e) for e in outcome.of_kind("check")]
         job.schema_check = checks[0] if checks else CheckResult(
             "schema_matches_models", SKIPPED, None, "not run: a pending step failed" if not stopped
             else f"not run: {stopped}")
 
 
-def _reasons(unknown: list[str], drift_job: _Job, steps: tuple[StepReport, ...], schema: CheckResult | None,
-             source: Source) -> list[str]:
+def _reasons(unknown: list[str], drift_job: _Job, rehearsal: _Job, steps: tuple[StepReport, ...],
+             schema: CheckResult | None, source: Source) -> list[str]:
+    """Why the verdict is ``unsafe``: every one of them; none means ``safe``. What could not be verified (a
+    rehearsal that stopped, a schema that could not be copied) is a reason too: not known safe is not safe."""
     reasons = [f"revision {r} in production is not in the migrations history" for r in unknown]
-    if drift_job.error:
-        reasons.append(drift_job.error)
+    for error in (drift_job.error, rehearsal.error):
+        if error:
+            reasons.append(error)
     if drift_job.findings:
         reasons.append(f"{len(drift_job.findings)} drift finding(s): production differs from what its migrations "
                        f"build at {', '.join(source.revisions)}")
