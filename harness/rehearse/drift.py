@@ -65,6 +65,21 @@ class DriftFinding:
                    difference.database, difference.detail)
 
 
+class ProductionComparison(ModelComparison):
+    """:class:`ModelComparison` with production's reflected schema in the place of the models.
+
+    One difference: production's server defaults are SQL text as the database keeps it (``'draft'::status``),
+    and are compared as that text. alembic 1.9 renders such a text default on a String-affinity column with
+    quotes of its own (``'draft'::status'``), which would make every enum default look like drift there.
+    """
+
+    def _compare_default(self, context: Any, conn_col: Any, meta_col: Any, conn_default: str | None,
+                         meta_default: Any, rendered_meta_default: str | None) -> bool:
+        text = getattr(getattr(meta_default, "arg", None), "text", None)
+        return super()._compare_default(context, conn_col, meta_col, conn_default, meta_default,
+                                        text if text is not None else rendered_meta_default)
+
+
 def unknown_revision(revision: str) -> DriftFinding:
     """Production is at a revision the migrations directory does not have (a branch not merged, a revision
     deleted after it ran): nothing can say what the pending steps are."""
@@ -78,7 +93,7 @@ def compare(production: sa.MetaData, migrated_url: str, backend: Backend) -> lis
         with engine.connect() as conn:
             # the server defaults a database makes by itself (PostgreSQL SERIAL's nextval) are dropped as for the
             # copy: alembic does not report them on the migrated side either
-            differences = ModelComparison(conn, copyable_metadata(production, backend), backend).differences()
+            differences = ProductionComparison(conn, copyable_metadata(production, backend), backend).differences()
     finally:
         engine.dispose()
     return [DriftFinding.from_difference(d) for d in differences]
