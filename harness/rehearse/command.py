@@ -147,12 +147,13 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
             notes.append("no rows were copied (--sample-rows 0): a pending migration that fails only on existing "
                          "data cannot be found; pass --sample-rows N")
         drift_job, rehearsal = _Job(), _Job()
-        with backend.server(settings, run_id) as server:
-            throwaway = _describe_server(server, settings, source, notes)
-            say(f"throwaway server: {throwaway['kind']} {throwaway.get('image') or ''} ({server.server_version})")
-            if unknown:
-                notes.append("drift comparison and rehearsal not run: production's revision is not in the history")
-            else:
+        throwaway: dict[str, Any] = {"kind": None, "image": None, "server_version": ""}
+        if unknown:  # which steps are pending is unknown: nothing to build or rehearse, no server started
+            notes.append("drift comparison and rehearsal not run: production's revision is not in the history")
+        else:
+            with backend.server(settings, run_id) as server:
+                throwaway = _describe_server(server, settings, source, notes)
+                say(f"throwaway server: {throwaway['kind']} {throwaway.get('image') or ''} ({server.server_version})")
                 ctx = (run_config, server, dialect, run_id, history, source, say)
                 _in_threads([lambda: _drift(drift_job, *ctx), lambda: _rehearse(rehearsal, pending, *ctx)],
                             "rehearse")
@@ -166,9 +167,9 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
                    "revisions": list(source.revisions), "tables": len(source.metadata.tables) - 1,
                    "sample_rows": config.sample_rows, "copied_rows": rehearsal.copied,
                    "read_only": backend.read_only_how, "statements": source.statements}
-    drift_status = (SKIPPED if unknown and not findings else FAILED if findings or drift_job.error else PASSED)
+    drift_status = "error" if drift_job.error else FAILED if findings else PASSED
     return RehearseResult(verdict, EXIT_OK if verdict == SAFE else EXIT_CHECK_FAILED, tuple(reasons), source_info,
-                          throwaway, "error" if drift_job.error else drift_status, tuple(findings), pending, steps,
+                          throwaway, drift_status, tuple(findings), pending, steps,
                           schema, tuple(notes), run_id, started_at, time.monotonic() - started, drift_job.error)
 
 

@@ -30,8 +30,9 @@ def to_text(result: RehearseResult, verbose: bool = False) -> str:
     at = ", ".join(source["revisions"]) or "base (empty alembic_version)"
     copied = sum(source["copied_rows"].values())
     lines = [f"production: {source['url']} ({source['server_version']}), read-only, at {at}",
-             f"throwaway:  {throwaway['kind']}" + (f" {throwaway['image']}" if throwaway.get("image") else "")
-             + f" ({throwaway['server_version']})",
+             ("throwaway:  not started" if not throwaway["kind"] else
+              f"throwaway:  {throwaway['kind']}" + (f" {throwaway['image']}" if throwaway.get("image") else "")
+              + f" ({throwaway['server_version']})"),
              f"drift:      {result.drift_status}" + (f": {result.drift_error}" if result.drift_error else "")]
     lines += [f"  - {f.text}" for f in result.drift]
     sample = f", {copied} row(s) copied (--sample-rows {source['sample_rows']})" if source["sample_rows"] else ""
