@@ -92,7 +92,8 @@ class MySQLBackend(ServerBackend):
 
     def read_only_session(self) -> list[str]:
         # every transaction of the session is READ ONLY: a write fails with ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
-        return ["SET SESSION TRANSACTION READ ONLY"]
+        # a read that would wait for a metadata lock (DDL running there) gives up instead of queueing
+        return ["SET SESSION TRANSACTION READ ONLY", "SET SESSION lock_wait_timeout = 10"]
 
     def begin_read_only(self) -> str | None:
         return "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"

@@ -116,7 +116,8 @@ class PostgreSQLBackend(ServerBackend):
         return {"connect_timeout": 10, "options": "-c default_transaction_read_only=on"}
 
     def read_only_session(self) -> list[str]:
-        return ["SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"]
+        # a catalogue read that would wait for a lock (a migration running there) gives up instead of queueing
+        return ["SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", "SET SESSION lock_timeout = '10s'"]
 
     def begin_read_only(self) -> str | None:
         return "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"

@@ -143,6 +143,9 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
         settings = DatabaseSettings(dialect, image=image if dialect != "sqlite" else None,
                                     url=server_urls(run_config.cwd).get(dialect))
         notes: list[str] = []
+        if config.image and settings.url:
+            notes.append(f"--image {config.image} was not used: HARNESS_{dialect.upper()}_URL gives the throwaway "
+                         "server (as for run); unset it to rehearse on a container")
         if config.sample_rows == 0:
             notes.append("no rows were copied (--sample-rows 0): a pending migration that fails only on existing "
                          "data cannot be found; pass --sample-rows N")
