@@ -465,3 +465,29 @@ def test_a_schema_the_throwaway_server_cannot_recreate_is_not_safe(server_urls, 
     proc, report = rehearse(project, url, server_urls, "--sample-rows", "2")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert any(r.startswith("production's schema could not be recreated") for r in report["reasons"]), report
+
+
+REQUIRED_BIO = Rev("a004", "required user bio", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(sa.Column("bio", sa.String(length=200), nullable=False))
+""", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_column("bio")
+""")
+BIO_MODELS = EMAIL_MODELS.replace("    email = db.Column(sa.String(120), nullable=True)\n",
+                                  "    email = db.Column(sa.String(120), nullable=True)\n"
+                                  "    bio = db.Column(sa.String(200), nullable=False)\n")
+
+
+@pytest.mark.parametrize("dialect, verdict", [("postgresql", "unsafe"), ("mysql", "safe")])
+def test_a_not_null_column_without_default_fails_where_the_database_refuses(dialect, verdict, server_urls,
+                                                                            production, tmp_path) -> None:
+    """PostgreSQL refuses NOT NULL without a default on a table with rows; MariaDB fills '' (FIELD_NOTES): the
+    rehearsal says what production would do, on each."""
+    project, url = prepared(tmp_path, production, dialect, good_chain() + [ADD_EMAIL, REQUIRED_BIO], BIO_MODELS)
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "2")
+    assert report["verdict"] == verdict, proc.stdout + proc.stderr
+    if verdict == "unsafe":
+        assert report["steps"][1]["revision"] == "a004" and "NotNullViolation" in report["steps"][1]["error"]
+    else:
+        assert [s["status"] for s in report["steps"]] == ["passed", "passed"]
