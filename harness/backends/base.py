@@ -119,6 +119,51 @@ class Backend(ABC):
         """A CHECK constraint the database adds by itself (not in the models, not made by a migration)."""
         return False
 
+    # -- rehearse: reading a production database without changing it ------------------------------------------
+    #: how :meth:`read_only_engine` keeps the session read-only, in words (the rehearse report says it)
+    read_only_how: ClassVar[str] = "no read-only session: the harness's own statement guard only"
+
+    def read_only_engine(self, url: URL) -> Engine:
+        """An engine whose every session the database itself keeps read-only (``rehearse --from``): a write
+        statement fails there even if the harness had a bug. Dialects say how (:meth:`read_only_connect_args`,
+        :meth:`read_only_session`, SQLite overrides the whole engine)."""
+        engine = sa.create_engine(url, poolclass=NullPool, connect_args=self.read_only_connect_args())
+        statements = self.read_only_session()
+
+        def on_connect(dbapi_connection: Any, record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            for statement in statements:
+                cursor.execute(statement)
+            cursor.close()
+
+        sa.event.listen(engine, "connect", on_connect)
+        return engine
+
+    def read_only_connect_args(self) -> dict[str, Any]:
+        """Driver arguments that make the session read-only from its first statement (none by default)."""
+        return {}
+
+    def read_only_session(self) -> list[str]:
+        """Statements run on each new production connection, before anything else, that make it read-only."""
+        return []
+
+    def begin_read_only(self) -> str | None:
+        """The statement that opens the one read-only transaction every production read happens in (one
+        snapshot: the revision, the schema and the sampled rows agree with each other)."""
+        return None
+
+    def image_for_version(self, version_info: tuple[int, ...], server_version: str) -> str | None:
+        """The container image of the same major version as a production server (``None``: no container)."""
+        return None
+
+    def copyable_default(self, text: str | None) -> str | None:
+        """A reflected server default as it can be recreated in an empty database; ``None`` drops it (the
+        database makes it again by itself, e.g. PostgreSQL's SERIAL ``nextval(...)``)."""
+        return text
+
+    def after_rows_copied(self, conn: Connection, table: sa.Table) -> None:
+        """Called after rows with explicit keys were copied into ``table`` (counters the database keeps)."""
+
 
 def _balanced(text: str) -> bool:
     depth = 0

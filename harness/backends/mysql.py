@@ -83,6 +83,29 @@ class MySQLBackend(ServerBackend):
         seconds = max(1, int(lock_timeout_s))
         return [f"SET SESSION lock_wait_timeout = {seconds}", f"SET SESSION innodb_lock_wait_timeout = {seconds}"]
 
+    read_only_how: ClassVar[str] = ("SET SESSION TRANSACTION READ ONLY, one START TRANSACTION WITH CONSISTENT "
+                                    "SNAPSHOT, READ ONLY, rolled back")
+
+    # -- rehearse ---------------------------------------------------------------------------------------------
+    def read_only_connect_args(self) -> dict[str, Any]:
+        return {"connect_timeout": 10}
+
+    def read_only_session(self) -> list[str]:
+        # every transaction of the session is READ ONLY: a write fails with ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+        # a read that would wait for a metadata lock (DDL running there) gives up instead of queueing
+        return ["SET SESSION TRANSACTION READ ONLY", "SET SESSION lock_wait_timeout = 10"]
+
+    def begin_read_only(self) -> str | None:
+        return "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
+
+    def image_for_version(self, version_info: tuple[int, ...], server_version: str) -> str | None:
+        # MySQL 8.0.36 -> mysql:8.0, MariaDB 10.11.6 -> mariadb:10.11 (the official images' minor-version tags)
+        numbers = server_version.split()[-1].split(".")[:2]
+        if len(numbers) < 2:
+            return None
+        product = "mariadb" if server_version.lower().startswith("mariadb") else "mysql"
+        return f"{product}:{'.'.join(numbers)}"
+
     def normalize_default(self, text: str | None) -> str | None:
         value = super().normalize_default(text)
         # MySQL has no boolean type: server_default=sa.true() / sa.false() is stored and reflected as 1 / 0.

@@ -106,6 +106,46 @@ class PostgreSQLBackend(ServerBackend):
     def session_settings(self, lock_timeout_s: float) -> list[str]:
         return [f"SET lock_timeout = '{max(1, int(lock_timeout_s * 1000))}ms'"]
 
+    read_only_how: ClassVar[str] = ("connect option default_transaction_read_only=on, SET SESSION CHARACTERISTICS "
+                                    "AS TRANSACTION READ ONLY, one REPEATABLE READ READ ONLY transaction, rolled back")
+
+    # -- rehearse ---------------------------------------------------------------------------------------------
+    def read_only_connect_args(self) -> dict[str, Any]:
+        # default_transaction_read_only from the connection's start-up packet: even the driver's own first
+        # statements run read-only, and a write fails with "cannot execute ... in a read-only transaction"
+        return {"connect_timeout": 10, "options": "-c default_transaction_read_only=on"}
+
+    def read_only_session(self) -> list[str]:
+        # a catalogue read that would wait for a lock (a migration running there) gives up instead of queueing
+        return ["SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", "SET SESSION lock_timeout = '10s'"]
+
+    def begin_read_only(self) -> str | None:
+        return "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+    def image_for_version(self, version_info: tuple[int, ...], server_version: str) -> str | None:
+        # from 10 on the major version is one number (15.4 -> postgres:15); before, two (9.6 -> postgres:9.6)
+        if not version_info:
+            return None
+        major = version_info[:1] if version_info[0] >= 10 else version_info[:2]
+        return "postgres:" + ".".join(map(str, major))
+
+    def copyable_default(self, text: str | None) -> str | None:
+        # a SERIAL column's nextval('<table>_<col>_seq'::regclass) names a sequence an empty database does not
+        # have; CREATE TABLE with SERIAL makes it again
+        if text is not None and text.startswith("nextval("):
+            return None
+        return text
+
+    def after_rows_copied(self, conn: Connection, table: sa.Table) -> None:
+        # rows copied with their ids leave a SERIAL / identity sequence at 1: the next INSERT a data migration
+        # makes would collide with a copied id
+        for column in table.primary_key.columns:
+            sequence = conn.execute(sa.text("SELECT pg_get_serial_sequence(:t, :c)"),
+                                    {"t": _quote(table.name), "c": column.name}).scalar()
+            if sequence:
+                conn.execute(sa.text(f"SELECT setval(:s, (SELECT coalesce(max({_quote(column.name)}), 0) + 1 "
+                                     f"FROM {_quote(table.name)}), false)"), {"s": sequence})
+
     def normalize_default(self, text: str | None) -> str | None:
         if text is None:
             return None

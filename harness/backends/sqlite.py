@@ -11,6 +11,7 @@ from typing import ClassVar, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
 
 from ..config import DatabaseSettings
 from .base import SCRATCH_PREFIX, Backend, Server
@@ -54,6 +55,22 @@ class SQLiteBackend(Backend):
         # or transaction does is unchanged; only a crash of the machine could corrupt the file)
         return [f"PRAGMA busy_timeout = {max(1, int(lock_timeout_s * 1000))}", "PRAGMA synchronous = OFF",
                 "PRAGMA journal_mode = MEMORY"]
+
+    read_only_how: ClassVar[str] = "file opened with mode=ro, PRAGMA query_only = ON"
+
+    def read_only_engine(self, url: sa.engine.URL) -> sa.engine.Engine:
+        """The file opened with ``mode=ro`` (SQLite's own read-only open: no write, no journal, no new file),
+        and ``PRAGMA query_only``."""
+        path = url.database or ""
+        if not path or path == ":memory:":
+            raise ValueError("a SQLite --from URL must name a database file")
+
+        def connect() -> sqlite3.Connection:
+            connection = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+            connection.execute("PRAGMA query_only = ON")
+            return connection
+
+        return sa.create_engine("sqlite://", creator=connect, poolclass=NullPool)
 
     def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
         """The CREATE statements of each table and its indexes: everything SQLite reflects is parsed from them."""

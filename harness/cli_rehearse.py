@@ -1,0 +1,72 @@
+"""The ``rehearse`` click command: parse options, call :func:`harness.rehearse.command.rehearse`, print, exit."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+
+import click
+
+from .cli import EXIT_INTERNAL, EXIT_INTERRUPTED, _interrupt
+from .errors import HarnessError
+from .redact import redact, secrets_of
+
+
+@click.command()
+@click.option("--from", "from_url", metavar="URL", envvar="HARNESS_REHEARSE_FROM", required=True,
+              help="The database to rehearse against (production, a replica, staging); read-only. "
+                   "Default: HARNESS_REHEARSE_FROM.")
+@click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
+@click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
+@click.option("--image", metavar="IMAGE",
+              help="Image of the throwaway server (default: from production's version, e.g. postgres:15).")
+@click.option("--sample-rows", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Copy up to N rows per table (foreign keys kept consistent) into the rehearsal.")
+@click.option("--step-timeout", type=float, metavar="SECONDS",
+              help="Stop a migration step (or the app's start-up) that takes longer (default 300).")
+@click.option("--json", "json_path", metavar="PATH", help="Also write the JSON report to PATH (- for stdout).")
+@click.option("--markdown", "markdown_path", metavar="PATH", help="Also write a Markdown report to PATH.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print progress as it happens.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the verdict (errors still go to stderr).")
+def rehearse(from_url: str, app: str | None, migrations: str | None, image: str | None, sample_rows: int,
+             step_timeout: float | None, json_path: str | None, markdown_path: str | None, verbose: bool,
+             quiet: bool) -> None:
+    """Is `flask db upgrade` safe on the database at --from? Reads it read-only, checks it for drift against its
+    own migrations, rehearses the pending migrations on a copy on a throwaway server. Exit 0 safe, 1 unsafe."""
+    from .rehearse.command import RehearseConfig, rehearse as run_rehearsal
+    from .rehearse.report import to_text, verdict_line, write_error, write_json, write_markdown
+
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    hide = secrets_of(from_url, *(os.environ.get(f"HARNESS_{d}_URL") for d in ("POSTGRESQL", "MYSQL")))
+    out_err = json_path == "-"
+
+    def progress(text: str) -> None:
+        if verbose and not quiet:
+            click.echo(redact(text, hide), err=True)
+
+    try:
+        result = run_rehearsal(RehearseConfig(from_url=from_url, app=app, migrations=migrations, image=image,
+                                              sample_rows=sample_rows, step_timeout_s=step_timeout), progress)
+    except HarnessError as exc:
+        click.echo(redact(f"migration-harness: error: {exc}", hide), err=True)
+        if json_path:
+            write_error(json_path, exc.exit_code, str(exc), hide)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("migration-harness: interrupted; containers and scratch databases were removed", err=True)
+        if json_path:
+            write_error(json_path, EXIT_INTERRUPTED, "interrupted (SIGINT / SIGTERM)", hide)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception:  # a bug in the harness: report it, still without a password in sight
+        click.echo(redact(f"migration-harness: internal error (please report it):\n{traceback.format_exc()}", hide),
+                   err=True)
+        sys.exit(EXIT_INTERNAL)
+    text = verdict_line(result) if quiet else to_text(result, verbose)
+    click.echo(redact(text, hide), err=out_err)
+    if json_path:
+        write_json(result, json_path, hide)
+    if markdown_path:
+        write_markdown(result, markdown_path, hide)
+    sys.exit(result.exit_code)

@@ -1,0 +1,120 @@
+"""A rehearsal's result as text (for the release manager), JSON (for CI; fields in the README) and Markdown."""
+from __future__ import annotations
+
+import json
+import sys
+
+from ..redact import redact
+from ..report import versions, write_atomically
+from .command import NOT_RUN, SAFE, RehearseResult
+
+
+def _step_lines(result: RehearseResult) -> list[str]:
+    width = max((len(s.revision) + len(s.message) + 3 for s in result.steps), default=0)
+    lines = []
+    for step in result.steps:
+        label = f"{step.revision} ({step.message})" if step.message else step.revision
+        if step.status == NOT_RUN:
+            lines.append(f"  not run  {label}")
+            continue
+        mark = "ok     " if step.status == "passed" else "FAILED "
+        lines.append(f"  {mark}  {label:<{width}}  {step.duration_s:7.3f}s  {step.rows} row(s)")
+        if step.error:
+            lines.append(f"           {step.error}")
+    return lines
+
+
+def to_text(result: RehearseResult, verbose: bool = False) -> str:
+    """The whole report; the verdict is the last line."""
+    source, throwaway = result.source, result.throwaway
+    at = ", ".join(source["revisions"]) or "base (empty alembic_version)"
+    copied = sum(source["copied_rows"].values())
+    lines = [f"production: {source['url']} ({source['server_version']}), read-only, at {at}",
+             ("throwaway:  not started" if not throwaway["kind"] else
+              f"throwaway:  {throwaway['kind']}" + (f" {throwaway['image']}" if throwaway.get("image") else "")
+              + f" ({throwaway['server_version']})"),
+             f"drift:      {result.drift_status}" + (f": {result.drift_error}" if result.drift_error else "")]
+    lines += [f"  - {f.text}" for f in result.drift]
+    sample = f", {copied} row(s) copied (--sample-rows {source['sample_rows']})" if source["sample_rows"] else ""
+    lines.append(f"pending:    {len(result.pending)} migration(s){sample}")
+    lines += _step_lines(result)
+    if result.schema_check is not None:
+        check = result.schema_check
+        lines.append(f"schema_matches_models: {check.status}  {check.message}".rstrip())
+        lines += [f"  - {d.get('text')}" for d in check.differences]
+    lines += [f"note: {n}" for n in result.notes]
+    if verbose:
+        lines.append(f"({source['statements']} read-only statement(s) sent to production; run {result.run_id}, "
+                     f"{result.duration_s:.1f}s)")
+    lines.append(verdict_line(result))
+    lines += [f"  - {r}" for r in result.reasons]
+    return "\n".join(lines)
+
+
+def verdict_line(result: RehearseResult) -> str:
+    if result.verdict == SAFE:
+        return f"verdict: SAFE: {len(result.pending)} pending migration(s) rehearsed on a copy of production"
+    return f"verdict: UNSAFE ({len(result.reasons)} reason(s))"
+
+
+def to_json(result: RehearseResult) -> dict:
+    from .. import __version__
+
+    return {**result.to_dict(), "harness_version": __version__, "versions": versions()}
+
+
+def write_json(result: RehearseResult, path: str, hide: list[str] | None = None) -> None:
+    """``-`` is standard output; a file is written whole or not at all; ``hide``: passwords to redact (none
+    should be there: every URL in the result is already shown without its password)."""
+    text = redact(json.dumps(to_json(result), indent=2) + "\n", hide or [])
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    write_atomically(path, text)
+
+
+def write_error(path: str, exit_code: int, message: str, hide: list[str] | None = None) -> None:
+    """A rehearsal that stopped before its verdict still leaves its JSON report (``verdict`` ``error``), so a CI
+    step that parses it learns why instead of finding no file."""
+    from .. import __version__
+
+    report = {"schema_version": 1, "command": "rehearse", "verdict": "error", "exit_code": exit_code,
+              "error": message, "harness_version": __version__}
+    text = redact(json.dumps(report, indent=2) + "\n", hide or [])
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        write_atomically(path, text)
+    except OSError:  # the error being reported already says what went wrong
+        pass
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(result: RehearseResult) -> str:
+    mark = "✅ safe" if result.verdict == SAFE else "❌ unsafe"
+    source = result.source
+    lines = [f"## migration-harness rehearse: {mark}", "",
+             f"production `{source['url']}` ({source['server_version']}) at "
+             f"`{', '.join(source['revisions']) or 'base'}` · run `{result.run_id}`", ""]
+    if result.reasons:
+        lines += ["### Why", ""] + [f"- {_cell(r)}" for r in result.reasons] + [""]
+    if result.drift:
+        lines += ["### Drift", ""] + [f"- {_cell(f.text)}" for f in result.drift] + [""]
+    lines += ["### Pending migrations", "", "| revision | status | duration | rows | error |",
+              "| --- | --- | --- | --- | --- |"]
+    for step in result.steps:
+        lines.append(f"| `{step.revision}` {_cell(step.message)} | {step.status} | {step.duration_s:.3f}s | "
+                     f"{step.rows} | {_cell(step.error or '')} |")
+    if result.schema_check is not None:
+        lines += ["", f"`schema_matches_models`: {result.schema_check.status} {_cell(result.schema_check.message)}"]
+    if result.notes:
+        lines += [""] + [f"- note: {_cell(n)}" for n in result.notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_markdown(result: RehearseResult, path: str, hide: list[str] | None = None) -> None:
+    write_atomically(path, redact(to_markdown(result), hide or []))
