@@ -6,9 +6,8 @@ import click
 
 
 def register(group: click.Group) -> None:
-    for module, name in (("harness.cli_lint", "lint"), ("harness.cli_rehearse", "rehearse")):
-        try:
-            command = getattr(__import__(module, fromlist=[name]), name)
-        except ImportError:  # pragma: no cover - while a command is being built
-            continue
-        group.add_command(command)
+    from .cli_lint import lint
+    from .cli_rehearse import rehearse
+
+    group.add_command(lint)
+    group.add_command(rehearse)
