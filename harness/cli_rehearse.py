@@ -27,11 +27,13 @@ from .redact import redact, secrets_of
               help="Stop a migration step (or the app's start-up) that takes longer (default 300).")
 @click.option("--json", "json_path", metavar="PATH", help="Also write the JSON report to PATH (- for stdout).")
 @click.option("--markdown", "markdown_path", metavar="PATH", help="Also write a Markdown report to PATH.")
+@click.option("--ignore-table", "ignore_tables", multiple=True, metavar="TABLE",
+              help="Ignore differences in TABLE (drift and schema_matches_models; shown as ignored). Repeatable.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print progress as it happens.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the verdict (errors still go to stderr).")
 def rehearse(from_url: str, app: str | None, migrations: str | None, image: str | None, sample_rows: int,
-             step_timeout: float | None, json_path: str | None, markdown_path: str | None, verbose: bool,
-             quiet: bool) -> None:
+             step_timeout: float | None, json_path: str | None, markdown_path: str | None,
+             ignore_tables: tuple[str, ...], verbose: bool, quiet: bool) -> None:
     """Is `flask db upgrade` safe on the database at --from? Reads it read-only, checks it for drift against its
     own migrations, rehearses the pending migrations on a copy on a throwaway server. Exit 0 safe, 1 unsafe."""
     from .rehearse.command import RehearseConfig, rehearse as run_rehearsal
@@ -48,7 +50,8 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
 
     try:
         result = run_rehearsal(RehearseConfig(from_url=from_url, app=app, migrations=migrations, image=image,
-                                              sample_rows=sample_rows, step_timeout_s=step_timeout), progress)
+                                              sample_rows=sample_rows, step_timeout_s=step_timeout,
+                                              ignore_tables=ignore_tables), progress)
     except HarnessError as exc:
         click.echo(redact(f"migration-harness: error: {exc}", hide), err=True)
         if json_path:

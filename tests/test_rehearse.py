@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from conftest import IMAGES, cli_env, run_cli, run_containers, scratch_leftovers
-from projects import GOOD_MODELS, TRICKY_MODELS, Rev, good_chain, make_project, tricky_chain
+from projects import GOOD_MODELS, OWN_ENGINE_ENV, TRICKY_MODELS, Rev, good_chain, make_project, tricky_chain
 
 ADD_EMAIL = Rev("a003", "add users email", """
     with op.batch_alter_table("users") as batch_op:
@@ -186,7 +186,7 @@ def test_clean_production_is_safe_and_lists_the_pending_steps(dialect, server_ur
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert report["verdict"] == "safe" and report["schema_version"] == 1 and report["reasons"] == []
     assert report["source"]["revisions"] == ["a002"] and report["pending"] == ["a003"]
-    assert report["drift"] == {"status": "passed", "error": None, "findings": []}
+    assert report["drift"] == {"status": "passed", "error": None, "findings": [], "ignored": []}
     [step] = report["steps"]
     assert step["revision"] == "a003" and step["status"] == "passed" and step["duration_s"] > 0
     assert step["rows"] == len(USERS)  # the UPDATE touched every copied user
@@ -491,3 +491,80 @@ def test_a_not_null_column_without_default_fails_where_the_database_refuses(dial
         assert report["steps"][1]["revision"] == "a004" and "NotNullViolation" in report["steps"][1]["error"]
     else:
         assert [s["status"] for s in report["steps"]] == ["passed", "passed"]
+
+
+# -- found on real apps ----------------------------------------------------------------------------------------------
+# CTFd: users.team_id -> teams and teams.captain_id -> users. No table order lets the rows in one table at a time.
+CYCLE_CHAIN = [
+    Rev("c001", "create users", """
+    op.create_table("users", sa.Column("id", sa.Integer(), nullable=False), sa.Column("name", sa.String(40)),
+                    sa.Column("team_id", sa.Integer(), nullable=True), sa.PrimaryKeyConstraint("id", name="pk_users"))
+""", 'op.drop_table("users")'),
+    Rev("c002", "create teams", """
+    op.create_table("teams", sa.Column("id", sa.Integer(), nullable=False), sa.Column("name", sa.String(40)),
+                    sa.Column("captain_id", sa.Integer(), nullable=True),
+                    sa.ForeignKeyConstraint(["captain_id"], ["users.id"], name="fk_teams_captain_id_users"),
+                    sa.PrimaryKeyConstraint("id", name="pk_teams"))
+    op.create_foreign_key("fk_users_team_id_teams", "users", "teams", ["team_id"], ["id"])
+""", """
+    op.drop_constraint("fk_users_team_id_teams", "users", type_="foreignkey")
+    op.drop_table("teams")
+"""),
+    Rev("c003", "add users email", """
+    op.add_column("users", sa.Column("email", sa.String(length=120), nullable=True))
+    op.execute("UPDATE users SET email = name")
+""", 'op.drop_column("users", "email")'),
+]
+CYCLE_MODELS = """
+class User(db.Model):
+    __tablename__ = "users"
+    id = db.Column(sa.Integer, primary_key=True)
+    name = db.Column(sa.String(40))
+    email = db.Column(sa.String(120))
+    team_id = db.Column(sa.Integer, sa.ForeignKey("teams.id", name="fk_users_team_id_teams", use_alter=True))
+
+
+class Team(db.Model):
+    __tablename__ = "teams"
+    id = db.Column(sa.Integer, primary_key=True)
+    name = db.Column(sa.String(40))
+    captain_id = db.Column(sa.Integer, sa.ForeignKey("users.id", name="fk_teams_captain_id_users"))
+"""
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_tables_that_reference_each_other_are_copied_with_their_rows(dialect, server_urls, production,
+                                                                     tmp_path) -> None:
+    project = make_project(tmp_path / f"p-{dialect}", CYCLE_CHAIN, CYCLE_MODELS)
+    url = production(dialect)
+    flask_upgrade(project, url, "c002")
+    _execute(url, "INSERT INTO users (id, name) VALUES (1, 'ann'), (2, 'bob'), (3, 'cy')",
+             "INSERT INTO teams (id, name, captain_id) VALUES (1, 'red', 2), (2, 'blue', 3)",
+             "UPDATE users SET team_id = 1 WHERE id IN (1, 2)", "UPDATE users SET team_id = 2 WHERE id = 3")
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "10")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["verdict"] == "safe", report["reasons"]
+    assert report["source"]["copied_rows"] == {"users": 3, "teams": 2}
+    assert report["steps"][0]["rows"] == 3
+
+
+def test_rows_are_counted_when_env_py_makes_its_own_engine(server_urls, production, tmp_path) -> None:
+    project, url = prepared(tmp_path, production, "postgresql", good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    (project / "migrations" / "env.py").write_text(OWN_ENGINE_ENV)  # engine_from_config, as older templates do
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "50")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["steps"][0]["rows"] == len(USERS)
+
+
+def test_ignored_tables_are_neither_drift_nor_a_model_difference(server_urls, production, tmp_path) -> None:
+    project, url = prepared(tmp_path, production, "postgresql", good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    _execute(url, "CREATE TABLE plugin_state (id INTEGER PRIMARY KEY, value TEXT)")  # a plugin's own migrations
+    proc, report = rehearse(project, url, server_urls)
+    assert report["verdict"] == "unsafe"
+    assert [f["table"] for f in report["drift"]["findings"]] == ["plugin_state"]
+    proc, report = rehearse(project, url, server_urls, "--ignore-table", "plugin_state")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["drift"]["findings"] == [] and report["schema_matches_models"]["status"] == "passed"
+    [ignored] = report["drift"]["ignored"]
+    assert ignored["table"] == "plugin_state" and ignored["reason"] == "--ignore-table plugin_state"
+    assert "ignored: table plugin_state" in proc.stdout

@@ -56,6 +56,8 @@ class RehearseConfig:
     sample_rows: int = 0
     step_timeout_s: float | None = None
     cwd: str | None = None
+    #: ``--ignore-table`` (pyproject's ignore rules apply too, as for run)
+    ignore_tables: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,13 +95,16 @@ class RehearseResult:
     started_at: str = ""
     duration_s: float = 0.0
     drift_error: str | None = None
+    #: drift findings an ignore rule matched (``--ignore-table``, pyproject), each with the rule's reason
+    drift_ignored: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": 1, "command": "rehearse", "verdict": self.verdict, "exit_code": self.exit_code,
                 "reasons": list(self.reasons), "run_id": self.run_id, "started_at": self.started_at,
                 "duration_s": round(self.duration_s, 3), "source": self.source, "throwaway": self.throwaway,
                 "drift": {"status": self.drift_status, "error": self.drift_error,
-                          "findings": [f.to_dict() for f in self.drift]},
+                          "findings": [f.to_dict() for f in self.drift],
+                          "ignored": [dict(d) for d in self.drift_ignored]},
                 "pending": list(self.pending), "steps": [s.to_dict() for s in self.steps],
                 "schema_matches_models": self.schema_check.to_dict() if self.schema_check else None,
                 "notes": list(self.notes)}
@@ -125,7 +130,8 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
         raise ConfigError(f"--sample-rows must be 0 or more, not {config.sample_rows}")
     _, dialect, backend = parse_source_url(config.from_url)  # a bad URL is a usage error before anything runs
     run_config = build_config(app=config.app, migrations=config.migrations, db=(dialect,), checks=("upgrade",),
-                              step_timeout_s=config.step_timeout_s, cwd=config.cwd)
+                              step_timeout_s=config.step_timeout_s, cwd=config.cwd,
+                              ignore_tables=config.ignore_tables)
     run_id = run_config.run_id or new_run_id()
     reset_cancel()
     with registered_run(run_id):
@@ -160,10 +166,12 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
                 ctx = (run_config, server, dialect, run_id, history, source, say)
                 _in_threads([lambda: _drift(drift_job, *ctx), lambda: _rehearse(rehearsal, pending, *ctx)],
                             "rehearse")
-    findings = [drift.unknown_revision(r) for r in unknown] + drift_job.findings
+    kept, ignored = drift.apply_ignore_rules(drift_job.findings, run_config.ignore, dialect)
+    findings = [drift.unknown_revision(r) for r in unknown] + kept
     steps = tuple(rehearsal.steps) + tuple(
         StepReport(r, _message(history, r), NOT_RUN) for r in pending[len(rehearsal.steps):]) if not unknown else ()
     schema = rehearsal.schema_check
+    drift_job.findings = kept
     reasons = _reasons(unknown, drift_job, rehearsal, steps, schema, source)
     verdict = UNSAFE if reasons else SAFE
     source_info = {"url": source.url, "dialect": dialect, "server_version": source.server_version,
@@ -173,7 +181,8 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
     drift_status = "error" if drift_job.error else FAILED if findings else PASSED
     return RehearseResult(verdict, EXIT_OK if verdict == SAFE else EXIT_CHECK_FAILED, tuple(reasons), source_info,
                           throwaway, drift_status, tuple(findings), pending, steps,
-                          schema, tuple(notes), run_id, started_at, time.monotonic() - started, drift_job.error)
+                          schema, tuple(notes), run_id, started_at, time.monotonic() - started, drift_job.error,
+                          tuple(ignored))
 
 
 def _message(history: History, revision: str) -> str:

@@ -80,6 +80,24 @@ class ProductionComparison(ModelComparison):
                                         text if text is not None else rendered_meta_default)
 
 
+def apply_ignore_rules(findings: list[DriftFinding], rules: Any, dialect: str
+                       ) -> tuple[list[DriftFinding], list[dict[str, Any]]]:
+    """The findings no ignore rule matches, and the ignored ones (as dicts, with the rule's ``reason``). A rule
+    for check ``drift`` (or for any check) with a table / object / name / aspect ignores what it matches, as for
+    ``schema_matches_models``; ``check = "drift"`` alone ignores every drift finding."""
+    kept: list[DriftFinding] = []
+    ignored: list[dict[str, Any]] = []
+    applicable = [r for r in rules if r.applies_to("drift", dialect) and (not r.whole_check or r.check == "drift")]
+    for finding in findings:
+        data = finding.to_dict()
+        rule = next((r for r in applicable if r.whole_check or r.matches(data)), None)
+        if rule is None:
+            kept.append(finding)
+        else:
+            ignored.append({**data, "reason": rule.reason})
+    return kept, ignored
+
+
 def unknown_revision(revision: str) -> DriftFinding:
     """Production is at a revision the migrations directory does not have (a branch not merged, a revision
     deleted after it ran): nothing can say what the pending steps are."""

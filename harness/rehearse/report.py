@@ -35,6 +35,7 @@ def to_text(result: RehearseResult, verbose: bool = False) -> str:
               + f" ({throwaway['server_version']})"),
              f"drift:      {result.drift_status}" + (f": {result.drift_error}" if result.drift_error else "")]
     lines += [f"  - {f.text}" for f in result.drift]
+    lines += [f"  - ignored: {d['text']} ({d['reason']})" for d in result.drift_ignored]
     sample = f", {copied} row(s) copied (--sample-rows {source['sample_rows']})" if source["sample_rows"] else ""
     lines.append(f"pending:    {len(result.pending)} migration(s){sample}")
     lines += _step_lines(result)

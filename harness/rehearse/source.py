@@ -154,8 +154,11 @@ def sample(conn: Connection, metadata: sa.MetaData, per_table: int) -> dict[str,
     """Up to ``per_table`` rows of every table, parents before children, each child row only when every row it
     references was copied too (so the copy loads without a foreign-key error); a table's reference to itself
     keeps a row only when its parent row is kept. ``alembic_version`` is read by :func:`read_source`."""
+    from .copy import insert_order
+
     copied: dict[str, list[dict[str, Any]]] = {}
-    for table in metadata.sorted_tables:
+    order, _ = insert_order(metadata)
+    for table in order:
         if table.name == VERSION_TABLE:
             continue
         query = sa.select(table)
@@ -176,6 +179,30 @@ def sample(conn: Connection, metadata: sa.MetaData, per_table: int) -> dict[str,
             query = query.order_by(*table.primary_key.columns)
         rows = [dict(r._mapping) for r in conn.execute(query.limit(per_table))]
         copied[table.name] = _keep_self_consistent(table, rows)
+    return _keep_consistent(order, copied)
+
+
+def _keep_consistent(order: list[sa.Table], copied: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Drop rows that reference a row not in the sample, to a fixed point: the foreign keys of a cycle between
+    tables (``users.team_id`` ↔ ``teams.captain_id``) could not be filtered while sampling, and a row dropped here
+    can orphan rows of other tables in turn."""
+    changed = True
+    while changed:
+        changed = False
+        for table in order:
+            rows = copied.get(table.name)
+            if not rows:
+                continue
+            for fk in table.foreign_key_constraints:
+                parent = fk.referred_table.name
+                if parent == table.name or parent not in copied:
+                    continue
+                keys = {tuple(r[e.column.name] for e in fk.elements) for r in copied[parent]}
+                kept = [r for r in rows if all(r[c.name] is None for c in fk.columns)
+                        or tuple(r[c.name] for c in fk.columns) in keys]
+                if len(kept) != len(rows):
+                    rows, changed = kept, True
+            copied[table.name] = _keep_self_consistent(table, rows) if changed else rows
     return copied
 
 

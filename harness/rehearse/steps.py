@@ -22,7 +22,8 @@ from alembic.script import ScriptDirectory
 from ..backends import get_backend
 from ..checks import CheckContext
 from ..steps import Step, run_steps, upgrade_steps
-from ..worker import run_check
+from ..config import IgnoreRule
+from ..worker import on_scratch_database, run_check
 
 _VERSION_WRITE = re.compile(r"^\s*(UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+[`\"]?alembic_version\b", re.IGNORECASE)
 
@@ -34,7 +35,8 @@ def run_mode(spec: dict[str, Any], env: Any, revisions: list[Any], heads: list[s
     by_id = {r.revision: r for r in revisions}
     wanted = [by_id[r] for r in plan["revisions"]]
     ctx = CheckContext(env=env, dialect=spec["dialect"], backend=get_backend(spec["dialect"]), revisions=wanted,
-                       heads=heads, emit=emit, all_revisions=revisions, reaches_head=True)
+                       heads=heads, emit=emit, all_revisions=revisions, reaches_head=True,
+                       ignore=[IgnoreRule.from_dict(r) for r in spec.get("ignore", [])])  # as run applies them
     ctx.current_check = "rehearse"
     rows = [0]
 
@@ -45,7 +47,13 @@ def run_mode(spec: dict[str, Any], env: Any, revisions: list[Any], heads: list[s
                 and not _VERSION_WRITE.match(statement)):
             rows[0] += cursor.rowcount
 
-    sa.event.listen(env.engine(), "after_cursor_execute", count_rows)
+    scratch = env.engine().url
+
+    def count_scratch_rows(conn: Any, *args: Any) -> None:
+        if on_scratch_database(conn, scratch):  # whichever engine env.py migrates with (engine_from_config too)
+            count_rows(conn, *args)
+
+    sa.event.listen(sa.engine.Engine, "after_cursor_execute", count_scratch_rows)
     started = [0.0]
 
     def before(step: Step) -> None:
