@@ -308,6 +308,31 @@ def test_from_and_to_render_only_the_window(tmp_path: Path) -> None:
     assert "Running upgrade c03 -> c04" in events[0]["sql"]
 
 
+PARAMETERS_REV = rev("c03", "unlimited is -1", """
+    users = sa.table("users", sa.column("age", sa.Integer()))
+    op.execute(users.update().where(users.c.age == 0).values(age=-1))
+""")
+
+
+@pytest.mark.parametrize("literal_binds, expected", [(False, {"offline-sql-parameters"}), (True, set())])
+def test_offline_sql_with_bound_parameters_cannot_be_run_as_it_is(tmp_path: Path, literal_binds: bool,
+                                                                  expected: set[str]) -> None:
+    """Found on Mailu: an env.py whose run_migrations_offline has no literal_binds=True renders %(age_1)s."""
+    project = make_project(tmp_path / "p", [USERS, POSTS, PARAMETERS_REV])
+    env_py = project / "migrations" / "env.py"
+    if not literal_binds:
+        env_py.write_text(env_py.read_text().replace("literal_binds=True", "literal_binds=False"))
+    for dialect in ("postgresql", "mysql"):
+        [event] = offline_sql("app:create_app", None, dialect, "a002", None, str(project), "lintparm", 60)
+        found = {f.rule for f in sql_findings(dialect, "c03", event["sql"], event["file"])}
+        assert found & {"offline-sql-parameters", "squawk:syntax-error"} == expected, (dialect, found, event["sql"])
+        if expected:
+            [parameters] = [f for f in sql_findings(dialect, "c03", event["sql"], event["file"])
+                            if f.rule == "offline-sql-parameters"]
+            assert ("%(age_1)s" if dialect == "postgresql" else "(%s)") in parameters.message
+            assert parameters.line == 17  # the op.execute line
+
+
 def test_an_unloadable_app_is_a_config_error(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", [USERS])
     with pytest.raises(ConfigError, match="nosuchmodule"):

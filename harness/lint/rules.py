@@ -32,6 +32,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "index-without-concurrently": ("create_index",),
     "alter-type-add-value": ("execute",),
     "batch-recreate": ("batch_alter_table",),
+    "offline-sql-parameters": ("execute",),
 }
 
 def operations_for(rule: str, statement: Statement | None) -> tuple[str, ...]:
@@ -227,6 +228,26 @@ def _locks_existing(statement: Statement, created: set[str]) -> bool:
     return bool(table) and table not in created and bool(re.match(r"^(ALTER|CREATE|DROP)\b", statement.text, re.I))
 
 
+#: a bound parameter (outside string literals) as alembic renders it without literal_binds: pyformat (psycopg2),
+#: format (PyMySQL), qmark (sqlite3)
+_OUTSIDE_QUOTES = r"(?=(?:[^']*'[^']*')*[^']*$)"
+_PYFORMAT = re.compile(r"%(?:\([A-Za-z_][A-Za-z0-9_]*\))?s" + _OUTSIDE_QUOTES)
+_QMARK = re.compile(r"\?" + _OUTSIDE_QUOTES)
+
+
+def _parameter_findings(dialect: str, revision: str, statements: list[Statement], file: str | None) -> list[Finding]:
+    """Statements that hold placeholders instead of values: the offline script cannot be run as it is."""
+    out = []
+    for statement in statements:
+        found = _PYFORMAT.findall(statement.text) or (_QMARK.findall(statement.text) if dialect == "sqlite" else [])
+        if found:
+            message = (f"the offline SQL holds bound parameters ({', '.join(dict.fromkeys(found))}) instead of values, "
+                       f"so the script stops here: {statement.short(160)}")
+            out.append(_finding("offline-sql-parameters", dialect, revision, file, statement, message,
+                                table_of(statement), [], source="offline"))
+    return out
+
+
 def sql_findings(dialect: str, revision: str, sql: str, file: str | None,
                  enable: Sequence[str] = ()) -> list[Finding]:
     """Every SQL-rule finding of one revision's offline SQL on ``dialect``, deduplicated (one finding per rule,
@@ -237,9 +258,10 @@ def sql_findings(dialect: str, revision: str, sql: str, file: str | None,
     'drop-column'
     """
     statements = split_statements(sql)
-    found = _our_findings(dialect, revision, statements, file)
-    if dialect == "postgresql":
-        found += _squawk_findings(revision, sql, statements, file, enable)
+    found = _our_findings(dialect, revision, statements, file) + _parameter_findings(dialect, revision, statements,
+                                                                                      file)
+    if dialect == "postgresql":  # squawk parses real PostgreSQL: a placeholder would be its syntax error
+        found += _squawk_findings(revision, _PYFORMAT.sub("NULL", sql), statements, file, enable)
     unique: dict[tuple, Finding] = {}
     for finding in found:
         unique.setdefault((finding.rule, finding.table, finding.statement), finding)

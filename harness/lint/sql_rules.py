@@ -97,6 +97,13 @@ SQL_RULES: tuple[Rule, ...] = (
          "operation did not know of (triggers, a view's dependency) is lost with the old table.",
          "Fine on small files; on a big one run it while the application is stopped, and give batch_alter_table "
          "the table's full definition (copy_from / table_args) when it has more than autogenerate knows."),
+    Rule("offline-sql-parameters", WARNING, (PG, MY, LITE), "offline",
+         "the revision's upgrade --sql holds bound parameters (%(name)s, ?) instead of values: the script cannot "
+         "be run as it is",
+         "A DBA who applies the `flask db upgrade --sql` output gets a syntax error at that statement, half-way "
+         "through the script; the SQL rules cannot read it either.",
+         "Configure the offline context with literal_binds=True in env.py's run_migrations_offline (Flask-Migrate's "
+         "current template does), or give op.execute() literal SQL."),
     Rule("offline-sql-failed", WARNING, (PG, MY, LITE), "offline",
          "the revision's upgrade --sql cannot be generated: it runs only against a live database",
          "Reviewers (and DBAs who apply `flask db upgrade --sql` scripts) cannot read what the step will do, and "
