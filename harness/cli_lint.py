@@ -109,11 +109,7 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
         click.echo(report.text(result, verbose) if output_format == "text" else report.verdict(result),
                    err=to_stderr)
     if json_path:
-        text = json.dumps(result.to_dict(), indent=2) + "\n"
-        if json_path == "-":
-            sys.stdout.write(text)
-        else:
-            write_atomically(json_path, text)
+        _write_json(result.to_dict(), json_path)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if markdown_path:
         write_atomically(markdown_path, report.markdown(result))
@@ -122,3 +118,43 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
             handle.write(report.markdown(result))
     sys.exit(result.exit_code)
 
+
+
+@click.command("sql")
+@click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
+@click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
+@click.option("--db", "db", multiple=True, metavar="NAME",
+              help="Database(s): sqlite, postgresql, mysql, repeatable or comma-separated (default: all).")
+@click.option("--from", "from_revision", metavar="REV", help="Only the revisions after REV (default: all).")
+@click.option("--to", "to_revision", metavar="REV", help="Only up to REV (default: head).")
+@click.option("--sql-dir", metavar="DIR", required=True, help="Write DIR/<database>/<NNNN>_<revision>.sql.")
+@click.option("--json", "json_path", metavar="PATH", help="Also write the JSON report to PATH (- for stdout).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the last line.")
+def sql(app: str | None, migrations: str | None, db: tuple[str, ...], from_revision: str | None,
+        to_revision: str | None, sql_dir: str, json_path: str | None, quiet: bool) -> None:
+    """Write the offline SQL (`flask db upgrade --sql`) of each revision, per database, for review; exit 1 when a
+    revision cannot be rendered offline, or its SQL holds bound parameters instead of values. Starts no database."""
+    from .lint.review import review, text
+
+    try:
+        config = build_config(app=app, migrations=migrations, db=db, from_revision=from_revision,
+                              to_revision=to_revision, checks=("upgrade",))
+        config = dataclasses.replace(config, run_id=config.run_id or new_run_id())
+        result = review(config, sql_dir)
+    except HarnessError as exc:
+        click.echo(f"migration-harness: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    output = text(result)
+    click.echo(output.splitlines()[-1] if quiet else output, err=json_path == "-")
+    if json_path:
+        _write_json(result.to_dict(), json_path)
+    sys.exit(result.exit_code)
+
+
+def _write_json(data: dict, path: str) -> None:
+    """The JSON report at ``path`` (atomically), or on standard output for ``-``."""
+    body = json.dumps(data, indent=2) + "\n"
+    if path == "-":
+        sys.stdout.write(body)
+    else:
+        write_atomically(path, body)

@@ -177,3 +177,31 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, server_urls) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1 and "zzzz" in proc.stderr
     proc = run_cli(["lint", "--app", "app:create_app", "--fail-on", "bogus"], project)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.fast
+def test_sql_writes_each_revisions_offline_sql_and_names_what_cannot_be_reviewed(tmp_path: Path) -> None:
+    out = tmp_path / "review"
+    proc = run_cli(["sql", "--app", "app:create_app", "--sql-dir", str(out), "--json", str(tmp_path / "r.json")], REPO)
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["command"] == "sql" and report["schema_version"] == 1 and not report["ok"]
+    for database in report["databases"]:
+        assert len(database["files"]) == database["revisions"] == 10
+        failed = {(f["revision"], f["rule"]) for f in database["findings"]}
+        assert ("667650b81e78", "offline-sql-failed") in failed, database["dialect"]
+        slug = next(f for f in database["findings"] if f["revision"] == "667650b81e78")
+        assert slug["file"] == "migrations/versions/667650b81e78_add_posts_slug_backfilled_from_title.py"
+    assert "ALTER TABLE users RENAME name TO display_name" in next(
+        (out / "postgresql").glob("*_f66c6918c405.sql")).read_text()
+    assert "offline SQL INCOMPLETE" in proc.stdout
+    # a chain that renders everywhere: exit 0, one file per revision per database
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    proc = run_cli(["sql", "--app", "app:create_app", "--sql-dir", str(tmp_path / "good"), "-q"], project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "offline SQL complete: every revision rendered on every database"
+    for dialect in ALL:
+        assert len(list((tmp_path / "good" / dialect).glob("*.sql"))) == 2
+    bad = run_cli(["sql", "--app", "app:create_app", "--sql-dir", str(tmp_path / "x"), "--from", "nope"], project)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()  # bad input leaves nothing behind

@@ -17,6 +17,7 @@ from ..errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, 
 from ..history import window
 from ..process import WorkerOutcome, reset_cancel, run_worker
 from ..redact import secrets_of
+from ..report import versions
 from ..runner import _in_threads, _spec, preflight
 from .findings import ERROR, Finding, at_least
 from .observe import DEFAULT_ROWS
@@ -75,6 +76,7 @@ class LintResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "command": "lint", "harness_version": __version__,
+                "versions": versions(),
                 "ok": self.exit_code == EXIT_OK, "exit_code": self.exit_code, "fail_on": self.fail_on,
                 "run_id": self.run_id, "started_at": self.started_at, "revisions": [dict(r) for r in self.revisions],
                 "databases": [d.to_dict() for d in self.databases],
