@@ -27,12 +27,13 @@ from .redact import redact, secrets_of
               help="Stop a migration step (or the app's start-up) that takes longer (default 300).")
 @click.option("--json", "json_path", metavar="PATH", help="Also write the JSON report to PATH (- for stdout).")
 @click.option("--markdown", "markdown_path", metavar="PATH", help="Also write a Markdown report to PATH.")
+@click.option("--html", "html_path", metavar="PATH", help="Also write a self-contained HTML report to PATH.")
 @click.option("--ignore-table", "ignore_tables", multiple=True, metavar="TABLE",
               help="Ignore differences in TABLE (drift and schema_matches_models; shown as ignored). Repeatable.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print progress as it happens.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the verdict (errors still go to stderr).")
 def rehearse(from_url: str, app: str | None, migrations: str | None, image: str | None, sample_rows: int,
-             step_timeout: float | None, json_path: str | None, markdown_path: str | None,
+             step_timeout: float | None, json_path: str | None, markdown_path: str | None, html_path: str | None,
              ignore_tables: tuple[str, ...], verbose: bool, quiet: bool) -> None:
     """Is `flask db upgrade` safe on the database at --from? Reads it read-only, checks it for drift against its
     own migrations, rehearses the pending migrations on a copy on a throwaway server. Exit 0 safe, 1 unsafe."""
@@ -72,4 +73,8 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
         write_json(result, json_path, hide)
     if markdown_path:
         write_markdown(result, markdown_path, hide)
+    if html_path:
+        from .rehearse.html import write_html
+
+        write_html(result, html_path, hide)
     sys.exit(result.exit_code)

@@ -242,13 +242,23 @@ def test_a_hand_made_change_is_drift_and_unsafe(dialect, change, expected, serve
 @pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
 def test_a_step_that_fails_on_the_sampled_rows_is_unsafe(dialect, server_urls, production, tmp_path) -> None:
     project, url = prepared(tmp_path, production, dialect, good_chain() + [ADD_EMAIL, UNIQUE_NAMES], UNIQUE_MODELS)
-    proc, report = rehearse(project, url, server_urls, "--sample-rows", "100")
+    page = tmp_path / f"rehearse-{dialect}.html"
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "100", "--html", str(page))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert [s["status"] for s in report["steps"]] == ["passed", "failed"]
     failed = report["steps"][1]
     assert failed["revision"] == "a004" and failed["error"]
     assert any(r.startswith("pending migration a004 (unique user names) failed") for r in report["reasons"])
     assert report["schema_matches_models"]["status"] == "skipped"
+    if dialect == "postgresql":  # the HTML report, as Chromium renders it
+        from test_reports import _chromium, _dom
+
+        dom = _dom(_chromium(page, tmp_path, "--dump-dom"))
+        verdict = next(e for e in dom.iter("h1"))
+        assert verdict.get("data-verdict") == "unsafe" and "UNSAFE" in "".join(verdict.itertext())
+        steps = {e.get("data-revision"): e.get("data-status") for e in dom.iter("tr") if e.get("class") == "step"}
+        assert steps == {"a003": "passed", "a004": "failed"}
+        assert any("uq_users_name" in "".join(e.itertext()) for e in dom.iter("pre"))  # the database's error
 
 
 def test_without_rows_the_same_rehearsal_looks_safe(server_urls, production, tmp_path) -> None:
