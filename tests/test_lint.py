@@ -154,6 +154,35 @@ def test_lint_in_a_container_it_starts_and_removes(tmp_path: Path, server_urls) 
     assert not run_containers(proc.run_id)
 
 
+def test_an_interrupted_lint_leaves_nothing_behind(tmp_path: Path, server_urls) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import cli_env
+
+    slow = Rev("a003", "slow step", 'op.execute("SELECT pg_sleep(60)")', "pass")
+    project = make_project(tmp_path / "p", good_chain() + [slow], GOOD_MODELS)
+    env = cli_env({"HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_MYSQL_URL": server_urls["mysql"]})
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "lint", "--app", "app:create_app", "--db",
+                             "postgresql", "-v"], cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    run_id = env["HARNESS_RUN_ID"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until the observed run's scratch database exists
+        if [n for n in scratch_leftovers(server_urls["postgresql"]) if n.startswith(f"mharness_{run_id}_")]:
+            break
+        time.sleep(0.2)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert not [n for n in scratch_leftovers(server_urls["postgresql"]) if n.startswith(f"mharness_{run_id}_")]
+    assert not run_containers(run_id)
+
+
 @pytest.mark.fast
 def test_explain_and_list_rules(tmp_path: Path) -> None:
     proc = run_cli(["lint", "--explain", "table-rewrite"], tmp_path)
