@@ -13,15 +13,16 @@ from ruamel.yaml import YAML
 from conftest import REPO, run_cli
 
 WORKFLOW = REPO / ".github" / "workflows" / "nightly.yml"
+PULL_REQUEST = REPO / ".github" / "workflows" / "migrations-pr.yml"
 
 
 def _check_jsonschema() -> str:
     return str(Path(sysconfig.get_path("scripts")) / "check-jsonschema")
 
 
-def test_the_workflow_is_valid_for_github() -> None:
-    proc = subprocess.run([_check_jsonschema(), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
-                          capture_output=True, text=True)
+def test_the_workflows_are_valid_for_github() -> None:
+    proc = subprocess.run([_check_jsonschema(), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW),
+                           str(PULL_REQUEST)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -46,9 +47,17 @@ def test_the_matrix_and_the_verdict_job() -> None:
     assert "migration-harness merge reports/*.json" in steps
 
 
-def test_every_harness_option_the_workflow_uses_exists(tmp_path: Path) -> None:
-    text = WORKFLOW.read_text()
-    for command in ("run", "merge"):
+def test_the_pull_request_workflow_annotates_and_keeps_the_sql() -> None:
+    workflow = YAML(typ="safe").load(PULL_REQUEST.read_text())
+    steps = " ".join(str(s.get("run", "")) for s in workflow["jobs"]["lint"]["steps"])
+    assert "migration-harness lint" in steps and "--format github" in steps
+    assert "migration-harness sql" in steps and "--sql-dir reports/sql" in steps
+    assert set(workflow["on"]["pull_request"]["paths"]) >= {"migrations/**"}
+
+
+def test_every_harness_option_the_workflows_use_exists(tmp_path: Path) -> None:
+    text = WORKFLOW.read_text() + PULL_REQUEST.read_text()
+    for command in ("run", "merge", "lint", "sql"):
         used = set()
         for line in re.findall(rf"migration-harness {command}[^\n]*(?:\n\s+--[^\n]*)*", text):
             used |= set(re.findall(r"(--[a-z][a-z-]+)", line))
