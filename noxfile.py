@@ -110,7 +110,10 @@ def tests(session: nox.Session) -> None:
     """Run the test suite against real SQLite, PostgreSQL and MySQL (containers and the local servers)."""
     session.install("-e", ".[test]")
     env = {} if os.environ.get("HARNESS_TEST_SERVERS") == "local" else _provision(session, DATABASES)
-    session.run("pytest", *session.posargs, env=env)
+    # Two pytest workers (pytest-xdist; HARNESS_TEST_WORKERS changes it, 0 runs in one process): each is one test
+    # session with its own container per database. Every test looks only at its own runs' databases.
+    workers = os.environ.get("HARNESS_TEST_WORKERS", "2")
+    session.run("pytest", *(["-n", workers] if workers != "0" else []), *session.posargs, env=env)
 
 
 @nox.session(default=False)
