@@ -1,5 +1,5 @@
 """Sessions: ``nox -s migrations`` verifies the example app's chain on every database; ``nox -s tests`` runs the
-test suite; ``nox -s compat`` runs the core, schema and chain tests on the oldest and the newest stacks the
+test suite; ``nox -s compat`` runs the core, schema, chain and lint tests on the oldest and the newest stacks the
 harness supports. Each installs this repository into its own virtualenv (reused between runs)."""
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ STACKS: dict[str, tuple[str, list[str]]] = {
 APP_STACK = ["Flask", "Werkzeug", "Flask-SQLAlchemy", "Flask-Migrate", "alembic", "SQLAlchemy", "click",
              "testcontainers", "psycopg2-binary", "PyMySQL"]
 COMPAT_TESTS = ["tests/test_compat.py", "tests/test_core.py", "tests/test_schema.py", "tests/test_chain.py",
-                "tests/test_real_apps.py"]
+                "tests/test_real_apps.py", "tests/test_lint_rules.py", "tests/test_lint_observe.py"]
 
 
 def _interpreter(version: str) -> str:
@@ -120,7 +120,8 @@ def tests(session: nox.Session) -> None:
 @nox.parametrize(("python", "stack"), [(_interpreter(py), name) for name, (py, _) in STACKS.items()],
                  ids=[f"stack='{name}'" for name in STACKS])
 def compat(session: nox.Session, stack: str) -> None:
-    """Run the core, schema, chain and real-app tests on one stack of STACKS (``-- -m fast``: the quick subset)."""
+    """Run the core, schema, chain, real-app and lint tests on one stack of STACKS (``-- -m fast``: the quick
+    subset)."""
     pins = STACKS[stack][1]
     if pins:
         session.install(*pins)
