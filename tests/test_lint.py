@@ -4,6 +4,8 @@ and bad input."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ ALL = ("sqlite", "postgresql", "mysql")
 def lint(project: Path, server_urls: dict[str, str], *args: str, db: tuple[str, ...] = ALL,
          env: dict[str, str] | None = None) -> tuple[Any, dict[str, Any] | None]:
     """``migration-harness lint`` in ``project`` on the session's servers; the process and its JSON report."""
-    report = project / f"lint-{len(list(project.glob('lint-*.json')))}.json"
+    reports = Path(tempfile.mkdtemp(prefix="lint-report-"))  # never inside the project (it may be this checkout)
+    report = reports / "lint.json"
     full_env = {"HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_MYSQL_URL": server_urls["mysql"],
                 **(env or {})}
     proc = run_cli(["lint", "--app", "app:create_app", f"--db={','.join(db)}", "--json", str(report), *args],
@@ -27,6 +30,7 @@ def lint(project: Path, server_urls: dict[str, str], *args: str, db: tuple[str, 
         left = [n for n in scratch_leftovers(server_urls[dialect]) if n.startswith(f"mharness_{proc.run_id}_")]
         assert not left, f"scratch databases left on {dialect}: {left}"
     data = json.loads(report.read_text()) if report.exists() else None
+    shutil.rmtree(reports, ignore_errors=True)
     return proc, data
 
 
