@@ -202,6 +202,18 @@ def test_explain_and_list_rules(tmp_path: Path) -> None:
     assert len(unknown.stderr.strip().splitlines()) == 1
 
 
+def test_a_database_that_cannot_be_provided_is_exit_3_and_says_why(tmp_path: Path, server_urls) -> None:
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    proc, report = lint(project, server_urls, "-q", db=("sqlite", "postgresql"),
+                        env={"HARNESS_POSTGRESQL_URL": "postgresql://nobody:s3cret-pw@127.0.0.1:9/none"})
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    database = next(d for d in report["databases"] if d["dialect"] == "postgresql")
+    assert database["status"] == "error" and database["message"].startswith("unavailable: cannot connect")
+    assert "migration-harness: postgresql: unavailable" in proc.stderr  # said even with -q
+    assert "s3cret-pw" not in proc.stdout + proc.stderr + json.dumps(report)
+    assert next(d for d in report["databases"] if d["dialect"] == "sqlite")["status"] == "ok"
+
+
 @pytest.mark.fast
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, server_urls) -> None:
     project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)

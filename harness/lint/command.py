@@ -108,23 +108,27 @@ def lint(config: RunConfig, options: LintOptions, say: Callable[[str], None] | N
     findings = _merge_evidence(findings)
     findings = _relative(_acknowledged(findings, pyproject_allowances, options.disabled), config.cwd)
     databases = tuple(p[0] for p in parts)
-    result = LintResult(tuple(findings), databases, tuple(_revision_record(r) for r in pending.revisions),
+    result = LintResult(tuple(findings), databases,
+                        tuple(_revision_record(r, config.cwd) for r in pending.revisions),
                         options.fail_on, EXIT_OK, run_id, started_at, tuple(sql_files))
-    return replace(result, exit_code=_exit_code(result, config.skip_unavailable))
+    return replace(result, exit_code=_exit_code(result))
 
 
-def _revision_record(revision: Any) -> dict[str, Any]:
+def _revision_record(revision: Any, cwd: str) -> dict[str, Any]:
+    path = os.path.relpath(revision.path, cwd) if os.path.isabs(revision.path) else revision.path
     return {"revision": revision.revision, "down_revisions": list(revision.down_revisions),
-            "message": revision.message, "file": revision.path}
+            "message": revision.message, "file": revision.path if path.startswith("..") else path}
 
 
-def _exit_code(result: LintResult, skip_unavailable: bool) -> int:
+def _exit_code(result: LintResult) -> int:
+    """1 when a finding at ``fail_on`` or worse is not acknowledged, or a database's observation could not
+    finish; else 3 when a database could not be provided (or every one was skipped); else 0."""
     if result.failing:
         return EXIT_CHECK_FAILED
-    if any(d.status == "error" for d in result.databases):
-        return EXIT_UNAVAILABLE if any(d.message.startswith("unavailable") for d in result.databases
-                                       if d.status == "error") else EXIT_CHECK_FAILED
-    if all(d.status == "skipped" for d in result.databases):
+    errors = [d for d in result.databases if d.status == "error"]
+    if any(not d.message.startswith("unavailable") for d in errors):  # a step hung, a worker crashed
+        return EXIT_CHECK_FAILED
+    if errors or all(d.status == "skipped" for d in result.databases):
         return EXIT_UNAVAILABLE
     return EXIT_OK
 
