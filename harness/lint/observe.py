@@ -75,7 +75,8 @@ def run_mode(spec: dict[str, Any], env: Any, revisions: list, heads: list[str],
                                         "observed", file=revision.path))
             emit({"event": "observation", "revision": revision.revision, "duration_s": round(duration, 4),
                   "statements": len(watch.statements), "rows_touched": watch.rows_touched,
-                  "passed": failure is None, "tables": watch.tables})
+                  "passed": failure is None, "tables": watch.tables,
+                  **({"observer_errors": watch.private["errors"]} if watch.private.get("errors") else {})})
             for finding in findings:
                 emit({"event": "finding", **finding.to_dict()})
             if failure is not None:
@@ -110,7 +111,10 @@ def _listen(engine: Any, observer: StepObserver, current: list[StepWatch]) -> No
     def before_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
         if ours(conn) and "alembic_version" not in statement:
             current[0].statements.append(statement)
-            observer.before_statement(current[0], statement, conn.connection)
+            try:
+                observer.before_statement(current[0], statement, conn.connection)
+            except Exception as exc:  # noqa: BLE001 - an observer's failure is reported, never the step's
+                current[0].private.setdefault("errors", []).append(f"{type(exc).__name__}: {exc}")
 
     def after_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
         if ours(conn) and _DML.match(statement) and "alembic_version" not in statement:

@@ -49,10 +49,21 @@ class PostgreSQLObserver(StepObserver):
         watch.private["filenodes"] = dict(conn.execute(sa.text(_FILENODES)).all())
 
     def before_commit(self, watch: StepWatch, dbapi_connection: Any) -> None:
+        # inside the step's own transaction, behind a savepoint: should the read fail, the step must not
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(_LOCKS)
-            held = cursor.fetchall()
+            try:
+                cursor.execute("SAVEPOINT mharness_observe")
+            except Exception:  # noqa: BLE001 - no transaction block (autocommit): it holds no lock to see
+                return
+            try:
+                cursor.execute(_LOCKS)
+                held = cursor.fetchall()
+                cursor.execute("RELEASE SAVEPOINT mharness_observe")
+            except Exception as exc:  # noqa: BLE001 - reported with the observation, never the step's failure
+                cursor.execute("ROLLBACK TO SAVEPOINT mharness_observe")
+                watch.private.setdefault("errors", []).append(f"pg_locks: {type(exc).__name__}: {exc}")
+                return
         finally:
             cursor.close()
         for table, mode in held:
