@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .backends.base import SCRATCH_PREFIX
+from .errors import ConfigError
 from .redact import redact
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
@@ -34,6 +35,15 @@ class WorkerOutcome:
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == kind]
+
+    def raise_fatal(self) -> None:
+        """Raise the worker's ``fatal`` (the app or its migrations cannot be used) as the :class:`ConfigError` it
+        was in the worker, with its exit code; nothing when there was none."""
+        fatal = self.of_kind("fatal")
+        if fatal:
+            error = ConfigError(fatal[0]["message"])
+            error.exit_code = fatal[0].get("exit_code", error.exit_code)
+            raise error
 
 
 #: How a worker starts: this very ``harness`` package is imported from where it lies, then that directory leaves

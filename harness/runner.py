@@ -101,11 +101,7 @@ def preflight(config: RunConfig, run_id: str) -> History:
                              step_timeout_s=config.step_timeout_s, secrets=[])
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    fatal = outcome.of_kind("fatal")
-    if fatal:
-        error = ConfigError(fatal[0]["message"])
-        error.exit_code = fatal[0].get("exit_code", error.exit_code)
-        raise error
+    outcome.raise_fatal()
     history = outcome.of_kind("history")
     if not history:
         reason = outcome.crash or f"loading the app took longer than {config.step_timeout_s:g}s"

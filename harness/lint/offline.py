@@ -123,11 +123,7 @@ def offline_sql(app: str, migrations: str | None, dialect: str, from_rev: str | 
         outcome = run_worker(spec, cwd=cwd, step_timeout_s=step_timeout_s, secrets=[])
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    fatal = outcome.of_kind("fatal")
-    if fatal:
-        error = ConfigError(fatal[0]["message"])
-        error.exit_code = fatal[0].get("exit_code", error.exit_code)
-        raise error
+    outcome.raise_fatal()
     if not outcome.finished:
         done = outcome.of_kind(OFFLINE)
         where = f" after {done[-1]['revision']}" if done else ""

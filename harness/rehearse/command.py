@@ -30,7 +30,7 @@ from ..backends import get_backend
 from ..backends.base import Server, new_run_id
 from ..clean import registered_run
 from ..config import DatabaseSettings, build_config, server_urls
-from ..errors import EXIT_CHECK_FAILED, EXIT_OK, ConfigError, HarnessError
+from ..errors import EXIT_CHECK_FAILED, EXIT_OK, ConfigError
 from ..history import ancestors
 from ..process import WorkerOutcome, reset_cancel, run_worker
 from ..redact import secrets_of
@@ -222,11 +222,7 @@ def _worker(run_config: Any, url: str, dialect: str, run_id: str, revisions: lis
 
     outcome = run_worker(spec, cwd=run_config.cwd, step_timeout_s=run_config.step_timeout_s,
                          secrets=secrets_of(url), on_event=on_event)
-    fatal = outcome.of_kind("fatal")
-    if fatal:  # the app or its migrations cannot be used here (e.g. the app ignores DATABASE_URL)
-        error: HarnessError = ConfigError(fatal[0]["message"])
-        error.exit_code = fatal[0].get("exit_code", error.exit_code)
-        raise error
+    outcome.raise_fatal()  # the app or its migrations cannot be used here (e.g. the app ignores DATABASE_URL)
     return outcome
 
 

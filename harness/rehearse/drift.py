@@ -19,7 +19,7 @@ from sqlalchemy.pool import NullPool
 from ..backends.base import Backend
 from ..schema.compare import ModelComparison
 from .copy import copyable_metadata
-from ..schema.differences import Difference, _plain, _show, _show_nullable
+from ..schema.differences import Difference, _plain, _show, _show_nullable, subject_text
 
 
 @dataclass(frozen=True)
@@ -38,15 +38,7 @@ class DriftFinding:
     def text(self) -> str:
         if self.object == "revision":
             return f"revision {self.name} in production is not in the migrations history"
-        subject = self.object.replace("_", " ") + " "
-        if self.object == "table":
-            subject += str(self.table)
-        elif self.object == "column":
-            subject += f"{self.table}.{self.name}"
-        else:
-            subject += f"{self.name}" + (f" on {self.table}" if self.table else "")
-        if self.detail:
-            subject += f" {self.detail}"
+        subject = subject_text(self.object, self.table, self.name, self.detail)
         if self.aspect == "missing":
             return f"{subject}: in production but not in what the migrations build"
         if self.aspect == "extra":

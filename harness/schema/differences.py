@@ -24,15 +24,7 @@ class Difference:
     @property
     def text(self) -> str:
         """A line a user can act on without opening a database."""
-        subject = f"{self.object.replace('_', ' ')} "
-        if self.object == "table":
-            subject += f"{self.table}"
-        elif self.object == "column":
-            subject += f"{self.table}.{self.name}"
-        else:
-            subject += f"{self.name}" + (f" on {self.table}" if self.table else "")
-        if self.detail:
-            subject += f" {self.detail}"
+        subject = subject_text(self.object, self.table, self.name, self.detail)
         if self.aspect in _WHERE:
             return f"{subject}: {_WHERE[self.aspect]}"
         aspect = self.aspect.replace("_", " ")
@@ -42,6 +34,18 @@ class Difference:
     def to_dict(self) -> dict[str, Any]:
         return {"object": self.object, "table": self.table, "name": self.name, "aspect": self.aspect,
                 "model": _plain(self.model), "database": _plain(self.database), "text": self.text}
+
+
+def subject_text(object_: str, table: str | None, name: str | None, detail: str = "") -> str:
+    """What a difference is about, as its line starts: ``column users.name``, ``index ix_a on posts (a)``."""
+    subject = f"{object_.replace('_', ' ')} "
+    if object_ == "table":
+        subject += f"{table}"
+    elif object_ == "column":
+        subject += f"{table}.{name}"
+    else:
+        subject += f"{name}" + (f" on {table}" if table else "")
+    return subject + (f" {detail}" if detail else "")
 
 
 def _show_nullable(value: Any) -> str:
