@@ -89,6 +89,12 @@ def default_metadata(db: Any) -> sa.MetaData:
     return db.metadata
 
 
+def sqlite_relative_base(app: Any, db: Any) -> str:
+    """The directory Flask-SQLAlchemy resolves a relative ``sqlite:///name.db`` against, as the app's own URI
+    means it: the instance folder on 3.x (which has ``db.metadatas``), the app's root path on 2.x."""
+    return str(app.instance_path if hasattr(db, "metadatas") else app.root_path)
+
+
 # -- alembic 1.9 – 1.13 / 1.14+ --------------------------------------------------------------------------------------
 
 def pending_autogenerate(config: Any) -> list[Any]:

@@ -81,6 +81,8 @@ class History:
     revisions: tuple[Revision, ...]
     heads: tuple[str, ...]
     directory: str
+    #: where Flask-SQLAlchemy resolves the app's relative ``sqlite:///name.db`` paths (its instance folder on 3.x)
+    sqlite_base: str = ""
 
 
 def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[str, ...], run_id: str) -> dict[str, Any]:
@@ -107,7 +109,8 @@ def preflight(config: RunConfig, run_id: str) -> History:
         reason = outcome.crash or f"loading the app took longer than {config.step_timeout_s:g}s"
         raise ConfigError(f"cannot load the app {config.app}: {reason}")
     h = history[0]
-    return History(tuple(Revision.from_dict(r) for r in h["revisions"]), tuple(h["heads"]), h["directory"])
+    return History(tuple(Revision.from_dict(r) for r in h["revisions"]), tuple(h["heads"]), h["directory"],
+                   h.get("sqlite_base", ""))
 
 
 def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: str) -> list[CheckResult]:

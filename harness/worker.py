@@ -33,6 +33,7 @@ from .app_env import open_app_env
 from .backends import get_backend
 from .checks import CHECKS, CheckContext
 from .checks.data import load_user_data
+from .compat import sqlite_relative_base
 from .checks.schema import take_baseline
 from .config import IgnoreRule
 from .errors import HarnessError, MigrationsError
@@ -128,7 +129,7 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
     revisions, heads = load_history(env)
     span = window(revisions, heads, spec.get("from"), spec.get("to"))
     emit({"event": "history", "heads": heads, "directory": env.directory,
-          "revisions": [r.to_dict() for r in revisions]})
+          "revisions": [r.to_dict() for r in revisions], "sqlite_base": sqlite_relative_base(env.app, env.db)})
     if spec["mode"] == "inspect":
         if "data" in spec.get("checks", ()):
             load_user_data(env.directory)  # a broken harness_data.py is a usage error, found before any database

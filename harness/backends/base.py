@@ -164,6 +164,22 @@ class Backend(ABC):
     def after_rows_copied(self, conn: Connection, table: sa.Table) -> None:
         """Called after rows with explicit keys were copied into ``table`` (counters the database keeps)."""
 
+    # -- rehearse: how a step meets production's existing rows (harness.rehearse.proofs) --------------------
+    #: ``ADD COLUMN ... NOT NULL`` without a default on a table with rows: the database fills the type's implicit
+    #: default instead of failing
+    fills_implicit_default: ClassVar[bool] = False
+    #: a stored value longer than a column's new length (or out of a smaller type's range) makes the change fail
+    enforces_type_limits: ClassVar[bool] = True
+    #: ``ADD FOREIGN KEY`` checks the rows already in the table
+    checks_existing_foreign_keys: ClassVar[bool] = True
+    #: ``CAST(x AS type)`` in a SELECT raises on a value that does not convert (so a read can try a cast)
+    cast_raises: ClassVar[bool] = False
+
+    def not_matching(self, column: Any, pattern: str) -> Any:
+        """A SQL condition true where ``column``'s text does not match the regular expression ``pattern``;
+        ``None`` where the dialect has no regular expressions in SQL."""
+        return None
+
 
 def _balanced(text: str) -> bool:
     depth = 0

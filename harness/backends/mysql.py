@@ -106,6 +106,13 @@ class MySQLBackend(ServerBackend):
         product = "mariadb" if server_version.lower().startswith("mariadb") else "mysql"
         return f"{product}:{'.'.join(numbers)}"
 
+    # strict mode still fills '' / 0 / the zero date into existing rows for ADD COLUMN ... NOT NULL without a
+    # default (FIELD_NOTES: MariaDB fills '')
+    fills_implicit_default: ClassVar[bool] = True
+
+    def not_matching(self, column: Any, pattern: str) -> Any:
+        return sa.not_(sa.cast(column, sa.CHAR).op("REGEXP")(pattern))
+
     def normalize_default(self, text: str | None) -> str | None:
         value = super().normalize_default(text)
         # MySQL has no boolean type: server_default=sa.true() / sa.false() is stored and reflected as 1 / 0.

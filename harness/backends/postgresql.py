@@ -136,6 +136,12 @@ class PostgreSQLBackend(ServerBackend):
             return None
         return text
 
+    # a failed cast in a SELECT raises (invalid input syntax), which a read-only query can try
+    cast_raises: ClassVar[bool] = True
+
+    def not_matching(self, column: Any, pattern: str) -> Any:
+        return sa.not_(sa.cast(column, sa.Text).op("~")(pattern))
+
     def after_rows_copied(self, conn: Connection, table: sa.Table) -> None:
         # rows copied with their ids leave a SERIAL / identity sequence at 1: the next INSERT a data migration
         # makes would collide with a copied id

@@ -56,6 +56,10 @@ class SQLiteBackend(Backend):
         return [f"PRAGMA busy_timeout = {max(1, int(lock_timeout_s * 1000))}", "PRAGMA synchronous = OFF",
                 "PRAGMA journal_mode = MEMORY"]
 
+    # any value fits any column (type affinity, no length limit), and a new foreign key never checks old rows
+    enforces_type_limits: ClassVar[bool] = False
+    checks_existing_foreign_keys: ClassVar[bool] = False
+
     read_only_how: ClassVar[str] = "file opened with mode=ro, PRAGMA query_only = ON"
 
     def read_only_engine(self, url: sa.engine.URL) -> sa.engine.Engine:

@@ -9,8 +9,12 @@
    (:mod:`harness.rehearse.drift`); *rehearsal* — production's schema and rows are recreated in the other
    (:mod:`harness.rehearse.copy`), then each pending migration runs one at a time (worker mode ``rehearse``),
    then ``schema_matches_models``.
-4. One verdict: ``safe`` only when there is no drift, every pending step passed and the schema then matches the
-   models.
+4. Proofs (:mod:`harness.rehearse.proofs`): what each pending step did on the copy that existing rows can make
+   fail (a NOT NULL, a unique constraint, a narrower type, a foreign key, a CHECK, a data migration...) becomes a
+   read-only aggregate asked of production itself, in a second short read-only snapshot.
+5. One verdict: ``safe`` only when there is no drift, every pending step passed on the copy, every step whose
+   outcome depends on existing rows is proved on production's rows, and the schema then matches the models;
+   ``unsafe`` when something fails; ``unproved`` when nothing failed but something could not be proved.
 
 >>> result = rehearse(RehearseConfig(app="app:create_app", from_url="postgresql://ro@db/prod"))  # doctest: +SKIP
 >>> result.verdict  # doctest: +SKIP
@@ -19,8 +23,9 @@
 from __future__ import annotations
 
 import datetime
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import sqlalchemy as sa
@@ -39,10 +44,13 @@ from ..runner import History, _in_threads, _spec, preflight
 from ..steps import describe_error
 from . import copy, drift
 from .drift import DriftFinding
-from .source import Source, parse_source_url, read_source
+from .proofs import FAILS, UNPROVED as UNPROVED_PROOF, Proof, derive, summary
+from .source import ProductionMoved, Source, ask, locate_sqlite, parse_source_url, read_source
 
-SAFE, UNSAFE = "safe", "unsafe"
+SAFE, UNSAFE, UNPROVED = "safe", "unsafe", "unproved"
 NOT_RUN = "not_run"
+#: exit code of an ``unproved`` verdict: nothing failed, but something could not be proved
+EXIT_UNPROVED = 5
 
 
 @dataclass(frozen=True)
@@ -70,10 +78,20 @@ class StepReport:
     duration_s: float = 0.0
     rows: int = 0  # rows its statements changed (sum of the cursors' rowcounts)
     error: str | None = None
+    #: what it did on the copy that existing rows can make fail (facts of harness.rehearse.record)
+    operations: tuple[dict[str, Any], ...] = ()
+    #: the questions asked of production about those operations, answered
+    proofs: tuple[Proof, ...] = ()
+
+    @property
+    def proof(self) -> str:
+        """``none`` (nothing depends on existing rows), ``proved``, ``fails``, ``unproved``; ``not_run``."""
+        return NOT_RUN if self.status == NOT_RUN else summary(self.proofs)
 
     def to_dict(self) -> dict[str, Any]:
         return {"revision": self.revision, "message": self.message, "status": self.status,
-                "duration_s": round(self.duration_s, 4), "rows": self.rows, "error": self.error}
+                "duration_s": round(self.duration_s, 4), "rows": self.rows, "error": self.error,
+                "proof": self.proof, "proofs": [p.to_dict() for p in self.proofs]}
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,8 @@ class RehearseResult:
     drift_error: str | None = None
     #: drift findings an ignore rule matched (``--ignore-table``, pyproject), each with the rule's reason
     drift_ignored: tuple[dict[str, Any], ...] = ()
+    #: what could not be proved (the verdict is ``unproved`` when this is all there is)
+    unproved: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": 1, "command": "rehearse", "verdict": self.verdict, "exit_code": self.exit_code,
@@ -107,7 +127,7 @@ class RehearseResult:
                           "ignored": [dict(d) for d in self.drift_ignored]},
                 "pending": list(self.pending), "steps": [s.to_dict() for s in self.steps],
                 "schema_matches_models": self.schema_check.to_dict() if self.schema_check else None,
-                "notes": list(self.notes)}
+                "unproved": list(self.unproved), "notes": list(self.notes)}
 
 
 @dataclass
@@ -128,7 +148,7 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
     started_at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
     if config.sample_rows < 0:
         raise ConfigError(f"--sample-rows must be 0 or more, not {config.sample_rows}")
-    _, dialect, backend = parse_source_url(config.from_url)  # a bad URL is a usage error before anything runs
+    _, dialect, backend = parse_source_url(config.from_url, check_file=False)  # a bad URL: usage error, first
     run_config = build_config(app=config.app, migrations=config.migrations, db=(dialect,), checks=("upgrade",),
                               step_timeout_s=config.step_timeout_s, cwd=config.cwd,
                               ignore_tables=config.ignore_tables)
@@ -136,7 +156,8 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
     reset_cancel()
     with registered_run(run_id):
         history = preflight(run_config, run_id)
-        source = read_source(config.from_url, config.sample_rows)
+        from_url = locate_sqlite(config.from_url, history.sqlite_base, run_config.cwd)
+        source = read_source(from_url, config.sample_rows)
         say(f"production {source.url} ({source.server_version}) is at {', '.join(source.revisions) or 'base'}")
         known = {r.revision for r in history.revisions}
         unknown = [r for r in source.revisions if r not in known]
@@ -145,7 +166,8 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
             if revision in known:
                 applied |= ancestors(list(history.revisions), revision)
         pending = tuple(r.revision for r in history.revisions if r.revision not in applied)
-        image = config.image or backend.image_for_version(source.version_info, source.server_version)
+        image = (config.image or os.environ.get(f"HARNESS_{dialect.upper()}_IMAGE")
+                 or backend.image_for_version(source.version_info, source.server_version))
         settings = DatabaseSettings(dialect, image=image if dialect != "sqlite" else None,
                                     url=server_urls(run_config.cwd).get(dialect))
         notes: list[str] = []
@@ -153,9 +175,10 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
             notes.append(f"--image {config.image} was not used: HARNESS_{dialect.upper()}_URL gives the throwaway "
                          "server (as for run); unset it to rehearse on a container")
         if config.sample_rows == 0:
-            notes.append("no rows were copied (--sample-rows 0): a pending migration that fails only on existing "
-                         "data cannot be found; pass --sample-rows N")
+            notes.append("no rows were copied (--sample-rows 0): the rehearsal ran on production's schema; what "
+                         "depends on existing rows was asked of production itself (proofs)")
         drift_job, rehearsal = _Job(), _Job()
+        proofs_error: str | None = None
         throwaway: dict[str, Any] = {"kind": None, "image": None, "server_version": ""}
         if unknown:  # which steps are pending is unknown: nothing to build or rehearse, no server started
             notes.append("drift comparison and rehearsal not run: production's revision is not in the history")
@@ -166,6 +189,7 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
                 ctx = (run_config, server, dialect, run_id, history, source, say)
                 _in_threads([lambda: _drift(drift_job, *ctx), lambda: _rehearse(rehearsal, pending, *ctx)],
                             "rehearse")
+            proofs_error = _prove(rehearsal, from_url, source, backend, dialect, say)
     kept, ignored = drift.apply_ignore_rules(drift_job.findings, run_config.ignore, dialect)
     findings = [drift.unknown_revision(r) for r in unknown] + kept
     steps = tuple(rehearsal.steps) + tuple(
@@ -173,16 +197,18 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
     schema = rehearsal.schema_check
     drift_job.findings = kept
     reasons = _reasons(unknown, drift_job, rehearsal, steps, schema, source)
-    verdict = UNSAFE if reasons else SAFE
+    unproved = _unproved(steps, history) + ([proofs_error] if not unknown and proofs_error else [])
+    verdict = UNSAFE if reasons else UNPROVED if unproved else SAFE
     source_info = {"url": source.url, "dialect": dialect, "server_version": source.server_version,
                    "revisions": list(source.revisions), "tables": len(source.metadata.tables) - 1,
                    "sample_rows": config.sample_rows, "copied_rows": rehearsal.copied,
                    "read_only": backend.read_only_how, "statements": source.statements}
     drift_status = "error" if drift_job.error else FAILED if findings else PASSED
-    return RehearseResult(verdict, EXIT_OK if verdict == SAFE else EXIT_CHECK_FAILED, tuple(reasons), source_info,
+    exit_code = {SAFE: EXIT_OK, UNPROVED: EXIT_UNPROVED}.get(verdict, EXIT_CHECK_FAILED)
+    return RehearseResult(verdict, exit_code, tuple(reasons), source_info,
                           throwaway, drift_status, tuple(findings), pending, steps,
                           schema, tuple(notes), run_id, started_at, time.monotonic() - started, drift_job.error,
-                          tuple(ignored))
+                          tuple(ignored), tuple(unproved))
 
 
 def _message(history: History, revision: str) -> str:
@@ -213,7 +239,7 @@ def _describe_server(server: Server, settings: DatabaseSettings, source: Source,
 def _worker(run_config: Any, url: str, dialect: str, run_id: str, revisions: list[str], compare_models: bool,
             say: Callable[[str], None]) -> WorkerOutcome:
     spec = {**_spec(run_config, url, dialect, "rehearse", (), run_id),
-            "rehearse": {"revisions": revisions, "compare_models": compare_models}}
+            "rehearse": {"revisions": revisions, "compare_models": compare_models, "record": compare_models}}
 
     def on_event(event: dict[str, Any]) -> None:
         if compare_models and event.get("event") == "rehearse_step":
@@ -229,7 +255,7 @@ def _worker(run_config: Any, url: str, dialect: str, run_id: str, revisions: lis
 def _ran(outcome: WorkerOutcome, dialect: str) -> tuple[list[StepReport], str | None]:
     """The steps a worker reported, and why it stopped early if it did (a time limit, a crash)."""
     steps = [StepReport(e["revision"], e["message"], PASSED if e["passed"] else FAILED, e["duration_s"], e["rows"],
-                        e["error"]) for e in outcome.of_kind("rehearse_step")]
+                        e["error"], tuple(e.get("operations", ()))) for e in outcome.of_kind("rehearse_step")]
     if outcome.finished:
         return steps, None
     announced = outcome.of_kind("step")
@@ -288,6 +314,32 @@ def _rehearse(job: _Job, pending: tuple[str, ...], run_config: Any, server: Serv
             else f"not run: {stopped}")
 
 
+def _prove(rehearsal: _Job, from_url: str, source: Source, backend: Any, dialect: str,
+           say: Callable[[str], None]) -> str | None:
+    """Ask production the questions of every step that ran on the copy (read-only, a snapshot of their own) and
+    keep the answers with the steps; what stopped the proofs, if anything (then they are all unproved)."""
+    ran = [(step.revision, step.operations) for step in rehearsal.steps]
+    try:
+        questions = derive(ran, source.metadata, backend, dialect, rehearsal.copied)
+    except Exception as exc:  # noqa: BLE001 - a harness bug costs the proofs (unproved), never the verdict's honesty
+        return f"the proofs' questions could not be derived ({type(exc).__name__}: {exc}); please report it"
+    if not any(questions.values()):
+        return None
+    say(f"asking production {sum(len(q) for q in questions.values())} question(s), read-only")
+    try:
+        answered = ask(from_url, source, questions)
+    except ProductionMoved as exc:
+        return str(exc)
+    rehearsal.steps = [replace(step, proofs=tuple(answered.get(step.revision, ()))) for step in rehearsal.steps]
+    return None
+
+
+def _unproved(steps: tuple[StepReport, ...], history: History) -> list[str]:
+    """What keeps the verdict from ``safe`` when nothing failed: each proof that could not decide."""
+    return [f"{_label(history, step.revision)}: {proof.text}" for step in steps for proof in step.proofs
+            if proof.decides == UNPROVED_PROOF]
+
+
 def _reasons(unknown: list[str], drift_job: _Job, rehearsal: _Job, steps: tuple[StepReport, ...],
              schema: CheckResult | None, source: Source) -> list[str]:
     """Why the verdict is ``unsafe``: every one of them; none means ``safe``. What could not be verified (a
@@ -300,9 +352,11 @@ def _reasons(unknown: list[str], drift_job: _Job, rehearsal: _Job, steps: tuple[
         reasons.append(f"{len(drift_job.findings)} drift finding(s): production differs from what its migrations "
                        f"build at {', '.join(source.revisions)}")
     for step in steps:
+        label = f"{step.revision} ({step.message})" if step.message else step.revision
         if step.status == FAILED:
-            label = f"{step.revision} ({step.message})" if step.message else step.revision
             reasons.append(f"pending migration {label} failed on the copy of production: {step.error}")
+        reasons.extend(f"pending migration {label} fails on production's rows: {proof.text}"
+                       for proof in step.proofs if proof.decides == FAILS)
     if schema is not None and schema.status not in (PASSED, SKIPPED):
         reasons.append(f"after the pending migrations, schema_matches_models {schema.status}: {schema.message}")
     return reasons

@@ -8,18 +8,19 @@ from html import escape
 from ..html_report import _STYLE
 from ..redact import redact
 from ..report import write_atomically
-from .command import NOT_RUN, SAFE, RehearseResult
+from .command import NOT_RUN, SAFE, UNPROVED, RehearseResult
 
 _CELL = {"passed": "passed", "failed": "failed", NOT_RUN: "notrun"}
 
 
 def render(result: RehearseResult) -> str:
     source, throwaway = result.source, result.throwaway
-    verdict = "safe" if result.verdict == SAFE else "unsafe"
-    parts = [f'<h1 class="{"passed" if verdict == "safe" else "failed"}" id="verdict" data-verdict="{verdict}">'
-             f"rehearse: {verdict.upper()}</h1>"]
-    if result.reasons:
-        parts.append('<ul id="reasons">' + "".join(f"<li>{escape(r)}</li>" for r in result.reasons) + "</ul>")
+    verdict = result.verdict if result.verdict in (SAFE, UNPROVED) else "unsafe"
+    css = {SAFE: "passed", UNPROVED: "error"}.get(verdict, "failed")
+    parts = [f'<h1 class="{css}" id="verdict" data-verdict="{verdict}">rehearse: {verdict.upper()}</h1>']
+    if result.reasons or result.unproved:
+        parts.append('<ul id="reasons">' + "".join(f"<li>{escape(r)}</li>" for r in result.reasons)
+                     + "".join(f'<li class="unproved">unproved: {escape(u)}</li>' for u in result.unproved) + "</ul>")
     at = ", ".join(source["revisions"]) or "base"
     server = (f"{escape(str(throwaway['kind']))} {escape(throwaway.get('image') or '')} "
               f"({escape(throwaway['server_version'])})" if throwaway.get("kind") else "not started")
@@ -45,6 +46,12 @@ def render(result: RehearseResult) -> str:
         if step.error:
             rows.append(f'<tr><td colspan="4"><details open><summary>{escape(step.revision)} failed</summary>'
                         f"<pre>{escape(step.error)}</pre></details></td></tr>")
+        if step.proofs:
+            items = "".join(f'<li class="proof" data-decides="{p.decides}">{escape(p.decides)}: {escape(p.text)}'
+                            + (f"<br><code>{escape(p.sql)}</code>" if p.sql else "") + "</li>" for p in step.proofs)
+            rows.append(f'<tr><td colspan="4"><details{" open" if step.proof != "proved" else ""}><summary>'
+                        f"{escape(step.revision)} on production's rows: {escape(step.proof)}</summary>"
+                        f"<ul>{items}</ul></details></td></tr>")
     parts.append(f"<h2>Pending migrations ({len(result.pending)})</h2>"
                  '<table class="chain" id="steps"><tr><th>revision</th><th>status</th><th>duration</th>'
                  "<th>rows</th></tr>" + "".join(rows) + "</table>")

@@ -6,10 +6,12 @@ import sys
 
 from ..redact import redact
 from ..report import versions, write_atomically
-from .command import NOT_RUN, SAFE, RehearseResult
+from .command import NOT_RUN, SAFE, UNPROVED, RehearseResult
+
+_PROOF_MARK = {"fails": "FAILS  ", "passes": "ok     ", "unproved": "UNPROVED"}
 
 
-def _step_lines(result: RehearseResult) -> list[str]:
+def _step_lines(result: RehearseResult, verbose: bool = False) -> list[str]:
     width = max((len(s.revision) + len(s.message) + 3 for s in result.steps), default=0)
     lines = []
     for step in result.steps:
@@ -21,6 +23,10 @@ def _step_lines(result: RehearseResult) -> list[str]:
         lines.append(f"  {mark}  {label:<{width}}  {step.duration_s:7.3f}s  {step.rows} row(s)")
         if step.error:
             lines.append(f"           {step.error}")
+        for proof in step.proofs:
+            lines.append(f"           proof {_PROOF_MARK[proof.decides]} {proof.text}")
+            if verbose and proof.sql:
+                lines.append(f"                          asked: {proof.sql}")
     return lines
 
 
@@ -38,7 +44,7 @@ def to_text(result: RehearseResult, verbose: bool = False) -> str:
     lines += [f"  - ignored: {d['text']} ({d['reason']})" for d in result.drift_ignored]
     sample = f", {copied} row(s) copied (--sample-rows {source['sample_rows']})" if source["sample_rows"] else ""
     lines.append(f"pending:    {len(result.pending)} migration(s){sample}")
-    lines += _step_lines(result)
+    lines += _step_lines(result, verbose)
     if result.schema_check is not None:
         check = result.schema_check
         lines.append(f"schema_matches_models: {check.status}  {check.message}".rstrip())
@@ -49,12 +55,18 @@ def to_text(result: RehearseResult, verbose: bool = False) -> str:
                      f"{result.duration_s:.1f}s)")
     lines.append(verdict_line(result))
     lines += [f"  - {r}" for r in result.reasons]
+    lines += [f"  - unproved: {u}" for u in result.unproved]
     return "\n".join(lines)
 
 
 def verdict_line(result: RehearseResult) -> str:
     if result.verdict == SAFE:
-        return f"verdict: SAFE: {len(result.pending)} pending migration(s) rehearsed on a copy of production"
+        proved = sum(1 for s in result.steps if s.proof == "proved")
+        return (f"verdict: SAFE: {len(result.pending)} pending migration(s) rehearsed on a copy of production"
+                + (f", {proved} proved on production's rows" if proved else ""))
+    if result.verdict == UNPROVED:
+        return (f"verdict: UNPROVED: nothing failed, but {len(result.unproved)} thing(s) could not be proved "
+                "on production's rows")
     return f"verdict: UNSAFE ({len(result.reasons)} reason(s))"
 
 
@@ -96,20 +108,22 @@ def _cell(text: str) -> str:
 
 
 def to_markdown(result: RehearseResult) -> str:
-    mark = "✅ safe" if result.verdict == SAFE else "❌ unsafe"
+    mark = {SAFE: "✅ safe", UNPROVED: "⚠️ unproved"}.get(result.verdict, "❌ unsafe")
     source = result.source
     lines = [f"## migration-harness rehearse: {mark}", "",
              f"production `{source['url']}` ({source['server_version']}) at "
              f"`{', '.join(source['revisions']) or 'base'}` · run `{result.run_id}`", ""]
-    if result.reasons:
-        lines += ["### Why", ""] + [f"- {_cell(r)}" for r in result.reasons] + [""]
+    if result.reasons or result.unproved:
+        lines += ["### Why", ""] + [f"- {_cell(r)}" for r in result.reasons]
+        lines += [f"- unproved: {_cell(u)}" for u in result.unproved] + [""]
     if result.drift:
         lines += ["### Drift", ""] + [f"- {_cell(f.text)}" for f in result.drift] + [""]
-    lines += ["### Pending migrations", "", "| revision | status | duration | rows | error |",
-              "| --- | --- | --- | --- | --- |"]
+    lines += ["### Pending migrations", "", "| revision | status | duration | rows | on production's rows | error |",
+              "| --- | --- | --- | --- | --- | --- |"]
     for step in result.steps:
+        proofs = "<br>".join(f"{p.decides}: {_cell(p.text)}" for p in step.proofs) or step.proof
         lines.append(f"| `{step.revision}` {_cell(step.message)} | {step.status} | {step.duration_s:.3f}s | "
-                     f"{step.rows} | {_cell(step.error or '')} |")
+                     f"{step.rows} | {proofs} | {_cell(step.error or '')} |")
     if result.schema_check is not None:
         lines += ["", f"`schema_matches_models`: {result.schema_check.status} {_cell(result.schema_check.message)}"]
     if result.notes:

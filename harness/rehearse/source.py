@@ -10,9 +10,10 @@ temporary table, no migration.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, make_url
@@ -21,6 +22,7 @@ from ..backends import get_backend
 from ..backends.base import Backend, first_line
 from ..errors import ConfigError, DatabaseUnavailable
 from ..redact import safe_url, secrets_of
+from .proofs import Proof, Question, answer
 
 VERSION_TABLE = "alembic_version"
 
@@ -28,7 +30,7 @@ VERSION_TABLE = "alembic_version"
 #: that make it read-only (PostgreSQL ``SET TRANSACTION``, MySQL ``START TRANSACTION ... READ ONLY``,
 #: SQLite ``PRAGMA table_info``...)
 _READS = re.compile(r"^\s*(\(\s*)?(SELECT|WITH|SHOW|DESCRIBE|EXPLAIN|PRAGMA|SET\s+(SESSION|TRANSACTION)|"
-                    r"START\s+TRANSACTION|ROLLBACK|BEGIN)\b", re.IGNORECASE)
+                    r"START\s+TRANSACTION|ROLLBACK|BEGIN|SAVEPOINT|RELEASE\s+SAVEPOINT)\b", re.IGNORECASE)
 _WRITE_PRAGMA = re.compile(r"^\s*PRAGMA\s+\w+(\.\w+)?\s*=", re.IGNORECASE)
 
 
@@ -50,9 +52,24 @@ class Source:
     statements: int = 0             #: statements sent to production (all reads)
 
 
-def parse_source_url(raw: str) -> tuple[URL, str, Backend]:
+def locate_sqlite(raw: str, app_base: str, cwd: str) -> str:
+    """``--from sqlite:///name.db`` with a relative path means what the app's own URI would: Flask-SQLAlchemy
+    resolves it against ``app_base`` (the instance folder on 3.x, the app's root on 2.x). That file when it
+    exists, else the path relative to ``cwd``; the URL returned names it absolutely. Other URLs are unchanged."""
+    url = make_url(raw)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" \
+            or Path(url.database).is_absolute():
+        return raw
+    for base in (app_base, cwd):
+        if base and (Path(base) / url.database).is_file():
+            return url.set(database=str((Path(base) / url.database).resolve())).render_as_string(hide_password=False)
+    raise ConfigError(f"--from {safe_url(url)}: no SQLite database file {url.database!r} in the app's "
+                      f"{'instance folder ' + app_base + ' or in ' if app_base else ''}{cwd}")
+
+
+def parse_source_url(raw: str, check_file: bool = True) -> tuple[URL, str, Backend]:
     """The ``--from`` URL with the harness's driver pinned, its dialect and backend; :class:`ConfigError`
-    (exit 2) for a URL that cannot be used at all."""
+    (exit 2) for a URL that cannot be used at all (with ``check_file``, a SQLite file that does not exist)."""
     hide = secrets_of(raw)
     try:
         url = make_url(raw)
@@ -65,7 +82,7 @@ def parse_source_url(raw: str) -> tuple[URL, str, Backend]:
                           "sqlite)")
     backend = get_backend(dialect)
     if dialect == "sqlite":
-        if not url.database or url.database == ":memory:" or not Path(url.database).is_file():
+        if not url.database or url.database == ":memory:" or check_file and not Path(url.database).is_file():
             raise ConfigError(f"--from {safe_url(url)}: no SQLite database file {url.database or ''!r}")
         return url, dialect, backend
     if not url.database:
@@ -80,9 +97,11 @@ def _guard(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any
         raise WriteRefused(f"refused to send a non-read statement to production: {statement[:120]!r}")
 
 
-def read_source(raw_url: str, sample_rows: int = 0) -> Source:
-    """Read production at ``raw_url`` (see the module docstring); :class:`DatabaseUnavailable` (exit 3) when it
-    cannot be reached, :class:`ConfigError` (exit 2) when it is not under alembic."""
+@contextmanager
+def read_only(raw_url: str) -> Iterator[tuple[Connection, Backend, str, str, list[int]]]:
+    """One connection to production in one read-only transaction (see the module docstring), rolled back at the
+    end: ``(conn, backend, dialect, shown URL, [statements sent])``. :class:`DatabaseUnavailable` (exit 3) when it
+    cannot be reached or a read fails on the connection."""
     url, dialect, backend = parse_source_url(raw_url)
     hide = secrets_of(url, raw_url)
     shown = safe_url(url)
@@ -108,7 +127,7 @@ def read_source(raw_url: str, sample_rows: int = 0) -> Source:
             if opening:
                 conn.exec_driver_sql(opening)
             try:
-                source = _read(conn, backend, dialect, shown, sample_rows)
+                yield conn, backend, dialect, shown, counter
             finally:
                 transaction.rollback()  # nothing was written; rolling back says so to the database as well
         except sa.exc.DBAPIError as exc:
@@ -117,8 +136,36 @@ def read_source(raw_url: str, sample_rows: int = 0) -> Source:
             conn.close()
     finally:
         engine.dispose()
+
+
+def read_source(raw_url: str, sample_rows: int = 0) -> Source:
+    """Read production at ``raw_url`` (see the module docstring); :class:`DatabaseUnavailable` (exit 3) when it
+    cannot be reached, :class:`ConfigError` (exit 2) when it is not under alembic."""
+    with read_only(raw_url) as (conn, backend, dialect, shown, counter):
+        source = _read(conn, backend, dialect, shown, sample_rows)
     source.statements = counter[0]
     return source
+
+
+def ask(raw_url: str, source: Source, questions: dict[str, list[Question]]) -> dict[str, list[Proof]]:
+    """Answer the proofs' questions on production, in a read-only snapshot of their own, after checking that
+    production is still at the revision(s) the rehearsal started from (:class:`ProductionMoved` if not)."""
+    with read_only(raw_url) as (conn, backend, dialect, shown, counter):
+        version = sa.table(VERSION_TABLE, sa.column("version_num"))
+        now = tuple(sorted(str(r) for r in conn.execute(sa.select(version.c.version_num)).scalars()))
+        if now != source.revisions:
+            raise ProductionMoved(source.revisions, now)
+        proofs = answer(conn, questions, savepoints=dialect != "sqlite")
+    source.statements += counter[0]
+    return proofs
+
+
+class ProductionMoved(Exception):
+    """Production's alembic revision changed between the first read and the proofs (someone migrated it)."""
+
+    def __init__(self, before: tuple[str, ...], now: tuple[str, ...]) -> None:
+        super().__init__(f"production moved from {', '.join(before) or 'base'} to {', '.join(now) or 'base'} "
+                         "during the rehearsal (a migration ran there): rehearse again")
 
 
 def _read(conn: Connection, backend: Backend, dialect: str, shown: str, sample_rows: int) -> Source:

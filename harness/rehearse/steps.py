@@ -8,7 +8,9 @@ Used twice by :mod:`harness.rehearse.command`, each time on its own scratch data
   production, then runs ``schema_matches_models`` as ``run`` does.
 
 Events (besides the usual ``step`` / ``step_done`` / ``check``): ``{"event": "rehearse_step", "revision",
-"message", "duration_s", "rows", "passed", "error"}`` after each step.
+"message", "duration_s", "rows", "passed", "error", "operations"}`` after each step; ``operations`` are the
+facts :class:`harness.rehearse.record.Recorder` kept (what the step does that existing rows can make fail), only
+when the plan asks for them (``"record": true``).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from ..checks import CheckContext
 from ..steps import Step, run_steps, upgrade_steps
 from ..config import IgnoreRule
 from ..worker import on_scratch_database, run_check
+from .record import Recorder
 
 _VERSION_WRITE = re.compile(r"^\s*(UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+[`\"]?alembic_version\b", re.IGNORECASE)
 
@@ -48,6 +51,7 @@ def run_mode(spec: dict[str, Any], env: Any, revisions: list[Any], heads: list[s
             rows[0] += cursor.rowcount
 
     scratch = env.engine().url
+    recorder = Recorder(env.engine().dialect, scratch, on_scratch_database) if plan.get("record") else None
 
     def count_scratch_rows(conn: Any, *args: Any) -> None:
         if on_scratch_database(conn, scratch):  # whichever engine env.py migrates with (engine_from_config too)
@@ -58,21 +62,26 @@ def run_mode(spec: dict[str, Any], env: Any, revisions: list[Any], heads: list[s
 
     def before(step: Step) -> None:
         rows[0] = 0
-        started[0] = time.monotonic()
         ctx.announce(step)
+        if recorder:
+            recorder.start_step()
+        started[0] = time.monotonic()
 
     def after(step: Step, seconds: float, passed: bool) -> None:
+        operations = recorder.stop() if recorder else []
         ctx.step_done(step, seconds, passed)
         if passed:
             emit({"event": "rehearse_step", "revision": step.revision.revision, "message": step.revision.message,
-                  "duration_s": round(seconds, 4), "rows": rows[0], "passed": True, "error": None})
+                  "duration_s": round(seconds, 4), "rows": rows[0], "passed": True, "error": None,
+                  "operations": operations})
 
     script = ScriptDirectory.from_config(env.alembic_config)
     failure = run_steps(env.alembic_config, upgrade_steps(wanted), before, ctx.versions_dir, after, script)
     if failure:
         emit({"event": "rehearse_step", "revision": failure.step.revision.revision,
               "message": failure.step.revision.message, "duration_s": round(time.monotonic() - started[0], 4),
-              "rows": rows[0], "passed": False, "error": failure.error})
+              "rows": rows[0], "passed": False, "error": failure.error,
+              "operations": recorder.facts if recorder else []})
         return
     if plan.get("compare_models"):
         ctx.at_head = True

@@ -1,0 +1,612 @@
+"""Proofs: can each pending step fail on the rows production holds? Asked of production itself, read-only.
+
+A rehearsal on a copy proves a step only for the rows the copy holds: with the default ``--sample-rows 0`` none.
+So each operation a step ran on the copy (recorded by :mod:`harness.rehearse.record`) whose success depends on
+existing rows becomes a read-only question for production, an aggregate whose answer decides it:
+
+==================================  ========================================================================
+a column becomes NOT NULL           rows where it is NULL; for a new column without a server default, rows
+a unique constraint / index / PK    duplicate groups over its columns (NULLs never collide, unless NULLS NOT
+                                    DISTINCT)
+a shorter length, smaller integer   values that do not fit
+or precision
+an enum losing labels               rows holding a label that is gone
+a type change with a cast           values that do not convert (a regular expression, or the cast tried in a
+                                    SELECT where the database raises on a bad value)
+a new foreign key                   orphan rows
+a new CHECK                         rows that violate it
+a data migration, SQL the harness   rows of the tables it reads or writes: none, or every one of them was in
+cannot analyse, a bulk insert       the rehearsal, or the step is *unproved*
+==================================  ========================================================================
+
+Columns and tables are followed through the pending steps: a column an earlier pending step added holds its
+server default (or NULL) in every existing row until a data migration writes the table; a renamed column is asked
+under production's name; a table a pending step created is empty. What cannot be followed is ``unproved``, with
+the reason, never passed.
+
+Dialect facts (MySQL fills an implicit default, SQLite enforces no length and checks no old row against a new
+foreign key, PostgreSQL raises on a bad cast) come from the backend (:class:`~harness.backends.base.Backend`).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import sqlalchemy as sa
+
+from ..backends.base import Backend
+
+FAILS, PASSES, UNPROVED = "fails", "passes", "unproved"
+#: a step's summary: no proof needed, every proof passes, one fails, none fails but one is unproved
+NONE, PROVED = "none", "proved"
+
+_DATA_DDL = re.compile(r"\b(UNIQUE|PRIMARY\s+KEY|FOREIGN\s+KEY|REFERENCES|CHECK|NOT\s+NULL|TYPE|MODIFY|CHANGE|"
+                       r"VALIDATE|USING)\b", re.IGNORECASE)
+_NEW_OBJECT = re.compile(r"^\s*(CREATE\s+(TABLE|TYPE|SEQUENCE|VIEW|FUNCTION|TRIGGER|EXTENSION|SCHEMA|"
+                         r"(OR\s+REPLACE\s+)?(VIEW|FUNCTION)|INDEX)|DROP|COMMENT|GRANT|REVOKE|ALTER\s+TYPE\s+\S+\s+"
+                         r"(ADD|RENAME)\s+VALUE|ALTER\s+SEQUENCE|ALTER\s+INDEX)\b", re.IGNORECASE)
+_INT_RANGE = {8: (-128, 127), 16: (-32768, 32767), 24: (-8388608, 8388607), 32: (-2147483648, 2147483647),
+              64: (-9223372036854775808, 9223372036854775807)}
+_INTEGER_TEXT = r"^[[:space:]]*[-+]?[0-9]+[[:space:]]*$"
+_DECIMAL_TEXT = r"^[[:space:]]*[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+)?[[:space:]]*$"
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One question asked of production about one operation of a step, and what its answer decides."""
+
+    kind: str            #: not-null, unique, length, range, precision, enum, cast, foreign-key, check, data
+    question: str        #: what the query counts, in words
+    count: int | None    #: its answer (None: decided without a count, or the query could not be answered)
+    decides: str         #: fails, passes, unproved
+    text: str            #: the decision in a sentence
+    table: str | None = None
+    sql: str | None = None  #: the read-only query sent to production (None: decided without one)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "question": self.question, "count": self.count, "decides": self.decides,
+                "text": self.text, "table": self.table, "sql": self.sql}
+
+
+Decide = Callable[[int | None, str | None], tuple[str, str]]
+
+
+@dataclass
+class Question:
+    """A proof still to be answered: ``query`` runs on production (None: ``decide`` needs no count)."""
+
+    kind: str
+    question: str
+    table: str | None
+    query: Any
+    decide: Decide
+
+
+def summary(proofs: Sequence[Proof]) -> str:
+    """A step's proof status: ``none`` (nothing depends on existing rows), ``proved``, ``fails``, ``unproved``."""
+    if not proofs:
+        return NONE
+    if any(p.decides == FAILS for p in proofs):
+        return FAILS
+    if any(p.decides == UNPROVED for p in proofs):
+        return UNPROVED
+    return PROVED
+
+
+# -- following names through the pending steps ----------------------------------------------------------------
+@dataclass
+class _Fill:
+    """What every existing row holds in a column a pending step added (until a data migration writes it)."""
+
+    value: str | None     #: SQL text of the value, None for NULL
+    why: str              #: "its server default 'x'", "NULL", "the type's implicit default"
+
+
+@dataclass
+class _State:
+    """Production's tables as the pending steps change them: current name → production name, new tables, added
+    columns and what they hold, tables a data migration wrote."""
+
+    metadata: sa.MetaData
+    tables: dict[str, str | None] = field(default_factory=dict)   #: current name → production name (None: new)
+    columns: dict[tuple[str, str], str | _Fill | None] = field(default_factory=dict)  #: None: unknown values
+    written: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        for name in self.metadata.tables:
+            self.tables[name] = name
+
+    def production_table(self, name: str) -> sa.Table | None:
+        real = self.tables.get(name, name if name in self.metadata.tables else None)
+        return self.metadata.tables.get(real) if real else None
+
+    def is_new(self, name: str) -> bool:
+        return name in self.tables and self.tables[name] is None
+
+    def column(self, table: str, name: str) -> sa.Column | _Fill | None:
+        """Production's column behind ``table.name`` now, or what a pending step filled it with; None when its
+        values cannot be known from production (a data migration wrote the table, or it is not there)."""
+        key = (table, name)
+        if key in self.columns:
+            source = self.columns[key]
+            if isinstance(source, _Fill):
+                return None if table in self.written else source
+            if source is None:
+                return None
+            name = source
+        if table in self.written:
+            return None
+        real = self.production_table(table)
+        return real.c[name] if real is not None and name in real.c else None
+
+
+# -- deriving the questions -----------------------------------------------------------------------------------
+class _Deriver:
+    def __init__(self, metadata: sa.MetaData, backend: Backend, dialect: str, copied: dict[str, int]) -> None:
+        self.state = _State(metadata)
+        self.backend = backend
+        self.dialect = dialect
+        self.copied = copied
+        self.questions: list[Question] = []
+
+    # helpers
+    def ask(self, kind: str, question: str, table: str | None, query: Any, decide: Decide) -> None:
+        self.questions.append(Question(kind, question, table, query, decide))
+
+    def count_rows(self, table: sa.Table) -> Any:
+        return sa.select(sa.func.count()).select_from(table)
+
+    def where_count(self, table: sa.Table, *conditions: Any) -> Any:
+        return sa.select(sa.func.count()).select_from(table).where(*conditions)
+
+    def rows_must_be_covered(self, kind: str, table: str, why: str) -> None:
+        """A step whose outcome depends on ``table``'s rows in a way no aggregate decides: proved when production
+        holds none, or when the rehearsal ran it on every one of them; else unproved."""
+        if self.state.is_new(table) and table not in self.state.written:
+            return  # created by a pending step and written by none: empty when this step runs
+        real = self.state.production_table(table)
+        if real is None:
+            self.ask(kind, f"rows of {table}", table, None, lambda c, e: (
+                UNPROVED, f"{why}; {table} is not in production's schema, so its rows cannot be counted there"))
+            return
+        copied = self.copied.get(real.name, 0)
+
+        def decide(count: int | None, error: str | None) -> tuple[str, str]:
+            if count is None:
+                return UNPROVED, f"{why}; counting {real.name}'s rows failed: {error}"
+            if count == 0:
+                return PASSES, f"{why}; {real.name} holds no rows in production"
+            if copied >= count:
+                return PASSES, (f"{why}; the rehearsal ran it on all {count:,} rows of {real.name} (copied "
+                                f"{copied:,})")
+            return UNPROVED, (f"{why}; production holds {count:,} rows of {real.name} and the rehearsal held "
+                              f"{copied:,} of them: pass --sample-rows {count} (or more) to rehearse it on every row")
+
+        self.ask(kind, f"rows of {real.name}", real.name, self.count_rows(real), decide)
+
+    # operations
+    def add_column(self, fact: dict[str, Any]) -> None:
+        table, column = fact["table"], fact["column"]
+        default = fact.get("server_default")
+        if default is not None:
+            fill = _Fill(default, f"its server default {default}")
+        elif not fact["nullable"] and self.backend.fills_implicit_default:
+            fill = _Fill("''", "the type's implicit default ('' / 0)")
+        else:
+            fill = _Fill(None, "NULL")
+        new_table = self.state.is_new(table) and table not in self.state.written
+        self.state.columns[(table, column)] = fill
+        if new_table:
+            return
+        real = self.state.production_table(table)
+        if real is None:
+            self.rows_must_be_covered("not-null", table, f"adds {table}.{column}")
+            return
+        where = f"{real.name}.{column}"
+        if not fact["nullable"] and default is None:
+            if self.backend.fills_implicit_default:
+                self.ask("not-null", f"rows of {real.name} that get {column}'s implicit default", real.name,
+                         self.count_rows(real), lambda c, e: (PASSES, (
+                             f"the database fills the implicit default ('' / 0) into {c:,} existing row(s) of "
+                             f"{real.name} for the new NOT NULL column {column}: the step passes (make sure that "
+                             "value is what you want)") if c is not None else (UNPROVED, f"counting failed: {e}")))
+            else:
+                self.ask("not-null", f"rows of {real.name} (each would get NULL in the new NOT NULL {where})",
+                         real.name, self.count_rows(real), _fails_if_any(
+                             lambda c: f"{c:,} row(s) of {real.name} would get NULL in {where}, added NOT NULL "
+                                       "without a server default: the step fails",
+                             f"{real.name} holds no rows: the new NOT NULL {where} needs no value"))
+        if fact.get("unique") or fact.get("primary_key"):
+            self._unique_over(table, [column], False, fact.get("primary_key", False), f"{where} (unique)")
+        for fk in fact.get("foreign_keys", ()):
+            self.foreign_key({"table": table, "columns": fk["columns"], "referent": fk["referent"],
+                              "referent_columns": fk["referent_columns"], "not_valid": False})
+        for _ in fact.get("checks", ()):
+            self.rows_must_be_covered("check", table, f"adds {where} with a CHECK on its value")
+
+    def alter_column(self, fact: dict[str, Any]) -> None:
+        table, name = fact["table"], fact["column"]
+        if self.state.is_new(table) and table not in self.state.written:
+            self._rename(table, name, fact.get("new_name"))
+            return
+        source = self.state.column(table, name)
+        real = self.state.production_table(table)
+        label = f"{table}.{name}"
+        if fact.get("nullable") is False:
+            if isinstance(source, sa.Column) and real is not None:
+                if source.nullable:
+                    self.ask("not-null", f"rows of {real.name} where {source.name} is NULL", real.name,
+                             self.where_count(real, source.is_(None)), _fails_if_any(
+                                 lambda c: f"{c:,} row(s) of {real.name} have {source.name} NULL: making it NOT "
+                                           "NULL fails",
+                                 f"no row of {real.name} has {source.name} NULL"))
+            elif isinstance(source, _Fill) and real is not None:
+                if source.value is None:
+                    self.ask("not-null", f"rows of {real.name} (each holds NULL in {name}, added by a pending step)",
+                             real.name, self.count_rows(real), _fails_if_any(
+                                 lambda c: f"{c:,} row(s) of {real.name} hold NULL in {name} (a pending step added "
+                                           "it without a value for them): making it NOT NULL fails",
+                                 f"{real.name} holds no rows"))
+            else:
+                self.rows_must_be_covered("not-null", table, f"makes {label} NOT NULL (its values come from a "
+                                                              "pending data migration)")
+        if fact.get("type"):
+            self._type_change(table, name, source, real, fact)
+        self._rename(table, name, fact.get("new_name"))
+
+    def _rename(self, table: str, name: str, new_name: str | None) -> None:
+        if not new_name or new_name == name:
+            return
+        key = (table, name)
+        source = self.state.columns.pop(key, name)
+        self.state.columns[(table, new_name)] = source
+
+    def _type_change(self, table: str, name: str, source: Any, real: sa.Table | None, fact: dict[str, Any]) -> None:
+        new: dict[str, Any] = fact["type"]
+        label = f"{table}.{name}"
+        if isinstance(source, _Fill):
+            if real is not None and source.value is not None:
+                self.rows_must_be_covered("cast", table, f"changes the type of {label} (holding {source.why})")
+            return
+        if not isinstance(source, sa.Column) or real is None:
+            self.rows_must_be_covered("cast", table, f"changes the type of {label}")
+            return
+        from .record import type_info
+
+        old = type_info(source.type, self.backend_dialect(real)) or {"family": "other"}
+        column, where = source, f"{real.name}.{source.name}"
+        new_sql = new.get("sql", "?")
+        limits = self.backend.enforces_type_limits
+        if fact.get("using"):
+            if self.backend.cast_raises:
+                using = fact["using"]
+                self.ask("cast", f"rows of {real.name} whose USING {using} raises", real.name,
+                         sa.select(sa.func.count(sa.text(f"({using})"))).select_from(real),
+                         _raises_fails(f"{where} USING {using} fails on at least one row of production",
+                                       f"USING {using} converts every row of {real.name}"))
+            else:
+                self.rows_must_be_covered("cast", table, f"converts {label} with USING")
+            return
+        if new["family"] == "enum":
+            labels = new.get("labels") or []
+            if not (new.get("native") and self.dialect != "sqlite") and not new.get("constraint"):
+                return  # a VARCHAR without a CHECK: any label is stored, none refused
+            self.ask("enum", f"rows of {real.name} whose {source.name} is not one of {', '.join(labels)}", real.name,
+                     self.where_count(real, column.isnot(None), sa.cast(column, sa.String).notin_(labels)),
+                     _fails_if_any(lambda c: f"{c:,} row(s) of {real.name} hold a {source.name} that {new_sql} no "
+                                             "longer has: the step fails",
+                                   f"every {source.name} of {real.name} is one of the new labels"))
+            return
+        ask = self.ask if limits else self._unenforced
+        family = new["family"]
+        if family == "string" and old["family"] in ("string", "enum", "other") and new.get("length") is not None:
+            length = new["length"]
+            if old["family"] == "string" and old.get("length") is not None and old["length"] <= length:
+                return
+            ask("length", f"values of {where} longer than {length} characters", real.name,
+                     self.where_count(real, sa.func.char_length(column) > length),
+                     _fails_if_any(lambda c: f"{c:,} value(s) of {where} are longer than {length}: {new_sql} fails",
+                                   f"every {where} fits in {length} characters"))
+        elif family == "integer" and old["family"] in ("integer", "numeric", "float"):
+            low, high = _INT_RANGE[new.get("bits", 32)]
+            if old["family"] == "integer" and old.get("bits", 32) <= new.get("bits", 32):
+                return
+            ask("range", f"values of {where} outside {low}..{high}", real.name,
+                     self.where_count(real, sa.or_(column < low, column > high)),
+                     _fails_if_any(lambda c: f"{c:,} value(s) of {where} are outside the range of {new_sql}: the "
+                                             "step fails", f"every {where} fits in {new_sql}"))
+        elif family == "numeric" and old["family"] in ("integer", "numeric", "float"):
+            precision, scale = new.get("precision"), new.get("scale") or 0
+            if precision is None:
+                return
+            digits = precision - scale
+            if old["family"] == "numeric" and old.get("precision") is not None and \
+                    old["precision"] - (old.get("scale") or 0) <= digits:
+                return
+            ask("precision", f"values of {where} with more than {digits} digit(s) before the point", real.name,
+                     self.where_count(real, sa.func.abs(column) >= 10 ** digits),
+                     _fails_if_any(lambda c: f"{c:,} value(s) of {where} do not fit {new_sql}: the step fails",
+                                   f"every {where} fits {new_sql}"))
+        elif family in ("integer", "numeric", "float") and old["family"] in ("string", "other"):
+            pattern = _INTEGER_TEXT if family == "integer" else _DECIMAL_TEXT
+            condition = self.backend.not_matching(column, pattern)
+            if condition is None and limits:
+                self.rows_must_be_covered("cast", table, f"converts {label} to {new_sql}")
+                return
+            ask("cast", f"values of {where} that are not {'integers' if family == 'integer' else 'numbers'}",
+                     real.name, self.where_count(real, column.isnot(None), condition),
+                     _fails_if_any(lambda c: f"{c:,} value(s) of {where} do not convert to {new_sql}: the step fails",
+                                   f"every {where} converts to {new_sql}"))
+        elif family != old["family"] and family not in ("string", "other"):
+            if not limits:
+                ask("cast", f"rows of {real.name} whose {source.name} does not convert to {new_sql}", real.name,
+                    None, _fails_if_any(str, ""))
+            elif self.backend.cast_raises:
+                quoted = _dialect_for(self.dialect).identifier_preparer.quote(source.name)
+                self.ask("cast", f"rows of {real.name} whose {source.name} does not convert to {new_sql}", real.name,
+                         sa.select(sa.func.count(sa.literal_column(f"CAST({quoted} AS {new_sql})"))).select_from(real),
+                         _raises_fails(f"at least one {where} does not convert to {new_sql}",
+                                       f"every {where} converts to {new_sql}"))
+            else:
+                self.rows_must_be_covered("cast", table, f"converts {label} to {new_sql}")
+
+    def _unenforced(self, kind: str, question: str, table: str | None, query: Any, decide: Decide) -> None:
+        """A type change on a dialect that keeps any value in any column (SQLite): decided without a query."""
+        self.ask(kind, question, table, None, lambda c, e: (
+            PASSES, f"{self.dialect} keeps any value in any column (no length, range or type is enforced): the "
+                    "change cannot fail on a stored value"))
+
+    def backend_dialect(self, table: sa.Table) -> Any:
+        return _DIALECTS[self.dialect]
+
+    def unique(self, fact: dict[str, Any]) -> None:
+        table = fact["table"]
+        if self.state.is_new(table) and table not in self.state.written:
+            return
+        if fact.get("expressions"):
+            self.rows_must_be_covered("unique", table, f"adds a unique index on expressions of {table}")
+            return
+        what = f"{'primary key' if fact.get('primary_key') else 'unique'} ({', '.join(fact['columns'])}) on {table}"
+        self._unique_over(table, list(fact["columns"]), bool(fact.get("nulls_not_distinct")),
+                          bool(fact.get("primary_key")), what)
+
+    def _unique_over(self, table: str, names: list[str], nulls_collide: bool, primary: bool, what: str) -> None:
+        real = self.state.production_table(table)
+        sources = [self.state.column(table, n) for n in names]
+        if real is None or any(s is None for s in sources):
+            self.rows_must_be_covered("unique", table, f"adds {what} over values that come from a pending data "
+                                                       "migration")
+            return
+        varying = [s for s in sources if isinstance(s, sa.Column)]
+        fills = [s for s in sources if isinstance(s, _Fill)]
+        if primary:
+            for column in varying:
+                self.ask("not-null", f"rows of {real.name} where {column.name} is NULL (a primary key column)",
+                         real.name, self.where_count(real, column.is_(None)), _fails_if_any(
+                             lambda c, n=column.name: f"{c:,} row(s) of {real.name} have {n} NULL: the primary key "
+                                                      "fails", f"no row of {real.name} has a NULL key"))
+        if any(f.value is None for f in fills) and not nulls_collide:
+            return  # every existing row holds NULL in one of the columns: NULLs never collide
+        if not varying:
+            self.ask("unique", f"rows of {real.name} (all get the same value)", real.name, self.count_rows(real),
+                     _fails_if(lambda c: c > 1, lambda c: f"all {c:,} rows of {real.name} get the same value "
+                               f"({fills[0].why}): {what} fails", f"{real.name} holds at most one row"))
+            return
+        keyed = sa.select(*varying).select_from(real)
+        if not nulls_collide:
+            keyed = keyed.where(*(c.isnot(None) for c in varying))
+        groups = keyed.group_by(*varying).having(sa.func.count() > 1).subquery("duplicates")
+        columns = ", ".join(c.name for c in varying)
+        self.ask("unique", f"groups of rows of {real.name} sharing ({columns})"
+                 + ("" if nulls_collide else ", NULLs left out as the database leaves them out"), real.name,
+                 sa.select(sa.func.count()).select_from(groups),
+                 _fails_if_any(lambda c: f"{c:,} value(s) of ({columns}) occur more than once in {real.name}: "
+                                         f"{what} fails", f"no two rows of {real.name} share ({columns})"))
+
+    def foreign_key(self, fact: dict[str, Any]) -> None:
+        table, referent = fact["table"], fact["referent"]
+        if self.state.is_new(table) and table not in self.state.written:
+            return
+        what = f"the foreign key {table}({', '.join(fact['columns'])}) → {referent}"
+        if fact.get("not_valid"):
+            self.ask("foreign-key", f"{what}: NOT VALID", table, None, lambda c, e: (
+                PASSES, f"{what} is added NOT VALID: existing rows are not checked (VALIDATE CONSTRAINT later does)"))
+            return
+        if not self.backend.checks_existing_foreign_keys:
+            self.ask("foreign-key", f"{what}: existing rows", table, None, lambda c, e: (
+                PASSES, f"{self.dialect} does not check existing rows against a new foreign key"))
+            return
+        real = self.state.production_table(table)
+        sources = [self.state.column(table, n) for n in fact["columns"]]
+        if real is None or any(not isinstance(s, (sa.Column, _Fill)) for s in sources):
+            self.rows_must_be_covered("foreign-key", table, f"adds {what} over values a pending step wrote")
+            return
+        if any(isinstance(s, _Fill) and s.value is None for s in sources):
+            return  # a NULL in a key column matches nothing and is never an orphan
+        if any(isinstance(s, _Fill) for s in sources):
+            self.rows_must_be_covered("foreign-key", table, f"adds {what} over a column filled with a default")
+            return
+        children = [s for s in sources if isinstance(s, sa.Column)]
+        parent_new = self.state.is_new(referent) and referent not in self.state.written
+        parent = None if parent_new else self.state.production_table(referent)
+        parent_columns = [self.state.column(referent, n) for n in fact["referent_columns"]] if parent is not None else []
+        not_null = [c.isnot(None) for c in children]
+        if parent_new:
+            query = self.where_count(real, *not_null)
+        elif parent is None or any(not isinstance(p, sa.Column) for p in parent_columns):
+            self.rows_must_be_covered("foreign-key", table, f"adds {what}, whose parent rows a pending step wrote")
+            return
+        else:
+            other = parent.alias("parent")
+            match = sa.and_(*(other.c[p.name] == c for p, c in zip(parent_columns, children)))
+            query = self.where_count(real, *not_null, ~sa.exists().where(match))
+        self.ask("foreign-key", f"rows of {real.name} whose ({', '.join(c.name for c in children)}) has no row in "
+                 f"{referent}", real.name, query,
+                 _fails_if_any(lambda c: f"{c:,} row(s) of {real.name} reference no row of {referent}: {what} fails",
+                               f"every row of {real.name} has its {referent} row"))
+
+    def check(self, fact: dict[str, Any]) -> None:
+        table = fact["table"]
+        if self.state.is_new(table) and table not in self.state.written:
+            return
+        condition = fact["condition"]
+        if fact.get("not_valid"):
+            self.ask("check", f"CHECK ({condition}) NOT VALID", table, None, lambda c, e: (
+                PASSES, f"CHECK ({condition}) is added NOT VALID: existing rows are not checked"))
+            return
+        real = self.state.production_table(table)
+        if real is None or table in self.state.written or real.name != table:
+            self.rows_must_be_covered("check", table, f"adds CHECK ({condition}) over values a pending step changed")
+            return
+
+        def decide(count: int | None, error: str | None) -> tuple[str, str]:
+            if count is None:
+                return UNPROVED, (f"CHECK ({condition}) could not be evaluated as a query on production ({error}); "
+                                  f"whether {table}'s rows satisfy it is not known")
+            if count:
+                return FAILS, f"{count:,} row(s) of {table} violate CHECK ({condition}): the step fails"
+            return PASSES, f"every row of {table} satisfies CHECK ({condition})"
+
+        self.ask("check", f"rows of {table} that violate CHECK ({condition})", table,
+                 self.where_count(real, sa.text(f"NOT ({condition})")), decide)
+
+    def statement(self, fact: dict[str, Any]) -> None:
+        kind, text = fact["kind"], fact["statement"]
+        tables = [t for t in fact.get("tables", ()) if t in self.state.tables]
+        if kind == "ddl":
+            if _NEW_OBJECT.match(text) or not _DATA_DDL.search(text):
+                for name in fact.get("tables", ())[:1] if re.match(r"^\s*CREATE\s+TABLE", text, re.I) else ():
+                    self.state.tables.setdefault(name, None)
+                return
+            why = f"runs SQL whose outcome depends on existing rows and that the harness does not analyse ({text})"
+        elif kind == "read":
+            why = f"reads rows in a data migration ({text})"
+        else:
+            why = f"writes rows in a data migration ({text})"
+        if not tables:
+            self.ask("data", text, None, None, lambda c, e: (
+                UNPROVED, f"{why}; which tables it touches could not be told from the SQL"))
+            return
+        for table in tables:
+            self.rows_must_be_covered("data", table, why)
+        if kind == "write":
+            self.state.written.add(tables[0])
+
+    def apply(self, fact: dict[str, Any]) -> None:
+        op = fact["op"]
+        if op == "add_column":
+            self.add_column(fact)
+        elif op == "alter_column":
+            self.alter_column(fact)
+        elif op == "unique":
+            self.unique(fact)
+        elif op == "foreign_key":
+            self.foreign_key(fact)
+        elif op == "check":
+            self.check(fact)
+        elif op == "sql":
+            self.statement(fact)
+        elif op == "bulk_insert":
+            self.rows_must_be_covered("data", fact["table"], f"inserts {fact['rows']} row(s) into {fact['table']}")
+            self.state.written.add(fact["table"])
+        elif op == "create_table":
+            self.state.tables[fact["table"]] = None
+        elif op == "drop_table":
+            self.state.tables.pop(fact["table"], None)
+        elif op == "rename_table":
+            self.state.tables[fact["new_name"]] = self.state.tables.pop(fact["table"], fact["table"])
+            for (table, column), source in list(self.state.columns.items()):
+                if table == fact["table"]:
+                    self.state.columns[(fact["new_name"], column)] = self.state.columns.pop((table, column))
+            if fact["table"] in self.state.written:
+                self.state.written.add(fact["new_name"])
+        elif op == "drop_column":
+            self.state.columns[(fact["table"], fact["column"])] = None
+
+
+_DIALECTS: dict[str, Any] = {}
+
+
+def _dialect_for(name: str) -> Any:
+    if name not in _DIALECTS:
+        from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+        _DIALECTS.update(postgresql=postgresql.dialect(), mysql=mysql.dialect(), sqlite=sqlite.dialect())
+    return _DIALECTS[name]
+
+
+def _fails_if_any(failing: Callable[[int], str], passing: str) -> Decide:
+    return _fails_if(lambda c: c > 0, failing, passing)
+
+
+def _fails_if(test: Callable[[int], bool], failing: Callable[[int], str], passing: str) -> Decide:
+    def decide(count: int | None, error: str | None) -> tuple[str, str]:
+        if count is None:
+            return UNPROVED, f"the question could not be answered on production: {error}"
+        return (FAILS, failing(count)) if test(count) else (PASSES, passing)
+
+    return decide
+
+
+def _raises_fails(failing: str, passing: str) -> Decide:
+    def decide(count: int | None, error: str | None) -> tuple[str, str]:
+        if count is None:
+            return FAILS, f"{failing}: {error}"
+        return PASSES, passing
+
+    return decide
+
+
+def derive(steps: Sequence[tuple[str, Sequence[dict[str, Any]]]], metadata: sa.MetaData, backend: Backend,
+           dialect: str, copied: dict[str, int]) -> dict[str, list[Question]]:
+    """The questions of each step (``(revision, facts)`` in the order they ran), following production's tables
+    through the earlier pending steps."""
+    _dialect_for(dialect)
+    deriver = _Deriver(metadata, backend, dialect, copied)
+    questions: dict[str, list[Question]] = {}
+    for revision, facts in steps:
+        deriver.questions = []
+        for fact in facts:
+            deriver.apply(fact)
+        questions[revision] = deriver.questions
+    return questions
+
+
+def answer(conn: sa.engine.Connection, questions: dict[str, list[Question]], savepoints: bool) -> dict[str, list[Proof]]:
+    """Ask every question on ``conn`` (production, read-only, one snapshot); an identical query is sent once.
+    With ``savepoints`` each query runs behind one, so that a failed one (a cast that raises) leaves the
+    transaction usable."""
+    cache: dict[str, tuple[int | None, str | None]] = {}
+    proofs: dict[str, list[Proof]] = {}
+    for revision, asked in questions.items():
+        proofs[revision] = []
+        for q in asked:
+            sql = None
+            count: int | None = None
+            error: str | None = None
+            if q.query is not None:
+                sql = " ".join(str(q.query.compile(conn, compile_kwargs={"literal_binds": True})).split())
+                if sql not in cache:
+                    cache[sql] = _count(conn, q.query, savepoints)
+                count, error = cache[sql]
+            decides, text = q.decide(count, error)
+            proofs[revision].append(Proof(q.kind, q.question, count, decides, text, q.table, sql))
+    return proofs
+
+
+def _count(conn: sa.engine.Connection, query: Any, savepoints: bool) -> tuple[int | None, str | None]:
+    from ..backends.base import first_line
+
+    nested = conn.begin_nested() if savepoints else None
+    try:
+        value = conn.execute(query).scalar()
+    except sa.exc.DBAPIError as exc:
+        if nested is not None:
+            nested.rollback()
+        if exc.connection_invalidated:
+            raise
+        return None, first_line(exc.orig or exc)
+    if nested is not None:
+        nested.commit()
+    return int(value or 0), None

@@ -1,0 +1,227 @@
+"""[proofs] `rehearse` asks production itself, read-only, whether each pending step can fail on its rows.
+
+A "production" at a003 holds rows; six pending revisions each do something existing rows can make fail (a unique
+constraint, a shorter VARCHAR, a foreign key, a CHECK, SET NOT NULL, then a data migration). The rehearsal copies
+no rows (the default), so every step passes on the copy: only the proofs can tell. With dirty rows each step is
+decided `fails` with the count the database itself would trip on; with clean rows each is `passes`; the data
+migration is `unproved` until the rehearsal held every row it writes. Production is compared before and after.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from projects import GOOD_MODELS, Rev, good_chain, make_project
+from test_rehearse import (_engine, catalogue_checksum, flask_upgrade, production, rehearse,  # noqa: F401
+                           sqlite_file_state)
+
+EXTRA = Rev("a003", "nickname and editor", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(sa.Column("nickname", sa.String(length=40), nullable=True))
+    with op.batch_alter_table("posts") as batch_op:
+        batch_op.add_column(sa.Column("editor_id", sa.Integer(), nullable=True))
+""", """
+    with op.batch_alter_table("posts") as batch_op:
+        batch_op.drop_column("editor_id")
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_column("nickname")
+""")
+PENDING = [
+    Rev("p001", "unique user names", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.create_unique_constraint("uq_users_name", ["name"])
+""", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_constraint("uq_users_name", type_="unique")
+"""),
+    Rev("p002", "shorter titles", """
+    with op.batch_alter_table("posts") as batch_op:
+        batch_op.alter_column("title", type_=sa.String(length=6), existing_type=sa.String(length=200),
+                              existing_nullable=False)
+""", """
+    with op.batch_alter_table("posts") as batch_op:
+        batch_op.alter_column("title", type_=sa.String(length=200), existing_type=sa.String(length=6))
+"""),
+    Rev("p003", "posts editor fk", """
+    with op.batch_alter_table("posts") as batch_op:
+        batch_op.create_foreign_key("fk_posts_editor_id_users", "users", ["editor_id"], ["id"])
+""", """
+    with op.batch_alter_table("posts") as batch_op:
+        batch_op.drop_constraint("fk_posts_editor_id_users", type_="foreignkey")
+"""),
+    Rev("p004", "names are not x", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.create_check_constraint("name_not_x", "name <> 'x'")
+""", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_constraint("ck_users_name_not_x", type_="check")
+"""),
+    Rev("p005", "nickname required", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.alter_column("nickname", existing_type=sa.String(length=40), nullable=False)
+""", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.alter_column("nickname", existing_type=sa.String(length=40), nullable=True)
+"""),
+    Rev("p006", "shout names", """
+    op.execute("UPDATE users SET name = upper(name)")
+""", """
+    op.execute("UPDATE users SET name = lower(name)")
+"""),
+]
+MODELS = '''
+class User(db.Model):
+    __tablename__ = "users"
+    __table_args__ = (sa.CheckConstraint("name <> 'x'", name="name_not_x"),)
+    id = db.Column(sa.Integer, primary_key=True)
+    name = db.Column(sa.String(80), nullable=False, unique=True)
+    nickname = db.Column(sa.String(40), nullable=False)
+
+
+class Post(db.Model):
+    __tablename__ = "posts"
+    id = db.Column(sa.Integer, primary_key=True)
+    user_id = db.Column(sa.Integer, sa.ForeignKey("users.id"), nullable=False)
+    title = db.Column(sa.String(6), nullable=False, index=True)
+    editor_id = db.Column(sa.Integer, sa.ForeignKey("users.id"), nullable=True)
+'''
+#: rows every pending step trips on: 2 duplicate names (ann, bob), a user named x, 3 users without a nickname,
+#: 4 titles longer than 6 characters, 2 posts whose editor does not exist
+DIRTY_USERS = [{"id": 1, "name": "ann", "nickname": "a"}, {"id": 2, "name": "ann", "nickname": None},
+               {"id": 3, "name": "bob", "nickname": "b"}, {"id": 4, "name": "bob", "nickname": None},
+               {"id": 5, "name": "x", "nickname": None}, {"id": 6, "name": "cy", "nickname": "c"}]
+DIRTY_POSTS = [{"id": i, "user_id": 1 + i % 6, "title": "a long title" if i <= 4 else f"p{i}",
+                "editor_id": 99 if i in (5, 6) else (None if i == 7 else 1 + i % 6)} for i in range(1, 10)]
+CLEAN_USERS = [{"id": i, "name": f"user{i}", "nickname": f"n{i}"} for i in range(1, 7)]
+CLEAN_POSTS = [{"id": i, "user_id": 1 + i % 6, "title": f"p{i}", "editor_id": None if i == 7 else 1 + i % 6}
+               for i in range(1, 10)]
+
+
+def _production(tmp_path: Path, make: Any, dialect: str, users: list[dict], posts: list[dict],
+                chain: list[Rev], models: str, at: str = "a003") -> tuple[Path, str]:
+    import sqlalchemy as sa
+
+    project = make_project(tmp_path / f"p-{dialect}", chain, models)
+    url = make(dialect)
+    flask_upgrade(project, url, at)
+    engine = _engine(url)
+    try:
+        with engine.begin() as conn:
+            md = sa.MetaData()
+            md.reflect(bind=conn, only=["users", "posts"])
+            if users:
+                conn.execute(md.tables["users"].insert(), users)
+            if posts:
+                conn.execute(md.tables["posts"].insert(), posts)
+    finally:
+        engine.dispose()
+    return project, url
+
+
+def _proofs(report: dict[str, Any]) -> dict[str, list[tuple[str, str, Any]]]:
+    return {s["revision"]: [(p["kind"], p["decides"], p["count"]) for p in s["proofs"]] for s in report["steps"]}
+
+
+def _unchanged(url: str) -> Any:
+    return sqlite_file_state(url) if url.startswith("sqlite") else catalogue_checksum(url)
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
+def test_each_kind_of_step_fails_on_dirty_rows_with_the_count(dialect, server_urls, production, tmp_path) -> None:
+    chain = good_chain() + [EXTRA] + PENDING
+    project, url = _production(tmp_path, production, dialect, DIRTY_USERS, DIRTY_POSTS, chain, MODELS)
+    before = _unchanged(url)
+    proc, report = rehearse(project, url, server_urls)
+    assert _unchanged(url) == before, "production changed"
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert report["verdict"] == "unsafe"
+    # every step passed on the copy (it holds no rows): the proofs alone decide
+    assert [s["status"] for s in report["steps"]] == ["passed"] * 6
+    enforced = dialect != "sqlite"  # SQLite stores any length and checks no old row against a new foreign key
+    assert _proofs(report) == {
+        "p001": [("unique", "fails", 2)],
+        "p002": [("length", "fails" if enforced else "passes", 4 if enforced else None)],
+        "p003": [("foreign-key", "fails", 2)] if enforced else [("foreign-key", "passes", None)],
+        "p004": [("check", "fails", 1)],
+        "p005": [("not-null", "fails", 3)],
+        "p006": [("data", "unproved", 6)],
+    }
+    assert [s["proof"] for s in report["steps"]] == (
+        ["fails"] * 5 + ["unproved"] if enforced else ["fails", "proved", "proved", "fails", "fails", "unproved"])
+    unique = report["steps"][0]["proofs"][0]
+    assert unique["text"] == "2 value(s) of (name) occur more than once in users: unique (name) on users fails"
+    assert unique["sql"].startswith("SELECT count(*)") and "GROUP BY" in unique["sql"]
+    assert any(r.startswith("pending migration p005 (nickname required) fails on production's rows: 3 row(s) of "
+                            "users have nickname NULL") for r in report["reasons"])
+    assert "proof FAILS" in proc.stdout and "verdict: UNSAFE" in proc.stdout
+    assert report["source"]["statements"] > 0
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
+def test_clean_rows_prove_every_step_and_a_data_migration_needs_every_row(dialect, server_urls, production,
+                                                                           tmp_path) -> None:
+    chain = good_chain() + [EXTRA] + PENDING
+    project, url = _production(tmp_path, production, dialect, CLEAN_USERS, CLEAN_POSTS, chain, MODELS)
+    before = _unchanged(url)
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 5, proc.stdout + proc.stderr  # nothing fails; the data migration is not proved
+    assert report["verdict"] == "unproved" and report["reasons"] == []
+    assert [s["proof"] for s in report["steps"]] == ["proved"] * 5 + ["unproved"]
+    [why] = report["unproved"]
+    assert "p006 (shout names): writes rows in a data migration (UPDATE users SET name = upper(name)); " \
+           "production holds 6 rows of users and the rehearsal held 0 of them: pass --sample-rows 6" in why
+    assert "verdict: UNPROVED" in proc.stdout
+    # the same production with every row in the rehearsal: the data migration ran on all of them
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "100")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["verdict"] == "safe" and report["unproved"] == []
+    assert [s["proof"] for s in report["steps"]] == ["proved"] * 6
+    assert _unchanged(url) == before, "production changed"
+
+
+TUTORIAL_EMAIL = Rev("a003", "add users email", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(sa.Column("email", sa.String(length=120), nullable=False))
+        batch_op.create_unique_constraint("uq_users_email", ["email"])
+""", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_constraint("uq_users_email", type_="unique")
+        batch_op.drop_column("email")
+""")
+TUTORIAL_MODELS = GOOD_MODELS.replace(
+    '    name = db.Column(sa.String(80), nullable=False)\n',
+    '    name = db.Column(sa.String(80), nullable=False)\n'
+    '    email = db.Column(sa.String(120), nullable=False, unique=True)\n')
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
+def test_the_tutorial_not_null_unique_email_is_unsafe_by_default(dialect, server_urls, production, tmp_path) -> None:
+    """The issue's case: `email ... nullable=False, unique=True` on a users table with rows; before the proofs,
+    rehearse said SAFE with its defaults and `flask db upgrade` then failed on production."""
+    users = [{"id": i, "name": f"user{i}"} for i in range(1, 4)]
+    project, url = _production(tmp_path, production, dialect, users, [], good_chain() + [TUTORIAL_EMAIL],
+                               TUTORIAL_MODELS, at="a002")
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [step] = report["steps"]
+    assert step["status"] == "passed" and step["proof"] == "fails"
+    if dialect == "mysql":  # MariaDB fills '' into the 3 rows: NOT NULL passes, then they collide
+        assert [(p["kind"], p["decides"], p["count"]) for p in step["proofs"]] == [
+            ("not-null", "passes", 3), ("unique", "fails", 3)]
+    else:
+        assert [(p["kind"], p["decides"], p["count"]) for p in step["proofs"]][0] == ("not-null", "fails", 3)
+        assert step["proofs"][0]["text"] == ("3 row(s) of users would get NULL in users.email, added NOT NULL "
+                                             "without a server default: the step fails")
+    # confirmed the way a release manager would find out: plain `flask db upgrade` on production fails
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    env = cli_env({"DATABASE_URL": url, "FLASK_APP": "app:create_app"})
+    env["PYTHONPATH"] = str(project)
+    upgrade = subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=project, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert upgrade.returncode != 0
