@@ -59,8 +59,14 @@ INDEX_MODELS = GOOD_MODELS.replace('name = db.Column(sa.String(80), nullable=Fal
 
 def test_a_rewrite_fails_lint_and_names_database_revision_rule_and_line(tmp_path: Path, server_urls) -> None:
     project = make_project(tmp_path / "p", good_chain() + [SCORE, REWRITE], SCORE_MODELS)
-    proc, report = lint(project, server_urls, "--from", "a003", db=("postgresql", "mysql"))
+    proc, report = lint(project, server_urls, "--from", "a003", "-v", db=("postgresql", "mysql"))
     assert proc.returncode == 1, proc.stderr
+    # progress says what happened: the revisions before --from are applied, only a004 is observed
+    for dialect in ("postgresql", "mysql"):
+        assert f"{dialect}: applying a003 (add posts.score), before --from: not observed" in proc.stderr
+        assert f"{dialect}: observing a004 (posts.score to bigint)" in proc.stderr
+        assert f"{dialect}: observing a003" not in proc.stderr
+        assert f"{dialect}: offline SQL rendered and linted" in proc.stderr
     assert report["schema_version"] == 1 and report["command"] == "lint" and report["exit_code"] == 1
     assert [r["revision"] for r in report["revisions"]] == ["a004"]
     assert "table-rewrite" in rules_at(report, "a004", "postgresql")
@@ -129,6 +135,10 @@ def test_example_app_lints_on_every_database_with_its_sql_written(tmp_path: Path
     assert {f["database"] for f in offline} == set(ALL)
     assert all(f["line"] == 44 and "backfilled_from_title.py:44" in f["message"] for f in offline), offline
     assert "-- ERROR:" in next((sql_dir / "postgresql").glob("*_667650b81e78.sql")).read_text()
+    for dialect in ALL:  # and the progress line does not claim it was rendered
+        line = next(ln for ln in proc.stderr.splitlines() if ln.startswith(f"{dialect}: offline SQL"))
+        assert "could not be rendered (" in line and "667650b81e78" in line and "rendered and linted" not in \
+            line.partition(";")[0], line
     # MySQL copies posts to check the new CHECK constraint; the example's migration acknowledges it
     copy = [f for f in report["findings"] if f["rule"] == "table-copy"]
     assert [(f["database"], f["revision"], f["allowed"]) for f in copy] == [

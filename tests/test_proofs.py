@@ -1,10 +1,11 @@
 """[proofs] `rehearse` asks production itself, read-only, whether each pending step can fail on its rows.
 
 A "production" at a003 holds rows; six pending revisions each do something existing rows can make fail (a unique
-constraint, a shorter VARCHAR, a foreign key, a CHECK, SET NOT NULL, then a data migration). The rehearsal copies
+constraint, a shorter VARCHAR, a foreign key, a CHECK, SET NOT NULL, then two data migrations). The rehearsal copies
 no rows (the default), so every step passes on the copy: only the proofs can tell. With dirty rows each step is
-decided `fails` with the count the database itself would trip on; with clean rows each is `passes`; the data
-migration is `unproved` until the rehearsal held every row it writes. Production is compared before and after.
+decided `fails` with the count the database itself would trip on; with clean rows each is `passes`; a data
+migration whose WHERE matches no row of production is proved, one that touches rows is `unproved` until the
+rehearsal held every row of its table. Production is compared before and after.
 """
 from __future__ import annotations
 
@@ -65,10 +66,13 @@ PENDING = [
     with op.batch_alter_table("users") as batch_op:
         batch_op.alter_column("nickname", existing_type=sa.String(length=40), nullable=True)
 """),
-    Rev("p006", "shout names", """
-    op.execute("UPDATE users SET name = upper(name)")
+    Rev("p006", "default nicknames", """
+    op.execute("UPDATE users SET nickname = name WHERE nickname = ''")
+""", "pass"),
+    Rev("p007", "shout titles", """
+    op.execute("UPDATE posts SET title = upper(title)")
 """, """
-    op.execute("UPDATE users SET name = lower(name)")
+    op.execute("UPDATE posts SET title = lower(title)")
 """),
 ]
 MODELS = '''
@@ -138,7 +142,7 @@ def test_each_kind_of_step_fails_on_dirty_rows_with_the_count(dialect, server_ur
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert report["verdict"] == "unsafe"
     # every step passed on the copy (it holds no rows): the proofs alone decide
-    assert [s["status"] for s in report["steps"]] == ["passed"] * 6
+    assert [s["status"] for s in report["steps"]] == ["passed"] * 7
     enforced = dialect != "sqlite"  # SQLite stores any length and checks no old row against a new foreign key
     assert _proofs(report) == {
         "p001": [("unique", "fails", 2)],
@@ -146,10 +150,12 @@ def test_each_kind_of_step_fails_on_dirty_rows_with_the_count(dialect, server_ur
         "p003": [("foreign-key", "fails", 2)] if enforced else [("foreign-key", "passes", None)],
         "p004": [("check", "fails", 1)],
         "p005": [("not-null", "fails", 3)],
-        "p006": [("data", "unproved", 6)],
+        "p006": [("data", "passes", 0)],
+        "p007": [("data", "unproved", 9)],
     }
     assert [s["proof"] for s in report["steps"]] == (
-        ["fails"] * 5 + ["unproved"] if enforced else ["fails", "proved", "proved", "fails", "fails", "unproved"])
+        ["fails"] * 5 + ["proved", "unproved"] if enforced
+        else ["fails", "proved", "proved", "fails", "fails", "proved", "unproved"])
     unique = report["steps"][0]["proofs"][0]
     assert unique["text"] == "2 value(s) of (name) occur more than once in users: unique (name) on users fails"
     assert unique["sql"].startswith("SELECT count(*)") and "GROUP BY" in unique["sql"]
@@ -168,16 +174,18 @@ def test_clean_rows_prove_every_step_and_a_data_migration_needs_every_row(dialec
     proc, report = rehearse(project, url, server_urls)
     assert proc.returncode == 5, proc.stdout + proc.stderr  # nothing fails; the data migration is not proved
     assert report["verdict"] == "unproved" and report["reasons"] == []
-    assert [s["proof"] for s in report["steps"]] == ["proved"] * 5 + ["unproved"]
+    assert [s["proof"] for s in report["steps"]] == ["proved"] * 6 + ["unproved"]
     [why] = report["unproved"]
-    assert "p006 (shout names): writes rows in a data migration (UPDATE users SET name = upper(name)); " \
-           "production holds 6 rows of users and the rehearsal held 0 of them: pass --sample-rows 6" in why
+    assert why == ("p007 (shout titles): writes rows in a data migration (UPDATE posts SET title = upper(title)); it "
+                   "touches 9 of production's 9 rows of posts and the rehearsal held 0 of them: pass --sample-rows 9 "
+                   "(or more) to rehearse it on every row")
+    assert report["steps"][5]["proofs"][0]["text"].endswith("it touches no row of users in production")
     assert "verdict: UNPROVED" in proc.stdout
     # the same production with every row in the rehearsal: the data migration ran on all of them
     proc, report = rehearse(project, url, server_urls, "--sample-rows", "100")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert report["verdict"] == "safe" and report["unproved"] == []
-    assert [s["proof"] for s in report["steps"]] == ["proved"] * 6
+    assert [s["proof"] for s in report["steps"]] == ["proved"] * 7
     assert _unchanged(url) == before, "production changed"
 
 

@@ -200,7 +200,10 @@ def test_the_throwaway_server_is_a_container_of_the_given_image(dialect, server_
     project, url = prepared(tmp_path, production, dialect, good_chain() + [ADD_EMAIL], EMAIL_MODELS)
     proc, report = rehearse(project, url, server_urls, "--image", IMAGES[dialect], "--sample-rows", "3",
                             servers=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the step passed on the copy, but its UPDATE of users ran on 3 of production's 8 users: not proved
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert report["verdict"] == "unproved" and report["reasons"] == []
+    assert "it touches 8 of production's 8 rows of users and the rehearsal held 3 of them" in report["unproved"][0]
     assert report["throwaway"]["kind"] == "container" and report["throwaway"]["image"] == IMAGES[dialect]
     assert report["steps"][0]["rows"] == 3
     assert report["source"]["copied_rows"]["users"] == 3
@@ -261,14 +264,18 @@ def test_a_step_that_fails_on_the_sampled_rows_is_unsafe(dialect, server_urls, p
         assert any("uq_users_name" in "".join(e.itertext()) for e in dom.iter("pre"))  # the database's error
 
 
-def test_without_rows_the_same_rehearsal_looks_safe(server_urls, production, tmp_path) -> None:
-    """The rows are what makes a004 fail: schema only, it passes (and the report says rows were not copied)."""
+def test_without_rows_the_proofs_still_find_it(server_urls, production, tmp_path) -> None:
+    """The rows are what makes a004 fail: schema only, both steps pass on the copy, and the proofs asked of
+    production find the duplicate names (and that a003's UPDATE ran on none of the 8 users)."""
     project, url = prepared(tmp_path, production, "postgresql", good_chain() + [ADD_EMAIL, UNIQUE_NAMES],
                             UNIQUE_MODELS)
     proc, report = rehearse(project, url, server_urls)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
     assert [s["status"] for s in report["steps"]] == ["passed", "passed"]
-    assert any("--sample-rows" in n for n in report["notes"])
+    assert [s["proof"] for s in report["steps"]] == ["unproved", "fails"]
+    [unique] = report["steps"][1]["proofs"]
+    assert (unique["kind"], unique["count"]) == ("unique", 4)  # user0 .. user3, twice each
+    assert any("asked of production" in n for n in report["notes"])
 
 
 # -- (d) a SELECT-only account: the rehearsal works and production is unchanged ---------------------------------------
@@ -289,8 +296,11 @@ def test_a_select_only_account_is_enough_and_changes_nothing(dialect, server_url
         before = catalogue_checksum(url)
         proc, report = rehearse(project, readonly, server_urls, "--sample-rows", "5", "-v", "--markdown",
                                 str(tmp_path / "r.md"))
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert report["verdict"] == "safe" and report["steps"][0]["rows"] == 5
+        # a003's UPDATE touches production's 8 users and the rehearsal held 5: not proved (the proofs' counts
+        # were asked with the SELECT-only account)
+        assert proc.returncode == 5, proc.stdout + proc.stderr
+        assert report["verdict"] == "unproved" and report["steps"][0]["rows"] == 5
+        assert report["steps"][0]["proofs"][0]["count"] == len(USERS)
         assert catalogue_checksum(url) == before
         texts = proc.stdout + proc.stderr + json.dumps(report) + (tmp_path / "r.md").read_text()
         assert password not in texts and role in texts  # the URL is shown, its password never
@@ -389,7 +399,8 @@ def test_a_tricky_schema_is_recreated_without_drift_and_self_references_stay_con
             conn.execute(things.update().where(things.c.id == child).values(parent_id=parent))
     engine.dispose()
     proc, report = rehearse(project, url, server_urls, "--sample-rows", "5")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 5, proc.stdout + proc.stderr  # b003's UPDATE ran on 5 rows of things, not on all
+    assert report["verdict"] == "unproved" and report["reasons"] == []
     assert report["drift"]["findings"] == [] and report["schema_matches_models"]["status"] == "passed"
     # rows 1..5 are read; 4's parent (9) is not among them, so 4 goes, and 5 (child of 4) with it; 3 is
     # inserted before 2, its child
@@ -409,6 +420,43 @@ def test_the_image_follows_the_production_server_version(dialect, info, version,
     from harness.backends import get_backend
 
     assert get_backend(dialect).image_for_version(info, version) == image
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"])
+def test_the_throwaway_image_is_the_option_then_the_environment_then_production_version(
+        dialect, server_urls, production, tmp_path) -> None:
+    """As for run: --image, then HARNESS_POSTGRESQL_IMAGE, then production's major version (postgres:15, which
+    this machine cannot pull: the one-line error names it)."""
+    project, url = prepared(tmp_path, production, dialect, good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    variable = f"HARNESS_{dialect.upper()}_IMAGE"
+    proc, report = rehearse(project, url, server_urls, servers=False, env={variable: IMAGES[dialect]})
+    assert report["throwaway"]["image"] == IMAGES[dialect], proc.stdout + proc.stderr
+    proc, report = rehearse(project, url, server_urls, "--image", IMAGES[dialect], servers=False,
+                            env={variable: "migration-harness/not-this-one:1"})
+    assert report["throwaway"]["image"] == IMAGES[dialect], proc.stdout + proc.stderr
+    if subprocess.run(["docker", "image", "inspect", "postgres:15"], capture_output=True).returncode != 0:
+        proc, report = rehearse(project, url, server_urls, servers=False, env={variable: ""})
+        assert proc.returncode == 3 and "image 'postgres:15'" in proc.stderr, proc.stdout + proc.stderr
+
+
+def test_a_relative_sqlite_file_is_found_where_flask_sqlalchemy_puts_it(server_urls, production, tmp_path) -> None:
+    """`--from sqlite:///prod.db` means what the app's own URI would: Flask-SQLAlchemy 3 resolves it in the
+    app's instance folder (2.x: the app's root, which is where the harness looks there)."""
+    import flask_sqlalchemy  # noqa: F401
+
+    from conftest import release
+
+    project = make_project(tmp_path / "p", good_chain() + [ADD_EMAIL], EMAIL_MODELS)
+    folder = project / "instance" if release("Flask-SQLAlchemy") >= (3, 0) else project
+    folder.mkdir(exist_ok=True)
+    flask_upgrade(project, f"sqlite:///{folder / 'prod.db'}", "a002")
+    proc, report = rehearse(project, "sqlite:///prod.db", server_urls)
+    assert proc.returncode in (0, 5), proc.stdout + proc.stderr
+    assert report["source"]["url"].endswith(str(folder / "prod.db")) and report["pending"] == ["a003"]
+    proc, _ = rehearse(project, "sqlite:///nothing-here.db", server_urls)
+    assert proc.returncode == 2
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("migration-harness")]
+    assert f"no SQLite database file 'nothing-here.db' in {folder} (where the app's Flask-SQLAlchemy" in line, line
 
 
 # -- several heads, a hung step, an interruption ---------------------------------------------------------------------
@@ -495,7 +543,7 @@ def test_a_not_null_column_without_default_fails_where_the_database_refuses(dial
     """PostgreSQL refuses NOT NULL without a default on a table with rows; MariaDB fills '' (FIELD_NOTES): the
     rehearsal says what production would do, on each."""
     project, url = prepared(tmp_path, production, dialect, good_chain() + [ADD_EMAIL, REQUIRED_BIO], BIO_MODELS)
-    proc, report = rehearse(project, url, server_urls, "--sample-rows", "2")
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "100")
     assert report["verdict"] == verdict, proc.stdout + proc.stderr
     if verdict == "unsafe":
         assert report["steps"][1]["revision"] == "a004" and "NotNullViolation" in report["steps"][1]["error"]
@@ -572,7 +620,7 @@ def test_ignored_tables_are_neither_drift_nor_a_model_difference(server_urls, pr
     proc, report = rehearse(project, url, server_urls)
     assert report["verdict"] == "unsafe"
     assert [f["table"] for f in report["drift"]["findings"]] == ["plugin_state"]
-    proc, report = rehearse(project, url, server_urls, "--ignore-table", "plugin_state")
+    proc, report = rehearse(project, url, server_urls, "--ignore-table", "plugin_state", "--sample-rows", "100")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert report["drift"]["findings"] == [] and report["schema_matches_models"]["status"] == "passed"
     [ignored] = report["drift"]["ignored"]

@@ -20,7 +20,7 @@ from ..redact import secrets_of
 from ..report import versions
 from ..runner import _in_threads, _spec, preflight
 from .findings import ERROR, Finding, at_least
-from .observe import DEFAULT_ROWS
+from .observe import BEFORE_WINDOW, DEFAULT_ROWS
 
 #: ``schema_version`` of the lint JSON report; fields are only ever added within a version
 SCHEMA_VERSION = 1
@@ -139,7 +139,9 @@ def _lint_database(settings: DatabaseSettings, config: RunConfig, options: LintO
     started = time.monotonic()
     dialect = settings.dialect
     findings, files = _offline(dialect, config, options, run_id)
-    say(f"{dialect}: offline SQL rendered and linted")
+    unrendered = sorted({f.revision for f in findings if f.rule == "offline-sql-failed"})
+    say(f"{dialect}: offline SQL of {len(unrendered)} revision(s) could not be rendered ({', '.join(unrendered)}); "
+        "the rest rendered and linted" if unrendered else f"{dialect}: offline SQL rendered and linted")
     kind = "url" if settings.url else ("file" if dialect == "sqlite" else "container")
     if not options.observe:
         return LintDatabase(dialect, kind, status="ok", message="not observed (--no-observe)",
@@ -232,8 +234,12 @@ def _merge_evidence(findings: list[Finding]) -> list[Finding]:
 
 def _announcer(dialect: str, say: Callable[[str], None]) -> Callable[[dict[str, Any]], None]:
     def on_event(event: dict[str, Any]) -> None:
-        if event.get("event") == "step" and event.get("check") == "lint":
+        if event.get("event") != "step":
+            return
+        if event.get("check") == "lint":
             say(f"{dialect}: observing {event['revision']} ({event.get('message', '')})")
+        elif event.get("check") == BEFORE_WINDOW:
+            say(f"{dialect}: applying {event['revision']} ({event.get('message', '')}), before --from: not observed")
     return on_event
 
 

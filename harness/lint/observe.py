@@ -24,6 +24,8 @@ from .findings import ERROR, Finding
 from .observers import StepObserver, StepWatch, observer_for
 
 DEFAULT_ROWS = 20
+#: the ``check`` of the step events of revisions before ``--from``: applied, not observed
+BEFORE_WINDOW = "lint-before-from"
 _DML = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 _INTEGERS = ("TINYINT", "SMALLINT", "MEDIUMINT", "INTEGER", "INT", "BIGINT")
 _TYPE = re.compile(r"^\s*([A-Z][A-Z ]*?)\s*(?:\(([\d,\s]+)\))?\s*$")
@@ -35,7 +37,7 @@ def run_mode(spec: dict[str, Any], env: Any, revisions: list, heads: list[str],
     dialect = spec["dialect"]
     ctx = CheckContext(env=env, dialect=dialect, backend=get_backend(dialect), revisions=span.revisions,
                        heads=heads, emit=emit, all_revisions=revisions, reaches_head=span.reaches_head)
-    ctx.current_check = "lint"
+    ctx.current_check = BEFORE_WINDOW
     if span.before:
         failure = ctx.run_steps(upgrade_steps(span.before))
         if failure:
@@ -43,6 +45,7 @@ def run_mode(spec: dict[str, Any], env: Any, revisions: list, heads: list[str],
                 "step-fails", ERROR, dialect, failure.step.revision.revision,
                 f"before --from: {failure.describe(dialect)}", "observed", file=failure.step.revision.path).to_dict()})
             return
+    ctx.current_check = "lint"
     engine = env.engine()
     observer = observer_for(dialect, engine)
     current: list[StepWatch] = []

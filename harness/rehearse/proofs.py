@@ -81,6 +81,8 @@ class Question:
     table: str | None
     query: Any
     decide: Decide
+    #: the query selects several counts: ``decide`` gets them all (a tuple) instead of the first
+    counts: bool = False
 
 
 def summary(proofs: Sequence[Proof]) -> str:
@@ -111,7 +113,8 @@ class _State:
     metadata: sa.MetaData
     tables: dict[str, str | None] = field(default_factory=dict)   #: current name → production name (None: new)
     columns: dict[tuple[str, str], str | _Fill | None] = field(default_factory=dict)  #: None: unknown values
-    written: set[str] = field(default_factory=set)
+    written: set[str] = field(default_factory=set)     #: tables whose rows a data migration added or removed
+    changed: set[tuple[str, str]] = field(default_factory=set)  #: columns an UPDATE of a pending step set
 
     def __post_init__(self) -> None:
         for name in self.metadata.tables:
@@ -128,6 +131,8 @@ class _State:
         """Production's column behind ``table.name`` now, or what a pending step filled it with; None when its
         values cannot be known from production (a data migration wrote the table, or it is not there)."""
         key = (table, name)
+        if key in self.changed:
+            return None
         if key in self.columns:
             source = self.columns[key]
             if isinstance(source, _Fill):
@@ -488,10 +493,43 @@ class _Deriver:
             self.ask("data", text, None, None, lambda c, e: (
                 UNPROVED, f"{why}; which tables it touches could not be told from the SQL"))
             return
-        for table in tables:
-            self.rows_must_be_covered("data", table, why)
+        target = _simple_write(text) if kind == "write" else None
+        if target and target[0] in tables and not self.state.is_new(target[0]) \
+                and target[0] not in self.state.written and self.state.production_table(target[0]) is not None:
+            self._touched(target[0], target[1], why)
+        else:
+            for table in tables:
+                self.rows_must_be_covered("data", table, why)
         if kind == "write":
-            self.state.written.add(tables[0])
+            columns = _set_columns(text) if target else None
+            if columns is not None and target:
+                self.state.changed.update((target[0], c) for c in columns)
+            else:
+                self.state.written.add(tables[0])
+
+    def _touched(self, table: str, where: str | None, why: str) -> None:
+        """An ``UPDATE t ... [WHERE c]`` / ``DELETE FROM t [WHERE c]`` whose WHERE reads only ``t``'s own row: the
+        rows it will touch on production, counted; none touched is proved, all of ``t`` rehearsed is proved."""
+        real = self.state.production_table(table)
+        assert real is not None
+        copied = self.copied.get(real.name, 0)
+        touched = self.count_rows(real) if where is None else self.where_count(real, sa.text(f"({where})"))
+        query = sa.select(touched.scalar_subquery(), self.count_rows(real).scalar_subquery())
+
+        def decide(counts: Any, error: str | None) -> tuple[str, str]:
+            if counts is None:
+                return UNPROVED, f"{why}; counting the rows it touches failed on production: {error}"
+            rows, total = counts
+            if rows == 0:
+                return PASSES, f"{why}; it touches no row of {real.name} in production"
+            if copied >= total:
+                return PASSES, f"{why}; the rehearsal ran it on all {total:,} rows of {real.name} (copied {copied:,})"
+            return UNPROVED, (f"{why}; it touches {rows:,} of production's {total:,} rows of {real.name} and the "
+                              f"rehearsal held {copied:,} of them: pass --sample-rows {total} (or more) to "
+                              "rehearse it on every row")
+
+        self.questions.append(Question("data", f"rows of {real.name} the statement touches", real.name, query,
+                                       decide, counts=True))
 
     def apply(self, fact: dict[str, Any]) -> None:
         op = fact["op"]
@@ -558,6 +596,45 @@ def _raises_fails(failing: str, passing: str) -> Decide:
     return decide
 
 
+_UPDATE = re.compile(r"^\s*UPDATE\s+([`\"]?\w+[`\"]?)\s+SET\s+.*?(?:\s+WHERE\s+(.*))?$", re.IGNORECASE | re.DOTALL)
+_DELETE = re.compile(r"^\s*DELETE\s+FROM\s+([`\"]?\w+[`\"]?)(?:\s+WHERE\s+(.*))?$", re.IGNORECASE | re.DOTALL)
+_NOT_SIMPLE = re.compile(r"\bSELECT\b|\bFROM\b.*\bFROM\b|\bJOIN\b|\bRETURNING\b|\bLIMIT\b|%\(|%s|\?|(?<![:\w]):\w|\.\.\.$",
+                         re.IGNORECASE | re.DOTALL)
+
+
+def _simple_write(text: str) -> tuple[str, str | None] | None:
+    """``(table, WHERE text or None)`` of an UPDATE / DELETE that reads nothing but its own table's row (no
+    subquery, join or bound parameter): its WHERE can be counted on production as it stands."""
+    if _NOT_SIMPLE.search(text):
+        return None
+    match = _UPDATE.match(text) or _DELETE.match(text)
+    if not match:
+        return None
+    return match.group(1).strip('`"'), match.group(2)
+
+
+def _set_columns(text: str) -> list[str] | None:
+    """The columns an ``UPDATE t SET a = ..., b = ...`` sets (None: not an UPDATE, or not told apart)."""
+    match = re.match(r"^\s*UPDATE\s+\S+\s+SET\s+(.*?)(?:\s+WHERE\s+.*)?$", text, re.IGNORECASE | re.DOTALL)
+    if not match:
+        return None
+    columns, depth, quoted, part = [], 0, False, ""
+    for char in match.group(1) + ",":
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char in "()":
+            depth += 1 if char == "(" else -1
+        if char == "," and depth == 0 and not quoted:
+            name = part.split("=", 1)[0].strip().strip('`"')
+            if not re.fullmatch(r"\w+", name):
+                return None
+            columns.append(name)
+            part = ""
+        else:
+            part += char
+    return columns
+
+
 def derive(steps: Sequence[tuple[str, Sequence[dict[str, Any]]]], metadata: sa.MetaData, backend: Backend,
            dialect: str, copied: dict[str, int]) -> dict[str, list[Question]]:
     """The questions of each step (``(revision, facts)`` in the order they ran), following production's tables
@@ -584,23 +661,25 @@ def answer(conn: sa.engine.Connection, questions: dict[str, list[Question]], sav
         for q in asked:
             sql = None
             count: int | None = None
+            values: tuple[int, ...] | None = None
             error: str | None = None
             if q.query is not None:
                 sql = " ".join(str(q.query.compile(conn, compile_kwargs={"literal_binds": True})).split())
                 if sql not in cache:
                     cache[sql] = _count(conn, q.query, savepoints)
-                count, error = cache[sql]
-            decides, text = q.decide(count, error)
+                values, error = cache[sql]
+                count = values[0] if values else None
+            decides, text = q.decide(values if q.counts and q.query is not None else count, error)
             proofs[revision].append(Proof(q.kind, q.question, count, decides, text, q.table, sql))
     return proofs
 
 
-def _count(conn: sa.engine.Connection, query: Any, savepoints: bool) -> tuple[int | None, str | None]:
+def _count(conn: sa.engine.Connection, query: Any, savepoints: bool) -> tuple[tuple[int, ...] | None, str | None]:
     from ..backends.base import first_line
 
     nested = conn.begin_nested() if savepoints else None
     try:
-        value = conn.execute(query).scalar()
+        row = conn.execute(query).first()
     except sa.exc.DBAPIError as exc:
         if nested is not None:
             nested.rollback()
@@ -609,4 +688,4 @@ def _count(conn: sa.engine.Connection, query: Any, savepoints: bool) -> tuple[in
         return None, first_line(exc.orig or exc)
     if nested is not None:
         nested.commit()
-    return int(value or 0), None
+    return tuple(int(v or 0) for v in row) if row is not None else (0,), None

@@ -63,8 +63,8 @@ def locate_sqlite(raw: str, app_base: str, cwd: str) -> str:
     for base in (app_base, cwd):
         if base and (Path(base) / url.database).is_file():
             return url.set(database=str((Path(base) / url.database).resolve())).render_as_string(hide_password=False)
-    raise ConfigError(f"--from {safe_url(url)}: no SQLite database file {url.database!r} in the app's "
-                      f"{'instance folder ' + app_base + ' or in ' if app_base else ''}{cwd}")
+    where = f"{app_base} (where the app's Flask-SQLAlchemy puts a relative SQLite path) or in " if app_base else ""
+    raise ConfigError(f"--from {safe_url(url)}: no SQLite database file {url.database!r} in {where}{cwd}")
 
 
 def parse_source_url(raw: str, check_file: bool = True) -> tuple[URL, str, Backend]:
