@@ -30,7 +30,7 @@ from ..backends import get_backend
 from ..backends.base import Server, new_run_id
 from ..clean import registered_run
 from ..config import DatabaseSettings, build_config, server_urls
-from ..errors import EXIT_CHECK_FAILED, EXIT_OK, ConfigError
+from ..errors import EXIT_CHECK_FAILED, EXIT_OK, ConfigError, DatabaseUnavailable
 from ..history import ancestors
 from ..process import WorkerOutcome, reset_cancel, run_worker
 from ..redact import secrets_of
@@ -166,6 +166,7 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
                 ctx = (run_config, server, dialect, run_id, history, source, say)
                 _in_threads([lambda: _drift(drift_job, *ctx), lambda: _rehearse(rehearsal, pending, *ctx)],
                             "rehearse")
+                _raise_if_throwaway_failed(server, settings, drift_job, rehearsal)
     kept, ignored = drift.apply_ignore_rules(drift_job.findings, run_config.ignore, dialect)
     findings = [drift.unknown_revision(r) for r in unknown] + kept
     steps = tuple(rehearsal.steps) + tuple(
@@ -286,6 +287,21 @@ def _rehearse(job: _Job, pending: tuple[str, ...], run_config: Any, server: Serv
         job.schema_check = checks[0] if checks else CheckResult(
             "schema_matches_models", SKIPPED, None, "not run: a pending step failed" if not stopped
             else f"not run: {stopped}")
+
+
+def _raise_if_throwaway_failed(server: Server, settings: DatabaseSettings, *jobs: _Job) -> None:
+    """A throwaway server that died, froze or filled up during the drift build or the rehearsal proves nothing
+    about the pending migrations: no verdict (``error``, exit 3), never ``unsafe`` blamed on a step."""
+    problems = [CheckResult("rehearsal", FAILED, s.revision, f"upgrade to {s.revision} failed on {settings.dialect}: "
+                            f"{s.error or ''}") for job in jobs for s in job.steps
+                if s.status == FAILED] + [CheckResult("rehearsal", FAILED, None, job.error) for job in jobs if job.error]
+    if not problems:
+        return
+    from ..faults import classify
+
+    faults = [c for c in classify(problems, WorkerOutcome(finished=True), server, settings).results if c.fault]
+    if faults:
+        raise DatabaseUnavailable(settings.dialect, f"no verdict: {faults[0].message}")
 
 
 def _reasons(unknown: list[str], drift_job: _Job, rehearsal: _Job, steps: tuple[StepReport, ...],
