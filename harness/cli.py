@@ -108,12 +108,15 @@ def main() -> None:
 @click.option("--markdown", "markdown_path", metavar="PATH",
               help="Also write a Markdown report (also appended to $GITHUB_STEP_SUMMARY when set).")
 @click.option("--html", "html_path", metavar="PATH", help="Also write a self-contained HTML report.")
+@click.option("--tmpfs-size", metavar="SIZE",
+              help="Size of a throwaway container's data directory (a tmpfs), e.g. 2g (default: Docker's, half "
+                   "the memory).")
 def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path: str | None,
         skip_unavailable: bool, step_timeout: float | None, ignore_tables: tuple[str, ...],
         ignore_checks: tuple[str, ...], checks: tuple[str, ...], from_revision: str | None,
         to_revision: str | None, allow_multiple_heads: bool | None, lock_timeout: float | None,
         verbose: bool, quiet: bool, junit_path: str | None, markdown_path: str | None,
-        html_path: str | None) -> None:
+        html_path: str | None, tmpfs_size: str | None) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -126,7 +129,7 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
                               ignore_tables=ignore_tables, ignore_checks=ignore_checks, checks=checks,
                               from_revision=from_revision, to_revision=to_revision,
                               allow_multiple_heads=allow_multiple_heads, lock_timeout_s=lock_timeout,
-                              echo_sql=verbose)
+                              echo_sql=verbose, tmpfs_size=tmpfs_size)
         # with --json - the report is standard output, and everything for people goes to stderr
         text_out = sys.stderr if json_path == "-" else None
         config = dataclasses.replace(config, run_id=config.run_id or new_run_id())  # known to an interrupted report
@@ -153,6 +156,9 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         hide = secrets_of(*server_urls().values())
         click.echo(redact(f"migration-harness: internal error (please report it):\n{traceback.format_exc()}", hide),
                    err=True)
+        ran = reporter.so_far([d.dialect for d in config.databases]) if reporter and config else ()
+        _stopped_report(json_path, EXIT_INTERNAL, "internal error (please report it)", started_at, ran,
+                        config.run_id if config else None)
         sys.exit(EXIT_INTERNAL)
     click.echo(verdict_line(result) if quiet else summary(result), err=json_path == "-", color=color_wanted())
     if json_path:

@@ -151,13 +151,16 @@ def container_class(module: str, name: str) -> Any:
     return getattr(found, name)
 
 
-def with_tmpfs(container: Any, path: str, kwargs: dict[str, Any]) -> None:
-    """Mount a tmpfs at ``path`` in a not yet started container: newer testcontainers pass their own ``tmpfs``
-    to Docker (``with_tmpfs_mount``), so it must go there; older ones take it in the container's kwargs."""
+def with_tmpfs(container: Any, path: str, kwargs: dict[str, Any], size: str | None = None) -> None:
+    """Mount a tmpfs (of ``size``, e.g. ``2g``, if given) at ``path`` in a not yet started container: newer
+    testcontainers pass their own ``tmpfs`` to Docker (``with_tmpfs_mount``), so it must go there; older ones take
+    it in the container's kwargs."""
     if hasattr(container, "with_tmpfs_mount"):
         container.with_tmpfs_mount(path)
+        if size:  # 4.15 hands its ``size`` to Docker as the whole option string, which refuses a bare "256m"
+            container.tmpfs[path] = f"size={size}"
     else:
-        kwargs.setdefault("tmpfs", {})[path] = "rw"
+        kwargs.setdefault("tmpfs", {})[path] = f"rw,size={size}" if size else "rw"
 
 
 __all__ = ["UUID_TYPES", "autoincrement_column", "bind_engines", "container_class", "default_engine", "default_metadata",

@@ -29,6 +29,9 @@ class DatabaseSettings:
     url: str | None = None
     #: the oldest server version the app supports, e.g. (14,) or (8, 0); an older server is "unavailable"
     min_version: tuple[int, ...] | None = None
+    #: the size of a throwaway container's data directory (a tmpfs), e.g. ``2g``; ``None``: Docker's default
+    #: (half the machine's memory). ``--tmpfs-size`` / ``HARNESS_TMPFS_SIZE`` / ``tmpfs_size``
+    tmpfs_size: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,7 @@ def build_config(
     allow_multiple_heads: bool | None = None,
     lock_timeout_s: float | None = None,
     echo_sql: bool = False,
+    tmpfs_size: str | None = None,
     cwd: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RunConfig:
@@ -234,6 +238,9 @@ def build_config(
     if not names:
         raise ConfigError("no database selected")
 
+    tmpfs = tmpfs_size or env.get("HARNESS_TMPFS_SIZE") or file.get("tmpfs_size") or None
+    if tmpfs is not None and not re.fullmatch(r"[1-9][0-9]*[kmg]?", str(tmpfs).lower()):
+        raise ConfigError(f"tmpfs size must look like 512m or 2g, not {tmpfs!r}")
     databases = []
     for name in names:
         section = _section(file, name)
@@ -242,7 +249,8 @@ def build_config(
         url = env.get(f"HARNESS_{upper}_URL") or section.get("url")
         minimum = env.get(f"HARNESS_{upper}_MIN_VERSION") or section.get("min_version")
         databases.append(DatabaseSettings(dialect=name, image=image if name != "sqlite" else None, url=url or None,
-                                          min_version=parse_version(minimum, name) if minimum else None))
+                                          min_version=parse_version(minimum, name) if minimum else None,
+                                          tmpfs_size=str(tmpfs).lower() if tmpfs else None))
 
     timeout = _seconds("step timeout", step_timeout_s, env.get("HARNESS_STEP_TIMEOUT"), file.get("step_timeout"),
                        DEFAULT_STEP_TIMEOUT_S)

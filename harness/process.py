@@ -31,6 +31,7 @@ class WorkerOutcome:
     finished: bool = False          # it sent "done"
     timed_out_after_s: float | None = None  # set when a step outlived the limit (the last "step" event names it)
     crash: str | None = None        # it died without "done": the tail of its stderr
+    killed_by: int | None = None    # the signal that killed it (SIGKILL from outside, the out-of-memory killer)
     stderr_tail: str = ""
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
@@ -177,7 +178,11 @@ def _run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secret
     outcome.stderr_tail = redact("".join(stderr_lines).strip(), secrets)
     if not outcome.finished and outcome.timed_out_after_s is None:
         tail = " | ".join(line.strip() for line in outcome.stderr_tail.splitlines()[-6:] if line.strip())
-        outcome.crash = f"the worker exited with code {proc.returncode}" + (f": {tail}" if tail else "")
+        if proc.returncode is not None and proc.returncode < 0:  # not its own exit: a signal from outside
+            outcome.killed_by = -proc.returncode
+            outcome.crash = f"the worker was killed (signal {outcome.killed_by})"
+        else:
+            outcome.crash = f"the worker exited with code {proc.returncode}" + (f": {tail}" if tail else "")
     return outcome
 
 

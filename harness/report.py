@@ -124,9 +124,17 @@ def summary(result: RunResult) -> str:
         failed = [c for c in db.checks if c.status in (FAILED, ERROR)]
         detail = ", ".join(f"{c.name}{' at ' + c.revision if c.revision else ''}"
                            + (f" (same as {c.same_as})" if c.same_as else "") for c in failed) or db.message
+        fault = next((c for c in failed if c.fault), None)
+        if fault:  # the environment, not the migrations: say it once, with what struck and where
+            detail = f"{detail}: {fault.message}"
         version = f" [{db.server_version}, {db.backend}]" if db.server_version else f" [{db.backend}]"
         lines.append(f"  {db.dialect:<11} {_status(db.status)}{version} {db.duration_s:.1f}s"
                      + (f"  {detail}" if detail else ""))
+        lines += [f"    retried: {text}" for text in db.retries]
+        lines += [f"    left behind: {text}" for text in db.leftovers]
+    if any(db.leftovers for db in result.databases):
+        lines.append(f"  remove what was left behind once the server / Docker answers again: "
+                     f"migration-harness clean --run-id {result.run_id}")
     slowest = sorted(((step, db.dialect) for db in result.databases for step in db.steps),
                      key=lambda pair: pair[0]["duration_s"], reverse=True)[:SLOWEST_STEPS]
     if slowest:

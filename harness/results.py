@@ -24,19 +24,22 @@ class CheckResult:
     traceback: str | None = None
     #: an earlier check on this database that failed at the same revision with the same error: the root cause
     same_as: str | None = None
+    #: for an ``error``: the environment fault that ended the check (``server_gone``, ``server_frozen``,
+    #: ``disk_full``, ``worker_killed``), not a defect of the migrations; None otherwise
+    fault: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "revision": self.revision,
                 "message": self.message, "duration_s": round(self.duration_s, 3),
                 "differences": [dict(d) for d in self.differences], "ignored": [dict(d) for d in self.ignored],
-                "traceback": self.traceback, "same_as": self.same_as}
+                "traceback": self.traceback, "same_as": self.same_as, "fault": self.fault}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
         return cls(name=data["name"], status=data["status"], revision=data.get("revision"),
                    message=data.get("message", ""), differences=tuple(data.get("differences", ())),
                    ignored=tuple(data.get("ignored", ())), duration_s=float(data.get("duration_s", 0.0)),
-                   traceback=data.get("traceback"), same_as=data.get("same_as"))
+                   traceback=data.get("traceback"), same_as=data.get("same_as"), fault=data.get("fault"))
 
 
 @dataclass(frozen=True)
@@ -52,18 +55,24 @@ class DatabaseResult:
     message: str = ""
     #: every migration step run on this database: ``{"check", "direction", "revision", "duration_s", "passed"}``
     steps: tuple[dict[str, Any], ...] = ()
+    #: what could not be removed (the server or Docker was gone): ``migration-harness clean --run-id`` removes it
+    leftovers: tuple[str, ...] = ()
+    #: sessions run again on a fresh scratch database after the server dropped them and came back, and why
+    retries: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DatabaseResult:
         return cls(dialect=data["dialect"], backend=data.get("backend", ""), server_version=data.get("server_version", ""),
                    status=data["status"], duration_s=float(data.get("duration_s", 0.0)),
                    checks=tuple(CheckResult.from_dict(c) for c in data.get("checks", ())),
-                   message=data.get("message", ""), steps=tuple(data.get("steps", ())))
+                   message=data.get("message", ""), steps=tuple(data.get("steps", ())),
+                   leftovers=tuple(data.get("leftovers", ())), retries=tuple(data.get("retries", ())))
 
     def to_dict(self) -> dict[str, Any]:
         return {"dialect": self.dialect, "backend": self.backend, "server_version": self.server_version,
                 "status": self.status, "duration_s": round(self.duration_s, 3), "message": self.message,
-                "checks": [c.to_dict() for c in self.checks], "steps": [dict(s) for s in self.steps]}
+                "checks": [c.to_dict() for c in self.checks], "steps": [dict(s) for s in self.steps],
+                "leftovers": list(self.leftovers), "retries": list(self.retries)}
 
 
 @dataclass(frozen=True)

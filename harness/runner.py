@@ -16,6 +16,7 @@ from .backends.base import SCRATCH_PREFIX, new_run_id
 from .clean import registered_run
 from .config import DatabaseSettings, RunConfig
 from .errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
+from .faults import WORKER_KILLED, classify, wait_for_server, worker_killed
 from .history import Revision
 from .steps import step_phrase
 from .process import WorkerOutcome, cancel_workers, reset_cancel, run_worker
@@ -127,7 +128,11 @@ def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: 
         label = f"{step['revision']} ({step['message']})" if step.get("message") else step["revision"]
         during = step_phrase(step["direction"], label, step.get("parents", ()))
     revision = step["revision"] if step else None
-    if outcome.timed_out_after_s is not None:
+    fault = None
+    if outcome.killed_by is not None:  # SIGKILL from outside, or the out-of-memory killer
+        reason, fault = worker_killed(outcome, during or "the app's start-up", dialect), WORKER_KILLED
+        revision = None
+    elif outcome.timed_out_after_s is not None:
         if step:
             reason = (f"{during} did not finish within {outcome.timed_out_after_s:g}s on {dialect} "
                       "(hung, or waiting for a lock); the step was stopped")
@@ -138,7 +143,7 @@ def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: 
     else:
         crash = outcome.crash or "the worker stopped without a verdict"
         reason = f"{during} on {dialect}: {crash}" if step else crash
-    results.append(CheckResult(missing[0], ERROR, revision, reason))
+    results.append(CheckResult(missing[0], ERROR, revision, reason, fault=fault))
     results.extend(CheckResult(name, SKIPPED, None, f"not run: {missing[0]} could not finish") for name in missing[1:])
     return results
 
@@ -153,12 +158,15 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
     reporter.database_started(settings)
     checks: list[CheckResult] = []
     steps: list[dict[str, Any]] = []  # every migration step's timing, from every session (the JSON's "steps")
+    retries: list[str] = []  # sessions run again after the server dropped them and came back
+    servers: list[Server] = []  # to read what it could not remove once it is closed
     version = ""
     try:
         with backend.server(settings, run_id) as server:
+            servers.append(server)
             version = server.server_version
             sessions = [lambda p=p: _unavailable_as_value(
-                            lambda: _run_session(server, settings.dialect, p, config, reporter, run_id, steps))
+                            lambda: _run_session(server, settings, p, config, reporter, run_id, steps, retries))
                         for p in plan_sessions(config.checks)]
             outcomes = _in_threads(sessions, f"{settings.dialect}-session")  # each on its own database
             for results in outcomes:
@@ -171,14 +179,19 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
         status = SKIPPED if config.skip_unavailable else ERROR
         result = DatabaseResult(settings.dialect, kind, version, status, time.monotonic() - started,
                                 tuple(checks), f"unavailable: {exc.reason}",  # keep what earlier sessions found
-                                steps=tuple(steps))
+                                steps=tuple(steps), leftovers=_leftovers(servers), retries=tuple(retries))
         reporter.database_finished(result)
         return result
     checks = link_root_causes(checks, settings.dialect)
     result = DatabaseResult(settings.dialect, kind, version, database_status(checks),
-                            time.monotonic() - started, tuple(checks), steps=tuple(steps))
+                            time.monotonic() - started, tuple(checks), steps=tuple(steps),
+                            leftovers=_leftovers(servers), retries=tuple(retries))
     reporter.database_finished(result)
     return result
+
+
+def _leftovers(servers: list[Server]) -> tuple[str, ...]:
+    return tuple(servers[0].leftovers) if servers else ()
 
 
 def _unavailable_as_value(job: Callable[[], Any]) -> Any:
@@ -188,18 +201,27 @@ def _unavailable_as_value(job: Callable[[], Any]) -> Any:
         return exc
 
 
-def _run_session(server: Server, dialect: str, planned: tuple[str, ...], config: RunConfig,
-                 reporter: Reporter, run_id: str, steps: list[dict[str, Any]]) -> list[CheckResult]:
-    """One worker session on a fresh scratch database; each check is reported as it ends (a failed ``data``
-    check only once its cause is known, see :func:`_explain_data_failure`)."""
-    outcome = _session(server, dialect, planned, config, run_id, reporter, hold=frozenset({"data"}))
+def _run_session(server: Server, settings: DatabaseSettings, planned: tuple[str, ...], config: RunConfig,
+                 reporter: Reporter, run_id: str, steps: list[dict[str, Any]], retries: list[str]) -> list[CheckResult]:
+    """One worker session on a fresh scratch database; each passing check is reported as it ends, a failing one
+    once its cause is known (an environment fault, see :mod:`harness.faults`; for ``data``, see
+    :func:`_explain_data_failure`). A session whose server dropped it and came back runs once more, on a fresh
+    scratch database (said in the report), never a step again on a database it may have partly changed."""
+    dialect = settings.dialect
+    for attempt in (1, 2):
+        reported: set[str] = set()
+        outcome = _session(server, dialect, planned, config, run_id, reporter, hold=frozenset({"data"}),
+                           reported=reported)
+        classified = classify(_session_results(outcome, planned, dialect), outcome, server, settings)
+        if classified.retry is None or attempt == 2 or not wait_for_server(server):
+            break
+        retries.append(f"{', '.join(planned)}: run again on a fresh scratch database after {classified.retry}")
     steps.extend({k: v for k, v in e.items() if k != "event"} for e in outcome.of_kind("step_done"))
-    results = _session_results(outcome, planned, dialect)
+    results = classified.results
     suspects = outcome.of_kind("data_suspects")
     for index, result in enumerate(results):
         if result.name == "data" and result.status == FAILED and suspects:
             results[index] = _explain_data_failure(server, dialect, config, run_id, result, suspects[0])
-    reported = {e["name"] for e in outcome.of_kind("check") if e["name"] != "data"}
     for late in results:
         if late.name not in reported:
             reporter.check_finished(dialect, late)
@@ -207,11 +229,15 @@ def _run_session(server: Server, dialect: str, planned: tuple[str, ...], config:
 
 
 def _session(server: Server, dialect: str, planned: tuple[str, ...], config: RunConfig, run_id: str,
-             reporter: Reporter | None, hold: frozenset[str] = frozenset(), **extra: Any) -> WorkerOutcome:
+             reporter: Reporter | None, hold: frozenset[str] = frozenset(), reported: set[str] | None = None,
+             **extra: Any) -> WorkerOutcome:
     with server.scratch_database() as url:
         def on_event(event: dict[str, Any]) -> None:
-            if reporter and event.get("event") == "check" and event["name"] not in hold:
+            if (reporter and event.get("event") == "check" and event["name"] not in hold
+                    and event["status"] not in (FAILED, ERROR)):  # a failure waits for its cause to be known
                 reporter.check_finished(dialect, CheckResult.from_dict(event))
+                if reported is not None:
+                    reported.add(event["name"])
             elif reporter and event.get("event") == "step":
                 reporter.step_started(dialect, event)
             elif reporter and event.get("event") == "sql":
@@ -308,10 +334,11 @@ def run_databases(config: RunConfig, run_id: str, reporter: Reporter) -> tuple[D
 
 
 def exit_code_for(databases: tuple[DatabaseResult, ...]) -> int:
-    """1 when any check failed or could not finish (a defect beats an incomplete run); else 3 when a database
-    could not be provided and was not skipped, or when every database was skipped (nothing verified is not a
-    pass); else 0."""
-    if any(c.status in (FAILED, ERROR) for d in databases for c in d.checks):
+    """1 when any check failed or could not finish for a reason of its own (a defect beats an incomplete run);
+    else 3 when a database could not be provided or verified (an environment fault: its server died, froze, ran
+    out of disk, its worker was killed) and was not skipped, or when every database was skipped (nothing
+    verified is not a pass); else 0."""
+    if any(c.status == FAILED or (c.status == ERROR and not c.fault) for d in databases for c in d.checks):
         return EXIT_CHECK_FAILED
     if any(d.status == ERROR for d in databases) or all(d.status == SKIPPED for d in databases):
         return EXIT_UNAVAILABLE

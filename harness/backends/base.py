@@ -24,6 +24,7 @@ from ..compat import with_tmpfs
 from ..config import DatabaseSettings
 from ..errors import DatabaseUnavailable
 from ..redact import redact, safe_url, secrets_of
+from .probe import container_state, log_line_with, remove_container
 
 #: Every scratch database (and SQLite temp directory) starts with this, so ``clean`` can find leftovers.
 SCRATCH_PREFIX = "mharness_"
@@ -48,10 +49,22 @@ class Server(ABC):
 
     kind: str
     server_version: str
+    #: what could not be removed (a dead server's scratch database, a container Docker would not remove), for
+    #: the report and ``clean --run-id``
+    leftovers: list[str]
 
     @abstractmethod
     def scratch_database(self) -> AbstractContextManager[str]:
-        """Create a fresh, uniquely named database; yield its URL (with password); drop it on exit."""
+        """Create a fresh, uniquely named database; yield its URL (with password); drop it on exit (a drop that
+        fails is recorded in :attr:`leftovers`, never raised)."""
+
+    def probe(self) -> str | None:
+        """Why the server cannot be used any more ("the container had exited with code 137"), or ``None`` while
+        it still answers. Asked after a failure: a server's death is an environment fault, not a verdict."""
+        return None
+
+    def sweep(self) -> None:
+        """Try again to remove what could not be removed (the server answers again)."""
 
 
 _TIMESTAMP_SYNONYMS = {"now()", "current_timestamp", "current_timestamp()", "localtimestamp", "transaction_timestamp()"}
@@ -65,6 +78,22 @@ class Backend(ABC):
     name: ClassVar[str]
     #: tables a database creates by itself, not the migrations (ignored by default, with this reason)
     implicit_tables: ClassVar[dict[str, str]] = {}
+    #: what the driver says (lower case) when the server went away or cannot be reached: an environment fault,
+    #: never the fault of the migration that was running. Dialects add their own words.
+    server_gone_markers: ClassVar[tuple[str, ...]] = (
+        "connection refused", "connection reset by peer", "broken pipe", "connection timed out", "no route to host")
+    #: what it says when the server's disk is full
+    disk_full_markers: ClassVar[tuple[str, ...]] = ("no space left on device", "disk full")
+
+    def environment_fault(self, message: str) -> tuple[str, str] | None:
+        """``("server_gone" | "disk_full", the words found)`` when ``message`` (a step's or a check's error) is the
+        database saying it went away or ran out of disk, else ``None``."""
+        lowered = message.lower()
+        for kind, markers in (("disk_full", self.disk_full_markers), ("server_gone", self.server_gone_markers)):
+            found = next((m for m in markers if m in lowered), None)
+            if found:
+                return kind, found
+        return None
 
     @abstractmethod
     def server(self, settings: DatabaseSettings, run_id: str) -> AbstractContextManager[Server]:
@@ -235,14 +264,18 @@ class ServerBackend(Backend):
         if settings.url:
             engine = self.connect_admin(settings.url)
             try:
-                yield self._checked(SqlServer(self, engine, "url", run_id), settings)
+                server = self._checked(SqlServer(self, engine, "url", run_id), settings)
+                yield server
+                server.sweep()
             finally:
                 engine.dispose()
             return
-        with self._container(settings.image or "", run_id) as url:
+        leftovers: list[str] = []
+        with self._container(settings.image or "", run_id, leftovers, settings.tmpfs_size) as (url, container):
+            # a container's server refuses connections while it starts: retried, bounded (30 s)
             engine = self._connect(make_url(url), kind="container", attempts=30)
             try:
-                yield self._checked(SqlServer(self, engine, "container", run_id), settings)
+                yield self._checked(SqlServer(self, engine, "container", run_id, container, leftovers), settings)
             finally:
                 engine.dispose()
 
@@ -298,14 +331,15 @@ class ServerBackend(Backend):
         return {"connect_timeout": 10}
 
     @contextmanager
-    def _container(self, image: str, run_id: str) -> Iterator[str]:
+    def _container(self, image: str, run_id: str, leftovers: list[str],
+                   tmpfs_size: str | None = None) -> Iterator[tuple[str, Any]]:
         password = secrets.token_urlsafe(12)
         try:
             container = self.make_container(image, password)
             kwargs: dict[str, Any] = {"labels": {CONTAINER_LABEL: run_id}}
             if os.environ.get("HARNESS_DURABLE_CONTAINERS", "") in ("", "0"):
                 for path in self.fast_tmpfs:
-                    with_tmpfs(container, path, kwargs)
+                    with_tmpfs(container, path, kwargs, tmpfs_size)
                 if self.fast_command:
                     container.with_command(self.fast_command)
             container.with_kwargs(**kwargs)
@@ -320,16 +354,16 @@ class ServerBackend(Backend):
             self._remove_quietly(container)
             raise
         try:
-            yield self.container_url(container, password)
+            yield self.container_url(container, password), container
         finally:
-            self._remove_quietly(container)
+            problem = remove_container(container)
+            if problem:  # labelled with the run id: ``clean --run-id`` removes it once Docker answers again
+                name = getattr(getattr(container, "_container", None), "name", "?")
+                leftovers.append(f"container {name} ({image}): {problem}")
 
     @staticmethod
     def _remove_quietly(container: Any) -> None:
-        try:
-            container.stop()
-        except Exception:
-            pass
+        remove_container(container)
 
 
 _NOT_PULLABLE = ("not found", "pull access denied", "manifest unknown", "no such image", "no such host",
@@ -360,11 +394,15 @@ def _docker_reason(exc: BaseException, image: str, dialect: str) -> str:
 class SqlServer(Server):
     """A PostgreSQL or MySQL server (container or URL) on which scratch databases are made and dropped."""
 
-    def __init__(self, backend: ServerBackend, engine: Engine, kind: str, run_id: str) -> None:
+    def __init__(self, backend: ServerBackend, engine: Engine, kind: str, run_id: str, container: Any = None,
+                 leftovers: list[str] | None = None) -> None:
         self.backend = backend
         self.engine = engine
         self.kind = kind
         self.run_id = run_id
+        self.container = container  # the testcontainers container, for a throwaway server
+        self.leftovers = leftovers if leftovers is not None else []
+        self._undropped: list[str] = []  # scratch databases a failed drop left (tried again by sweep)
         self._numbers = itertools.count(1)
         with engine.connect() as conn:
             self.server_version = backend.describe_version(conn)
@@ -385,18 +423,54 @@ class SqlServer(Server):
                 created = True
             except sa.exc.DBAPIError as exc:
                 reason = first_line(exc.orig or exc, secrets_of(self.engine.url))
+                gone = self.probe()
                 raise DatabaseUnavailable(
                     self.backend.name, f"cannot create scratch database {name} on {safe_url(self.admin_url)}: {reason}"
-                ) from exc
+                    + (f"; {gone}" if gone else "")) from exc
             yield self.admin_url.set(database=name).render_as_string(hide_password=False)
         finally:
             # also when interrupted mid-CREATE (the database may exist without ``created`` being set)
-            try:
-                with self.engine.connect() as conn:
-                    self.backend.drop_database(conn, name)
-            except sa.exc.DBAPIError:
-                if created:
-                    raise
+            self._drop(name, created)
+
+    def _drop(self, name: str, created: bool) -> bool:
+        """Drop scratch database ``name``; when the server cannot, remember it (never raised: the run's verdicts
+        and reports come first). A container that is gone or frozen takes its databases with it."""
+        if self.container is not None and container_state(self.container).broken:
+            return True
+        try:
+            with self.engine.connect() as conn:
+                self.backend.drop_database(conn, name)
+        except sa.exc.DBAPIError as exc:
+            if created and name not in self._undropped:
+                self._undropped.append(name)
+                self.leftovers.append(f"scratch database {name} on {safe_url(self.admin_url)}: "
+                                      f"{first_line(exc.orig or exc, secrets_of(self.engine.url))}")
+            return False
+        return True
+
+    def sweep(self) -> None:
+        for name in list(self._undropped):
+            if self._drop(name, created=False):
+                self._undropped.remove(name)
+                self.leftovers[:] = [x for x in self.leftovers if not x.startswith(f"scratch database {name} ")]
+
+    def probe(self) -> str | None:
+        docker = ""
+        if self.container is not None:
+            state = container_state(self.container)
+            # a server whose disk filled up may crash and restart, its clients only see a dropped connection
+            full = log_line_with(self.container, self.backend.disk_full_markers)
+            if full or state.broken:
+                return "; ".join(x for x in (state.text if state.broken else "", full and f"its log says: {full}") if x)
+            docker = f"; {state.text}" if state.status == "unknown" else ""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.DBAPIError as exc:
+            text = first_line(exc.orig or exc, secrets_of(self.engine.url))
+            found = self.backend.environment_fault(text)
+            return f"the server does not answer ({found[1] if found else text}){docker}"
+        return None
 
     def databases(self) -> list[str]:
         """All database names on this server (for tests and ``clean``)."""

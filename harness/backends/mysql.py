@@ -22,6 +22,13 @@ class MySQLBackend(ServerBackend):
     # MySQL 8 and only costs writes here
     fast_command: ClassVar[str | None] = "--innodb-flush-log-at-trx-commit=0 --skip-log-bin"
     fast_tmpfs: ClassVar[tuple[str, ...]] = ("/var/lib/mysql",)
+    # PyMySQL's errors 2003 / 2006 / 2013 and a server shutting down (1053)
+    server_gone_markers: ClassVar[tuple[str, ...]] = ServerBackend.server_gone_markers + (
+        "lost connection to mysql server", "mysql server has gone away", "can't connect to mysql server",
+        "server shutdown in progress")
+    # InnoDB out of disk: "The table 't' is full" (1114), "Got error 28 from storage engine", errno 28 (ENOSPC)
+    disk_full_markers: ClassVar[tuple[str, ...]] = ServerBackend.disk_full_markers + (
+        "is full", "error 28 ", "errno: 28")
 
     def make_container(self, image: str, password: str) -> Any:
         MySqlContainer = container_class("mysql", "MySqlContainer")

@@ -28,6 +28,12 @@ class PostgreSQLBackend(ServerBackend):
     # PGDATA is /var/lib/postgresql/data up to 17 (a VOLUME there: only a mount at that very path replaces it),
     # and below /var/lib/postgresql from 18 on
     fast_tmpfs: ClassVar[tuple[str, ...]] = ("/var/lib/postgresql", "/var/lib/postgresql/data")
+    # libpq's words for a server that died under an open connection, was shut down, or is restarting
+    server_gone_markers: ClassVar[tuple[str, ...]] = ServerBackend.server_gone_markers + (
+        "server closed the connection unexpectedly", "terminating connection due to administrator command",
+        "the database system is shutting down", "the database system is starting up",
+        "the database system is in recovery mode", "connection already closed", "no connection to the server",
+        "ssl syscall error: eof detected", "could not receive data from server")
 
     def make_container(self, image: str, password: str) -> Any:
         PostgresContainer = container_class("postgres", "PostgresContainer")

@@ -22,6 +22,7 @@ class SQLiteServer(Server):
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.leftovers: list[str] = []
         self.server_version = f"SQLite {sqlite3.sqlite_version}"
         self._numbers = itertools.count(1)
 
@@ -40,6 +41,8 @@ class SQLiteBackend(Backend):
     implicit_tables: ClassVar[dict[str, str]] = {
         "sqlite_sequence": "SQLite creates it by itself for AUTOINCREMENT tables and never drops it",
     }
+    # SQLITE_FULL: the temporary directory's file system is full
+    disk_full_markers: ClassVar[tuple[str, ...]] = Backend.disk_full_markers + ("database or disk is full",)
 
     @contextmanager
     def server(self, settings: DatabaseSettings, run_id: str) -> Iterator[Server]:

@@ -153,6 +153,9 @@ def _lint_database(settings: DatabaseSettings, config: RunConfig, options: LintO
                 outcome = run_worker(spec, cwd=config.cwd, step_timeout_s=config.step_timeout_s,
                                      secrets=secrets_of(url), on_event=_announcer(dialect, say))
             version = server.server_version
+            fault = _environment_fault(outcome, server, settings)
+            if fault:
+                raise DatabaseUnavailable(dialect, fault)
     except DatabaseUnavailable as exc:
         status = "skipped" if config.skip_unavailable else "error"
         return LintDatabase(dialect, kind, status=status, message=f"unavailable: {exc.reason}",
@@ -241,6 +244,25 @@ def _announcer(dialect: str, say: Callable[[str], None]) -> Callable[[dict[str, 
         elif event.get("check") == BEFORE_WINDOW:
             say(f"{dialect}: applying {event['revision']} ({event.get('message', '')}), before --from: not observed")
     return on_event
+
+
+def _environment_fault(outcome: WorkerOutcome, server: Any, settings: DatabaseSettings) -> str | None:
+    """Why the observation says nothing about the migrations (the throwaway server died, froze or filled up, the
+    worker was killed), asked of the server itself: then its ``step-fails`` is no finding, the database is
+    ``error`` (exit 3), not a failure blamed on a revision."""
+    from ..faults import classify, worker_killed
+    from ..results import CheckResult
+
+    if outcome.killed_by is not None:
+        return worker_killed(outcome, "the observation", settings.dialect)
+    failed = [CheckResult("observation", "error", e.get("revision"), e.get("message", ""))
+              for e in outcome.of_kind("finding") if e.get("rule") == "step-fails"]
+    if not failed and (outcome.finished or outcome.of_kind("fatal")):
+        return None
+    if not failed:  # stopped: a time limit, a crash
+        failed = [CheckResult("observation", "error", None, outcome.crash or "")]
+    faults = [c for c in classify(failed, outcome, server, settings).results if c.fault]
+    return faults[0].message if faults else None
 
 
 def _unfinished(outcome: WorkerOutcome, dialect: str) -> str | None:

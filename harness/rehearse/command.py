@@ -35,7 +35,7 @@ from ..backends import get_backend
 from ..backends.base import Server, new_run_id
 from ..clean import registered_run
 from ..config import DatabaseSettings, build_config, server_urls
-from ..errors import EXIT_CHECK_FAILED, EXIT_OK, ConfigError
+from ..errors import EXIT_CHECK_FAILED, EXIT_OK, ConfigError, DatabaseUnavailable
 from ..history import ancestors
 from ..process import WorkerOutcome, reset_cancel, run_worker
 from ..redact import secrets_of
@@ -189,6 +189,7 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
                 ctx = (run_config, server, dialect, run_id, history, source, say)
                 _in_threads([lambda: _drift(drift_job, *ctx), lambda: _rehearse(rehearsal, pending, *ctx)],
                             "rehearse")
+                _raise_if_throwaway_failed(server, settings, drift_job, rehearsal)
             proofs_error = _prove(rehearsal, from_url, source, backend, dialect, say)
     kept, ignored = drift.apply_ignore_rules(drift_job.findings, run_config.ignore, dialect)
     findings = [drift.unknown_revision(r) for r in unknown] + kept
@@ -338,6 +339,21 @@ def _unproved(steps: tuple[StepReport, ...], history: History) -> list[str]:
     """What keeps the verdict from ``safe`` when nothing failed: each proof that could not decide."""
     return [f"{_label(history, step.revision)}: {proof.text}" for step in steps for proof in step.proofs
             if proof.decides == UNPROVED_PROOF]
+
+
+def _raise_if_throwaway_failed(server: Server, settings: DatabaseSettings, *jobs: _Job) -> None:
+    """A throwaway server that died, froze or filled up during the drift build or the rehearsal proves nothing
+    about the pending migrations: no verdict (``error``, exit 3), never ``unsafe`` blamed on a step."""
+    problems = [CheckResult("rehearsal", FAILED, s.revision, f"upgrade to {s.revision} failed on {settings.dialect}: "
+                            f"{s.error or ''}") for job in jobs for s in job.steps
+                if s.status == FAILED] + [CheckResult("rehearsal", FAILED, None, job.error) for job in jobs if job.error]
+    if not problems:
+        return
+    from ..faults import classify
+
+    faults = [c for c in classify(problems, WorkerOutcome(finished=True), server, settings).results if c.fault]
+    if faults:
+        raise DatabaseUnavailable(settings.dialect, f"no verdict: {faults[0].message}")
 
 
 def _reasons(unknown: list[str], drift_job: _Job, rehearsal: _Job, steps: tuple[StepReport, ...],

@@ -1,0 +1,138 @@
+"""Tell an environment fault from a verdict: a server that died, froze or ran out of disk, or a worker killed from
+outside, costs that database's verdict (``error``, with the fault and where it struck), never a ``failed`` that
+blames the revision that happened to be running.
+
+The evidence is the server itself, asked after the failure (:meth:`Server.probe`: is it still answering? what does
+Docker say of its container?), together with the driver's own words (:meth:`Backend.environment_fault`). A check
+that had finished before the fault keeps its verdict.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from .backends import Server, get_backend
+from .config import DatabaseSettings
+from .process import WorkerOutcome
+from .results import ERROR, FAILED, CheckResult
+from .steps import step_phrase
+
+SERVER_GONE, SERVER_FROZEN, DISK_FULL, WORKER_KILLED = "server_gone", "server_frozen", "disk_full", "worker_killed"
+#: how long a server given by URL that stopped answering may take to come back before its session is run again
+RECONNECT_WAIT_S = 10.0
+_NOT_A_VERDICT = "an environment fault, not a verdict on the migrations"
+
+
+@dataclass(frozen=True)
+class Classified:
+    """A session's results with every environment fault made an ``error``; ``retry`` says why the session may be
+    run again on a fresh scratch database (its connection was lost, the server may come back), else ``None``."""
+
+    results: list[CheckResult]
+    retry: str | None = None
+
+
+def where_it_struck(check: CheckResult, outcome: WorkerOutcome, dialect: str, stopped: bool) -> str:
+    """``during the <check> check[, at <step>]``: the step from the check's own failure (``upgrade to r03
+    (posts)``), or, for a check the worker never reported (``stopped``), the last step it began."""
+    during = f"during the {check.name} check"
+    marker = f" failed on {dialect}: "
+    if marker in check.message:
+        return f"{during}, at {check.message.split(marker, 1)[0]}"
+    steps = outcome.of_kind("step")
+    if not stopped:
+        return during
+    if not steps:
+        return during if outcome.finished else f"{during}, before its first step (while the app started)"
+    step = steps[-1]
+    label = f"{step['revision']} ({step['message']})" if step.get("message") else step["revision"]
+    return f"{during}, at {step_phrase(step['direction'], label, step.get('parents', ()))}"
+
+
+def worker_killed(outcome: WorkerOutcome, during: str, dialect: str) -> str:
+    """The reason of a session whose worker a signal ended."""
+    return (f"{dialect}: the worker was killed (signal {outcome.killed_by}) during {during}: out of memory, or "
+            f"killed from outside; {_NOT_A_VERDICT}")
+
+
+def classify(results: list[CheckResult], outcome: WorkerOutcome, server: Server,
+             settings: DatabaseSettings) -> Classified:
+    """Turn each ``failed`` / ``error`` check that an environment fault explains into an ``error`` naming it."""
+    dialect = settings.dialect
+    backend = get_backend(dialect)
+    reported = {e["name"] for e in outcome.of_kind("check")}
+    probed: list[str | None] = []
+
+    def probe() -> str | None:  # asked once, and only after a failure
+        if not probed:
+            probed.append(server.probe())
+        return probed[0]
+
+    out: list[CheckResult] = []
+    retry = None
+    for check in results:
+        if check.status not in (FAILED, ERROR) or check.fault:
+            out.append(check)
+            continue
+        found = backend.environment_fault(check.message)
+        stopped = check.name not in reported  # the worker never reported it: timed out, or it crashed
+        where = where_it_struck(check, outcome, dialect, stopped)
+        if found and found[0] == "disk_full":
+            out.append(_fault(check, DISK_FULL, f"{dialect}: the server ran out of disk space {where} ({found[1]}); "
+                                                f"{_room(settings, server)}; {_NOT_A_VERDICT}"))
+            continue
+        if not found and not stopped:  # the migration's or the check's own failure: a verdict
+            out.append(check)
+            continue
+        gone = probe()
+        if gone is None and not found:  # a hung step or a crash on a server that is fine: as the worker said
+            out.append(check)
+            continue
+        full = backend.environment_fault(gone or "")
+        if full and full[0] == "disk_full":  # the server's own log: it crashed for want of disk space
+            out.append(_fault(check, DISK_FULL, f"{dialect}: the server ran out of disk space {where} ({gone}); "
+                                                f"{_room(settings, server)}; {_NOT_A_VERDICT}"))
+            continue
+        if outcome.timed_out_after_s is not None and stopped:
+            words = f"the step did not finish within {outcome.timed_out_after_s:g}s"
+        else:
+            words = found[1] if found else (outcome.crash or "no answer")
+        frozen = gone is not None and "paused" in gone
+        if gone is None:
+            text = (f"{dialect}: the connection to the server was lost {where} ({words}); the server answers "
+                    "again (it restarted, or the network dropped)")
+        else:
+            text = f"{dialect}: the server {'stopped answering' if frozen else 'went away'} {where} ({words}); {gone}"
+        if gone is None or (not frozen and server.kind == "url"):
+            retry = retry or text  # a server given by URL may come back; a dead container does not
+        out.append(_fault(check, SERVER_FROZEN if frozen else SERVER_GONE, f"{text}; {_NOT_A_VERDICT}"))
+    return Classified(out, retry)
+
+
+def _fault(check: CheckResult, fault: str, message: str) -> CheckResult:
+    return replace(check, status=ERROR, revision=None, message=message, fault=fault, same_as=None)
+
+
+def _room(settings: DatabaseSettings, server: Server) -> str:
+    """What to raise, and how."""
+    if server.kind == "container":
+        size = settings.tmpfs_size or "Docker's default (half the machine's memory)"
+        return (f"the container's data directory is a tmpfs of {size}: give it more with --tmpfs-size "
+                "(HARNESS_TMPFS_SIZE, tmpfs_size in pyproject.toml), e.g. --tmpfs-size 4g")
+    if server.kind == "file":
+        return "free space in the temporary directory (or point TMPDIR at a larger one)"
+    return "free disk space on the server"
+
+
+def wait_for_server(server: Server, limit_s: float = RECONNECT_WAIT_S) -> bool:
+    """Whether the server answers again within ``limit_s`` (bounded: a server that stays down costs that long)."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        if server.probe() is None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(1.0)
+
+
+__all__ = ["Classified", "DISK_FULL", "SERVER_FROZEN", "SERVER_GONE", "WORKER_KILLED", "classify", "wait_for_server",
+           "where_it_struck", "worker_killed"]

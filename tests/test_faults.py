@@ -1,0 +1,395 @@
+"""[faults] A database that dies, freezes, fills up or loses its worker mid-run costs that database's verdict only:
+an ``error`` naming the fault and where it struck, never ``failed at <revision>``; the others keep theirs; every
+report is written; nothing is left behind that ``clean --run-id`` cannot remove. Faults injected for real:
+``docker kill``, ``docker pause``, a server the test started and stops, a Docker socket that goes away, SIGKILL."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from conftest import IMAGES, cli_env, run_cli, run_containers, scratch_leftovers
+from projects import GOOD_MODELS, Rev, good_chain, make_project
+from test_reliability import start
+
+#: The first session to reach it writes ``<marker>.<dialect>`` (holding the worker's pid), then sleeps in the
+#: database, so that the test strikes while a statement runs; every later session passes straight through.
+SLOW = Rev("a003", "slow step", """
+    import os
+    marker, dialect = os.environ.get("HARNESS_TEST_MARKER"), op.get_bind().dialect.name
+    seconds = int(os.environ.get("HARNESS_TEST_SLEEP", "30"))
+    if marker and dialect != "sqlite" and not op.get_context().as_sql:  # not lint's offline rendering
+        try:
+            with open(f"{marker}.{dialect}", "x") as f:
+                f.write(str(os.getpid()))
+        except FileExistsError:
+            pass
+        else:
+            op.execute(f"SELECT pg_sleep({seconds})" if dialect == "postgresql" else f"SELECT SLEEP({seconds})")
+""", "pass")
+
+#: A data migration that writes about 300 MB (MySQL / MariaDB): more than a small tmpfs holds.
+FILL = Rev("a003", "fill the disk", """
+    op.create_table("digits", sa.Column("d", sa.Integer()))
+    op.execute("INSERT INTO digits VALUES (0), (1), (2), (3), (4), (5), (6), (7), (8), (9)")
+    op.create_table("big", sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True), sa.Column("t", sa.Text()))
+    op.execute("INSERT INTO big (t) SELECT repeat('x', 3000) FROM digits a, digits b, digits c, digits d, digits e")
+""", 'op.drop_table("big")\nop.drop_table("digits")')
+
+NOT_A_VERDICT = "an environment fault, not a verdict on the migrations"
+NO_URLS = {"HARNESS_POSTGRESQL_URL": "", "HARNESS_MYSQL_URL": ""}
+
+
+def wait_for(path: Path, proc: subprocess.Popen, limit: float = 120) -> None:
+    """Until the slow step has begun on the database ``path`` names (bounded)."""
+    deadline = time.monotonic() + limit
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path.name}: the slow step never started"
+        time.sleep(0.1)
+
+
+def container_of(run_id: str, image: str) -> str:
+    out = subprocess.run(["docker", "ps", "-a", "-q", "--filter", f"label=org.migration-harness.run={run_id}",
+                          "--filter", f"ancestor={image}"], capture_output=True, text=True, check=True).stdout.split()
+    assert len(out) == 1, out
+    return out[0]
+
+
+def remove_containers(run_id: str) -> None:
+    """Whatever a failed test left of its own run (never anyone else's containers)."""
+    for container in run_containers(run_id):
+        subprocess.run(["docker", "unpause", container], capture_output=True)
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        remove_containers(proc.run_id)
+
+
+def faulted(report: dict[str, Any], dialect: str) -> list[dict[str, Any]]:
+    database = next(d for d in report["databases"] if d["dialect"] == dialect)
+    return [c for c in database["checks"] if c["status"] in ("failed", "error")]
+
+
+@pytest.fixture
+def slow_project(tmp_path: Path) -> Path:
+    return make_project(tmp_path / "p", good_chain() + [SLOW], GOOD_MODELS)
+
+
+def test_container_killed_mid_step_costs_that_database_only(slow_project: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    reports = {ext: tmp_path / f"report.{ext}" for ext in ("json", "xml", "md", "html")}
+    proc = start(slow_project, ["--json", str(reports["json"]), "--junit", str(reports["xml"]), "--markdown",
+                                str(reports["md"]), "--html", str(reports["html"])],
+                 {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
+    for dialect in ("postgresql", "mysql"):
+        wait_for(Path(f"{marker}.{dialect}"), proc)
+        subprocess.run(["docker", "kill", container_of(proc.run_id, IMAGES[dialect])], check=True, capture_output=True)
+    out, err = finish(proc)
+    assert proc.returncode == 3, out + err  # could not be verified: not 1 (nothing failed), not 4 (no crash)
+    report = json.loads(reports["json"].read_text())
+    assert all(path.stat().st_size for path in reports.values())
+    assert next(d for d in report["databases"] if d["dialect"] == "sqlite")["status"] == "passed"
+    for dialect in ("postgresql", "mysql"):
+        database = next(d for d in report["databases"] if d["dialect"] == dialect)
+        assert database["status"] == "error"
+        assert database["checks"][0] == {**database["checks"][0], "name": "single_head", "status": "passed"}
+        bad = faulted(report, dialect)
+        assert bad and all(c["status"] == "error" and c["fault"] == "server_gone" and c["revision"] is None
+                           for c in bad), bad
+        struck = [c for c in bad if "upgrade to a003 (slow step)" in c["message"]]
+        assert struck, [c["message"] for c in bad]
+        assert "the container had exited with code 137" in struck[0]["message"]
+        assert struck[0]["message"].startswith(f"{dialect}: the server went away during the {struck[0]['name']} check")
+    assert "failed" not in reports["md"].read_text().replace("What failed", "")
+    assert "went away" in out and "not ok (exit 3)" in out
+    assert run_containers(proc.run_id) == set()
+
+
+def test_container_paused_mid_step_ends_by_the_step_timeout(slow_project: Path, tmp_path: Path) -> None:
+    marker, report = tmp_path / "marker", tmp_path / "report.json"
+    proc = start(slow_project, ["--db", "postgresql", "--step-timeout", "3", "--json", str(report)],
+                 {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
+    wait_for(Path(f"{marker}.postgresql"), proc)
+    subprocess.run(["docker", "pause", container_of(proc.run_id, IMAGES["postgresql"])], check=True)
+    started = time.monotonic()
+    out, err = proc.communicate(timeout=120)
+    assert run_containers(proc.run_id) == set(), "the paused container must be removed"
+    assert proc.returncode == 3, out + err
+    assert time.monotonic() - started < 60
+    bad = faulted(json.loads(report.read_text()), "postgresql")
+    frozen = [c for c in bad if c["fault"] == "server_frozen"]
+    assert frozen and all(c["status"] == "error" for c in bad), bad
+    assert "the server stopped answering during" in frozen[0]["message"]
+    assert "the step did not finish within 3s" in frozen[0]["message"] and "paused" in frozen[0]["message"]
+
+
+def test_worker_killed_mid_step(slow_project: Path, tmp_path: Path, server_urls: dict[str, str]) -> None:
+    marker, report = tmp_path / "marker", tmp_path / "report.json"
+    proc = start(slow_project, ["--db", "sqlite,postgresql", "--json", str(report)],
+                 {"HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_TEST_MARKER": str(marker)})
+    pid_file = Path(f"{marker}.postgresql")
+    wait_for(pid_file, proc)
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    out, err = finish(proc)
+    assert proc.returncode == 3, out + err
+    written = json.loads(report.read_text())
+    bad = faulted(written, "postgresql")
+    assert len(bad) == 1 and bad[0]["fault"] == "worker_killed", bad
+    assert bad[0]["message"].startswith("postgresql: the worker was killed (signal 9) during upgrade to a003 (slow step)")
+    others = [c for c in next(d for d in written["databases"] if d["dialect"] == "postgresql")["checks"]
+              if c["name"] != bad[0]["name"] and c["status"] not in ("passed", "skipped")]
+    assert others == [], "the other sessions go on to their own verdicts"
+    assert [n for n in scratch_leftovers(server_urls["postgresql"]) if n.startswith(f"mharness_{proc.run_id}_")] == []
+
+
+def test_disk_full_is_an_environment_fault_with_the_size_to_raise(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", good_chain() + [FILL], GOOD_MODELS)
+    proc = run_cli(["run", "--app", "app:create_app", "--db", "mysql", "--checks", "upgrade", "--tmpfs-size", "256m",
+                    "--json", str(tmp_path / "report.json")], project, NO_URLS, timeout=300)
+    remove_containers(proc.run_id)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    [check] = faulted(json.loads((tmp_path / "report.json").read_text()), "mysql")
+    assert (check["status"], check["fault"], check["revision"]) == ("error", "disk_full", None)
+    assert check["message"].startswith("mysql: the server ran out of disk space during the upgrade check, at "
+                                       "upgrade to a003 (fill the disk)")
+    assert "a tmpfs of 256m: give it more with --tmpfs-size" in check["message"]
+
+
+# -- a server given by URL, started (and stopped) by this test --------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    engine = sa.create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+    except sa.exc.DBAPIError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def _wait_until_up(url: str, limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while not _answers(url):
+        assert time.monotonic() < deadline, "the private server did not start"
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def private_server() -> Iterator[tuple[str, str]]:
+    """A PostgreSQL container of this test's own, given to the harness by URL (never the shared servers)."""
+    name, port = f"mharness-faults-{secrets.token_hex(3)}", _free_port()
+    subprocess.run(["docker", "run", "-d", "--name", name, "--label", "org.migration-harness.test-session=1",
+                    "-e", "POSTGRES_PASSWORD=secret", "-p", f"127.0.0.1:{port}:5432", IMAGES["postgresql"]],
+                   check=True, capture_output=True)
+    url = f"postgresql+psycopg2://postgres:secret@127.0.0.1:{port}/postgres"
+    try:
+        _wait_until_up(url)
+        yield name, url
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def _slow_step_begun(project: Path, tmp_path: Path, url: str) -> tuple[subprocess.Popen, Path]:
+    """A run on the private server, once its slow step has begun; and where its JSON report goes."""
+    marker, report = tmp_path / "marker", tmp_path / "report.json"
+    proc = start(project, ["--db", "postgresql", "--json", str(report)],
+                 {"HARNESS_POSTGRESQL_URL": url, "HARNESS_TEST_MARKER": str(marker)})
+    wait_for(Path(f"{marker}.postgresql"), proc)
+    return proc, report
+
+
+def test_url_server_that_restarts_is_waited_for_and_the_session_run_again(
+        slow_project: Path, tmp_path: Path, private_server: tuple[str, str]) -> None:
+    name, url = private_server
+    proc, report = _slow_step_begun(slow_project, tmp_path, url)
+    subprocess.run(["docker", "restart", "-t", "0", name], check=True, capture_output=True)
+    out, err = finish(proc)
+    assert proc.returncode == 0, out + err  # the verdict, proved on a fresh scratch database
+    database = json.loads(report.read_text())["databases"][0]
+    assert database["status"] == "passed" and database["leftovers"] == []
+    assert database["retries"] and all("run again on a fresh scratch database after postgresql: the " in text
+                                       for text in database["retries"]), database["retries"]
+    assert "retried:" in out
+    assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")] == []
+
+
+def test_url_server_that_goes_away_leaves_what_clean_removes(
+        slow_project: Path, tmp_path: Path, private_server: tuple[str, str]) -> None:
+    name, url = private_server
+    proc, report = _slow_step_begun(slow_project, tmp_path, url)
+    subprocess.run(["docker", "stop", "-t", "0", name], check=True, capture_output=True)
+    try:
+        out, err = finish(proc)
+    finally:
+        subprocess.run(["docker", "start", name], check=True, capture_output=True)
+    assert proc.returncode == 3, out + err
+    database = json.loads(report.read_text())["databases"][0]
+    bad = faulted({"databases": [database]}, "postgresql")
+    assert bad and all(c["fault"] == "server_gone" for c in bad), bad
+    assert "the server does not answer (connection refused)" in bad[0]["message"]
+    assert database["leftovers"] and all("scratch database mharness_" in x for x in database["leftovers"])
+    assert f"clean --run-id {proc.run_id}" in out
+    _wait_until_up(url)
+    assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")]
+    cleaned = run_cli(["clean", "--run-id", proc.run_id], tmp_path, {"HARNESS_POSTGRESQL_URL": url})
+    assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")] == []
+
+
+# -- the Docker engine stops answering ----------------------------------------------------------------------------
+class DockerProxy:
+    """A unix socket that forwards to the real Docker engine until :meth:`stop` (then nothing answers there)."""
+
+    def __init__(self, path: Path) -> None:
+        engine = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        assert engine.startswith("unix://"), f"the proxy forwards to a unix socket, not {engine}"
+        self.path, self.target = path, engine[len("unix://"):]
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(str(path))
+        self.listener.listen(16)
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self.listener.close()
+        for s in self.open:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def test_docker_engine_that_stops_answering_leaves_a_container_clean_removes(slow_project: Path,
+                                                                              tmp_path: Path) -> None:
+    marker, report = tmp_path / "marker", tmp_path / "report.json"
+    proxy = DockerProxy(tmp_path / "docker.sock")
+    proc = start(slow_project, ["--db", "postgresql", "--json", str(report)],
+                 {**NO_URLS, "HARNESS_TEST_MARKER": str(marker), "HARNESS_TEST_SLEEP": "3",
+                  "DOCKER_HOST": f"unix://{tmp_path / 'docker.sock'}"})
+    try:
+        wait_for(Path(f"{marker}.postgresql"), proc)
+        proxy.stop()
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out + err  # every check ran to its verdict on the server, which still answered
+        database = json.loads(report.read_text())["databases"][0]
+        assert database["status"] == "passed"
+        [leftover] = database["leftovers"]
+        assert leftover.startswith("container ") and f"clean --run-id {proc.run_id}" in out
+        assert len(run_containers(proc.run_id)) == 1
+        cleaned = run_cli(["clean", "--run-id", proc.run_id], tmp_path, NO_URLS)
+        assert cleaned.returncode == 0 and "removed container" in cleaned.stdout, cleaned.stdout + cleaned.stderr
+        assert run_containers(proc.run_id) == set()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        remove_containers(proc.run_id)
+
+
+# -- lint and rehearse --------------------------------------------------------------------------------------------
+def test_lint_whose_throwaway_container_dies_gives_no_finding_but_exit_3(slow_project: Path, tmp_path: Path) -> None:
+    marker, report = tmp_path / "marker", tmp_path / "lint.json"
+    full = cli_env({**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "lint", "--app", "app:create_app", "--db", "postgresql",
+                             "--json", str(report)], cwd=slow_project, env=full, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.run_id = full["HARNESS_RUN_ID"]  # type: ignore[attr-defined]
+    wait_for(Path(f"{marker}.postgresql"), proc)
+    subprocess.run(["docker", "kill", container_of(proc.run_id, IMAGES["postgresql"])], check=True, capture_output=True)
+    out, err = finish(proc)
+    assert proc.returncode == 3, out + err
+    written = json.loads(report.read_text())
+    [database] = written["databases"]
+    assert database["status"] == "error" and database["message"].startswith(
+        "unavailable: postgresql: the server went away during the observation check, at upgrade to a003"), database
+    assert "exited with code 137" in database["message"]
+    assert not [f for f in written["findings"] if f["rule"] == "step-fails"]
+    assert run_containers(proc.run_id) == set()
+
+
+def test_rehearse_whose_throwaway_container_dies_is_no_verdict_not_unsafe(
+        slow_project: Path, tmp_path: Path, server_urls: dict[str, str]) -> None:
+    admin = server_urls["postgresql"]
+    name = f"prodtest_{secrets.token_hex(4)}"
+    engine = sa.create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    production = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
+    marker, report = tmp_path / "marker", tmp_path / "rehearse.json"
+    try:
+        env = cli_env({"DATABASE_URL": production, "FLASK_APP": "app:create_app"})
+        env["PYTHONPATH"] = str(slow_project)
+        subprocess.run([sys.executable, "-m", "flask", "db", "upgrade", "a002"], cwd=slow_project, env=env,
+                       check=True, capture_output=True, timeout=120)
+        full = cli_env({**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
+        proc = subprocess.Popen([sys.executable, "-m", "harness", "rehearse", "--app", "app:create_app", "--from",
+                                 production, "--image", IMAGES["postgresql"], "--json", str(report)],
+                                cwd=slow_project, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc.run_id = full["HARNESS_RUN_ID"]  # type: ignore[attr-defined]
+        wait_for(Path(f"{marker}.postgresql"), proc)
+        subprocess.run(["docker", "kill", container_of(proc.run_id, IMAGES["postgresql"])], check=True,
+                       capture_output=True)
+        out, err = finish(proc)
+        assert proc.returncode == 3, out + err
+        written = json.loads(report.read_text())
+        assert written["exit_code"] == 3 and "unsafe" not in json.dumps(written), written
+        assert "no verdict: postgresql: the server went away" in written["error"] and "a003" in written["error"]
+        with engine.connect() as conn:  # nothing was written in production: still at a002
+            assert conn.execute(sa.text(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")).scalar() == 1
+        prod = sa.create_engine(production, poolclass=NullPool)
+        with prod.connect() as conn:
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "a002"
+        prod.dispose()
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        engine.dispose()
