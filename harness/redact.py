@@ -1,7 +1,7 @@
 """Keep passwords out of everything the harness prints or writes."""
 from __future__ import annotations
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.url import URL, make_url
 
 
 def safe_url(url: str | URL) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.url import URL, make_url
 
 from ..backends import get_backend
 from ..backends.base import Backend, first_line
