@@ -1,8 +1,8 @@
 """Every difference between the library versions the harness supports, in one place.
 
-The harness runs inside the user's environment (it imports their app), so it adapts to the Flask,
-Flask-SQLAlchemy, Flask-Migrate, alembic, SQLAlchemy, click and Python it finds there instead of requiring newer
-ones (see "Supported versions" in the README). Each shim below names the versions that differ; the rest of the
+The harness's worker runs in the app's own interpreter (``--python``, or the harness installed into the app's
+environment), so it adapts to the Flask, Flask-SQLAlchemy, Flask-Migrate, alembic, SQLAlchemy, click and Python it
+finds there, back to the 2020 stacks, instead of requiring newer ones (see "Supported versions" in the README). Each shim below names the versions that differ; the rest of the
 harness calls these and never asks which version it runs on.
 """
 from __future__ import annotations
@@ -67,6 +67,13 @@ def scalars(result: Any) -> list[Any]:
 def row_mapping(row: Any) -> dict[str, Any]:
     """A row as a dict of column name → value: ``Row._mapping`` (1.4+); 1.3's ``RowProxy`` is itself a mapping."""
     return dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
+
+
+def url_text(url: Any, hide_password: bool) -> str:
+    """A URL as text: ``render_as_string`` (1.4+); on 1.3 ``str(url)`` shows the password and ``repr`` hides it."""
+    if hasattr(url, "render_as_string"):
+        return url.render_as_string(hide_password=hide_password)
+    return repr(url) if hide_password else str(url)
 
 
 def exec_driver_sql(conn: Any, statement: str) -> Any:
@@ -215,4 +222,4 @@ def with_tmpfs(container: Any, path: str, kwargs: dict[str, Any]) -> None:
 __all__ = ["UUID_TYPES", "autoincrement_column", "bind_engines", "container_class", "default_engine", "default_metadata",
            "exec_driver_sql",
            "find_flask_app", "identity_of", "pending_autogenerate", "row_mapping", "scalars", "select", "strict_zip", "tomllib",
-           "with_tmpfs"]
+           "url_text", "with_tmpfs"]
