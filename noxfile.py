@@ -1,6 +1,8 @@
 """Sessions: ``nox -s migrations`` verifies the example app's chain on every database; ``nox -s tests`` runs the
 test suite; ``nox -s compat`` runs the core, schema, chain and lint tests on the oldest and the newest stacks the
-harness supports. Each installs this repository into its own virtualenv (reused between runs)."""
+harness supports, and ``nox -s isolated`` the harness in its own virtualenv with the app's stacks in others (a
+2020 one and the newest), through ``--python``. Each installs this repository into its own virtualenv (reused
+between runs)."""
 from __future__ import annotations
 
 import glob
@@ -135,3 +137,13 @@ def compat(session: nox.Session, stack: str) -> None:
     session.run("python", "-m", "pip", "list", "--format=freeze")
     session.run("pytest", *COMPAT_TESTS, *session.posargs,
                 env={"HARNESS_COMPAT_STACK": stack, "HARNESS_COMPAT_PINS": ";".join(pins)})
+
+
+@nox.session(default=False)
+def isolated(session: nox.Session) -> None:
+    """The harness in this session's venv, each app stack (2020: Flask 1.1 / SQLAlchemy 1.3 / alembic 1.4 on
+    Python 3.9; the newest on 3.13; one below the floor; one without drivers) in a venv of its own, cached under
+    ~/.cache/migration-harness-tests: the core, schema and chain checks through --python, pins untouched."""
+    session.install("-e", ".[test]")
+    env = {} if os.environ.get("HARNESS_TEST_SERVERS") == "local" else _provision(session, DATABASES)
+    session.run("pytest", "tests/test_isolation.py", *session.posargs, env=env)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.url import URL, make_url
 
 from .binding import bound_elsewhere, check_single_database_env, force_database
-from .compat import default_engine, default_metadata
+from .compat import default_engine, default_metadata, find_flask_app
 from .errors import AppLoadError, MigrationsError, WrongDatabaseError
 from .redact import safe_url
 
@@ -95,7 +95,7 @@ def load_app(import_path: str, url: str) -> tuple[Any, str]:
     gives them. ``DATABASE_URL`` and ``SQLALCHEMY_DATABASE_URI`` are set before anything runs, and Flask-SQLAlchemy
     binds the scratch database whatever the app configures (:mod:`harness.binding`).
     """
-    from flask.cli import NoAppException, find_app_by_string, find_best_app, prepare_import
+    from flask.cli import NoAppException, prepare_import
 
     os.environ["DATABASE_URL"] = url
     os.environ["SQLALCHEMY_DATABASE_URI"] = url
@@ -114,7 +114,7 @@ def load_app(import_path: str, url: str) -> tuple[Any, str]:
 
     where = f"{module_name}:{name}" if name else module_name
     try:
-        app = find_app_by_string(module, name) if name else find_best_app(module)
+        app = find_flask_app(module, name)
     except NoAppException as exc:
         raise AppLoadError(f"--app {import_path}: {' '.join(str(exc).split())}") from exc
     except Exception as exc:

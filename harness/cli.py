@@ -82,6 +82,8 @@ def main() -> None:
 @main.command()
 @click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
 @click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
+@click.option("--python", "python", metavar="PATH",
+              help="The app's interpreter, which loads the app (default: the active virtualenv's, else this one).")
 @click.option("--db", "db", multiple=True, metavar="NAME",
               help=f"Database(s) to run on, repeatable or comma-separated: {', '.join(DIALECTS)} (default: all).")
 @click.option("--json", "json_path", metavar="PATH", help="Also write the JSON report to PATH.")
@@ -116,7 +118,7 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         ignore_checks: tuple[str, ...], checks: tuple[str, ...], from_revision: str | None,
         to_revision: str | None, allow_multiple_heads: bool | None, lock_timeout: float | None,
         verbose: bool, quiet: bool, junit_path: str | None, markdown_path: str | None,
-        html_path: str | None, tmpfs_size: str | None) -> None:
+        html_path: str | None, tmpfs_size: str | None, python: str | None) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -129,7 +131,7 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
                               ignore_tables=ignore_tables, ignore_checks=ignore_checks, checks=checks,
                               from_revision=from_revision, to_revision=to_revision,
                               allow_multiple_heads=allow_multiple_heads, lock_timeout_s=lock_timeout,
-                              echo_sql=verbose, tmpfs_size=tmpfs_size)
+                              echo_sql=verbose, tmpfs_size=tmpfs_size, python=python)
         # with --json - the report is standard output, and everything for people goes to stderr
         text_out = sys.stderr if json_path == "-" else None
         config = dataclasses.replace(config, run_id=config.run_id or new_run_id())  # known to an interrupted report

@@ -23,6 +23,8 @@ from .report import write_atomically
 @click.command()
 @click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
 @click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
+@click.option("--python", "python", metavar="PATH",
+              help="The app's interpreter, which loads the app (default: the active virtualenv's, else this one).")
 @click.option("--db", "db", multiple=True, metavar="NAME",
               help="Database(s): sqlite, postgresql, mysql, repeatable or comma-separated (default: all).")
 @click.option("--from", "from_revision", metavar="REV",
@@ -51,7 +53,7 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
          to_revision: str | None, fail_on: str | None, output_format: str, json_path: str | None,
          markdown_path: str | None, sql_dir: str | None, rows: int | None, no_observe: bool,
          skip_unavailable: bool, step_timeout: float | None, lock_timeout: float | None,
-         explain_rule: str | None, list_rules: bool, verbose: bool, quiet: bool) -> None:
+         explain_rule: str | None, list_rules: bool, verbose: bool, quiet: bool, python: str | None) -> None:
     """What each pending migration step will do to a live database: the locks it takes and the tables it
     rewrites or copies (observed on scratch databases holding rows), rules on its offline SQL (squawk on
     PostgreSQL), and whether its offline SQL can be generated at all."""
@@ -76,7 +78,8 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
     try:
         config = build_config(app=app, migrations=migrations, db=db, skip_unavailable=skip_unavailable,
                               step_timeout_s=step_timeout, lock_timeout_s=lock_timeout,
-                              from_revision=from_revision, to_revision=to_revision, checks=("upgrade",))
+                              from_revision=from_revision, to_revision=to_revision, checks=("upgrade",),
+                              python=python)
         config = dataclasses.replace(config, run_id=config.run_id or new_run_id())
         from .lint.allow import lint_settings
 
@@ -123,6 +126,8 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
 @click.command("sql")
 @click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
 @click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
+@click.option("--python", "python", metavar="PATH",
+              help="The app's interpreter, which loads the app (default: the active virtualenv's, else this one).")
 @click.option("--db", "db", multiple=True, metavar="NAME",
               help="Database(s): sqlite, postgresql, mysql, repeatable or comma-separated (default: all).")
 @click.option("--from", "from_revision", metavar="REV", help="Only the revisions after REV (default: all).")
@@ -131,14 +136,14 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
 @click.option("--json", "json_path", metavar="PATH", help="Also write the JSON report to PATH (- for stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the last line.")
 def sql(app: str | None, migrations: str | None, db: tuple[str, ...], from_revision: str | None,
-        to_revision: str | None, sql_dir: str, json_path: str | None, quiet: bool) -> None:
+        to_revision: str | None, sql_dir: str, json_path: str | None, quiet: bool, python: str | None) -> None:
     """Write the offline SQL (`flask db upgrade --sql`) of each revision, per database, for review; exit 1 when a
     revision cannot be rendered offline, or its SQL holds bound parameters instead of values. Starts no database."""
     from .lint.review import review, text
 
     try:
         config = build_config(app=app, migrations=migrations, db=db, from_revision=from_revision,
-                              to_revision=to_revision, checks=("upgrade",))
+                              to_revision=to_revision, checks=("upgrade",), python=python)
         config = dataclasses.replace(config, run_id=config.run_id or new_run_id())
         result = review(config, sql_dir)
     except HarnessError as exc:

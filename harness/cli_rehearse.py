@@ -19,6 +19,8 @@ from .redact import redact, secrets_of
                    "Default: HARNESS_REHEARSE_FROM.")
 @click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
 @click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
+@click.option("--python", "python", metavar="PATH",
+              help="The app's interpreter, which loads the app (default: the active virtualenv's, else this one).")
 @click.option("--image", metavar="IMAGE",
               help="Image of the throwaway server (default: from production's version, e.g. postgres:15).")
 @click.option("--sample-rows", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
@@ -34,7 +36,7 @@ from .redact import redact, secrets_of
 @click.option("-q", "--quiet", is_flag=True, help="Print only the verdict (errors still go to stderr).")
 def rehearse(from_url: str, app: str | None, migrations: str | None, image: str | None, sample_rows: int,
              step_timeout: float | None, json_path: str | None, markdown_path: str | None, html_path: str | None,
-             ignore_tables: tuple[str, ...], verbose: bool, quiet: bool) -> None:
+             ignore_tables: tuple[str, ...], verbose: bool, quiet: bool, python: str | None) -> None:
     """Is `flask db upgrade` safe on the database at --from? Reads it read-only, checks it for drift against its
     own migrations, rehearses the pending migrations on a copy on a throwaway server. Exit 0 safe, 1 unsafe."""
     from .rehearse.command import RehearseConfig, rehearse as run_rehearsal
@@ -52,7 +54,7 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
     try:
         result = run_rehearsal(RehearseConfig(from_url=from_url, app=app, migrations=migrations, image=image,
                                               sample_rows=sample_rows, step_timeout_s=step_timeout,
-                                              ignore_tables=ignore_tables), progress)
+                                              ignore_tables=ignore_tables, python=python), progress)
     except HarnessError as exc:
         click.echo(redact(f"migration-harness: error: {exc}", hide), err=True)
         if json_path:

@@ -1,8 +1,8 @@
 """Every difference between the library versions the harness supports, in one place.
 
-The harness runs inside the user's environment (it imports their app), so it adapts to the Flask,
-Flask-SQLAlchemy, Flask-Migrate, alembic, SQLAlchemy, click and Python it finds there instead of requiring newer
-ones (see "Supported versions" in the README). Each shim below names the versions that differ; the rest of the
+The harness's worker runs in the app's own interpreter (``--python``, or the harness installed into the app's
+environment), so it adapts to the Flask, Flask-SQLAlchemy, Flask-Migrate, alembic, SQLAlchemy, click and Python it
+finds there, back to the 2020 stacks, instead of requiring newer ones (see "Supported versions" in the README). Each shim below names the versions that differ; the rest of the
 harness calls these and never asks which version it runs on.
 """
 from __future__ import annotations
@@ -16,10 +16,16 @@ from sqlalchemy.dialects import postgresql
 
 # -- Python -----------------------------------------------------------------------------------------------------
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.9 / 3.10: the same parser, published as tomli (a dependency there, by environment marker)
-    import tomli as tomllib
+def __getattr__(name: str) -> Any:
+    """``tomllib``, imported when first asked for: on Python 3.9 / 3.10 it is tomli, a dependency of the harness
+    that the app's own interpreter (which runs the worker, ``--python``) need not have."""
+    if name != "tomllib":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.9 / 3.10: the same parser, published as tomli (a dependency there, by environment marker)
+        import tomli as tomllib
+    return tomllib
 
 
 def strict_zip(*iterables: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
@@ -41,11 +47,52 @@ def _strict_zip(*iterables: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
         yield tuple(items)
 
 
-# -- SQLAlchemy 1.4 / 2.x ------------------------------------------------------------------------------------------
+# -- SQLAlchemy 1.3 / 1.4 / 2.x ------------------------------------------------------------------------------------
+
+#: SQLAlchemy 1.4+ (``select(*columns)``, ``Result``, ``exec_driver_sql``); the worker also runs on 1.3, the
+#: release 2020-era apps pin (it runs in the app's own interpreter: ``--python``)
+SQLALCHEMY_14 = tuple(int(p) for p in sa.__version__.split(".")[:2]) >= (1, 4)
+
+
+def select(*columns: Any) -> Any:
+    """``sa.select(a, b)``; SQLAlchemy 1.3 takes the columns as one list (2.0 refuses the list)."""
+    return sa.select(*columns) if SQLALCHEMY_14 else sa.select(list(columns))
+
+
+def scalars(result: Any) -> list[Any]:
+    """The first column of every row: ``Result.scalars().all()``, which 1.3's ``ResultProxy`` lacks."""
+    return [row[0] for row in result]
+
+
+def row_mapping(row: Any) -> dict[str, Any]:
+    """A row as a dict of column name → value: ``Row._mapping`` (1.4+); 1.3's ``RowProxy`` is itself a mapping."""
+    return dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
+
+
+def url_text(url: Any, hide_password: bool) -> str:
+    """A URL as text: ``render_as_string`` (1.4+); on 1.3 ``str(url)`` shows the password and ``repr`` hides it."""
+    if hasattr(url, "render_as_string"):
+        return url.render_as_string(hide_password=hide_password)
+    return repr(url) if hide_password else str(url)
+
+
+def exec_driver_sql(conn: Any, statement: str) -> Any:
+    """Run SQL text as the driver gets it (no bound-parameter parsing): ``exec_driver_sql`` from 1.4; 1.3 runs a
+    plain string that way through ``execute``."""
+    if hasattr(conn, "exec_driver_sql"):
+        return conn.exec_driver_sql(statement)
+    return conn.execute(statement)
+
+
 
 #: types whose values are UUIDs: ``sa.Uuid`` exists from SQLAlchemy 2.0; 1.4 reflects PostgreSQL's ``uuid`` as
 #: ``postgresql.UUID`` (``as_uuid=False``, i.e. it binds strings)
 UUID_TYPES: tuple[type, ...] = tuple(t for t in (getattr(sa, "Uuid", None), postgresql.UUID) if t is not None)
+
+
+def identity_of(column: sa.Column) -> Any:
+    """The column's ``Identity()`` (``GENERATED ... AS IDENTITY``), or ``None``; SQLAlchemy 1.3 has none."""
+    return getattr(column, "identity", None)
 
 
 def autoincrement_column(table: sa.Table) -> Any:
@@ -54,6 +101,20 @@ def autoincrement_column(table: sa.Table) -> Any:
     if hasattr(table, "autoincrement_column"):
         return table.autoincrement_column
     return table._autoincrement_column
+
+
+# -- Flask 1.1 / 2.x -----------------------------------------------------------------------------------------------
+
+def find_flask_app(module: Any, name: str | None) -> Any:
+    """The app in ``module`` as ``flask --app module[:name]`` finds it: ``find_app_by_string`` / ``find_best_app``
+    of :mod:`flask.cli`, which take a ``ScriptInfo`` first on Flask 1.1 (removed in 2.0)."""
+    import inspect
+
+    from flask.cli import ScriptInfo, find_app_by_string, find_best_app
+
+    legacy = next(iter(inspect.signature(find_best_app).parameters)) == "script_info"
+    first = (ScriptInfo(),) if legacy else ()
+    return find_app_by_string(*first, module, name) if name else find_best_app(*first, module)
 
 
 # -- Flask-SQLAlchemy 2.5 / 3.0 / 3.1 --------------------------------------------------------------------------------
@@ -95,19 +156,22 @@ def sqlite_relative_base(app: Any, db: Any) -> str:
     return str(app.instance_path if hasattr(db, "metadatas") else app.root_path)
 
 
-# -- alembic 1.9 – 1.13 / 1.14+ --------------------------------------------------------------------------------------
+# -- alembic 1.4 – 1.8 / 1.9 – 1.13 / 1.14+ --------------------------------------------------------------------------------------
 
 def pending_autogenerate(config: Any) -> list[Any]:
     """What ``alembic check`` (``flask db check``) finds: the diffs autogenerate would write into a new revision,
     computed by running the app's own env.py with its context options; ``[]`` when there are none.
 
     alembic 1.14+ raises :class:`AutogenerateDiffsDetected` carrying ``.diffs``; 1.9 – 1.13 raise it with the
-    diffs only inside the message. There the diffs are computed again exactly as ``alembic.command.check`` does
+    diffs only inside the message; 1.4 – 1.8 have no ``check`` command. There the diffs are computed again exactly as ``alembic.command.check`` does
     (a revision context on the same env.py), so the verdict is the same on every version.
     """
     from alembic import command
-    from alembic.util import AutogenerateDiffsDetected
 
+    try:
+        from alembic.util import AutogenerateDiffsDetected
+    except ImportError:  # alembic 1.4 – 1.8: no `alembic check` at all; the same computation
+        return _autogenerate_diffs(config)
     try:
         command.check(config)
     except AutogenerateDiffsDetected as exc:
@@ -117,7 +181,8 @@ def pending_autogenerate(config: Any) -> list[Any]:
 
 
 def _autogenerate_diffs(config: Any) -> list[Any]:
-    """``alembic.command.check`` up to the point where it has the diffs (the body of that command since 1.9)."""
+    """``alembic.command.check`` up to the point where it has the diffs (the body of that command since 1.9, and of
+    ``alembic.command.revision --autogenerate`` since 1.4)."""
     from alembic import autogenerate
     from alembic.runtime.environment import EnvironmentContext
     from alembic.script import ScriptDirectory
@@ -164,4 +229,6 @@ def with_tmpfs(container: Any, path: str, kwargs: dict[str, Any], size: str | No
 
 
 __all__ = ["UUID_TYPES", "autoincrement_column", "bind_engines", "container_class", "default_engine", "default_metadata",
-           "pending_autogenerate", "strict_zip", "tomllib", "with_tmpfs"]
+           "exec_driver_sql",
+           "find_flask_app", "identity_of", "pending_autogenerate", "row_mapping", "scalars", "select", "strict_zip", "tomllib",
+           "url_text", "with_tmpfs"]

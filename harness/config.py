@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .compat import tomllib
 from .errors import ConfigError
+from .interpreter import resolve_python
 
 DIALECTS: tuple[str, ...] = ("sqlite", "postgresql", "mysql")
 DEFAULT_IMAGES: Mapping[str, str] = {"postgresql": "postgres:16", "mysql": "mysql:8.4"}
@@ -104,6 +104,8 @@ class RunConfig:
     run_id: str | None = None
     #: report every SQL statement the migration steps run (``-v``)
     echo_sql: bool = False
+    #: the app's interpreter, which runs the worker (``--python``); ``None``: the harness's own
+    python: str | None = None
 
 
 def parse_database_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -154,6 +156,8 @@ def read_pyproject(cwd: str) -> dict[str, Any]:
     path = Path(cwd) / "pyproject.toml"
     if not path.is_file():
         return {}
+    from .compat import tomllib  # tomli on Python 3.9 / 3.10: the harness's own dependency, never the worker's
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -221,6 +225,7 @@ def build_config(
     lock_timeout_s: float | None = None,
     echo_sql: bool = False,
     tmpfs_size: str | None = None,
+    python: str | None = None,
     cwd: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RunConfig:
@@ -272,7 +277,10 @@ def build_config(
     if run_id is not None and not re.fullmatch(r"[0-9a-f]{8}", run_id):
         raise ConfigError(f"HARNESS_RUN_ID must be 8 lowercase hex digits (e.g. 0badc0de), not {run_id!r}")
 
+    interpreter = resolve_python(python, env, file.get("python"), cwd)
+
     return RunConfig(
+        python=interpreter,
         run_id=run_id,
         echo_sql=echo_sql,
         app=app,

@@ -47,18 +47,24 @@ class WorkerOutcome:
             raise error
 
 
-#: How a worker starts: this very ``harness`` package is imported from where it lies, then that directory leaves
-#: ``sys.path`` again. From a source checkout the directory also holds the repository's own example ``app``
-#: package, which must never shadow (or stand in for) the user's ``app``: the worker sees the user's code and the
-#: harness, nothing else of this repository.
+#: How a worker starts, in whichever interpreter runs the app (``--python``): the ``harness`` package is
+#: registered from the directory it lies in without running its ``__init__`` (which imports the harness's own
+#: dependencies) and without putting that directory on ``sys.path``. That directory may be the harness's own
+#: site-packages (its Flask, SQLAlchemy, click, rich...) or a source checkout holding the repository's example
+#: ``app`` package: neither may shadow the app's own packages. The worker sees the user's code, their packages and
+#: the harness's code, nothing else.
 _BOOTSTRAP = (
-    "import sys; sys.path.insert(0, {parent!r}); import harness.worker as w; sys.path.remove({parent!r}); "
-    "sys.exit(w.main())"
+    "import sys, types; h = types.ModuleType('harness'); h.__path__ = [{package!r}]; h.__version__ = {version!r}; "
+    "sys.modules['harness'] = h; import harness.floor as w; sys.exit(w.main())"
 )
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
-def worker_command() -> list[str]:
-    return [sys.executable, "-c", _BOOTSTRAP.format(parent=_PACKAGE_PARENT)]
+def worker_command(python: str | None = None) -> list[str]:
+    """The command that starts a worker: ``python`` (the app's interpreter), else this very one."""
+    from . import __version__
+
+    return [python or sys.executable, "-c", _BOOTSTRAP.format(package=_PACKAGE_DIR, version=__version__)]
 
 
 def _worker_env(url: str) -> dict[str, str]:
@@ -116,7 +122,7 @@ def run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets
 def _run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets: list[str],
                 on_event: Callable[[dict[str, Any]], None] | None) -> WorkerOutcome:
     proc = subprocess.Popen(
-        worker_command(), cwd=cwd, env=_worker_env(spec["url"]),
+        worker_command(spec.get("python")), cwd=cwd, env=_worker_env(spec["url"]),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
     events: queue.Queue[dict[str, Any] | None] = queue.Queue()

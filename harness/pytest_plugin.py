@@ -23,6 +23,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--migrations-app", metavar="APP", help="The Flask app, as for `flask --app`.")
     group.addoption("--migrations-db", metavar="NAMES", help="Databases, comma-separated (default: all).")
     group.addoption("--migrations-checks", metavar="NAMES", help="Checks, comma-separated (default: all).")
+    group.addoption("--migrations-python", metavar="PATH", help="The app's interpreter, which loads the app "
+                    "(default: the active virtualenv's, else pytest's own).")
 
 
 class MigrationsRun:
@@ -97,7 +99,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     checks = config.getoption("migrations_checks")
     try:
         run_config = build_config(app=config.getoption("migrations_app"), db=(db,) if db else (),
-                                  checks=(checks,) if checks else (), cwd=str(config.invocation_params.dir))
+                                  checks=(checks,) if checks else (), cwd=str(config.invocation_params.dir),
+                                  python=config.getoption("migrations_python"))
     except HarnessError as exc:
         raise pytest.UsageError(f"--migrations: {exc}") from exc
     shared = MigrationsRun(run_config)
@@ -132,7 +135,8 @@ def _migration_servers(pytestconfig: pytest.Config) -> Any:
 
     def server(dialect: str) -> tuple[Any, Any]:
         config = build_config(app=pytestconfig.getoption("migrations_app"), db=(dialect,),
-                              cwd=str(pytestconfig.invocation_params.dir))
+                              cwd=str(pytestconfig.invocation_params.dir),
+                              python=pytestconfig.getoption("migrations_python"))
         if dialect not in servers:
             settings = config.databases[0]
             servers[dialect] = stack.enter_context(get_backend(dialect).server(settings, run_id))

@@ -1,13 +1,15 @@
 """Keep passwords out of everything the harness prints or writes."""
 from __future__ import annotations
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.url import URL, make_url
+
+from .compat import url_text
 
 
 def safe_url(url: str | URL) -> str:
     """``url`` with its password replaced by ``***``: the only form of a URL the harness ever shows."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return url_text(make_url(url), hide_password=True)
     except Exception:  # not a URL SQLAlchemy understands: show nothing of it
         return "<unparseable url>"
 
@@ -24,7 +26,7 @@ def secrets_of(*urls: str | URL | None) -> list[str]:
             continue
         if password:
             found.add(str(password))
-            encoded = make_url(url).render_as_string(hide_password=False)
+            encoded = url_text(make_url(url), hide_password=False)
             # the encoded spelling sits between ':' and '@' in the rendered URL
             head = encoded.split("@", 1)[0]
             found.add(head.rsplit(":", 1)[-1])

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -12,6 +11,7 @@ from typing import Any, TextIO
 import click
 
 from .config import DatabaseSettings
+from .floor import installed_versions
 from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
 
 JSON_SCHEMA_VERSION = 1
@@ -145,22 +145,9 @@ def summary(result: RunResult) -> str:
     return "\n".join(lines)
 
 
-#: the distributions whose versions the report names (the app's stack and the drivers); absent ones are left out
-REPORTED_PACKAGES = ("Flask", "Flask-SQLAlchemy", "Flask-Migrate", "alembic", "SQLAlchemy", "click",
-                     "testcontainers", "psycopg2-binary", "psycopg2", "PyMySQL")
-
-
 def versions() -> dict[str, str]:
-    """Python's and each installed package's version, as this run saw them."""
-    from importlib import metadata
-
-    found = {"python": platform.python_version()}
-    for name in REPORTED_PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    """Python's and each installed package's version in the harness's own interpreter."""
+    return installed_versions()
 
 
 def to_json(result: RunResult) -> dict:
@@ -169,7 +156,7 @@ def to_json(result: RunResult) -> dict:
     from . import __version__
 
     report = {"schema_version": JSON_SCHEMA_VERSION, "harness_version": __version__, **result.to_dict(),
-              "versions": versions()}
+              "versions": dict(result.versions) or versions(), "harness_versions": versions()}
     if result.merged_from:  # the versions each job ran on; "versions" is then the merging machine's
         report["merged_from"] = [dict(job) for job in result.merged_from]
     return report

@@ -94,6 +94,8 @@ class RunResult:
     error: str | None = None
     #: the history, base first: ``{"revision", "down_revisions", "message"}`` each (the HTML report draws it)
     revisions: tuple[dict[str, Any], ...] = ()
+    #: Python's and the app's packages' versions where the app ran (the worker, in the app's interpreter)
+    versions: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "exit_code": self.exit_code, "run_id": self.run_id, "started_at": self.started_at,

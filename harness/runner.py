@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -84,6 +84,8 @@ class History:
     directory: str
     #: where Flask-SQLAlchemy resolves the app's relative ``sqlite:///name.db`` paths (its instance folder on 3.x)
     sqlite_base: str = ""
+    #: where the app ran: Python's and its packages' versions in the app's interpreter
+    versions: dict[str, str] = field(default_factory=dict)
 
 
 def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[str, ...], run_id: str) -> dict[str, Any]:
@@ -91,7 +93,22 @@ def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[st
             "mode": mode, "checks": list(checks), "ignore": [r.to_dict() for r in config.ignore],
             "from": config.from_revision, "to": config.to_revision,
             "allow_multiple_heads": config.allow_multiple_heads, "lock_timeout_s": config.lock_timeout_s,
-            "echo_sql": config.echo_sql}
+            "echo_sql": config.echo_sql, "python": config.python, "drivers": _driver_urls(config)}
+
+
+def _driver_urls(config: RunConfig) -> list[str]:
+    """The start of each server database's URL (``postgresql+psycopg2://``): the worker checks that the app's
+    environment has each driver (:mod:`harness.floor`), so the preflight names a missing one before any database
+    starts."""
+    schemes = []
+    for settings in config.databases:
+        if settings.dialect == "sqlite":
+            continue
+        scheme = (settings.url or "").split("://")[0]
+        if "+" not in scheme:
+            scheme = f"{settings.dialect}+{get_backend(settings.dialect).default_driver}"
+        schemes.append(f"{scheme}://")
+    return schemes
 
 
 def preflight(config: RunConfig, run_id: str) -> History:
@@ -111,7 +128,7 @@ def preflight(config: RunConfig, run_id: str) -> History:
         raise ConfigError(f"cannot load the app {config.app}: {reason}")
     h = history[0]
     return History(tuple(Revision.from_dict(r) for r in h["revisions"]), tuple(h["heads"]), h["directory"],
-                   h.get("sqlite_base", ""))
+                   h.get("sqlite_base", ""), h.get("versions", {}))
 
 
 def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: str) -> list[CheckResult]:
@@ -289,7 +306,8 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
                      head=history.heads[0] if len(history.heads) == 1 else ",".join(history.heads),
                      heads=history.heads, databases=databases, run_id=run_id, started_at=started_at,
                      revisions=tuple({"revision": r.revision, "down_revisions": list(r.down_revisions),
-                                      "message": r.message} for r in history.revisions))
+                                      "message": r.message} for r in history.revisions),
+                     versions=history.versions)
 
 
 def _in_threads(jobs: list[Callable[[], Any]], name: str) -> list[Any]:

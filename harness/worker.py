@@ -36,7 +36,8 @@ from .checks.data import load_user_data
 from .compat import sqlite_relative_base
 from .checks.schema import take_baseline
 from .config import IgnoreRule
-from .errors import HarnessError, MigrationsError
+from .errors import ConfigError, HarnessError, MigrationsError
+from .floor import installed_versions, missing_driver
 from .results import ERROR, FAILED, SKIPPED, CheckResult
 from .steps import upgrade_steps
 from .history import ordered_revisions, window
@@ -105,6 +106,9 @@ EXTRA_MODES: dict[str, str] = {
 
 def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     """Do what ``spec`` asks (``mode`` ``inspect``, ``chain`` or one of :data:`EXTRA_MODES`), reporting through ``emit``."""
+    problem = missing_driver([spec["url"], *spec.get("drivers", ())])
+    if problem:
+        raise ConfigError(problem)
     load_dotenv()
     # made (and removed, even when this process is killed) by the parent: harness.process.run_worker
     bind_directory = Path(spec["bind_directory"])
@@ -129,7 +133,8 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
     revisions, heads = load_history(env)
     span = window(revisions, heads, spec.get("from"), spec.get("to"))
     emit({"event": "history", "heads": heads, "directory": env.directory,
-          "revisions": [r.to_dict() for r in revisions], "sqlite_base": sqlite_relative_base(env.app, env.db)})
+          "revisions": [r.to_dict() for r in revisions], "sqlite_base": sqlite_relative_base(env.app, env.db),
+          "versions": installed_versions()})
     if spec["mode"] == "inspect":
         if "data" in spec.get("checks", ()):
             load_user_data(env.directory)  # a broken harness_data.py is a usage error, found before any database

@@ -5,14 +5,29 @@ that drift. The env.py, alembic.ini and script.py.mako are Flask-Migrate's own, 
 """
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import flask_migrate
 
-TEMPLATE = Path(flask_migrate.__file__).parent / "templates" / "flask"
+
+
+def flask_migrate_template(python: str | None = None) -> Path:
+    """Flask-Migrate's ``flask`` template of the app's interpreter ``python`` (``HARNESS_PYTHON`` when the tests
+    run the worker in another environment: a 2020 stack's env.py differs from today's), else this one's."""
+    python = python or os.environ.get("HARNESS_PYTHON")
+    if not python:
+        return Path(flask_migrate.__file__).parent / "templates" / "flask"
+    found = subprocess.run([python, "-c", "import flask_migrate; print(flask_migrate.__file__)"], check=True,
+                           capture_output=True, text=True).stdout.strip()
+    return Path(found).parent / "templates" / "flask"
+
+
+TEMPLATE = flask_migrate_template()
 
 APP_PY = '''\
 import os
@@ -85,10 +100,11 @@ def _body(code: str) -> str:
     return textwrap.indent(code, "    ")
 
 
-def make_project(root: Path, revisions: list[Rev], models: str = "") -> Path:
+def make_project(root: Path, revisions: list[Rev], models: str = "", template: Path | None = None) -> Path:
     """Write ``app.py``, ``models.py`` and ``migrations/`` under ``root``; return ``root``.
 
-    Revisions chain linearly unless a :class:`Rev` names its ``down_revision`` explicitly.
+    Revisions chain linearly unless a :class:`Rev` names its ``down_revision`` explicitly. ``template``: the
+    Flask-Migrate template directory to copy (default :data:`TEMPLATE`).
     """
     root.mkdir(parents=True, exist_ok=True)
     (root / "app.py").write_text(APP_PY)
@@ -97,7 +113,7 @@ def make_project(root: Path, revisions: list[Rev], models: str = "") -> Path:
     versions = migrations / "versions"
     versions.mkdir(parents=True, exist_ok=True)
     for name in ("alembic.ini.mako", "env.py", "script.py.mako", "README"):
-        shutil.copy(TEMPLATE / name, migrations / name.removesuffix(".mako") if name == "alembic.ini.mako"
+        shutil.copy((template or TEMPLATE) / name, migrations / name.removesuffix(".mako") if name == "alembic.ini.mako"
                     else migrations / name)
     previous = None
     for rev in revisions:

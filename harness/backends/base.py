@@ -17,7 +17,8 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar, Iterator
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.url import URL, make_url
 from sqlalchemy.pool import NullPool
 
 from ..compat import with_tmpfs

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..compat import container_class
+from ..compat import container_class, scalars
 from .base import ServerBackend
 
 
@@ -44,8 +44,8 @@ class MySQLBackend(ServerBackend):
     def drop_database(self, conn: Connection, name: str) -> None:
         # A session left in the scratch database (a killed worker, a hung step) holds metadata locks that make
         # DROP DATABASE wait forever: end those sessions first.
-        ids = conn.execute(sa.text("SELECT id FROM information_schema.processlist WHERE db = :name"),
-                           {"name": name}).scalars().all()
+        ids = scalars(conn.execute(sa.text("SELECT id FROM information_schema.processlist WHERE db = :name"),
+                                   {"name": name}))
         for session_id in ids:
             try:
                 conn.execute(sa.text(f"KILL {int(session_id)}"))
@@ -54,10 +54,10 @@ class MySQLBackend(ServerBackend):
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS {_quote(name)}"))
 
     def list_databases(self, conn: Connection) -> list[str]:
-        return sorted(conn.execute(sa.text("SHOW DATABASES")).scalars())
+        return sorted(scalars(conn.execute(sa.text("SHOW DATABASES"))))
 
     def describe_version(self, conn: Connection) -> str:
-        version = str(conn.execute(sa.text("SELECT VERSION()")).scalar_one())
+        version = str(conn.execute(sa.text("SELECT VERSION()")).scalar())
         number = version.split("-")[0]
         return f"MariaDB {number}" if "mariadb" in version.lower() else f"MySQL {number}"
 
@@ -65,23 +65,23 @@ class MySQLBackend(ServerBackend):
     def schema_objects(self, conn: Connection) -> dict[str, list[str]]:
         """Views, plus stored routines, triggers and (MariaDB) sequences of the scratch database."""
         objects = super().schema_objects(conn)
-        objects["routine"] = list(conn.execute(sa.text(
-            "SELECT routine_name FROM information_schema.routines WHERE routine_schema = DATABASE()")).scalars())
-        objects["trigger"] = list(conn.execute(sa.text(
-            "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE()")).scalars())
-        objects["sequence"] = list(conn.execute(sa.text(
+        objects["routine"] = list(scalars(conn.execute(sa.text(
+            "SELECT routine_name FROM information_schema.routines WHERE routine_schema = DATABASE()"))))
+        objects["trigger"] = list(scalars(conn.execute(sa.text(
+            "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE()"))))
+        objects["sequence"] = list(scalars(conn.execute(sa.text(
             "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = DATABASE() AND table_type = 'SEQUENCE'")).scalars())
+            "WHERE table_schema = DATABASE() AND table_type = 'SEQUENCE'"))))
         return objects
 
     def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
         """``SHOW CREATE TABLE`` of each table (what SQLAlchemy's MySQL reflection parses), without the
         AUTO_INCREMENT counter, which moves with every insert."""
-        names = conn.execute(sa.text("SELECT table_name FROM information_schema.tables "
-                                     "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'")).scalars().all()
+        names = scalars(conn.execute(sa.text("SELECT table_name FROM information_schema.tables "
+                                             "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'")))
         out = {}
         for name in names:
-            create = conn.execute(sa.text(f"SHOW CREATE TABLE {_quote(name)}")).one()[1]
+            create = conn.execute(sa.text(f"SHOW CREATE TABLE {_quote(name)}")).first()[1]
             out[name] = re.sub(r" AUTO_INCREMENT=\d+", "", create)
         return out
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..compat import container_class
+from ..compat import container_class, scalars
 from .base import ServerBackend
 
 
@@ -57,10 +57,10 @@ class PostgreSQLBackend(ServerBackend):
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS {_quote(name)}"))
 
     def list_databases(self, conn: Connection) -> list[str]:
-        return list(conn.execute(sa.text("SELECT datname FROM pg_database ORDER BY datname")).scalars())
+        return list(scalars(conn.execute(sa.text("SELECT datname FROM pg_database ORDER BY datname"))))
 
     def describe_version(self, conn: Connection) -> str:
-        version = conn.execute(sa.text("SHOW server_version")).scalar_one()
+        version = conn.execute(sa.text("SHOW server_version")).scalar()
         return f"PostgreSQL {str(version).split()[0]}"
 
     # -- schema quirks ---------------------------------------------------------------------------------------
@@ -72,23 +72,23 @@ class PostgreSQLBackend(ServerBackend):
         # Views from the catalog, not the Inspector: SQLAlchemy 1.4's get_view_names() also lists materialized
         # views (2.0 has get_materialized_view_names() for them), so each would be counted twice there.
         objects = {
-            "view": list(conn.execute(sa.text(
-                "SELECT viewname FROM pg_views WHERE schemaname = current_schema()")).scalars()),
-            "materialized_view": list(conn.execute(sa.text(
-                "SELECT matviewname FROM pg_matviews WHERE schemaname = current_schema()")).scalars()),
+            "view": list(scalars(conn.execute(sa.text(
+                "SELECT viewname FROM pg_views WHERE schemaname = current_schema()")))),
+            "materialized_view": list(scalars(conn.execute(sa.text(
+                "SELECT matviewname FROM pg_matviews WHERE schemaname = current_schema()")))),
         }
-        objects["enum_type"] = list(conn.execute(sa.text(
+        objects["enum_type"] = list(scalars(conn.execute(sa.text(
             f"SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
-            f"WHERE t.typtype = 'e' AND {schema}")).scalars())
+            f"WHERE t.typtype = 'e' AND {schema}"))))
         # A SERIAL / identity sequence is owned by its column (pg_depend 'a' / 'i') and goes with the table:
         # only free-standing sequences are objects of their own.
-        objects["sequence"] = list(conn.execute(sa.text(
+        objects["sequence"] = list(scalars(conn.execute(sa.text(
             f"SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             f"WHERE c.relkind = 'S' AND {schema} AND NOT EXISTS (SELECT 1 FROM pg_depend d "
-            "WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))")).scalars())
-        objects["function"] = list(conn.execute(sa.text(
+            "WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))"))))
+        objects["function"] = list(scalars(conn.execute(sa.text(
             f"SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {schema} "
-            "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')")).scalars())
+            "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"))))
         return objects
 
     def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
+from ..compat import scalars
 from ..config import DatabaseSettings
 from .base import SCRATCH_PREFIX, Backend, Server
 
@@ -95,8 +96,8 @@ class SQLiteBackend(Backend):
         is shown in the report (ignored by default, with the reason) rather than dropped silently.
         """
         objects = super().schema_objects(conn)
-        objects["table"] = list(conn.execute(sa.text(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'sqlite\\_%' ESCAPE '\\'")).scalars())
-        objects["trigger"] = list(conn.execute(sa.text(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())
+        objects["table"] = list(scalars(conn.execute(sa.text(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'sqlite\\_%' ESCAPE '\\'"))))
+        objects["trigger"] = list(scalars(conn.execute(sa.text(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'"))))
         return objects

@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..compat import select
 from ..datagen import DEFAULT_EXCLUDE, count_rows, fill_database
 from ..errors import MigrationsError
 from ..results import FAILED, PASSED, CheckResult
@@ -150,8 +151,8 @@ def null_suspects(engine: sa.Engine, migration_path: str) -> list[list[str]]:
             for column in inspector.get_columns(table):
                 if not column.get("nullable"):
                     continue
-                nulls = conn.execute(sa.select(sa.func.count()).select_from(sa.table(table))
-                                     .where(sa.column(column["name"]).is_(None))).scalar_one()
+                nulls = conn.execute(select(sa.func.count()).select_from(sa.table(table))
+                                     .where(sa.column(column["name"]).is_(None))).scalar()
                 if nulls:
                     found.append([table, column["name"]])
     return found

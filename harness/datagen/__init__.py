@@ -35,7 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..compat import autoincrement_column
+from ..compat import autoincrement_column, identity_of, select
 from .values import _Exhausted, _value
 
 DEFAULT_EXCLUDE = ("alembic_version",)
@@ -133,7 +133,7 @@ def count_rows(conn: Connection, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> di
     scope = nullcontext() if conn.in_transaction() else conn.begin()
     with scope:
         names = sorted(n for n in sa.inspect(conn).get_table_names() if n not in excluded)
-        return {n: conn.execute(sa.select(sa.func.count()).select_from(sa.table(n))).scalar_one() for n in names}
+        return {n: conn.execute(select(sa.func.count()).select_from(sa.table(n))).scalar() for n in names}
 
 
 # --------------------------------------------------------------------------------------------------- one table
@@ -141,14 +141,14 @@ def count_rows(conn: Connection, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> di
 def _fill_table(conn: Connection, table: sa.Table, wanted: int, seed: int, alternate: bool,
                 nulls: NullPolicy | None) -> int:
     """Insert up to ``wanted`` rows one by one (so a self-reference can point at the row just inserted)."""
-    start = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+    start = conn.execute(select(sa.func.count()).select_from(table)).scalar()
     rng = random.Random(f"{seed}:{table.name}:{start}:{alternate}")
     salt = rng.getrandbits(60)
     fks = _foreign_keys(table)
     fk_columns = {name for fk in fks for name in fk.columns}
     plans = [p for p in _column_plans(table, nulls) if p.column.name not in fk_columns]
     unique_sets = _unique_sets(table)
-    seen = {cols: {_key(row) for row in conn.execute(sa.select(*(table.c[c] for c in cols)))} for cols in unique_sets}
+    seen = {cols: {_key(row) for row in conn.execute(select(*(table.c[c] for c in cols)))} for cols in unique_sets}
     parents = [_existing_rows(conn, fk.referred) for fk in fks]
     k, done = start, 0
     for _ in range(wanted * _ATTEMPTS_PER_ROW):
@@ -206,7 +206,7 @@ def _column_plans(table: sa.Table, nulls: NullPolicy | None = None) -> list[_Col
 def _database_generated(table: sa.Table, col: sa.Column[Any]) -> bool:
     """Autoincrement keys, serial/identity/AUTO_INCREMENT columns and computed columns: supplying a value would
     either be refused or desynchronise the sequence, so a later insert by a migration would collide."""
-    if col.autoincrement is True or col.identity is not None or col.computed is not None:
+    if col.autoincrement is True or identity_of(col) is not None or col.computed is not None:
         return True
     return col is autoincrement_column(table) and _implicit_rowid(col)
 
@@ -255,7 +255,7 @@ def _foreign_keys(table: sa.Table) -> list[_ForeignKey]:
 
 
 def _existing_rows(conn: Connection, referred: tuple[sa.Column[Any], ...]) -> list[tuple[Any, ...]]:
-    stmt = sa.select(*referred).where(*(c.isnot(None) for c in referred)).order_by(*referred).limit(1000)
+    stmt = select(*referred).where(sa.and_(*(c.isnot(None) for c in referred))).order_by(*referred).limit(1000)
     return [tuple(r) for r in conn.execute(stmt)]
 
 

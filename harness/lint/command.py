@@ -286,7 +286,7 @@ def _offline(dialect: str, config: RunConfig, options: LintOptions, run_id: str)
     from .rules import sql_findings
 
     events = offline_sql(config.app, config.migrations, dialect, config.from_revision, config.to_revision,
-                         config.cwd, run_id, config.step_timeout_s)
+                         config.cwd, run_id, config.step_timeout_s, config.python)
     findings = offline_findings(dialect, events)
     for event in events:
         if event.get("sql") and not event.get("error"):

@@ -103,9 +103,10 @@ def run_mode(spec: dict[str, Any], env: Any, revisions: list[Revision], heads: l
 
 
 def offline_sql(app: str, migrations: str | None, dialect: str, from_rev: str | None, to_rev: str | None,
-                cwd: str, run_id: str, step_timeout_s: float) -> list[dict[str, Any]]:
+                cwd: str, run_id: str, step_timeout_s: float, python: str | None = None) -> list[dict[str, Any]]:
     """The offline events (see :func:`run_mode`) of the revisions from ``from_rev`` (exclusive) to ``to_rev``
-    on ``dialect``, rendered by a worker that loads ``app`` on a URL it never connects to.
+    on ``dialect``, rendered by a worker (in the app's interpreter ``python``) that loads ``app`` on a URL it
+    never connects to.
 
     Raises :class:`ConfigError` when the app or the migrations cannot be loaded (the worker's ``fatal``), or the
     worker died or hung.
@@ -119,7 +120,7 @@ def offline_sql(app: str, migrations: str | None, dialect: str, from_rev: str | 
         url = OFFLINE_URLS.get(dialect) or f"sqlite:///{directory / 'offline.db'}"
         spec = {"run_id": run_id, "app": app, "migrations": migrations, "url": url, "dialect": dialect,
                 "mode": OFFLINE, "checks": [], "ignore": [], "from": from_rev, "to": to_rev,
-                "allow_multiple_heads": True, "lock_timeout_s": 60.0, "echo_sql": False}
+                "allow_multiple_heads": True, "lock_timeout_s": 60.0, "echo_sql": False, "python": python}
         outcome = run_worker(spec, cwd=cwd, step_timeout_s=step_timeout_s, secrets=[])
     finally:
         shutil.rmtree(directory, ignore_errors=True)

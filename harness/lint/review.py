@@ -60,7 +60,7 @@ _UNUSABLE = ("offline-sql-failed", "offline-sql-parameters")
 
 def _one(config: RunConfig, dialect: str, directory: str, run_id: str) -> ReviewDatabase:
     events = offline_sql(config.app, config.migrations, dialect, config.from_revision, config.to_revision,
-                         config.cwd, run_id, config.step_timeout_s)
+                         config.cwd, run_id, config.step_timeout_s, config.python)
     findings = offline_findings(dialect, events)
     for event in events:
         if event.get("sql") and not event.get("error"):

@@ -66,6 +66,8 @@ class RehearseConfig:
     cwd: str | None = None
     #: ``--ignore-table`` (pyproject's ignore rules apply too, as for run)
     ignore_tables: tuple[str, ...] = ()
+    #: the app's interpreter (``--python``), as for run
+    python: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
     _, dialect, backend = parse_source_url(config.from_url, check_file=False)  # a bad URL: usage error, first
     run_config = build_config(app=config.app, migrations=config.migrations, db=(dialect,), checks=("upgrade",),
                               step_timeout_s=config.step_timeout_s, cwd=config.cwd,
-                              ignore_tables=config.ignore_tables)
+                              ignore_tables=config.ignore_tables, python=config.python)
     run_id = run_config.run_id or new_run_id()
     reset_cancel()
     with registered_run(run_id):

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.url import URL, make_url
 
 from ..backends import get_backend
 from ..backends.base import Backend, first_line

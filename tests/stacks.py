@@ -1,0 +1,72 @@
+"""The apps' environments the isolation tests run the worker in: one venv per stack, built once and kept.
+
+Each venv lives under ``~/.cache/migration-harness-tests/<hash of the Python and the pins>`` (outside the
+repository; ``HARNESS_TEST_STACKS`` moves it), so a second test session reuses it. It is built under a temporary
+name and renamed when complete, under a lock, so concurrent pytest workers build it once and never see half of
+it. It holds the app's stack only: never the harness or its dependencies.
+"""
+from __future__ import annotations
+
+import fcntl
+import glob
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+CACHE = Path(os.environ.get("HARNESS_TEST_STACKS", Path.home() / ".cache" / "migration-harness-tests"))
+
+#: A 2020 app's stack: Flask 1.1 with the Werkzeug / Jinja2 / MarkupSafe / itsdangerous / click it was released
+#: with, Flask-SQLAlchemy 2.4, Flask-Migrate 2.5, alembic 1.4, SQLAlchemy 1.3 (the oldest the worker supports).
+STACK_2020 = ["Flask==1.1.2", "Werkzeug==1.0.1", "Jinja2==2.11.3", "MarkupSafe==1.1.1", "itsdangerous==1.1.0",
+              "click==7.1.2", "Flask-SQLAlchemy==2.4.4", "Flask-Migrate==2.5.3", "alembic==1.4.3",
+              "SQLAlchemy==1.3.24", "psycopg2-binary==2.8.6", "PyMySQL==0.10.1"]
+#: the newest release of everything (resolved when the venv is first built)
+STACK_NEWEST = ["Flask", "Flask-SQLAlchemy", "Flask-Migrate", "alembic", "SQLAlchemy", "psycopg2-binary", "PyMySQL"]
+#: one package below the worker's floor (alembic 1.3)
+STACK_BELOW_FLOOR = [p if not p.startswith("alembic==") else "alembic==1.3.3" for p in STACK_2020]
+#: the 2020 stack without its database drivers
+STACK_NO_DRIVERS = [p for p in STACK_2020 if not p.startswith(("psycopg2", "PyMySQL"))]
+
+
+def interpreter(version: str) -> str:
+    """A pyenv-installed Python ``version`` (its newest patch), else ``python<version>`` on PATH."""
+    found = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python")),
+                   key=lambda path: [int(p) for p in path.split("/")[-3].split(".") if p.isdigit()])
+    if found:
+        return found[-1]
+    on_path = shutil.which(f"python{version}")
+    assert on_path, f"the isolation tests need Python {version} (pyenv install {version}, or python{version} on PATH)"
+    return on_path
+
+
+def stack_python(version: str, pins: list[str]) -> Path:
+    """The interpreter of a venv holding exactly ``pins`` on Python ``version``, built on first use."""
+    base = interpreter(version)
+    key = hashlib.sha256("\n".join([os.path.realpath(base), *pins]).encode()).hexdigest()[:16]
+    venv = CACHE / key
+    python = venv / "bin" / "python"
+    if python.exists():
+        return python
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if python.exists():  # another worker built it while this one waited
+            return python
+        building = CACHE / f"{key}.building"
+        shutil.rmtree(building, ignore_errors=True)
+        subprocess.run([base, "-m", "venv", str(building)], check=True, capture_output=True)
+        # pip's own output only on failure; --no-cache-dir keeps nothing outside the venv
+        done = subprocess.run([str(building / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
+                               "--no-cache-dir", "-q", *pins], capture_output=True, text=True)
+        assert done.returncode == 0, f"cannot build the stack {pins}: {done.stderr[-2000:]}"
+        (building / "stack.txt").write_text("\n".join(pins) + "\n")
+        os.rename(building, venv)  # the venv's python finds its prefix relative to itself, so it moves
+    return python
+
+
+def freeze(python: Path) -> str:
+    """``pip freeze`` of a venv: what the harness must never change."""
+    return subprocess.run([str(python), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"], check=True,
+                          capture_output=True, text=True).stdout
