@@ -10,15 +10,16 @@ temporary table, no migration.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, make_url
 
 from ..backends import get_backend
-from ..backends.base import Backend, first_line
+from ..backends.base import Backend, TableSize, first_line
 from ..errors import ConfigError, DatabaseUnavailable
 from ..redact import safe_url, secrets_of
 
@@ -48,6 +49,9 @@ class Source:
     metadata: sa.MetaData           #: reflected tables (alembic_version included)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  #: sampled rows per table, FK-consistent
     statements: int = 0             #: statements sent to production (all reads)
+    #: production's tables' row counts and sizes, from the catalogue (``alembic_version`` left out)
+    sizes: dict[str, TableSize] = field(default_factory=dict)
+    sizes_error: str | None = None  #: why ``sizes`` could not be read, if they could not
 
 
 def parse_source_url(raw: str) -> tuple[URL, str, Backend]:
@@ -80,9 +84,27 @@ def _guard(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any
         raise WriteRefused(f"refused to send a non-read statement to production: {statement[:120]!r}")
 
 
-def read_source(raw_url: str, sample_rows: int = 0) -> Source:
-    """Read production at ``raw_url`` (see the module docstring); :class:`DatabaseUnavailable` (exit 3) when it
-    cannot be reached, :class:`ConfigError` (exit 2) when it is not under alembic."""
+@dataclass
+class ReadOnly:
+    """One open read-only session on production (see :func:`read_only_connection`)."""
+
+    conn: Connection
+    backend: Backend
+    dialect: str
+    shown: str            #: the URL as shown (password hidden)
+    hide: list[str]
+    counter: list[int]    #: statements sent so far
+
+    def failed(self, exc: sa.exc.DBAPIError) -> DatabaseUnavailable:
+        return DatabaseUnavailable(self.dialect, f"reading {self.shown} failed: "
+                                                 f"{first_line(exc.orig or exc, self.hide)}")
+
+
+@contextmanager
+def read_only_connection(raw_url: str) -> Iterator[ReadOnly]:
+    """One connection to production in one transaction the database keeps read-only, every statement through
+    the read-only guard, rolled back at the end (see the module docstring); :class:`DatabaseUnavailable` (exit 3)
+    when it cannot be reached, :class:`ConfigError` (exit 2) for a URL that cannot be used."""
     url, dialect, backend = parse_source_url(raw_url)
     hide = secrets_of(url, raw_url)
     shown = safe_url(url)
@@ -102,23 +124,57 @@ def read_source(raw_url: str, sample_rows: int = 0) -> Source:
             conn = engine.connect()
         except sa.exc.DBAPIError as exc:
             raise DatabaseUnavailable(dialect, f"cannot connect to {shown}: {first_line(exc.orig or exc, hide)}") from exc
+        session = ReadOnly(conn, backend, dialect, shown, hide, counter)
         try:
             transaction = conn.begin()
-            opening = backend.begin_read_only()
-            if opening:
-                conn.exec_driver_sql(opening)
             try:
-                source = _read(conn, backend, dialect, shown, sample_rows)
+                opening = backend.begin_read_only()
+                if opening:
+                    conn.exec_driver_sql(opening)
+                yield session
             finally:
                 transaction.rollback()  # nothing was written; rolling back says so to the database as well
         except sa.exc.DBAPIError as exc:
-            raise DatabaseUnavailable(dialect, f"reading {shown} failed: {first_line(exc.orig or exc, hide)}") from exc
+            raise session.failed(exc) from exc
         finally:
             conn.close()
     finally:
         engine.dispose()
-    source.statements = counter[0]
+
+
+def read_source(raw_url: str, sample_rows: int = 0) -> Source:
+    """Read production at ``raw_url`` (see the module docstring); :class:`DatabaseUnavailable` (exit 3) when it
+    cannot be reached, :class:`ConfigError` (exit 2) when it is not under alembic."""
+    with read_only_connection(raw_url) as session:
+        source = _read(session.conn, session.backend, session.dialect, session.shown, sample_rows)
+        source.sizes, source.sizes_error = read_table_sizes(session)
+    source.statements = session.counter[0]
     return source
+
+
+def read_table_sizes(session: ReadOnly) -> tuple[dict[str, TableSize], str | None]:
+    """Production's tables' row counts and sizes from its catalogue (the last read of the snapshot: should the
+    dialect's catalogue query fail, nothing else is lost), or why they could not be read."""
+    try:
+        sizes = session.backend.table_sizes(session.conn)
+    except sa.exc.DBAPIError as exc:
+        return {}, f"table sizes could not be read: {first_line(exc.orig or exc, session.hide)}"
+    return {name: size for name, size in sizes.items() if name != VERSION_TABLE}, None
+
+
+def read_sizes(raw_url: str) -> tuple[str, str, dict[str, TableSize]]:
+    """``(dialect, server version, sizes per table)`` of the database at ``raw_url``, read-only (``lint
+    --sizes-from``); a failed catalogue read is a :class:`DatabaseUnavailable` here."""
+    with read_only_connection(raw_url) as session:
+        conn = session.conn
+        if session.dialect == "sqlite":
+            version = f"SQLite {conn.dialect.dbapi.sqlite_version}"  # type: ignore[union-attr]
+        else:
+            version = session.backend.describe_version(conn)  # type: ignore[attr-defined]
+        sizes, error = read_table_sizes(session)
+        if error:
+            raise DatabaseUnavailable(session.dialect, f"{session.shown}: {error}")
+    return session.dialect, version, sizes
 
 
 def _read(conn: Connection, backend: Backend, dialect: str, shown: str, sample_rows: int) -> Source:
