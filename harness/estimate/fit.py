@@ -82,7 +82,7 @@ class StepEstimate:
                 "rows_estimated": self.rows_estimated, "blocks_writes": self.blocks_writes,
                 "per_row_s": self.per_row_s,
                 "measured": [{"rows": r, "seconds": round(s, 4), "fill_s": round(f, 3)} for r, s, f in self.measured],
-                "safer": self.safer or None}
+                "safer": self.safer or None, "text": self.describe()}
 
     def describe(self) -> str:
         """One line: ``rewrites users (12.4 M rows, 3.1 GB): ~4 min holding ACCESS EXCLUSIVE (measured ...)``."""
@@ -258,3 +258,22 @@ def _bytes_text(size: int | None) -> str:
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
     return f"{size} B"
+
+
+def budget_reasons(estimates: Iterable[StepEstimate], budget_s: float, labels: dict[str, str]) -> list[str]:
+    """Why the verdict is ``unsafe``: each step over the lock budget (``labels``: revision → ``rev (message)``)."""
+    return [f"pending migration {labels.get(e.revision, e.revision)} {budget_message(e, budget_s)}"
+            for e in estimates if over_budget(e, budget_s)]
+
+
+def unproved_reasons(estimates: Iterable[StepEstimate], labels: dict[str, str]) -> list[str]:
+    """What keeps the lock budget from being proved: a step that blocks writes for a time that grows with the
+    rows, where production's row count is unknown, or a step that could not be measured."""
+    out = []
+    for e in estimates:
+        label = labels.get(e.revision, e.revision)
+        if e.kind == UNKNOWN and e.blocks_writes:
+            out.append(f"pending migration {label}: lock duration not known: {e.describe()}")
+        elif e.kind == NOT_MEASURED:
+            out.append(f"pending migration {label}: lock duration {e.basis}")
+    return out

@@ -30,6 +30,7 @@ from ..backends import get_backend
 from ..backends.base import Server, new_run_id
 from ..clean import registered_run
 from ..config import DatabaseSettings, build_config, server_urls
+from ..estimate.settings import EstimateSettings
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, ConfigError
 from ..history import ancestors
 from ..process import WorkerOutcome, reset_cancel, run_worker
@@ -39,6 +40,7 @@ from ..runner import History, _in_threads, _spec, preflight
 from ..steps import describe_error
 from . import copy, drift
 from .drift import DriftFinding
+from .estimates import estimate_pending, estimate_reasons, with_estimates
 from .source import Source, parse_source_url, read_source
 
 SAFE, UNSAFE = "safe", "unsafe"
@@ -58,6 +60,8 @@ class RehearseConfig:
     cwd: str | None = None
     #: ``--ignore-table`` (pyproject's ignore rules apply too, as for run)
     ignore_tables: tuple[str, ...] = ()
+    #: ``--lock-budget``, ``--estimate-rows`` (``None``: ``--no-estimate``)
+    estimates: EstimateSettings | None = EstimateSettings()
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,13 @@ class StepReport:
     duration_s: float = 0.0
     rows: int = 0  # rows its statements changed (sum of the cursors' rowcounts)
     error: str | None = None
+    #: how long it would hold its locks at production's size (:meth:`StepEstimate.to_dict`), when estimated
+    estimate: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"revision": self.revision, "message": self.message, "status": self.status,
-                "duration_s": round(self.duration_s, 4), "rows": self.rows, "error": self.error}
+                "duration_s": round(self.duration_s, 4), "rows": self.rows, "error": self.error,
+                "estimate": self.estimate}
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,7 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
             notes.append("no rows were copied (--sample-rows 0): a pending migration that fails only on existing "
                          "data cannot be found; pass --sample-rows N")
         drift_job, rehearsal = _Job(), _Job()
+        estimates: list[Any] = []
         throwaway: dict[str, Any] = {"kind": None, "image": None, "server_version": ""}
         if unknown:  # which steps are pending is unknown: nothing to build or rehearse, no server started
             notes.append("drift comparison and rehearsal not run: production's revision is not in the history")
@@ -166,18 +174,23 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
                 ctx = (run_config, server, dialect, run_id, history, source, say)
                 _in_threads([lambda: _drift(drift_job, *ctx), lambda: _rehearse(rehearsal, pending, *ctx)],
                             "rehearse")
+                estimates = estimate_pending(config.estimates, run_config, server, source, pending, run_id, say, notes)
     kept, ignored = drift.apply_ignore_rules(drift_job.findings, run_config.ignore, dialect)
     findings = [drift.unknown_revision(r) for r in unknown] + kept
     steps = tuple(rehearsal.steps) + tuple(
         StepReport(r, _message(history, r), NOT_RUN) for r in pending[len(rehearsal.steps):]) if not unknown else ()
     schema = rehearsal.schema_check
     drift_job.findings = kept
+    steps = with_estimates(steps, estimates)
     reasons = _reasons(unknown, drift_job, rehearsal, steps, schema, source)
+    reasons += estimate_reasons(config.estimates, estimates, {r: _label(history, r) for r in pending}, notes)
     verdict = UNSAFE if reasons else SAFE
     source_info = {"url": source.url, "dialect": dialect, "server_version": source.server_version,
                    "revisions": list(source.revisions), "tables": len(source.metadata.tables) - 1,
                    "sample_rows": config.sample_rows, "copied_rows": rehearsal.copied,
-                   "read_only": backend.read_only_how, "statements": source.statements}
+                   "read_only": backend.read_only_how, "statements": source.statements,
+                   "table_sizes": {name: size.to_dict() for name, size in sorted(source.sizes.items())},
+                   "table_sizes_error": source.sizes_error}
     drift_status = "error" if drift_job.error else FAILED if findings else PASSED
     return RehearseResult(verdict, EXIT_OK if verdict == SAFE else EXIT_CHECK_FAILED, tuple(reasons), source_info,
                           throwaway, drift_status, tuple(findings), pending, steps,

@@ -21,6 +21,8 @@ def _step_lines(result: RehearseResult) -> list[str]:
         lines.append(f"  {mark}  {label:<{width}}  {step.duration_s:7.3f}s  {step.rows} row(s)")
         if step.error:
             lines.append(f"           {step.error}")
+        if step.estimate:
+            lines.append(f"           at production's size: {step.estimate['text']}")
     return lines
 
 
