@@ -23,9 +23,9 @@ SIZE, CONSTANT, UNKNOWN, NOT_MEASURED = "size", "constant", "unknown", "not_meas
 
 #: PostgreSQL lock modes that make writers wait (SHARE and stronger)
 _PG_BLOCKING = ("SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE")
-#: growth between the smallest and the largest size below which a step is taken as not depending on size: 20 ms,
-#: or a quarter of its time at the smallest size (noise on a shared machine)
-_NOISE_S, _NOISE_SHARE = 0.02, 0.25
+#: growth between the smallest and the largest size below which a step is taken as not depending on size: 3 ms
+#: (its statements are timed alone), or a quarter of their time at the smallest size
+_NOISE_S, _NOISE_SHARE = 0.003, 0.25
 
 SAFER = {
     "rewrite": "change the type in steps: add a new column, backfill it in batches, switch the code, drop the old "
@@ -54,6 +54,8 @@ class Effect:
     lock: str
     blocks_writes: bool
     safer: str
+    #: it certainly reads or writes every row (a rewrite, a copy, an index build), whatever the timings say
+    whole_table: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,11 +123,17 @@ def estimate_step(revision: str, dialect: str, samples: Iterable[Sample], sizes:
     main = _main_effect(effects, sizes)
     points = [(float(_sample_rows(s, effects)), s.seconds) for s in runs]
     intercept, slope = _fit(points)
+    if any(e.whole_table for e in effects):
+        # it certainly reads or writes every row: never constant, and never cheaper per row than the largest run
+        # measured (a fitted slope can come out flat from noise at small sizes)
+        proportional = points[-1][1] / points[-1][0]
+        if slope < proportional:
+            intercept, slope = 0.0, proportional
     measured = tuple((int(x), y, s.fill_s) for (x, y), s in zip(points, runs))
     lock = main.lock if len(effects) == 1 else "; ".join(dict.fromkeys(e.lock for e in effects))
     blocks = any(e.blocks_writes for e in effects)
     growth = slope * (points[-1][0] - points[0][0])
-    if growth < max(_NOISE_S, _NOISE_SHARE * points[0][1]):
+    if not any(e.whole_table for e in effects) and growth < max(_NOISE_S, _NOISE_SHARE * points[0][1]):
         return StepEstimate(revision, dialect, CONSTANT, max(y for _, y in points), lock, blocks,
                             f"constant: does not grow with the rows of {main.table or 'the tables'}, holding {lock} "
                             f"({measured_text})", main.what, main.table, measured=measured, safer=main.safer)
@@ -153,11 +161,11 @@ def effects_of(sample: Sample, dialect: str) -> list[Effect]:
         if dialect == "postgresql":
             lock = info.get("lock")
             if info.get("rewritten"):
-                out.append(Effect(table, "rewrites", "ACCESS EXCLUSIVE", True, SAFER["rewrite"]))
+                out.append(Effect(table, "rewrites", "ACCESS EXCLUSIVE", True, SAFER["rewrite"], True))
             elif lock in _PG_BLOCKING:
                 kind = {"SHARE": "index", "SHARE ROW EXCLUSIVE": "foreign-key"}.get(lock, "scan")
                 what = {"index": "builds an index on", "foreign-key": "validates"}.get(kind, "scans")
-                out.append(Effect(table, what, lock, True, SAFER[kind]))
+                out.append(Effect(table, what, lock, True, SAFER[kind], kind == "index"))
             elif lock == "ROW EXCLUSIVE" and sample.rows_touched:
                 out.append(Effect(table, "updates", "row locks on the rows it changes", True, SAFER["dml"]))
         elif dialect == "mysql":
@@ -165,15 +173,15 @@ def effects_of(sample: Sample, dialect: str) -> list[Effect]:
                 algorithm = alter.get("algorithm")
                 if algorithm == "COPY":
                     out.append(Effect(table, "copies", "a lock that blocks writes (ALGORITHM=COPY)", True,
-                                      SAFER["mysql-copy"]))
+                                      SAFER["mysql-copy"], True))
                 elif algorithm == "INPLACE":
                     out.append(Effect(table, "rebuilds in place", "only brief metadata locks (ALGORITHM=INPLACE, LOCK=NONE: "
-                                      "writes go on)", False, SAFER["mysql-inplace"]))
+                                      "writes go on)", False, SAFER["mysql-inplace"], True))
                 elif algorithm != "INSTANT":
                     out.append(Effect(table, "alters", "an algorithm the probe could not tell (taken as blocking)",
                                       True, SAFER["mysql-copy"]))
         elif info.get("copied"):
-            out.append(Effect(table, "copies", "the database's write lock", True, SAFER["sqlite"]))
+            out.append(Effect(table, "copies", "the database's write lock", True, SAFER["sqlite"], True))
     if sample.rows_touched and not any(e.what == "updates" for e in out):
         lock = "the database's write lock" if dialect == "sqlite" else "row locks on the rows it changes"
         out.append(Effect(None, "changes rows", lock, True, SAFER["dml"]))

@@ -79,7 +79,9 @@ def run_mode(spec: dict[str, Any], env: Any, revisions: list, heads: list[str],
             emit({"event": "observation", "revision": revision.revision, "duration_s": round(duration, 4),
                   "statements": len(watch.statements), "rows_touched": watch.rows_touched,
                   "passed": failure is None, "tables": watch.tables,
-                  **({"fill_s": round(fill_s, 4), "tables_before": tables_before} if spec.get("bulk_fill") else {}),
+                  **({"fill_s": round(fill_s, 4), "tables_before": tables_before,
+                      "statements_s": round(watch.private.get("statements_s", duration), 5)}
+                     if spec.get("bulk_fill") else {}),
                   **({"observer_errors": watch.private["errors"]} if watch.private.get("errors") else {})})
             for finding in findings:
                 emit({"event": "finding", **finding.to_dict()})
@@ -125,8 +127,13 @@ def _listen(engine: Any, observer: StepObserver, current: list[StepWatch]) -> No
                 observer.before_statement(current[0], statement, conn.connection)
             except Exception as exc:  # noqa: BLE001 - an observer's failure is reported, never the step's
                 current[0].private.setdefault("errors", []).append(f"{type(exc).__name__}: {exc}")
+            current[0].private["sent_at"] = time.perf_counter()  # after the observer's probe: the statement alone
 
     def after_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if ours(conn) and "alembic_version" not in statement:
+            private = current[0].private
+            private["statements_s"] = private.get("statements_s", 0.0) + time.perf_counter() - private.pop(
+                "sent_at", time.perf_counter())
         if ours(conn) and _DML.match(statement) and "alembic_version" not in statement:
             current[0].rows_touched += max(0, getattr(cursor, "rowcount", 0) or 0)
 
