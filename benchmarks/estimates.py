@@ -118,13 +118,17 @@ def main() -> None:
           "measured at 1 M (s) | error |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        error = "constant" if r["kind"] == "constant" else f"{r['error']:+.0f} %"
+        error = ("constant" if r["kind"] == "constant" else f"{r['error']:+.0f} %" if r["actual"] >= 0.5
+                 else f"{r['estimate'] - r['actual']:+.2f} s")
         print(f"| {r['run']} | {r['server']} | {r['step']} | {r['kind']} | {r['lock']} | {r['at']} | "
               f"{r['estimate']:.2f} | {r['actual']:.2f} | {error} |")
-    sized = [r["error"] for r in results if r["kind"] != "constant"]
+    sized = [r["error"] for r in results if r["kind"] != "constant" and r["actual"] >= 0.5]
     if sized:
-        print(f"\nError of the size-dependent estimates: {min(sized):+.0f} % to {max(sized):+.0f} % "
-              f"({len(sized)} estimates).")
+        print(f"\nError of the size-dependent estimates of steps that took 0.5 s or more at {args.target:,} rows: "
+              f"{min(sized):+.0f} % to {max(sized):+.0f} % ({len(sized)} estimates).")
+    tiny = [abs(r["estimate"] - r["actual"]) for r in results if r["kind"] != "constant" and r["actual"] < 0.5]
+    if tiny:
+        print(f"Shorter steps (a percentage of a few milliseconds says nothing): off by at most {max(tiny):.2f} s.")
     constant = ["%.3f" % r["actual"] for r in results if r["kind"] == "constant"]
     if constant:
         print(f"Constant steps at 1 M rows: {', '.join(constant)} s.")
