@@ -124,11 +124,10 @@ def estimate_step(revision: str, dialect: str, samples: Iterable[Sample], sizes:
     points = [(float(_sample_rows(s, effects)), s.seconds) for s in runs]
     intercept, slope = _fit(points)
     if any(e.whole_table for e in effects):
-        # it certainly reads or writes every row: never constant, and never cheaper per row than the largest run
-        # measured (a fitted slope can come out flat from noise at small sizes)
-        proportional = points[-1][1] / points[-1][0]
-        if slope < proportional:
-            intercept, slope = 0.0, proportional
+        # it certainly reads or writes every row: never constant; a fit that came out flat (noise at small sizes:
+        # MariaDB's COPY has a fixed cost of a few hundred ms) falls back to the largest run's cost per row
+        if slope <= 0:
+            intercept, slope = 0.0, points[-1][1] / points[-1][0]
     measured = tuple((int(x), y, s.fill_s) for (x, y), s in zip(points, runs))
     lock = main.lock if len(effects) == 1 else "; ".join(dict.fromkeys(e.lock for e in effects))
     blocks = any(e.blocks_writes for e in effects)
