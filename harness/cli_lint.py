@@ -13,7 +13,7 @@ import click
 from .backends.base import new_run_id
 from .cli import EXIT_INTERNAL, EXIT_INTERRUPTED, _interrupt
 from .config import build_config, server_urls
-from .errors import HarnessError
+from .errors import ConfigError, HarnessError
 from .lint.findings import SEVERITIES
 from .redact import redact, secrets_of
 from .report import write_atomically
@@ -45,6 +45,12 @@ from .report import write_atomically
 @click.option("--skip-unavailable", is_flag=True, help="Skip a database that cannot be provided instead of exiting 3.")
 @click.option("--step-timeout", type=float, metavar="SECONDS", help="Stop a step that takes longer (default 300).")
 @click.option("--lock-timeout", type=float, metavar="SECONDS", help="How long a step may wait for a lock (default 60).")
+@click.option("--sizes-from", metavar="URL",
+              help="Production (or a replica), read-only: its tables' sizes from the catalogue; each pending step is "
+                   "then measured at --estimate-rows and its lock time estimated at that size (env HARNESS_SIZES_FROM).")
+@click.option("--lock-budget", type=float, metavar="SECONDS",
+              help="Fail when a lock that blocks writes is estimated to be held longer (default 5; needs --sizes-from).")
+@click.option("--estimate-rows", metavar="N,N", help="Rows per table to measure each step at (default 10000,100000).")
 @click.option("--explain", "explain_rule", metavar="RULE", help="Print what RULE finds, why it matters, what to do; exit.")
 @click.option("--list-rules", is_flag=True, help="List every rule with its severity and databases; exit.")
 @click.option("-v", "--verbose", is_flag=True, help="Also show info findings and each step's duration and rows.")
@@ -53,7 +59,8 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
          to_revision: str | None, fail_on: str | None, output_format: str, json_path: str | None,
          markdown_path: str | None, sql_dir: str | None, rows: int | None, no_observe: bool,
          skip_unavailable: bool, step_timeout: float | None, lock_timeout: float | None,
-         explain_rule: str | None, list_rules: bool, verbose: bool, quiet: bool, python: str | None) -> None:
+         sizes_from: str | None, lock_budget: float | None, estimate_rows: str | None, explain_rule: str | None,
+         list_rules: bool, verbose: bool, quiet: bool, python: str | None) -> None:
     """What each pending migration step will do to a live database: the locks it takes and the tables it
     rewrites or copies (observed on scratch databases holding rows), rules on its offline SQL (squawk on
     PostgreSQL), and whether its offline SQL can be generated at all."""
@@ -84,8 +91,15 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
         from .lint.allow import lint_settings
 
         settings = lint_settings(config.cwd)
+        from .estimate.settings import estimate_settings
+
+        estimates = estimate_settings(config.cwd, "lint", lock_budget=lock_budget, sizes=estimate_rows,
+                                      sizes_from=sizes_from)
+        if estimates.sizes_from and no_observe:
+            raise ConfigError("--sizes-from measures each step on a scratch database: it cannot go with --no-observe")
         options = LintOptions(fail_on=fail_on or settings.fail_on, rows=rows or DEFAULT_ROWS, observe=not no_observe,
-                              sql_dir=sql_dir, disabled=tuple(settings.disable), enable=tuple(settings.enable))
+                              sql_dir=sql_dir, disabled=tuple(settings.disable), enable=tuple(settings.enable),
+                              estimates=estimates)
         say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
         result = run_lint(config, options, say if verbose or not sys.stderr.isatty() else None)
     except HarnessError as exc:
@@ -95,7 +109,7 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
         click.echo("migration-harness: interrupted; containers and scratch databases were removed", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except Exception:  # a bug in the harness: report it, without a password in sight
-        hide = secrets_of(*server_urls().values())
+        hide = secrets_of(*server_urls().values(), sizes_from)
         click.echo(redact(f"migration-harness: internal error (please report it):\n{traceback.format_exc()}", hide),
                    err=True)
         sys.exit(EXIT_INTERNAL)

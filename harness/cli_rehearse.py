@@ -32,11 +32,17 @@ from .redact import redact, secrets_of
 @click.option("--html", "html_path", metavar="PATH", help="Also write a self-contained HTML report to PATH.")
 @click.option("--ignore-table", "ignore_tables", multiple=True, metavar="TABLE",
               help="Ignore differences in TABLE (drift and schema_matches_models; shown as ignored). Repeatable.")
+@click.option("--lock-budget", type=float, metavar="SECONDS",
+              help="Unsafe when a lock that blocks writes is estimated to be held longer at production's size "
+                   "(default 5).")
+@click.option("--estimate-rows", metavar="N,N", help="Rows per table to measure each step at (default 10000,100000).")
+@click.option("--no-estimate", is_flag=True, help="Do not measure the steps nor estimate their lock durations.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print progress as it happens.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the verdict (errors still go to stderr).")
 def rehearse(from_url: str, app: str | None, migrations: str | None, image: str | None, sample_rows: int,
              step_timeout: float | None, json_path: str | None, markdown_path: str | None, html_path: str | None,
-             ignore_tables: tuple[str, ...], verbose: bool, quiet: bool, python: str | None) -> None:
+             ignore_tables: tuple[str, ...], lock_budget: float | None, estimate_rows: str | None, no_estimate: bool,
+             verbose: bool, quiet: bool, python: str | None) -> None:
     """Is `flask db upgrade` safe on the database at --from? Reads it read-only, checks it for drift against its
     own migrations, rehearses the pending migrations on a copy on a throwaway server. Exit 0 safe, 1 unsafe."""
     from .rehearse.command import RehearseConfig, rehearse as run_rehearsal
@@ -52,9 +58,14 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
             click.echo(redact(text, hide), err=True)
 
     try:
+        from .estimate.settings import estimate_settings
+
+        estimates = None if no_estimate else estimate_settings(os.getcwd(), "rehearse", lock_budget=lock_budget,
+                                                               sizes=estimate_rows)
         result = run_rehearsal(RehearseConfig(from_url=from_url, app=app, migrations=migrations, image=image,
                                               sample_rows=sample_rows, step_timeout_s=step_timeout,
-                                              ignore_tables=ignore_tables, python=python), progress)
+                                              ignore_tables=ignore_tables, estimates=estimates, python=python),
+                                progress)
     except HarnessError as exc:
         click.echo(redact(f"migration-harness: error: {exc}", hide), err=True)
         if json_path:

@@ -101,6 +101,7 @@ EXTRA_MODES: dict[str, str] = {
     "offline": "harness.lint.offline:run_mode",
     "observe": "harness.lint.observe:run_mode",
     "rehearse": "harness.rehearse.steps:run_mode",
+    "estimate": "harness.lint.measure:run_mode",
 }
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 import time
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator
 
 import sqlalchemy as sa
@@ -66,6 +67,19 @@ class Server(ABC):
 
     def sweep(self) -> None:
         """Try again to remove what could not be removed (the server answers again)."""
+
+
+@dataclass(frozen=True)
+class TableSize:
+    """One table's size as the catalogue tells it: ``rows`` ``None`` when not known (never analysed),
+    ``rows_estimated`` when the figure comes from statistics rather than a count; ``bytes`` with its indexes."""
+
+    rows: int | None
+    bytes: int | None
+    rows_estimated: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "bytes": self.bytes, "rows_estimated": self.rows_estimated}
 
 
 _TIMESTAMP_SYNONYMS = {"now()", "current_timestamp", "current_timestamp()", "localtimestamp", "transaction_timestamp()"}
@@ -181,6 +195,12 @@ class Backend(ABC):
         """The statement that opens the one read-only transaction every production read happens in (one
         snapshot: the revision, the schema and the sampled rows agree with each other)."""
         return None
+
+    def table_sizes(self, conn: Connection) -> dict[str, TableSize]:
+        """Row count and size of every table of the connected database, from the catalogue (cheap, read-only, no
+        full scan where the dialect keeps statistics): what the lock-duration estimates are scaled to. The
+        generic answer: names only, sizes unknown."""
+        return {name: TableSize(None, None, True) for name in sa.inspect(conn).get_table_names()}
 
     def image_for_version(self, version_info: tuple[int, ...], server_version: str) -> str | None:
         """The container image of the same major version as a production server (``None``: no container)."""

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..compat import container_class, scalars
-from .base import ServerBackend
+from .base import ServerBackend, TableSize
 
 
 # '0'::integer, 'draft'::post_status, 'x'::character varying(20), '{}'::jsonb[] — PostgreSQL stores a server
@@ -127,6 +127,27 @@ class PostgreSQLBackend(ServerBackend):
 
     def begin_read_only(self) -> str | None:
         return "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+    def table_sizes(self, conn: Connection) -> dict[str, TableSize]:
+        """``pg_class.reltuples`` scaled to the table's current number of pages, as the planner does (an
+        estimate from the last ANALYZE / VACUUM), and ``pg_total_relation_size`` (indexes and TOAST included).
+        A table never analysed has ``reltuples`` -1 (0 before PostgreSQL 14, with ``relpages`` 0): its row
+        count is unknown unless it is empty."""
+        rows = conn.execute(sa.text(
+            "SELECT c.relname, c.reltuples, c.relpages, pg_relation_size(c.oid), pg_total_relation_size(c.oid), "
+            "current_setting('block_size')::int FROM pg_class c "
+            "WHERE c.relkind IN ('r', 'p') AND c.relnamespace = current_schema()::regnamespace"))
+        out = {}
+        for name, tuples, pages, heap, total, block in rows:
+            current_pages = int(heap) // int(block)
+            if tuples is not None and tuples >= 0 and pages:
+                count: int | None = int(round(float(tuples) / pages * current_pages))
+            elif heap == 0:
+                count = 0  # no page at all: empty, whatever the statistics say
+            else:
+                count = None  # never analysed: run ANALYZE on it for an estimate
+            out[str(name)] = TableSize(count, int(total), True)
+        return out
 
     def image_for_version(self, version_info: tuple[int, ...], server_version: str) -> str | None:
         # from 10 on the major version is one number (15.4 -> postgres:15); before, two (9.6 -> postgres:9.6)

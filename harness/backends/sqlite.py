@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from ..compat import scalars
 from ..config import DatabaseSettings
-from .base import SCRATCH_PREFIX, Backend, Server
+from .base import SCRATCH_PREFIX, Backend, Server, TableSize
 
 
 class SQLiteServer(Server):
@@ -79,6 +79,25 @@ class SQLiteBackend(Backend):
             return connection
 
         return sa.create_engine("sqlite://", creator=connect, poolclass=NullPool)
+
+    def table_sizes(self, conn: Connection) -> dict[str, TableSize]:
+        """SQLite keeps no row statistics: ``count(*)`` (a scan of the table's smallest index, exact). Bytes from
+        the ``dbstat`` table (its pages and its indexes') where SQLite was built with it, else unknown."""
+        names = conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                     "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")).scalars().all()
+        try:
+            pages = dict(conn.execute(sa.text(
+                "SELECT m.tbl_name, SUM(s.pgsize) FROM dbstat s JOIN sqlite_master m ON m.name = s.name "
+                "GROUP BY m.tbl_name")).all())
+        except sa.exc.OperationalError:  # no dbstat in this build
+            pages = {}
+        out = {}
+        for name in names:
+            quoted = '"' + str(name).replace('"', '""') + '"'
+            count = conn.execute(sa.text(f"SELECT count(*) FROM {quoted}")).scalar_one()
+            size = pages.get(name)
+            out[str(name)] = TableSize(int(count), None if size is None else int(size), False)
+        return out
 
     def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
         """The CREATE statements of each table and its indexes: everything SQLite reflects is parsed from them."""

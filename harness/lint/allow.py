@@ -136,7 +136,7 @@ def allowances_from_file(path: str | Path) -> list[Allowance]:
 
 
 _ALLOW_KEYS = {"rule", "revision", "database", "reason"}
-_LINT_KEYS = {"allow", "fail_on", "disable", "enable"}
+_LINT_KEYS = {"allow", "fail_on", "disable", "enable", "lock_budget", "estimate_rows", "sizes_from"}
 
 
 def _allowance(entry: Any, where: str) -> Allowance:

@@ -6,6 +6,7 @@ import textwrap
 
 from ..errors import ConfigError
 from .findings import Rule
+from .estimates import ESTIMATE_RULES
 from .observed import OBSERVED_RULES
 from .source_rules import SOURCE_RULES
 from .sql_rules import SQL_RULES
@@ -25,7 +26,7 @@ DIALECT_ORDER = ("postgresql", "mysql", "sqlite")
 def all_rules() -> dict[str, Rule]:
     """Every rule by name: the observed ones, the SQL rules (ours and squawk's), the source rules."""
     rules: dict[str, Rule] = {}
-    for rule in (*OBSERVED_RULES, *SQL_RULES, *SQUAWK_RULES, *SOURCE_RULES):
+    for rule in (*OBSERVED_RULES, *ESTIMATE_RULES, *SQL_RULES, *SQUAWK_RULES, *SOURCE_RULES):
         rules.setdefault(rule.name, rule)
     return rules
 

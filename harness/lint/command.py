@@ -18,7 +18,9 @@ from ..history import window
 from ..process import WorkerOutcome, reset_cancel, run_worker
 from ..redact import secrets_of
 from ..report import versions
+from ..estimate.settings import EstimateSettings
 from ..runner import _in_threads, _spec, preflight
+from .estimates import Production, estimate_database, lock_timeout_findings, read_production
 from .findings import ERROR, Finding, at_least
 from .observe import BEFORE_WINDOW, DEFAULT_ROWS
 
@@ -37,6 +39,8 @@ class LintOptions:
     disabled: tuple[str, ...] = ()
     #: squawk style rules turned on (``[tool.migration-harness.lint] enable``)
     enable: tuple[str, ...] = ()
+    #: ``--sizes-from``, ``--lock-budget``, ``--estimate-rows``: lock durations at production's size
+    estimates: EstimateSettings = EstimateSettings()
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,14 @@ class LintDatabase:
     message: str = ""
     observations: tuple[dict[str, Any], ...] = ()
     duration_s: float = 0.0
+    #: per pending step, at production's size (``--sizes-from``; :meth:`StepEstimate.to_dict` plus ``revision``)
+    estimates: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"dialect": self.dialect, "backend": self.backend, "server_version": self.server_version,
                 "status": self.status, "message": self.message, "duration_s": round(self.duration_s, 3),
-                "observations": [dict(o) for o in self.observations]}
+                "observations": [dict(o) for o in self.observations],
+                "estimates": [dict(e) for e in self.estimates]}
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,10 @@ class LintResult:
     run_id: str
     started_at: str
     sql_files: tuple[str, ...] = ()
+    #: production's sizes (``--sizes-from``): :meth:`harness.lint.estimates.Production.to_dict`
+    production: dict[str, Any] | None = None
+    #: the lock budget the estimates were held to (``None`` without ``--sizes-from``)
+    lock_budget_s: float | None = None
 
     @property
     def failing(self) -> list[Finding]:
@@ -80,7 +91,8 @@ class LintResult:
                 "ok": self.exit_code == EXIT_OK, "exit_code": self.exit_code, "fail_on": self.fail_on,
                 "run_id": self.run_id, "started_at": self.started_at, "revisions": [dict(r) for r in self.revisions],
                 "databases": [d.to_dict() for d in self.databases],
-                "findings": [f.to_dict() for f in self.findings], "sql_files": list(self.sql_files)}
+                "findings": [f.to_dict() for f in self.findings], "sql_files": list(self.sql_files),
+                "production": self.production, "lock_budget_s": self.lock_budget_s}
 
 
 def lint(config: RunConfig, options: LintOptions, say: Callable[[str], None] | None = None) -> LintResult:
@@ -97,7 +109,9 @@ def lint(config: RunConfig, options: LintOptions, say: Callable[[str], None] | N
         pending = window(list(history.revisions), list(history.heads), config.from_revision, config.to_revision)
         if not pending.revisions:
             raise ConfigError(f"nothing to lint: no revision after {config.from_revision}")
-        jobs = [lambda s=s: _lint_database(s, config, options, run_id, say) for s in config.databases]
+        production = _production(options, config)
+        estimating = (production, pending.revisions) if production else None
+        jobs = [lambda s=s: _lint_database(s, config, options, run_id, say, estimating) for s in config.databases]
         parts = _in_threads(jobs, "lint")
     findings: list[Finding] = []
     sql_files: list[str] = []
@@ -106,11 +120,15 @@ def lint(config: RunConfig, options: LintOptions, say: Callable[[str], None] | N
         sql_files.extend(files)
     findings.extend(_source_findings(pending.revisions, [s.dialect for s in config.databases]))
     findings = _merge_evidence(findings)
+    observed = [(p[0].dialect, o) for p in parts for o in p[0].observations]
+    findings = lock_timeout_findings(findings, observed, pending.revisions, os.path.join(history.directory, "env.py"))
     findings = _relative(_acknowledged(findings, pyproject_allowances, options.disabled), config.cwd)
     databases = tuple(p[0] for p in parts)
     result = LintResult(tuple(findings), databases,
                         tuple(_revision_record(r, config.cwd) for r in pending.revisions),
-                        options.fail_on, EXIT_OK, run_id, started_at, tuple(sql_files))
+                        options.fail_on, EXIT_OK, run_id, started_at, tuple(sql_files),
+                        production.to_dict() if production else None,
+                        options.estimates.lock_budget_s if production else None)
     return replace(result, exit_code=_exit_code(result))
 
 
@@ -133,8 +151,20 @@ def _exit_code(result: LintResult) -> int:
     return EXIT_OK
 
 
+def _production(options: LintOptions, config: RunConfig) -> Production | None:
+    """Production's sizes (``--sizes-from``), read once before any database is provided."""
+    if not options.estimates.sizes_from:
+        return None
+    production = read_production(options.estimates.sizes_from)
+    if production.dialect not in [s.dialect for s in config.databases]:
+        raise ConfigError(f"--sizes-from is a {production.dialect} database, but lint runs on "
+                          f"{', '.join(s.dialect for s in config.databases)} only (add --db {production.dialect})")
+    return production
+
+
 def _lint_database(settings: DatabaseSettings, config: RunConfig, options: LintOptions, run_id: str,
-                   say: Callable[[str], None]) -> tuple[LintDatabase, list[Finding], list[str]]:
+                   say: Callable[[str], None], estimating: tuple[Production, list[Any]] | None = None,
+                   ) -> tuple[LintDatabase, list[Finding], list[str]]:
     """Offline SQL and its rules (no server needed), then the observed run on a scratch database."""
     started = time.monotonic()
     dialect = settings.dialect
@@ -152,6 +182,10 @@ def _lint_database(settings: DatabaseSettings, config: RunConfig, options: LintO
                 spec = {**_spec(config, url, dialect, "observe", (), run_id), "rows": options.rows}
                 outcome = run_worker(spec, cwd=config.cwd, step_timeout_s=config.step_timeout_s,
                                      secrets=secrets_of(url), on_event=_announcer(dialect, say))
+            estimated: tuple[list[Any], list[Finding], list[str]] = ([], [], [])
+            if estimating and estimating[0].dialect == dialect and not _unfinished(outcome, dialect):
+                estimated = estimate_database(config, server, dialect, run_id, options.estimates, estimating[0],
+                                              estimating[1], say)
             version = server.server_version
             fault = _environment_fault(outcome, server, settings)
             if fault:
@@ -161,10 +195,12 @@ def _lint_database(settings: DatabaseSettings, config: RunConfig, options: LintO
         return LintDatabase(dialect, kind, status=status, message=f"unavailable: {exc.reason}",
                             duration_s=time.monotonic() - started), findings, files
     findings += [_located(Finding.from_dict(e)) for e in outcome.of_kind("finding")]
-    problem = _unfinished(outcome, dialect)
+    findings += estimated[1]
+    problem = _unfinished(outcome, dialect) or "; ".join(estimated[2]) or None
     observations = tuple({k: v for k, v in e.items() if k != "event"} for e in outcome.of_kind("observation"))
     database = LintDatabase(dialect, kind, version, "error" if problem else "ok", problem or "", observations,
-                            time.monotonic() - started)
+                            time.monotonic() - started,
+                            tuple({"revision": e.revision, **e.to_dict()} for e in estimated[0]))
     say(f"{dialect}: {len(observations)} step(s) observed")
     return database, findings, files
 

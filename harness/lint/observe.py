@@ -51,11 +51,14 @@ def run_mode(spec: dict[str, Any], env: Any, revisions: list, heads: list[str],
     current: list[StepWatch] = []
     _listen(engine, observer, current)
     rows = int(spec.get("rows", DEFAULT_ROWS))
+    fill = _bulk_filled if spec.get("bulk_fill") else _filled  # bulk: the ``estimate`` mode's big tables
     try:
         for step in upgrade_steps(span.revisions):
             revision = step.revision
             with engine.connect() as conn:
-                tables_before = _filled(conn, rows)
+                fill_started = time.monotonic()
+                tables_before = fill(conn, rows)
+                fill_s = time.monotonic() - fill_started
                 before = ctx.snapshot()
                 watch = StepWatch(revision.revision, tables_before)
                 observer.begin_step(watch, conn)
@@ -79,6 +82,9 @@ def run_mode(spec: dict[str, Any], env: Any, revisions: list, heads: list[str],
             emit({"event": "observation", "revision": revision.revision, "duration_s": round(duration, 4),
                   "statements": len(watch.statements), "rows_touched": watch.rows_touched,
                   "passed": failure is None, "tables": watch.tables,
+                  **({"fill_s": round(fill_s, 4), "tables_before": tables_before,
+                      "statements_s": round(watch.private.get("statements_s", duration), 5)}
+                     if spec.get("bulk_fill") else {}),
                   **({"observer_errors": watch.private["errors"]} if watch.private.get("errors") else {})})
             for finding in findings:
                 emit({"event": "finding", **finding.to_dict()})
@@ -100,6 +106,12 @@ def _filled(conn: sa.engine.Connection, rows: int) -> dict[str, int]:
     return counts
 
 
+def _bulk_filled(conn: sa.engine.Connection, rows: int) -> dict[str, int]:
+    from ..estimate.fill import bulk_fill
+
+    return bulk_fill(conn, rows).rows
+
+
 def _listen(engine: Any, observer: StepObserver, current: list[StepWatch]) -> None:
     """The observer sees every statement (and each commit) of the step, on the step's own connection.
 
@@ -118,8 +130,13 @@ def _listen(engine: Any, observer: StepObserver, current: list[StepWatch]) -> No
                 observer.before_statement(current[0], statement, conn.connection)
             except Exception as exc:  # noqa: BLE001 - an observer's failure is reported, never the step's
                 current[0].private.setdefault("errors", []).append(f"{type(exc).__name__}: {exc}")
+            current[0].private["sent_at"] = time.perf_counter()  # after the observer's probe: the statement alone
 
     def after_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if ours(conn) and "alembic_version" not in statement:
+            private = current[0].private
+            private["statements_s"] = private.get("statements_s", 0.0) + time.perf_counter() - private.pop(
+                "sent_at", time.perf_counter())
         if ours(conn) and _DML.match(statement) and "alembic_version" not in statement:
             current[0].rows_touched += max(0, getattr(cursor, "rowcount", 0) or 0)
 

@@ -83,12 +83,14 @@ SQL_RULES: tuple[Rule, ...] = (
          "PostgreSQL: ADD CONSTRAINT ... NOT VALID (op.execute, or postgresql_not_valid=True), then VALIDATE "
          "CONSTRAINT in a later migration (it takes only a SHARE UPDATE EXCLUSIVE lock). MySQL: check the rows "
          "first, run it off-peak or with an online schema change tool."),
-    Rule("no-lock-timeout", INFO, (PG,), "squawk",
-         "the revision takes strong locks on existing tables without SET lock_timeout first",
+    Rule("no-lock-timeout", INFO, (PG, MY), "squawk",
+         "the revision takes strong locks on existing tables without a lock timeout (neither the migration nor "
+         "env.py sets lock_timeout / lock_wait_timeout)",
          "A DDL statement waiting for its lock (behind one long query) blocks every query that comes after it: "
          "the application stalls although the DDL itself would be quick. The harness cannot see the session "
          "settings your deployment uses, so this is only a reminder.",
-         "op.execute(\"SET lock_timeout = '5s'\") at the start of upgrade() (or in env.py for every migration), "
+         "op.execute(\"SET lock_timeout = '5s'\") (MySQL: SET SESSION lock_wait_timeout = 5) at the start of "
+         "upgrade(), or in env.py for every migration, "
          "and retry the migration when it times out."),
     Rule("batch-recreate", INFO, (LITE,), "sql",
          "the step recreates a table in SQLite batch mode (CREATE TABLE _alembic_tmp_x, copy the rows, drop, "

@@ -35,6 +35,7 @@ from ..backends import get_backend
 from ..backends.base import Server, new_run_id
 from ..clean import registered_run
 from ..config import DatabaseSettings, build_config, server_urls
+from ..estimate.settings import EstimateSettings
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, ConfigError, DatabaseUnavailable
 from ..history import ancestors
 from ..process import WorkerOutcome, reset_cancel, run_worker
@@ -44,6 +45,8 @@ from ..runner import History, _in_threads, _spec, preflight
 from ..steps import describe_error
 from . import copy, drift
 from .drift import DriftFinding
+from ..estimate.fit import budget_reasons
+from .estimates import estimate_pending, unproved as unproved_estimates, with_estimates
 from .proofs import FAILS, UNPROVED as UNPROVED_PROOF, Proof, derive, summary
 from .source import ProductionMoved, Source, ask, locate_sqlite, parse_source_url, read_source
 
@@ -68,6 +71,8 @@ class RehearseConfig:
     ignore_tables: tuple[str, ...] = ()
     #: the app's interpreter (``--python``), as for run
     python: str | None = None
+    #: ``--lock-budget``, ``--estimate-rows`` (``None``: ``--no-estimate``)
+    estimates: EstimateSettings | None = EstimateSettings()
 
 
 @dataclass(frozen=True)
@@ -89,11 +94,14 @@ class StepReport:
     def proof(self) -> str:
         """``none`` (nothing depends on existing rows), ``proved``, ``fails``, ``unproved``; ``not_run``."""
         return NOT_RUN if self.status == NOT_RUN else summary(self.proofs)
+    #: how long it would hold its locks at production's size (:meth:`StepEstimate.to_dict`), when estimated
+    estimate: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"revision": self.revision, "message": self.message, "status": self.status,
                 "duration_s": round(self.duration_s, 4), "rows": self.rows, "error": self.error,
-                "proof": self.proof, "proofs": [p.to_dict() for p in self.proofs]}
+                "proof": self.proof, "proofs": [p.to_dict() for p in self.proofs],
+                "estimate": self.estimate}
 
 
 @dataclass(frozen=True)
@@ -181,6 +189,7 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
                          "depends on existing rows was asked of production itself (proofs)")
         drift_job, rehearsal = _Job(), _Job()
         proofs_error: str | None = None
+        estimates: list[Any] = []
         throwaway: dict[str, Any] = {"kind": None, "image": None, "server_version": ""}
         if unknown:  # which steps are pending is unknown: nothing to build or rehearse, no server started
             notes.append("drift comparison and rehearsal not run: production's revision is not in the history")
@@ -192,6 +201,7 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
                 _in_threads([lambda: _drift(drift_job, *ctx), lambda: _rehearse(rehearsal, pending, *ctx)],
                             "rehearse")
                 _raise_if_throwaway_failed(server, settings, drift_job, rehearsal)
+                estimates = estimate_pending(config.estimates, run_config, server, source, pending, run_id, say, notes)
             proofs_error = _prove(rehearsal, from_url, source, backend, dialect, say)
     kept, ignored = drift.apply_ignore_rules(drift_job.findings, run_config.ignore, dialect)
     findings = [drift.unknown_revision(r) for r in unknown] + kept
@@ -199,13 +209,20 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
         StepReport(r, _message(history, r), NOT_RUN) for r in pending[len(rehearsal.steps):]) if not unknown else ()
     schema = rehearsal.schema_check
     drift_job.findings = kept
+    steps = with_estimates(steps, estimates)
     reasons = _reasons(unknown, drift_job, rehearsal, steps, schema, source)
+    labels = {r: _label(history, r) for r in pending}
+    if config.estimates is not None:
+        reasons += budget_reasons(estimates, config.estimates.lock_budget_s, labels)
     unproved = _unproved(steps, history) + ([proofs_error] if not unknown and proofs_error else [])
+    unproved += unproved_estimates(estimates, labels) if config.estimates is not None else []
     verdict = UNSAFE if reasons else UNPROVED if unproved else SAFE
     source_info = {"url": source.url, "dialect": dialect, "server_version": source.server_version,
                    "revisions": list(source.revisions), "tables": len(source.metadata.tables) - 1,
                    "sample_rows": config.sample_rows, "copied_rows": rehearsal.copied,
-                   "read_only": backend.read_only_how, "statements": source.statements}
+                   "read_only": backend.read_only_how, "statements": source.statements,
+                   "table_sizes": {name: size.to_dict() for name, size in sorted(source.sizes.items())},
+                   "table_sizes_error": source.sizes_error}
     drift_status = "error" if drift_job.error else FAILED if findings else PASSED
     exit_code = {SAFE: EXIT_OK, UNPROVED: EXIT_UNPROVED}.get(verdict, EXIT_CHECK_FAILED)
     return RehearseResult(verdict, exit_code, tuple(reasons), source_info,

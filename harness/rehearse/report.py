@@ -23,6 +23,8 @@ def _step_lines(result: RehearseResult, verbose: bool = False) -> list[str]:
         lines.append(f"  {mark}  {label:<{width}}  {step.duration_s:7.3f}s  {step.rows} row(s)")
         if step.error:
             lines.append(f"           {step.error}")
+        if step.estimate:
+            lines.append(f"           at production's size: {step.estimate['text']}")
         for proof in step.proofs:
             lines.append(f"           proof {_PROOF_MARK[proof.decides]} {proof.text}")
             if verbose and proof.sql:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import URL, make_url
 
 from ..backends import get_backend
-from ..backends.base import Backend, first_line
+from ..backends.base import Backend, TableSize, first_line
 from ..errors import ConfigError, DatabaseUnavailable
 from ..redact import safe_url, secrets_of
 from .proofs import Proof, Question, answer
@@ -51,6 +51,9 @@ class Source:
     metadata: sa.MetaData           #: reflected tables (alembic_version included)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  #: sampled rows per table, FK-consistent
     statements: int = 0             #: statements sent to production (all reads)
+    #: production's tables' row counts and sizes, from the catalogue (``alembic_version`` left out)
+    sizes: dict[str, TableSize] = field(default_factory=dict)
+    sizes_error: str | None = None  #: why ``sizes`` could not be read, if they could not
 
 
 def locate_sqlite(raw: str, app_base: str, cwd: str) -> str:
@@ -98,11 +101,27 @@ def _guard(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any
         raise WriteRefused(f"refused to send a non-read statement to production: {statement[:120]!r}")
 
 
+@dataclass
+class ReadOnly:
+    """One open read-only session on production (see :func:`read_only_connection`)."""
+
+    conn: Connection
+    backend: Backend
+    dialect: str
+    shown: str            #: the URL as shown (password hidden)
+    hide: list[str]
+    counter: list[int]    #: statements sent so far
+
+    def failed(self, exc: sa.exc.DBAPIError) -> DatabaseUnavailable:
+        return DatabaseUnavailable(self.dialect, f"reading {self.shown} failed: "
+                                                 f"{first_line(exc.orig or exc, self.hide)}")
+
+
 @contextmanager
-def read_only(raw_url: str) -> Iterator[tuple[Connection, Backend, str, str, list[int]]]:
-    """One connection to production in one read-only transaction (see the module docstring), rolled back at the
-    end: ``(conn, backend, dialect, shown URL, [statements sent])``. :class:`DatabaseUnavailable` (exit 3) when it
-    cannot be reached or a read fails on the connection."""
+def read_only_connection(raw_url: str) -> Iterator[ReadOnly]:
+    """One connection to production in one transaction the database keeps read-only, every statement through
+    the read-only guard, rolled back at the end (see the module docstring); :class:`DatabaseUnavailable` (exit 3)
+    when it cannot be reached, :class:`ConfigError` (exit 2) for a URL that cannot be used."""
     url, dialect, backend = parse_source_url(raw_url)
     hide = secrets_of(url, raw_url)
     shown = safe_url(url)
@@ -122,17 +141,18 @@ def read_only(raw_url: str) -> Iterator[tuple[Connection, Backend, str, str, lis
             conn = engine.connect()
         except sa.exc.DBAPIError as exc:
             raise DatabaseUnavailable(dialect, f"cannot connect to {shown}: {first_line(exc.orig or exc, hide)}") from exc
+        session = ReadOnly(conn, backend, dialect, shown, hide, counter)
         try:
             transaction = conn.begin()
-            opening = backend.begin_read_only()
-            if opening:
-                conn.exec_driver_sql(opening)
             try:
-                yield conn, backend, dialect, shown, counter
+                opening = backend.begin_read_only()
+                if opening:
+                    conn.exec_driver_sql(opening)
+                yield session
             finally:
                 transaction.rollback()  # nothing was written; rolling back says so to the database as well
         except sa.exc.DBAPIError as exc:
-            raise DatabaseUnavailable(dialect, f"reading {shown} failed: {first_line(exc.orig or exc, hide)}") from exc
+            raise session.failed(exc) from exc
         finally:
             conn.close()
     finally:
@@ -142,22 +162,48 @@ def read_only(raw_url: str) -> Iterator[tuple[Connection, Backend, str, str, lis
 def read_source(raw_url: str, sample_rows: int = 0) -> Source:
     """Read production at ``raw_url`` (see the module docstring); :class:`DatabaseUnavailable` (exit 3) when it
     cannot be reached, :class:`ConfigError` (exit 2) when it is not under alembic."""
-    with read_only(raw_url) as (conn, backend, dialect, shown, counter):
-        source = _read(conn, backend, dialect, shown, sample_rows)
-    source.statements = counter[0]
+    with read_only_connection(raw_url) as session:
+        source = _read(session.conn, session.backend, session.dialect, session.shown, sample_rows)
+        source.sizes, source.sizes_error = read_table_sizes(session)
+    source.statements = session.counter[0]
     return source
+
+
+def read_table_sizes(session: ReadOnly) -> tuple[dict[str, TableSize], str | None]:
+    """Production's tables' row counts and sizes from its catalogue (the last read of the snapshot: should the
+    dialect's catalogue query fail, nothing else is lost), or why they could not be read."""
+    try:
+        sizes = session.backend.table_sizes(session.conn)
+    except sa.exc.DBAPIError as exc:
+        return {}, f"table sizes could not be read: {first_line(exc.orig or exc, session.hide)}"
+    return {name: size for name, size in sizes.items() if name != VERSION_TABLE}, None
+
+
+def read_sizes(raw_url: str) -> tuple[str, str, dict[str, TableSize]]:
+    """``(dialect, server version, sizes per table)`` of the database at ``raw_url``, read-only (``lint
+    --sizes-from``); a failed catalogue read is a :class:`DatabaseUnavailable` here."""
+    with read_only_connection(raw_url) as session:
+        conn = session.conn
+        if session.dialect == "sqlite":
+            version = f"SQLite {conn.dialect.dbapi.sqlite_version}"  # type: ignore[union-attr]
+        else:
+            version = session.backend.describe_version(conn)  # type: ignore[attr-defined]
+        sizes, error = read_table_sizes(session)
+        if error:
+            raise DatabaseUnavailable(session.dialect, f"{session.shown}: {error}")
+    return session.dialect, version, sizes
 
 
 def ask(raw_url: str, source: Source, questions: dict[str, list[Question]]) -> dict[str, list[Proof]]:
     """Answer the proofs' questions on production, in a read-only snapshot of their own, after checking that
     production is still at the revision(s) the rehearsal started from (:class:`ProductionMoved` if not)."""
-    with read_only(raw_url) as (conn, backend, dialect, shown, counter):
+    with read_only_connection(raw_url) as session:
         version = sa.table(VERSION_TABLE, sa.column("version_num"))
-        now = tuple(sorted(str(r) for r in conn.execute(sa.select(version.c.version_num)).scalars()))
+        now = tuple(sorted(str(r) for r in session.conn.execute(sa.select(version.c.version_num)).scalars()))
         if now != source.revisions:
             raise ProductionMoved(source.revisions, now)
-        proofs = answer(conn, questions, savepoints=dialect != "sqlite")
-    source.statements += counter[0]
+        proofs = answer(session.conn, questions, savepoints=session.dialect != "sqlite")
+    source.statements += session.counter[0]
     return proofs
 
 
