@@ -85,14 +85,20 @@ def test_table_sizes_come_from_the_catalogue_and_change_nothing(dialect, server_
     assert sizes["posts"].rows == 0
 
 
-def test_a_postgresql_table_never_analysed_has_no_row_count(server_urls, production, tmp_path) -> None:
+def test_a_postgresql_table_never_analysed_is_counted_when_small_and_unknown_when_big(server_urls, production,
+                                                                                     tmp_path) -> None:
     url = production("postgresql")
     engine = _engine(url)
     with engine.connect() as conn:
         conn.execute(sa.text("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)"))
         conn.execute(sa.text("CREATE TABLE fresh AS SELECT g AS id FROM generate_series(1, 20000) g"))
+        # about 80 MB: over what the harness counts by itself (64 MiB)
+        conn.execute(sa.text("CREATE TABLE big AS SELECT g AS id, repeat('x', 500) AS pad "
+                             "FROM generate_series(1, 150000) g"))
     engine.dispose()
-    assert read_sizes(url)[2]["fresh"] == TableSize(None, read_sizes(url)[2]["fresh"].bytes, True)
+    sizes = read_sizes(url)[2]
+    assert sizes["fresh"] == TableSize(20000, sizes["fresh"].bytes, False)  # counted: exact
+    assert sizes["big"] == TableSize(None, sizes["big"].bytes, True)
 
 
 # -- estimates --------------------------------------------------------------------------------------------------------

@@ -16,6 +16,10 @@ from .base import ServerBackend, TableSize
 _CAST = re.compile(r"::[A-Za-z_][\w \"]*(\(\d+(,\s*\d+)?\))?(\[\])?$")
 
 
+#: a never-analysed table whose heap is at most this big has its rows counted (``count(*)``) instead of unknown
+_COUNTABLE_BYTES = 64 * 1024 * 1024
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -144,8 +148,12 @@ class PostgreSQLBackend(ServerBackend):
                 count: int | None = int(round(float(tuples) / pages * current_pages))
             elif heap == 0:
                 count = 0  # no page at all: empty, whatever the statistics say
+            elif heap <= _COUNTABLE_BYTES:  # never analysed, and small: counting its rows is a cheap read
+                count = int(conn.execute(sa.text(f"SELECT count(*) FROM {_quote(str(name))}")).scalar() or 0)
+                out[str(name)] = TableSize(count, int(total), False)
+                continue
             else:
-                count = None  # never analysed: run ANALYZE on it for an estimate
+                count = None  # never analysed, and big: run ANALYZE on it for an estimate
             out[str(name)] = TableSize(count, int(total), True)
         return out
 
