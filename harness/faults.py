@@ -33,17 +33,21 @@ class Classified:
 
 def where_it_struck(check: CheckResult, outcome: WorkerOutcome, dialect: str, stopped: bool) -> str:
     """``during the <check> check[, at <step>]``: the step from the check's own failure (``upgrade to r03
-    (posts)``), or, for a check the worker never reported (``stopped``), the last step it began."""
+    (posts)``), else the last step that check began (for a check the worker never reported, ``stopped``, the last
+    step the worker began)."""
     during = f"during the {check.name} check"
     marker = f" failed on {dialect}: "
     if marker in check.message:
         return f"{during}, at {check.message.split(marker, 1)[0]}"
     steps = outcome.of_kind("step")
-    if not stopped:
-        return during
+    own = [s for s in steps if s.get("check") == check.name]
+    if not stopped:  # the check reported its own end: the last step it began, if it began any
+        if not own:
+            return during
+        steps = own
     if not steps:
         return during if outcome.finished else f"{during}, before its first step (while the app started)"
-    step = steps[-1]
+    step = (own or steps)[-1]
     label = f"{step['revision']} ({step['message']})" if step.get("message") else step["revision"]
     return f"{during}, at {step_phrase(step['direction'], label, step.get('parents', ()))}"
 
