@@ -8,6 +8,7 @@ that had finished before the fault keeps its verdict.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, replace
 from .backends import Server, get_backend
@@ -127,9 +128,17 @@ def _room(settings: DatabaseSettings, server: Server) -> str:
     return "free disk space on the server"
 
 
-def wait_for_server(server: Server, limit_s: float = RECONNECT_WAIT_S) -> bool:
+def reconnect_wait_s() -> float:
+    """How long a server given by URL may take to come back: ``HARNESS_RECONNECT_WAIT`` seconds, default 10."""
+    try:
+        return max(0.0, float(os.environ.get("HARNESS_RECONNECT_WAIT", RECONNECT_WAIT_S)))
+    except ValueError:
+        return RECONNECT_WAIT_S
+
+
+def wait_for_server(server: Server, limit_s: float | None = None) -> bool:
     """Whether the server answers again within ``limit_s`` (bounded: a server that stays down costs that long)."""
-    deadline = time.monotonic() + limit_s
+    deadline = time.monotonic() + (reconnect_wait_s() if limit_s is None else limit_s)
     while True:
         if server.probe() is None:
             return True

@@ -222,11 +222,12 @@ def private_server() -> Iterator[tuple[str, str]]:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
-def _slow_step_begun(project: Path, tmp_path: Path, url: str) -> tuple[subprocess.Popen, Path]:
+def _slow_step_begun(project: Path, tmp_path: Path, url: str,
+                     env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
     """A run on the private server, once its slow step has begun; and where its JSON report goes."""
     marker, report = tmp_path / "marker", tmp_path / "report.json"
     proc = start(project, ["--db", "postgresql", "--json", str(report)],
-                 {"HARNESS_POSTGRESQL_URL": url, "HARNESS_TEST_MARKER": str(marker)})
+                 {"HARNESS_POSTGRESQL_URL": url, "HARNESS_TEST_MARKER": str(marker), **(env or {})})
     wait_for(Path(f"{marker}.postgresql"), proc)
     return proc, report
 
@@ -234,7 +235,8 @@ def _slow_step_begun(project: Path, tmp_path: Path, url: str) -> tuple[subproces
 def test_url_server_that_restarts_is_waited_for_and_the_session_run_again(
         slow_project: Path, tmp_path: Path, private_server: tuple[str, str]) -> None:
     name, url = private_server
-    proc, report = _slow_step_begun(slow_project, tmp_path, url)
+    # a loaded CI machine can take more than the default 10 s to restart a container
+    proc, report = _slow_step_begun(slow_project, tmp_path, url, {"HARNESS_RECONNECT_WAIT": "90"})
     subprocess.run(["docker", "restart", "-t", "0", name], check=True, capture_output=True)
     out, err = finish(proc)
     assert proc.returncode == 0, out + err  # the verdict, proved on a fresh scratch database
