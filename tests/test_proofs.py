@@ -18,11 +18,14 @@ from projects import GOOD_MODELS, Rev, good_chain, make_project
 from test_rehearse import (_engine, catalogue_checksum, flask_upgrade, production, rehearse,  # noqa: F401
                            sqlite_file_state)
 
-EXTRA = Rev("a003", "nickname and editor", """
+EXTRA = Rev("a003", "nickname, editor and state", """
     with op.batch_alter_table("users") as batch_op:
         batch_op.add_column(sa.Column("nickname", sa.String(length=40), nullable=True))
+    state = sa.Enum("draft", "published", "archived", name="post_state")
+    state.create(op.get_bind(), checkfirst=True)
     with op.batch_alter_table("posts") as batch_op:
         batch_op.add_column(sa.Column("editor_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("state", state, nullable=False, server_default="draft"))
 """, """
     with op.batch_alter_table("posts") as batch_op:
         batch_op.drop_column("editor_id")
@@ -74,6 +77,29 @@ PENDING = [
 """, """
     op.execute("UPDATE posts SET title = lower(title)")
 """),
+    # PostgreSQL: the usual way to drop a label (a new type, USING); elsewhere an ALTER of the column's type
+    Rev("p008", "retire archived", """
+    new = sa.Enum("draft", "published", name="post_state")
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        op.execute("ALTER TYPE post_state RENAME TO post_state_old")
+        new.create(bind)
+        op.alter_column("posts", "state", server_default=None)
+        op.alter_column("posts", "state", type_=new, existing_nullable=False,
+                        postgresql_using="state::text::post_state")
+        op.alter_column("posts", "state", server_default="draft")
+        op.execute("DROP TYPE post_state_old")
+    else:
+        with op.batch_alter_table("posts") as batch_op:
+            batch_op.alter_column("state", type_=new, existing_nullable=False, existing_server_default="draft",
+                                  existing_type=sa.Enum("draft", "published", "archived", name="post_state"))
+""", "pass"),
+    # a CHECK on a column added in the same step: asked with the value every existing row gets (0)
+    Rev("p009", "read counts", """
+    with op.batch_alter_table("posts") as batch_op:
+        batch_op.add_column(sa.Column("read_count", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.create_check_constraint("read_count_non_negative", "read_count >= 0")
+""", "pass"),
 ]
 MODELS = '''
 class User(db.Model):
@@ -86,21 +112,25 @@ class User(db.Model):
 
 class Post(db.Model):
     __tablename__ = "posts"
+    __table_args__ = (sa.CheckConstraint("read_count >= 0", name="read_count_non_negative"),)
     id = db.Column(sa.Integer, primary_key=True)
     user_id = db.Column(sa.Integer, sa.ForeignKey("users.id"), nullable=False)
     title = db.Column(sa.String(6), nullable=False, index=True)
     editor_id = db.Column(sa.Integer, sa.ForeignKey("users.id"), nullable=True)
+    state = db.Column(sa.Enum("draft", "published", name="post_state"), nullable=False, server_default="draft")
+    read_count = db.Column(sa.Integer, nullable=False, server_default="0")
 '''
 #: rows every pending step trips on: 2 duplicate names (ann, bob), a user named x, 3 users without a nickname,
-#: 4 titles longer than 6 characters, 2 posts whose editor does not exist
+#: 4 titles longer than 6 characters, 2 posts whose editor does not exist, 2 archived posts
 DIRTY_USERS = [{"id": 1, "name": "ann", "nickname": "a"}, {"id": 2, "name": "ann", "nickname": None},
                {"id": 3, "name": "bob", "nickname": "b"}, {"id": 4, "name": "bob", "nickname": None},
                {"id": 5, "name": "x", "nickname": None}, {"id": 6, "name": "cy", "nickname": "c"}]
 DIRTY_POSTS = [{"id": i, "user_id": 1 + i % 6, "title": "a long title" if i <= 4 else f"p{i}",
-                "editor_id": 99 if i in (5, 6) else (None if i == 7 else 1 + i % 6)} for i in range(1, 10)]
+                "editor_id": 99 if i in (5, 6) else (None if i == 7 else 1 + i % 6),
+                "state": "archived" if i in (8, 9) else "published"} for i in range(1, 10)]
 CLEAN_USERS = [{"id": i, "name": f"user{i}", "nickname": f"n{i}"} for i in range(1, 7)]
-CLEAN_POSTS = [{"id": i, "user_id": 1 + i % 6, "title": f"p{i}", "editor_id": None if i == 7 else 1 + i % 6}
-               for i in range(1, 10)]
+CLEAN_POSTS = [{"id": i, "user_id": 1 + i % 6, "title": f"p{i}", "editor_id": None if i == 7 else 1 + i % 6,
+                "state": "draft"} for i in range(1, 10)]
 
 
 def _production(tmp_path: Path, make: Any, dialect: str, users: list[dict], posts: list[dict],
@@ -142,7 +172,7 @@ def test_each_kind_of_step_fails_on_dirty_rows_with_the_count(dialect, server_ur
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert report["verdict"] == "unsafe"
     # every step passed on the copy (it holds no rows): the proofs alone decide
-    assert [s["status"] for s in report["steps"]] == ["passed"] * 7
+    assert [s["status"] for s in report["steps"]] == ["passed"] * 9
     enforced = dialect != "sqlite"  # SQLite stores any length and checks no old row against a new foreign key
     assert _proofs(report) == {
         "p001": [("unique", "fails", 2)],
@@ -152,10 +182,12 @@ def test_each_kind_of_step_fails_on_dirty_rows_with_the_count(dialect, server_ur
         "p005": [("not-null", "fails", 3)],
         "p006": [("data", "passes", 0)],
         "p007": [("data", "unproved", 9)],
+        "p008": [("enum", "fails", 2)] if enforced else [],  # SQLite: a VARCHAR without a CHECK keeps any label
+        "p009": [("check", "passes", 0)],
     }
     assert [s["proof"] for s in report["steps"]] == (
-        ["fails"] * 5 + ["proved", "unproved"] if enforced
-        else ["fails", "proved", "proved", "fails", "fails", "proved", "unproved"])
+        ["fails"] * 5 + ["proved", "unproved", "fails", "proved"] if enforced
+        else ["fails", "proved", "proved", "fails", "fails", "proved", "unproved", "none", "proved"])
     unique = report["steps"][0]["proofs"][0]
     assert unique["text"] == "2 value(s) of (name) occur more than once in users: unique (name) on users fails"
     assert unique["sql"].startswith("SELECT count(*)") and "GROUP BY" in unique["sql"]
@@ -174,7 +206,8 @@ def test_clean_rows_prove_every_step_and_a_data_migration_needs_every_row(dialec
     proc, report = rehearse(project, url, server_urls)
     assert proc.returncode == 5, proc.stdout + proc.stderr  # nothing fails; the data migration is not proved
     assert report["verdict"] == "unproved" and report["reasons"] == []
-    assert [s["proof"] for s in report["steps"]] == ["proved"] * 6 + ["unproved"]
+    enum = ["proved"] if dialect != "sqlite" else ["none"]
+    assert [s["proof"] for s in report["steps"]] == ["proved"] * 6 + ["unproved"] + enum + ["proved"]
     [why] = report["unproved"]
     assert why == ("p007 (shout titles): writes rows in a data migration (UPDATE posts SET title = upper(title)); it "
                    "touches 9 of production's 9 rows of posts and the rehearsal held 0 of them: pass --sample-rows 9 "
@@ -185,7 +218,7 @@ def test_clean_rows_prove_every_step_and_a_data_migration_needs_every_row(dialec
     proc, report = rehearse(project, url, server_urls, "--sample-rows", "100")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert report["verdict"] == "safe" and report["unproved"] == []
-    assert [s["proof"] for s in report["steps"]] == ["proved"] * 7
+    assert [s["proof"] for s in report["steps"]] == ["proved"] * 7 + enum + ["proved"]
     assert _unchanged(url) == before, "production changed"
 
 
@@ -233,3 +266,46 @@ def test_the_tutorial_not_null_unique_email_is_unsafe_by_default(dialect, server
     upgrade = subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=project, env=env,
                              capture_output=True, text=True, timeout=120)
     assert upgrade.returncode != 0
+
+
+#: the example app's slug backfill, reduced: read the rows, write each one (only if there are any), then require
+#: and index what was written. On a copy without rows the writes never happen: the NOT NULL that follows must not be
+#: judged on production's NULLs as if nothing had filled them (that would be a false alarm).
+BACKFILL = Rev("a003", "backfill codes", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(sa.Column("code", sa.String(length=40), nullable=True))
+    users = sa.table("users", sa.column("id", sa.Integer), sa.column("name", sa.String), sa.column("code", sa.String))
+    conn = op.get_bind()
+    rows = [{"uid": uid, "new": f"{name}-{uid}"} for uid, name in conn.execute(sa.select(users.c.id, users.c.name))]
+    if rows:
+        conn.execute(users.update().where(users.c.id == sa.bindparam("uid")).values(code=sa.bindparam("new")), rows)
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.alter_column("code", existing_type=sa.String(length=40), nullable=False)
+        batch_op.create_unique_constraint("uq_users_code", ["code"])
+""", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_constraint("uq_users_code", type_="unique")
+        batch_op.drop_column("code")
+""")
+BACKFILL_MODELS = GOOD_MODELS.replace(
+    '    name = db.Column(sa.String(80), nullable=False)\n',
+    '    name = db.Column(sa.String(80), nullable=False)\n'
+    '    code = db.Column(sa.String(40), nullable=False, unique=True)\n')
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_what_follows_a_data_migration_that_reads_rows_is_not_judged_without_them(dialect, server_urls, production,
+                                                                                  tmp_path) -> None:
+    users = [{"id": i, "name": f"user{i}"} for i in range(1, 5)]
+    project, url = _production(tmp_path, production, dialect, users, [], good_chain() + [BACKFILL], BACKFILL_MODELS,
+                               at="a002")
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 5, proc.stdout + proc.stderr  # not 1: `flask db upgrade` passes there
+    [step] = report["steps"]
+    assert [(p["kind"], p["decides"]) for p in step["proofs"]] == [
+        ("data", "unproved"), ("not-null", "unproved"), ("unique", "unproved")]
+    assert step["proofs"][1]["text"].startswith("not known: a003 (backfill codes) read rows of users")
+    # with every row in the rehearsal the backfill ran on all of them, and what follows is proved by it
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "10")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert report["steps"][0]["proof"] == "proved"

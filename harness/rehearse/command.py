@@ -340,7 +340,9 @@ def _prove(rehearsal: _Job, from_url: str, source: Source, backend: Any, dialect
     keep the answers with the steps; what stopped the proofs, if anything (then they are all unproved)."""
     ran = [(step.revision, step.operations) for step in rehearsal.steps]
     try:
-        questions = derive(ran, source.metadata, backend, dialect, rehearsal.copied)
+        labels = {step.revision: f"{step.revision} ({step.message})" if step.message else step.revision
+                  for step in rehearsal.steps}
+        questions = derive(ran, source.metadata, backend, dialect, rehearsal.copied, labels)
     except Exception as exc:  # noqa: BLE001 - a harness bug costs the proofs (unproved), never the verdict's honesty
         return f"the proofs' questions could not be derived ({type(exc).__name__}: {exc}); please report it"
     if not any(questions.values()):

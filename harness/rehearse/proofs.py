@@ -45,7 +45,7 @@ _DATA_DDL = re.compile(r"\b(UNIQUE|PRIMARY\s+KEY|FOREIGN\s+KEY|REFERENCES|CHECK|
                        r"VALIDATE|USING)\b", re.IGNORECASE)
 _NEW_OBJECT = re.compile(r"^\s*(CREATE\s+(TABLE|TYPE|SEQUENCE|VIEW|FUNCTION|TRIGGER|EXTENSION|SCHEMA|"
                          r"(OR\s+REPLACE\s+)?(VIEW|FUNCTION)|INDEX)|DROP|COMMENT|GRANT|REVOKE|ALTER\s+TYPE\s+\S+\s+"
-                         r"(ADD|RENAME)\s+VALUE|ALTER\s+SEQUENCE|ALTER\s+INDEX)\b", re.IGNORECASE)
+                         r"((ADD|RENAME)\s+VALUE|RENAME\s+TO|OWNER\s+TO)|ALTER\s+SEQUENCE|ALTER\s+INDEX)\b", re.IGNORECASE)
 _INT_RANGE = {8: (-128, 127), 16: (-32768, 32767), 24: (-8388608, 8388607), 32: (-2147483648, 2147483647),
               64: (-9223372036854775808, 9223372036854775807)}
 _INTEGER_TEXT = r"^[[:space:]]*[-+]?[0-9]+[[:space:]]*$"
@@ -83,6 +83,11 @@ class Question:
     decide: Decide
     #: the query selects several counts: ``decide`` gets them all (a tuple) instead of the first
     counts: bool = False
+    #: earlier data migrations' reads of rows: unless each of those is proved, what they wrote is not known, and
+    #: neither is this question's answer
+    after: tuple["Question", ...] = ()
+    #: the step that asks it (``revision (message)``)
+    origin: str = ""
 
 
 def summary(proofs: Sequence[Proof]) -> str:
@@ -154,10 +159,30 @@ class _Deriver:
         self.dialect = dialect
         self.copied = copied
         self.questions: list[Question] = []
+        #: the coverage questions of data migrations that read rows: code that reads rows may write anything after
+        #: (on a copy without those rows it wrote nothing), so every later answer depends on them being proved
+        self.taints: list[Question] = []
+        self.origin = ""
 
     # helpers
     def ask(self, kind: str, question: str, table: str | None, query: Any, decide: Decide) -> None:
-        self.questions.append(Question(kind, question, table, query, decide))
+        self.questions.append(Question(kind, question, table, query, decide, after=tuple(self.taints),
+                                       origin=self.origin))
+
+    def decided(self, kind: str, question: str, table: str | None, text: str) -> None:
+        """A proof that needs no query (what every existing row holds follows from the pending steps themselves);
+        it still depends on the earlier data migrations' reads, as every proof does."""
+        self.ask(kind, question, table, None, lambda c, e: (PASSES, text))
+
+    def untouched_new(self, table: str) -> bool:
+        """Whether ``table`` was created by a pending step and no data migration can have written it: empty, no
+        question to ask. After an earlier data migration read rows, it may have filled it: then the emptiness is
+        a (dependent) proof of its own."""
+        if not self.state.is_new(table) or table in self.state.written:
+            return False
+        if self.taints:
+            self.decided("data", f"rows of {table}", table, f"{table} is created by a pending step")
+        return True
 
     def count_rows(self, table: sa.Table) -> Any:
         return sa.select(sa.func.count()).select_from(table)
@@ -168,7 +193,7 @@ class _Deriver:
     def rows_must_be_covered(self, kind: str, table: str, why: str) -> None:
         """A step whose outcome depends on ``table``'s rows in a way no aggregate decides: proved when production
         holds none, or when the rehearsal ran it on every one of them; else unproved."""
-        if self.state.is_new(table) and table not in self.state.written:
+        if self.untouched_new(table):
             return  # created by a pending step and written by none: empty when this step runs
         real = self.state.production_table(table)
         if real is None:
@@ -194,13 +219,17 @@ class _Deriver:
     def add_column(self, fact: dict[str, Any]) -> None:
         table, column = fact["table"], fact["column"]
         default = fact.get("server_default")
+        family = (fact.get("type") or {}).get("family")
+        fill: _Fill | None
         if default is not None:
             fill = _Fill(default, f"its server default {default}")
         elif not fact["nullable"] and self.backend.fills_implicit_default:
-            fill = _Fill("''", "the type's implicit default ('' / 0)")
+            implicit = {"string": "''", "enum": None, "integer": "0", "numeric": "0", "float": "0", "boolean": "0"}
+            value = implicit.get(family or "")  # an enum's first label, a zero date...: not followed
+            fill = _Fill(value, f"the type's implicit default ({value})") if value else None
         else:
             fill = _Fill(None, "NULL")
-        new_table = self.state.is_new(table) and table not in self.state.written
+        new_table = self.untouched_new(table)
         self.state.columns[(table, column)] = fill
         if new_table:
             return
@@ -213,7 +242,8 @@ class _Deriver:
             if self.backend.fills_implicit_default:
                 self.ask("not-null", f"rows of {real.name} that get {column}'s implicit default", real.name,
                          self.count_rows(real), lambda c, e: (PASSES, (
-                             f"the database fills the implicit default ('' / 0) into {c:,} existing row(s) of "
+                             f"the database fills {fill.why if fill else 'the type' + chr(39) + 's implicit default'} "
+                             f"into {c:,} existing row(s) of "
                              f"{real.name} for the new NOT NULL column {column}: the step passes (make sure that "
                              "value is what you want)") if c is not None else (UNPROVED, f"counting failed: {e}")))
             else:
@@ -227,12 +257,12 @@ class _Deriver:
         for fk in fact.get("foreign_keys", ()):
             self.foreign_key({"table": table, "columns": fk["columns"], "referent": fk["referent"],
                               "referent_columns": fk["referent_columns"], "not_valid": False})
-        for _ in fact.get("checks", ()):
-            self.rows_must_be_covered("check", table, f"adds {where} with a CHECK on its value")
+        for condition in fact.get("checks", ()):
+            self.check({"table": table, "condition": condition, "not_valid": False})
 
     def alter_column(self, fact: dict[str, Any]) -> None:
         table, name = fact["table"], fact["column"]
-        if self.state.is_new(table) and table not in self.state.written:
+        if self.untouched_new(table):
             self._rename(table, name, fact.get("new_name"))
             return
         source = self.state.column(table, name)
@@ -247,7 +277,10 @@ class _Deriver:
                                            "NULL fails",
                                  f"no row of {real.name} has {source.name} NULL"))
             elif isinstance(source, _Fill) and real is not None:
-                if source.value is None:
+                if source.value is not None:
+                    self.decided("not-null", f"rows of {real.name}", real.name, f"every existing row of {real.name} "
+                                 f"holds {source.why} in {name}")
+                else:
                     self.ask("not-null", f"rows of {real.name} (each holds NULL in {name}, added by a pending step)",
                              real.name, self.count_rows(real), _fails_if_any(
                                  lambda c: f"{c:,} row(s) of {real.name} hold NULL in {name} (a pending step added "
@@ -283,16 +316,6 @@ class _Deriver:
         column, where = source, f"{real.name}.{source.name}"
         new_sql = new.get("sql", "?")
         limits = self.backend.enforces_type_limits
-        if fact.get("using"):
-            if self.backend.cast_raises:
-                using = fact["using"]
-                self.ask("cast", f"rows of {real.name} whose USING {using} raises", real.name,
-                         sa.select(sa.func.count(sa.text(f"({using})"))).select_from(real),
-                         _raises_fails(f"{where} USING {using} fails on at least one row of production",
-                                       f"USING {using} converts every row of {real.name}"))
-            else:
-                self.rows_must_be_covered("cast", table, f"converts {label} with USING")
-            return
         if new["family"] == "enum":
             labels = new.get("labels") or []
             if not (new.get("native") and self.dialect != "sqlite") and not new.get("constraint"):
@@ -302,6 +325,16 @@ class _Deriver:
                      _fails_if_any(lambda c: f"{c:,} row(s) of {real.name} hold a {source.name} that {new_sql} no "
                                              "longer has: the step fails",
                                    f"every {source.name} of {real.name} is one of the new labels"))
+            return
+        if fact.get("using"):
+            if self.backend.cast_raises:
+                using = fact["using"]
+                self.ask("cast", f"rows of {real.name} whose USING {using} raises", real.name,
+                         sa.select(sa.func.count(sa.text(f"({using})"))).select_from(real),
+                         _raises_fails(f"{where} USING {using} fails on at least one row of production",
+                                       f"USING {using} converts every row of {real.name}"))
+            else:
+                self.rows_must_be_covered("cast", table, f"converts {label} with USING")
             return
         ask = self.ask if limits else self._unenforced
         family = new["family"]
@@ -367,7 +400,7 @@ class _Deriver:
 
     def unique(self, fact: dict[str, Any]) -> None:
         table = fact["table"]
-        if self.state.is_new(table) and table not in self.state.written:
+        if self.untouched_new(table):
             return
         if fact.get("expressions"):
             self.rows_must_be_covered("unique", table, f"adds a unique index on expressions of {table}")
@@ -391,8 +424,10 @@ class _Deriver:
                          real.name, self.where_count(real, column.is_(None)), _fails_if_any(
                              lambda c, n=column.name: f"{c:,} row(s) of {real.name} have {n} NULL: the primary key "
                                                       "fails", f"no row of {real.name} has a NULL key"))
-        if any(f.value is None for f in fills) and not nulls_collide:
-            return  # every existing row holds NULL in one of the columns: NULLs never collide
+        if any(f.value is None for f in fills) and not nulls_collide:  # NULLs never collide
+            self.decided("unique", f"{what}: existing rows", table, f"every existing row of {real.name} holds NULL "
+                         f"in ({', '.join(names)}) (added by a pending step), and NULLs never collide")
+            return
         if not varying:
             self.ask("unique", f"rows of {real.name} (all get the same value)", real.name, self.count_rows(real),
                      _fails_if(lambda c: c > 1, lambda c: f"all {c:,} rows of {real.name} get the same value "
@@ -411,7 +446,7 @@ class _Deriver:
 
     def foreign_key(self, fact: dict[str, Any]) -> None:
         table, referent = fact["table"], fact["referent"]
-        if self.state.is_new(table) and table not in self.state.written:
+        if self.untouched_new(table):
             return
         what = f"the foreign key {table}({', '.join(fact['columns'])}) → {referent}"
         if fact.get("not_valid"):
@@ -428,7 +463,9 @@ class _Deriver:
             self.rows_must_be_covered("foreign-key", table, f"adds {what} over values a pending step wrote")
             return
         if any(isinstance(s, _Fill) and s.value is None for s in sources):
-            return  # a NULL in a key column matches nothing and is never an orphan
+            self.decided("foreign-key", f"{what}: existing rows", table, f"every existing row of {real.name} holds "
+                         "NULL in the key (added by a pending step): no row can be an orphan")
+            return
         if any(isinstance(s, _Fill) for s in sources):
             self.rows_must_be_covered("foreign-key", table, f"adds {what} over a column filled with a default")
             return
@@ -453,7 +490,7 @@ class _Deriver:
 
     def check(self, fact: dict[str, Any]) -> None:
         table = fact["table"]
-        if self.state.is_new(table) and table not in self.state.written:
+        if self.untouched_new(table):
             return
         condition = fact["condition"]
         if fact.get("not_valid"):
@@ -461,7 +498,8 @@ class _Deriver:
                 PASSES, f"CHECK ({condition}) is added NOT VALID: existing rows are not checked"))
             return
         real = self.state.production_table(table)
-        if real is None or table in self.state.written or real.name != table:
+        asked = self._as_in_production(table, condition) if real is not None else None
+        if real is None or asked is None:
             self.rows_must_be_covered("check", table, f"adds CHECK ({condition}) over values a pending step changed")
             return
 
@@ -474,7 +512,26 @@ class _Deriver:
             return PASSES, f"every row of {table} satisfies CHECK ({condition})"
 
         self.ask("check", f"rows of {table} that violate CHECK ({condition})", table,
-                 self.where_count(real, sa.text(f"NOT ({condition})")), decide)
+                 self.where_count(real, sa.text(f"NOT ({asked})")), decide)
+
+    def _as_in_production(self, table: str, condition: str) -> str | None:
+        """``condition`` (on ``table`` as the pending steps left it) as it reads on production's table: a column a
+        pending step added becomes the value every existing row holds in it, a renamed one its production name;
+        None when it names a column whose values only a pending data migration knows."""
+        if table in self.state.written:
+            return None
+        names = {c for t, c in self.state.columns if t == table} | {c for t, c in self.state.changed if t == table}
+        for name in sorted(names, key=len, reverse=True):
+            pattern = re.compile(rf"(?<![\w.])([\"`]?){re.escape(name)}\1(?![\w])")
+            if not pattern.search(condition):
+                continue
+            source = self.state.column(table, name)
+            if source is None:
+                return None
+            value = (f"({source.value})" if source.value is not None else "NULL") if isinstance(source, _Fill) \
+                else _dialect_for(self.dialect).identifier_preparer.quote(source.name)
+            condition = pattern.sub(lambda m: value, condition)
+        return condition
 
     def statement(self, fact: dict[str, Any]) -> None:
         kind, text = fact["kind"], fact["statement"]
@@ -498,8 +555,11 @@ class _Deriver:
                 and target[0] not in self.state.written and self.state.production_table(target[0]) is not None:
             self._touched(target[0], target[1], why)
         else:
+            start = len(self.questions)
             for table in tables:
                 self.rows_must_be_covered("data", table, why)
+            if kind == "read":
+                self.taints.extend(self.questions[start:])
         if kind == "write":
             columns = _set_columns(text) if target else None
             if columns is not None and target:
@@ -588,10 +648,16 @@ def _fails_if(test: Callable[[int], bool], failing: Callable[[int], str], passin
 
 
 def _raises_fails(failing: str, passing: str) -> Decide:
+    """A conversion tried in a SELECT: a data exception (SQLSTATE class 22: invalid input, out of range) is a row
+    that does not convert; any other error (a type or function a pending step creates, which production does not
+    have yet) means the conversion could not be tried there."""
     def decide(count: int | None, error: str | None) -> tuple[str, str]:
-        if count is None:
+        if count is not None:
+            return PASSES, passing
+        if error and error.startswith("[22"):
             return FAILS, f"{failing}: {error}"
-        return PASSES, passing
+        return UNPROVED, (f"the conversion could not be tried on production ({error}); whether it holds for every "
+                          "row is not known")
 
     return decide
 
@@ -636,7 +702,7 @@ def _set_columns(text: str) -> list[str] | None:
 
 
 def derive(steps: Sequence[tuple[str, Sequence[dict[str, Any]]]], metadata: sa.MetaData, backend: Backend,
-           dialect: str, copied: dict[str, int]) -> dict[str, list[Question]]:
+           dialect: str, copied: dict[str, int], labels: dict[str, str] | None = None) -> dict[str, list[Question]]:
     """The questions of each step (``(revision, facts)`` in the order they ran), following production's tables
     through the earlier pending steps."""
     _dialect_for(dialect)
@@ -644,6 +710,7 @@ def derive(steps: Sequence[tuple[str, Sequence[dict[str, Any]]]], metadata: sa.M
     questions: dict[str, list[Question]] = {}
     for revision, facts in steps:
         deriver.questions = []
+        deriver.origin = (labels or {}).get(revision, revision)
         for fact in facts:
             deriver.apply(fact)
         questions[revision] = deriver.questions
@@ -654,7 +721,8 @@ def answer(conn: sa.engine.Connection, questions: dict[str, list[Question]], sav
     """Ask every question on ``conn`` (production, read-only, one snapshot); an identical query is sent once.
     With ``savepoints`` each query runs behind one, so that a failed one (a cast that raises) leaves the
     transaction usable."""
-    cache: dict[str, tuple[int | None, str | None]] = {}
+    cache: dict[str, tuple[tuple[int, ...] | None, str | None]] = {}
+    decided: dict[int, str] = {}  #: id(question) → what it decided, for the questions that come after it
     proofs: dict[str, list[Proof]] = {}
     for revision, asked in questions.items():
         proofs[revision] = []
@@ -670,6 +738,14 @@ def answer(conn: sa.engine.Connection, questions: dict[str, list[Question]], sav
                 values, error = cache[sql]
                 count = values[0] if values else None
             decides, text = q.decide(values if q.counts and q.query is not None else count, error)
+            open_taints = [t for t in q.after if decided.get(id(t), UNPROVED) != PASSES]
+            if open_taints:
+                taint = open_taints[0]
+                decides, text = UNPROVED, (
+                    f"not known: {taint.origin} read rows of {taint.table} in a data migration, and the rehearsal "
+                    f"did not run it on every one of them, so what it wrote after is not known (were it not for "
+                    f"that: {text})")
+            decided[id(q)] = decides
             proofs[revision].append(Proof(q.kind, q.question, count, decides, text, q.table, sql))
     return proofs
 
@@ -685,7 +761,8 @@ def _count(conn: sa.engine.Connection, query: Any, savepoints: bool) -> tuple[tu
             nested.rollback()
         if exc.connection_invalidated:
             raise
-        return None, first_line(exc.orig or exc)
+        code = getattr(exc.orig, "pgcode", None)  # PostgreSQL's SQLSTATE: class 22 is a data exception
+        return None, (f"[{code}] " if code else "") + first_line(exc.orig or exc)
     if nested is not None:
         nested.commit()
     return tuple(int(v or 0) for v in row) if row is not None else (0,), None
