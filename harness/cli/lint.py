@@ -11,7 +11,7 @@ import traceback
 import click
 
 from ..backends.base import new_run_id
-from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, interrupt, write_json_report
+from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, app_options, interrupt, write_json_report
 from ..config import build_config, server_urls
 from ..errors import ConfigError, HarnessError
 from ..lint.findings import SEVERITIES
@@ -21,10 +21,7 @@ from ..report import write_atomically
 
 
 @click.command()
-@click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
-@click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
-@click.option("--python", "python", metavar="PATH",
-              help="The app's interpreter, which loads the app (default: the active virtualenv's, else this one).")
+@app_options
 @click.option("--db", "db", multiple=True, metavar="NAME",
               help="Database(s): sqlite, postgresql, mysql, repeatable or comma-separated (default: all).")
 @click.option("--from", "from_revision", metavar="REV",
@@ -138,10 +135,7 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
 
 
 @click.command("sql")
-@click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
-@click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
-@click.option("--python", "python", metavar="PATH",
-              help="The app's interpreter, which loads the app (default: the active virtualenv's, else this one).")
+@app_options
 @click.option("--db", "db", multiple=True, metavar="NAME",
               help="Database(s): sqlite, postgresql, mysql, repeatable or comma-separated (default: all).")
 @click.option("--from", "from_revision", metavar="REV", help="Only the revisions after REV (default: all).")

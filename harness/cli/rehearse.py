@@ -8,7 +8,7 @@ import traceback
 
 import click
 
-from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, interrupt
+from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, app_options, interrupt
 from ..errors import HarnessError
 from ..redact import redact, secrets_of
 
@@ -17,10 +17,7 @@ from ..redact import redact, secrets_of
 @click.option("--from", "from_url", metavar="URL", envvar="HARNESS_REHEARSE_FROM", required=True,
               help="The database to rehearse against (production, a replica, staging); read-only. "
                    "Default: HARNESS_REHEARSE_FROM.")
-@click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
-@click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
-@click.option("--python", "python", metavar="PATH",
-              help="The app's interpreter, which loads the app (default: the active virtualenv's, else this one).")
+@app_options
 @click.option("--image", metavar="IMAGE",
               help="Image of the throwaway server (default: from production's version, e.g. postgres:15).")
 @click.option("--sample-rows", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",

@@ -19,14 +19,11 @@ from ..redact import redact, secrets_of
 from ..results import RunResult
 from ..report import TextReporter, color_wanted, summary, verdict_line, write_json
 from ..backends.base import new_run_id
-from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, interrupt
+from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, app_options, interrupt
 from ..runner import run as run_checks
 
 @click.command()
-@click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
-@click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
-@click.option("--python", "python", metavar="PATH",
-              help="The app's interpreter, which loads the app (default: the active virtualenv's, else this one).")
+@app_options
 @click.option("--db", "db", multiple=True, metavar="NAME",
               help=f"Database(s) to run on, repeatable or comma-separated: {', '.join(DIALECTS)} (default: all).")
 @click.option("--json", "json_path", metavar="PATH", help="Also write the JSON report to PATH.")
