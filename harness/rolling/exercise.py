@@ -6,15 +6,17 @@ dropped column breaks every load of its class, not only code that reads the attr
 column (``select`` of one attribute, ``update`` of one column) isolate the column that broke, so a later revision
 that breaks another column of an already broken class is still seen (:mod:`harness.rolling.classify`).
 
-Operations, each in its own transaction (a failed one never hides the next):
+Operations, each in its own transaction (a failed one never hides the next), always rolled back:
 
 * ``load``: ``query(Model)`` (every mapped column), then each relationship from a loaded row (``relationship``);
 * ``select``: ``query(Model.attr)`` for each column attribute;
 * ``insert``: a ``Model()`` with only what the model requires (NOT NULL columns without a default of any kind),
   flushed: what the old code sends, and nothing it does not know about;
-* ``update``: ``query(Model).filter(pk).update({attr: value})`` for each column, on the inserted row (or a row
-  already there), with a value of the model's own type;
-* ``delete``: ``session.delete()`` of the inserted row (the ORM's cascades included).
+* ``update``: ``query(Model).filter(pk).update({attr: value})`` for each column, on a row already there, with a
+  value of the model's own type;
+* ``delete``: ``session.delete()`` of a row it inserts (the ORM's cascades included).
+
+Every operation is rolled back: nothing the exercise writes stays for the next operation, class or step.
 
 Runs on every SQLAlchemy the worker supports (1.3 to 2.x): ``Session.query`` is the API common to all of them.
 """
@@ -95,25 +97,23 @@ def _exercise_class(cls: Any, engine: Any, release: str) -> Iterator[Failure | N
     name = cls.__name__
 
     def attempt(operation: str, attribute: str | None, work: Any) -> Failure | None:
+        """``work`` in a transaction that is always rolled back: the database accepted or refused the statements,
+        and nothing the exercise writes stays (no later operation, class or step meets its rows)."""
         session = orm.Session(bind=engine)
         try:
             work(session)
-            session.commit()
+            session.flush()
             return None
         except Exception as exc:  # noqa: BLE001 - the database's refusal is the finding
-            session.rollback()
             return Failure(release, operation, name, attribute, describe_error(exc))
         finally:
+            session.rollback()
             session.close()
 
-    loaded: list[Any] = []
-
     def load(session: Any) -> None:
-        loaded.extend(session.query(cls).limit(LOAD_ROWS).all())
-        for obj in loaded:  # deferred columns load here
-            for prop in mapper.column_attrs:
+        for obj in session.query(cls).limit(LOAD_ROWS).all():
+            for prop in mapper.column_attrs:  # deferred columns load here
                 getattr(obj, prop.key)
-        loaded.clear()
 
     yield attempt("load", None, load)
     pk_attrs = [getattr(cls, mapper.get_property_by_column(c).key) for c in mapper.primary_key]
@@ -127,49 +127,43 @@ def _exercise_class(cls: Any, engine: Any, release: str) -> Iterator[Failure | N
     for prop in mapper.column_attrs:
         yield attempt("select", prop.key, lambda session, p=prop: session.query(getattr(cls, p.key)).limit(1).all())
 
-    inserted: dict[str, Any] = {}
-
-    def insert(session: Any) -> None:
+    def insert(session: Any) -> Any:
         obj = cls()
         for position, column in enumerate(_table_columns(mapper)):
             if _required(column):
                 setattr(obj, mapper.get_property_by_column(column).key, _value_for(session, column, position, 0))
         session.add(obj)
         session.flush()
-        inserted["identity"] = [getattr(obj, a.key) for a in pk_attrs]
+        return obj
 
     failure = attempt("insert", None, insert)
     if failure is None:
         yield None
     else:
         yield from _insert_causes(failure, mapper, engine)
-    target = inserted.get("identity")
-    if target is None:  # nothing inserted: update a row that is already there
-        try:
-            with engine.connect() as conn:
-                session = orm.Session(bind=conn)
-                row = session.query(*pk_attrs).first()
-                session.close()
-            target = list(row) if row is not None else None
-        except Exception:  # noqa: BLE001 - ``load`` / ``select`` already say why the table cannot be read
-            target = None
-    if target is not None:
-        where = sa.and_(*[a == v for a, v in zip(pk_attrs, target)])
-        for position, prop in enumerate(mapper.column_attrs):
-            columns = [c for c in prop.columns if isinstance(c, sa.Column) and c.table is not None]
-            if not columns or any(c.primary_key for c in columns) or getattr(columns[0], "computed", None) is not None:
-                continue
+    try:  # updates work on a row already there (the generated rows), rolled back each time
+        with engine.connect() as conn:
+            session = orm.Session(bind=conn)
+            row = session.query(*pk_attrs).first()
+            session.close()
+        target = list(row) if row is not None else None
+    except Exception:  # noqa: BLE001 - ``load`` / ``select`` already say why the table cannot be read
+        target = None
+    where = sa.and_(*[a == v for a, v in zip(pk_attrs, target)]) if target is not None else None
+    for position, prop in enumerate(mapper.column_attrs if where is not None else ()):
+        columns = [c for c in prop.columns if isinstance(c, sa.Column) and c.table is not None]
+        if not columns or any(c.primary_key for c in columns) or getattr(columns[0], "computed", None) is not None:
+            continue
 
-            def update(session: Any, prop: Any = prop, column: Any = columns[0], position: int = position) -> None:
-                value = _value_for(session, column, position, 1)
-                session.query(cls).filter(where).update({getattr(cls, prop.key): value}, synchronize_session=False)
+        def update(session: Any, prop: Any = prop, column: Any = columns[0], position: int = position) -> None:
+            value = _value_for(session, column, position, 1)
+            session.query(cls).filter(where).update({getattr(cls, prop.key): value}, synchronize_session=False)
 
-            yield attempt("update", prop.key, update)
-    if inserted.get("identity") is not None:
-        def delete(session: Any) -> None:
-            obj = session.query(cls).options(orm.load_only(*pk_attrs)).filter(where).one()
-            session.delete(obj)
-            session.flush()
+        yield attempt("update", prop.key, update)
+
+    if failure is None:
+        def delete(session: Any) -> None:  # the row it inserts itself: no other row refers to it
+            session.delete(insert(session))
 
         yield attempt("delete", None, delete)
 
