@@ -102,6 +102,9 @@ EXTRA_MODES: dict[str, str] = {
     "observe": "harness.lint.observe:run_mode",
     "rehearse": "harness.rehearse.steps:run_mode",
     "estimate": "harness.lint.measure:run_mode",
+    "compat-prepare": "harness.rolling.modes:run_mode",
+    "compat-exercise": "harness.rolling.modes:run_mode",
+    "compat-step": "harness.rolling.modes:run_mode",
 }
 
 
@@ -110,6 +113,10 @@ def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     problem = missing_driver([spec["url"], *spec.get("drivers", ())])
     if problem:
         raise ConfigError(problem)
+    if spec.get("forbid_roots"):  # ``compat``'s previous release: never the working tree's code
+        from .rolling.modes import keep_off_path
+
+        keep_off_path(spec["forbid_roots"], spec.get("replacement_root"))
     load_dotenv()
     # made (and removed, even when this process is killed) by the parent: harness.process.run_worker
     bind_directory = Path(spec["bind_directory"])

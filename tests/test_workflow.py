@@ -57,7 +57,7 @@ def test_the_pull_request_workflow_annotates_and_keeps_the_sql() -> None:
 
 def test_every_harness_option_the_workflows_use_exists(tmp_path: Path) -> None:
     text = WORKFLOW.read_text() + PULL_REQUEST.read_text()
-    for command in ("run", "merge", "lint", "sql"):
+    for command in ("run", "merge", "lint", "sql", "compat"):
         used = set()
         for line in re.findall(rf"migration-harness {command}[^\n]*(?:\n\s+--[^\n]*)*", text):
             used |= set(re.findall(r"(--[a-z][a-z-]+)", line))

@@ -1,4 +1,4 @@
-"""The ``migration-harness`` command: parse options, call the library, print, set the exit code. No logic."""
+"""``migration-harness run``, ``merge`` and ``clean``: parse options, call the library, print, set the exit code."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,83 +7,23 @@ import os
 import signal
 import sys
 import traceback
-import warnings
 from typing import Any
 
 import click
-from sqlalchemy import exc as sa_exc
 
-from . import __version__
-from .clean import clean as clean_leftovers
-from .config import DIALECTS, build_config, server_urls
-from .errors import EXIT_UNAVAILABLE, HarnessError
-from .formats import write_junit, write_markdown
-from .html_report import write_html
-from .merge import load_report, merge
-from .redact import redact, secrets_of
-from .results import RunResult
-from .report import TextReporter, color_wanted, summary, verdict_line, write_json
-from .backends.base import new_run_id
-from .runner import run as run_checks
+from ..config import DIALECTS, build_config, server_urls
+from ..errors import HarnessError
+from ..formats import write_junit, write_markdown
+from ..html_report import write_html
+from ..redact import redact, secrets_of
+from ..results import RunResult
+from ..report import TextReporter, color_wanted, summary, verdict_line, write_json
+from ..backends.base import new_run_id
+from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, app_options, interrupt
+from ..runner import run as run_checks
 
-EXIT_INTERRUPTED = 130
-EXIT_INTERNAL = 4
-
-# Tables that reference each other (users.team_id <-> teams.captain_id) are a normal schema; SQLAlchemy warns about
-# each cycle every time it sorts them, which would bury the verdict. The copy and the comparisons handle cycles.
-warnings.filterwarnings("ignore", message="Cannot correctly sort tables", category=sa_exc.SAWarning)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    """The first SIGINT / SIGTERM stops the run; later ones are ignored so that the cleanup it starts (stop the
-    worker, drop the scratch databases, remove the containers) is not itself cut short."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-class _NoCommand(click.UsageError):
-    """No command given: the help is the message (exit 2)."""
-
-
-class _OneLineErrors(click.Group):
-    """Usage errors (unknown option, a value that is not a number…) as one ``migration-harness: error:`` line with
-    exit 2, like every other bad input, instead of click's three-line usage block."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        # No command: the harness's own error on every click version (8.2+ raise NoArgsIsHelpError here, 8.0 and
-        # 8.1 print the help and exit 0, which would make a CI step that forgot the command pass).
-        if not args and not ctx.resilient_parsing:
-            raise _NoCommand(ctx.get_help(), ctx)
-        return super().parse_args(ctx, args)
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs["standalone_mode"] = False
-        try:
-            return super().main(*args, **kwargs)
-        except _NoCommand as exc:  # show the help, exit 2
-            click.echo(exc.message, err=True)
-            sys.exit(exc.exit_code)
-        except click.UsageError as exc:
-            click.echo(f"migration-harness: error: {exc.format_message()} (see --help)", err=True)
-            sys.exit(exc.exit_code)
-        except click.exceptions.Exit as exc:
-            sys.exit(exc.exit_code)
-        except click.Abort:
-            sys.exit(EXIT_INTERRUPTED)
-
-
-@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="migration-harness")
-def main() -> None:
-    """Verify a Flask-Migrate chain on SQLite, PostgreSQL and MySQL before anyone deploys it."""
-
-
-@main.command()
-@click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
-@click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
-@click.option("--python", "python", metavar="PATH",
-              help="The app's interpreter, which loads the app (default: the active virtualenv's, else this one).")
+@click.command()
+@app_options
 @click.option("--db", "db", multiple=True, metavar="NAME",
               help=f"Database(s) to run on, repeatable or comma-separated: {', '.join(DIALECTS)} (default: all).")
 @click.option("--json", "json_path", metavar="PATH", help="Also write the JSON report to PATH.")
@@ -120,8 +60,8 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         verbose: bool, quiet: bool, junit_path: str | None, markdown_path: str | None,
         html_path: str | None, tmpfs_size: str | None, python: str | None) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     started_at = datetime.datetime.now(datetime.timezone.utc)
     reporter: TextReporter | None = None
     config = None
@@ -136,7 +76,7 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         text_out = sys.stderr if json_path == "-" else None
         config = dataclasses.replace(config, run_id=config.run_id or new_run_id())  # known to an interrupted report
         if sys.stdout.isatty() and not quiet and json_path != "-":  # a person at a terminal: live progress
-            from .live import LiveReporter
+            from ..live import LiveReporter
 
             with LiveReporter(verbose=verbose, color=color_wanted()) as live:
                 reporter = live
@@ -186,58 +126,3 @@ def _stopped_report(json_path: str | None, code: int, why: str, started_at: date
         write_json(result, json_path)
     except OSError as exc:  # an unwritable path is itself the usage error being reported
         click.echo(f"migration-harness: error: cannot write {json_path}: {exc.strerror or exc}", err=True)
-
-
-@main.command("merge")
-@click.argument("reports", nargs=-1, required=True, metavar="REPORT.json...")
-@click.option("--json", "json_path", metavar="PATH", help="Write the merged JSON report to PATH (- for stdout).")
-@click.option("--junit", "junit_path", metavar="PATH", help="Write the merged JUnit XML report to PATH.")
-@click.option("--markdown", "markdown_path", metavar="PATH",
-              help="Write the merged Markdown report (also appended to $GITHUB_STEP_SUMMARY when set).")
-@click.option("--html", "html_path", metavar="PATH", help="Write the merged HTML report.")
-def merge_reports(reports: tuple[str, ...], json_path: str | None, junit_path: str | None,
-                  markdown_path: str | None, html_path: str | None) -> None:
-    """Combine the JSON reports of several jobs (a nightly matrix) into one verdict; each database keeps its
-    server version, so postgresql 13 and 17 stay separate rows. Exits with the merged run's exit code."""
-    try:
-        result = merge([load_report(path) for path in reports])
-    except HarnessError as exc:
-        click.echo(f"migration-harness: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    click.echo(summary(result), err=json_path == "-", color=color_wanted())
-    if json_path:
-        write_json(result, json_path)
-    if junit_path:
-        write_junit(result, junit_path)
-    if html_path:
-        write_html(result, html_path)
-    if markdown_path or os.environ.get("GITHUB_STEP_SUMMARY"):
-        write_markdown(result, markdown_path)
-    sys.exit(result.exit_code)
-
-
-@main.command()
-@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
-@click.option("--run-id", "run_ids", multiple=True, metavar="ID",
-              help="Only the leftovers of this run (repeatable), e.g. the HARNESS_RUN_ID a CI job set.")
-def clean(dry_run: bool, run_ids: tuple[str, ...]) -> None:
-    """Remove what crashed runs left: labelled containers, mharness_* scratch databases on the servers given by
-    HARNESS_POSTGRESQL_URL / HARNESS_MYSQL_URL (or pyproject), and temporary directories. Runs still going on
-    this machine are left alone."""
-    try:
-        report = clean_leftovers(server_urls(), dry_run=dry_run, run_ids=run_ids)
-    except HarnessError as exc:
-        click.echo(f"migration-harness: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    verb = "would remove" if dry_run else "removed"
-    for leftover in report.removed:
-        click.echo(f"{verb} {leftover.text}")
-    for problem in report.problems:
-        click.echo(f"warning: {problem}", err=True)
-    click.echo(f"{len(report.removed)} leftover(s) {verb}")
-    sys.exit(EXIT_UNAVAILABLE if any(not p.startswith("Docker") for p in report.problems) else 0)
-
-
-from .cli_rollout import register  # noqa: E402 - the rollout commands need `main` defined
-
-register(main)

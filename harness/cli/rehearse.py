@@ -8,19 +8,16 @@ import traceback
 
 import click
 
-from .cli import EXIT_INTERNAL, EXIT_INTERRUPTED, _interrupt
-from .errors import HarnessError
-from .redact import redact, secrets_of
+from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, app_options, interrupt
+from ..errors import HarnessError
+from ..redact import redact, secrets_of
 
 
 @click.command()
 @click.option("--from", "from_url", metavar="URL", envvar="HARNESS_REHEARSE_FROM", required=True,
               help="The database to rehearse against (production, a replica, staging); read-only. "
                    "Default: HARNESS_REHEARSE_FROM.")
-@click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
-@click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
-@click.option("--python", "python", metavar="PATH",
-              help="The app's interpreter, which loads the app (default: the active virtualenv's, else this one).")
+@app_options
 @click.option("--image", metavar="IMAGE",
               help="Image of the throwaway server (default: from production's version, e.g. postgres:15).")
 @click.option("--sample-rows", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
@@ -45,11 +42,11 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
              verbose: bool, quiet: bool, python: str | None) -> None:
     """Is `flask db upgrade` safe on the database at --from? Reads it read-only, checks it for drift against its
     own migrations, rehearses the pending migrations on a copy on a throwaway server. Exit 0 safe, 1 unsafe."""
-    from .rehearse.command import RehearseConfig, rehearse as run_rehearsal
-    from .rehearse.report import to_text, verdict_line, write_error, write_json, write_markdown
+    from ..rehearse.command import RehearseConfig, rehearse as run_rehearsal
+    from ..rehearse.report import to_text, verdict_line, write_error, write_json, write_markdown
 
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     hide = secrets_of(from_url, *(os.environ.get(f"HARNESS_{d}_URL") for d in ("POSTGRESQL", "MYSQL")))
     out_err = json_path == "-"
 
@@ -58,7 +55,7 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
             click.echo(redact(text, hide), err=True)
 
     try:
-        from .estimate.settings import estimate_settings
+        from ..estimate.settings import estimate_settings
 
         estimates = None if no_estimate else estimate_settings(os.getcwd(), "rehearse", lock_budget=lock_budget,
                                                                sizes=estimate_rows)
@@ -87,7 +84,7 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
     if markdown_path:
         write_markdown(result, markdown_path, hide)
     if html_path:
-        from .rehearse.html import write_html
+        from ..rehearse.html import write_html
 
         write_html(result, html_path, hide)
     sys.exit(result.exit_code)

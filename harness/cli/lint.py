@@ -1,4 +1,4 @@
-"""``migration-harness lint``: parse options, call :func:`harness.lint.command.lint`, print, set the exit code."""
+"""``migration-harness lint`` and ``sql``: parse options, call :mod:`harness.lint`, print, set the exit code."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,21 +10,18 @@ import traceback
 
 import click
 
-from .backends.base import new_run_id
-from .cli import EXIT_INTERNAL, EXIT_INTERRUPTED, _interrupt
-from .config import build_config, server_urls
-from .errors import ConfigError, HarnessError
-from .lint.findings import SEVERITIES
-from .redact import redact, secrets_of
-from .report import write_atomically
+from ..backends.base import new_run_id
+from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, app_options, interrupt, write_json_report
+from ..config import build_config, server_urls
+from ..errors import ConfigError, HarnessError
+from ..lint.findings import SEVERITIES
+from ..redact import redact, secrets_of
+from ..report import write_atomically
 
 
 
 @click.command()
-@click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
-@click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
-@click.option("--python", "python", metavar="PATH",
-              help="The app's interpreter, which loads the app (default: the active virtualenv's, else this one).")
+@app_options
 @click.option("--db", "db", multiple=True, metavar="NAME",
               help="Database(s): sqlite, postgresql, mysql, repeatable or comma-separated (default: all).")
 @click.option("--from", "from_revision", metavar="REV",
@@ -64,10 +61,10 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
     """What each pending migration step will do to a live database: the locks it takes and the tables it
     rewrites or copies (observed on scratch databases holding rows), rules on its offline SQL (squawk on
     PostgreSQL), and whether its offline SQL can be generated at all."""
-    from .lint import catalogue
-    from .lint.command import LintOptions, lint as run_lint
-    from .lint.observe import DEFAULT_ROWS
-    from .lint import report
+    from ..lint import catalogue
+    from ..lint.command import LintOptions, lint as run_lint
+    from ..lint.observe import DEFAULT_ROWS
+    from ..lint import report
 
     try:
         if list_rules:
@@ -79,8 +76,8 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
     except HarnessError as exc:
         click.echo(f"migration-harness: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     to_stderr = output_format != "text" or json_path == "-"
     try:
         config = build_config(app=app, migrations=migrations, db=db, skip_unavailable=skip_unavailable,
@@ -88,10 +85,10 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
                               from_revision=from_revision, to_revision=to_revision, checks=("upgrade",),
                               python=python)
         config = dataclasses.replace(config, run_id=config.run_id or new_run_id())
-        from .lint.allow import lint_settings
+        from ..lint.allow import lint_settings
 
         settings = lint_settings(config.cwd)
-        from .estimate.settings import estimate_settings
+        from ..estimate.settings import estimate_settings
 
         estimates = estimate_settings(config.cwd, "lint", lock_budget=lock_budget, sizes=estimate_rows,
                                       sizes_from=sizes_from)
@@ -126,7 +123,7 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
         click.echo(report.text(result, verbose) if output_format == "text" else report.verdict(result),
                    err=to_stderr)
     if json_path:
-        _write_json(result.to_dict(), json_path)
+        write_json_report(result.to_dict(), json_path)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if markdown_path:
         write_atomically(markdown_path, report.markdown(result))
@@ -138,10 +135,7 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
 
 
 @click.command("sql")
-@click.option("--app", "app", metavar="APP", help="The Flask app, as for `flask --app` (default: FLASK_APP).")
-@click.option("--migrations", metavar="DIR", help="The migrations directory (default: the app's Migrate directory).")
-@click.option("--python", "python", metavar="PATH",
-              help="The app's interpreter, which loads the app (default: the active virtualenv's, else this one).")
+@app_options
 @click.option("--db", "db", multiple=True, metavar="NAME",
               help="Database(s): sqlite, postgresql, mysql, repeatable or comma-separated (default: all).")
 @click.option("--from", "from_revision", metavar="REV", help="Only the revisions after REV (default: all).")
@@ -153,7 +147,7 @@ def sql(app: str | None, migrations: str | None, db: tuple[str, ...], from_revis
         to_revision: str | None, sql_dir: str, json_path: str | None, quiet: bool, python: str | None) -> None:
     """Write the offline SQL (`flask db upgrade --sql`) of each revision, per database, for review; exit 1 when a
     revision cannot be rendered offline, or its SQL holds bound parameters instead of values. Starts no database."""
-    from .lint.review import review, text
+    from ..lint.review import review, text
 
     try:
         config = build_config(app=app, migrations=migrations, db=db, from_revision=from_revision,
@@ -166,14 +160,5 @@ def sql(app: str | None, migrations: str | None, db: tuple[str, ...], from_revis
     output = text(result)
     click.echo(output.splitlines()[-1] if quiet else output, err=json_path == "-")
     if json_path:
-        _write_json(result.to_dict(), json_path)
+        write_json_report(result.to_dict(), json_path)
     sys.exit(result.exit_code)
-
-
-def _write_json(data: dict, path: str) -> None:
-    """The JSON report at ``path`` (atomically), or on standard output for ``-``."""
-    body = json.dumps(data, indent=2) + "\n"
-    if path == "-":
-        sys.stdout.write(body)
-    else:
-        write_atomically(path, body)
