@@ -41,7 +41,8 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
              ignore_tables: tuple[str, ...], lock_budget: float | None, estimate_rows: str | None, no_estimate: bool,
              verbose: bool, quiet: bool, python: str | None) -> None:
     """Is `flask db upgrade` safe on the database at --from? Reads it read-only, checks it for drift against its
-    own migrations, rehearses the pending migrations on a copy on a throwaway server. Exit 0 safe, 1 unsafe."""
+    own migrations, rehearses the pending migrations on a copy on a throwaway server, and asks production itself
+    (read-only) what each step that depends on existing rows will meet. Exit 0 safe, 1 unsafe, 5 unproved."""
     from ..rehearse.command import RehearseConfig, rehearse as run_rehearsal
     from ..rehearse.report import to_text, verdict_line, write_error, write_json, write_markdown
 
