@@ -251,9 +251,11 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
         with backend.server(settings, run_id) as server:
             servers.append(server)
             version = server.server_version
-            extra = announce()  # the preflight ran meanwhile
-            spec = {**_spec(config, "", settings.dialect, "chain", (), run_id), **extra}
+            spec = _spec(config, "", settings.dialect, "chain", (), run_id)
             with DatabaseSessions(server, spec, config.cwd, config.step_timeout_s, secrets_of) as sessions:
+                if gate is not None:
+                    sessions.prestart()  # the app loads while the preflight runs
+                sessions.extra = announce()
                 unavailable: list[DatabaseUnavailable] = []
                 for plan in merge_passes(plan_sessions(config.checks)):
                     gone = _server_gone(checks, server)

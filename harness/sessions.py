@@ -27,8 +27,10 @@ class DatabaseSessions:
         self.url = ""
         self.used = False  # a session ran on the scratch database since it was made
         self.loads = 0  # app loads (workers started), for tests and the benchmark
+        self.extra: dict[str, Any] = {}  # what every session gets from the preflight (``--since``)
         self._worker: WorkerProcess | None = None
         self._pristine = False
+        self._failed_start: WorkerOutcome | None = None  # how :meth:`prestart`'s worker failed to get up
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> DatabaseSessions:
@@ -42,9 +44,21 @@ class DatabaseSessions:
             self._discard()
         self._stack.close()
 
+    def prestart(self) -> None:
+        """Load the app now (while the preflight runs): the first session then finds it up, or how it failed."""
+        if self._worker is None and self._failed_start is None:
+            outcome = WorkerOutcome()
+            if not self._start(outcome, None):
+                self._failed_start = outcome
+
     def run(self, session: dict[str, Any], on_event: OnEvent | None = None) -> WorkerOutcome:
         """One session (``{"checks": [...], ...}`` over the spec) on a fresh scratch database; its outcome as a
         one-shot worker's would be (``finished`` when the session ended normally)."""
+        session = {**self.extra, **session}
+        if self._failed_start is not None:  # the app did not get up on this database: said as this session's
+            outcome, self._failed_start = self._failed_start, None
+            self.used = True
+            return outcome
         if self.used:
             if not self.server.renew(self.url):  # could not be dropped: a new one, and an app loaded on it
                 self._discard()

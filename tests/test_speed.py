@@ -198,3 +198,50 @@ def test_since_a_ref_that_does_not_exist_is_a_usage_error(harness, tmp_path: Pat
     run = harness(project, "--since", "main", "--from", "a001", db=("sqlite",))
     assert run.exit_code == 2 and "give one of them" in run.stderr, run.stderr
     assert json.loads(json.dumps(run.report))["databases"] == []
+
+
+# -- the pytest plugin and the fixture ----------------------------------------------------------------------------
+
+TWO_FIXTURE_TESTS = '''
+import pytest
+import sqlalchemy as sa
+
+
+@pytest.mark.parametrize("round", [1, 2])
+@pytest.mark.parametrize("migration_database", ["sqlite", "postgresql"], indirect=True)
+def test_fresh_at_head(migration_database, round):
+    engine = sa.create_engine(migration_database)
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM users")).scalar() == 0  # nothing of the other test
+        conn.execute(sa.text("INSERT INTO users (id, name) VALUES (1, 'x')"))
+    engine.dispose()
+'''
+
+
+def _pytest(project: Path, server_urls: dict[str, str], record: Path, *args: str) -> subprocess.CompletedProcess:
+    import sys
+
+    from conftest import cli_env
+
+    env = {**cli_env(), "HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_MYSQL_URL": server_urls["mysql"],
+           "HARNESS_TEST_LOADS": str(record)}
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_plugin_starts_only_the_databases_k_selects(tmp_path: Path, server_urls) -> None:
+    record = tmp_path / "loads.txt"
+    project = counting_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    proc = _pytest(project, server_urls, record, "--migrations", "--migrations-app", "app:create_app", "-k",
+                   "sqlite and (upgrade or stairway)")
+    assert proc.returncode == 0 and "2 passed, 22 deselected" in proc.stdout, proc.stdout + proc.stderr
+    assert loads(record) == {"sqlite": 2}  # the preflight and SQLite's worker: no PostgreSQL, no MySQL
+
+
+def test_the_fixture_loads_the_app_once_per_database(tmp_path: Path, server_urls) -> None:
+    record = tmp_path / "loads.txt"
+    project = counting_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    (project / "test_mine.py").write_text(TWO_FIXTURE_TESTS)
+    proc = _pytest(project, server_urls, record, "--migrations-app", "app:create_app", "test_mine.py")
+    assert proc.returncode == 0 and "4 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert loads(record) == {"sqlite": 1, "postgresql": 1}
