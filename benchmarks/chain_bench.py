@@ -17,8 +17,11 @@ measured three ways, one after another, on the same chain:
 (c) pytest-alembic's four default tests on each database one after another (the sum of the three pytest
     processes' wall times), against one container per dialect started once by this script and kept for all N;
     every test gets a fresh database. pytest-alembic runs from its own venv (--pytest-venv, created if missing).
+(d) ``run --since HEAD`` (issue #17): the app's directory made a git repository whose commit lacks the chain's
+    last two revisions, every check on those two, on the containers of (c) by URL; against (e) one process running
+    ``upgrade head`` on a fresh database of each, the slowest.
 
-Targets printed and written: (b) <= 1.5 x (a); (c) >= 3 x (b); (b at N=200) <= 2.0 x (b at N=100); peak RSS <= 150
+Targets printed and written: (d) <= 1.5 x (e); (b) <= 1.5 x (a); (c) >= 3 x (b); (b at N=200) <= 2.0 x (b at N=100); peak RSS <= 150
 MiB. Medians over --repeat runs. Containers come from HARNESS_POSTGRESQL_IMAGE / HARNESS_MYSQL_IMAGE (default
 postgres:16 / mysql:8.4); without a registry set TESTCONTAINERS_RYUK_DISABLED=true too. This script's own containers
 carry the label org.migration-harness.bench=1 and are always removed.
