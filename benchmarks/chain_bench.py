@@ -17,8 +17,11 @@ measured three ways, one after another, on the same chain:
 (c) pytest-alembic's four default tests on each database one after another (the sum of the three pytest
     processes' wall times), against one container per dialect started once by this script and kept for all N;
     every test gets a fresh database. pytest-alembic runs from its own venv (--pytest-venv, created if missing).
+(d) ``run --since HEAD`` (issue #17): the app's directory made a git repository whose commit lacks the chain's
+    last two revisions, every check on those two, on the containers of (c) by URL; against (e) one process running
+    ``upgrade head`` on a fresh database of each, the slowest.
 
-Targets printed and written: (b) <= 1.5 x (a); (c) >= 3 x (b); (b at N=200) <= 2.0 x (b at N=100); peak RSS <= 150
+Targets printed and written: (d) <= 1.5 x (e); (b) <= 1.5 x (a); (c) >= 3 x (b); (b at N=200) <= 2.0 x (b at N=100); peak RSS <= 150
 MiB. Medians over --repeat runs. Containers come from HARNESS_POSTGRESQL_IMAGE / HARNESS_MYSQL_IMAGE (default
 postgres:16 / mysql:8.4); without a registry set TESTCONTAINERS_RYUK_DISABLED=true too. This script's own containers
 carry the label org.migration-harness.bench=1 and are always removed.
@@ -56,7 +59,7 @@ PYTEST_TESTS = ("test_single_head_revision", "test_upgrade", "test_model_definit
 BENCH_LABEL = {"org.migration-harness.bench": "1"}
 PYTEST_PACKAGES = ["pytest==9.1.1", "pytest-alembic", "flask", "flask-sqlalchemy", "flask-migrate",
                    "psycopg2-binary", "pymysql"]
-TARGETS = {"b_over_a": 1.5, "c_over_b": 3.0, "scaling": 2.0, "rss_mib": 150.0}
+TARGETS = {"b_over_a": 1.5, "c_over_b": 3.0, "scaling": 2.0, "rss_mib": 150.0, "since": 1.5}
 
 
 def log(message: str) -> None:
@@ -280,6 +283,71 @@ def measure_harness(app_dir: Path, env: dict[str, str], timeout: float, harness_
             "tree_pss_kib": run["tree_pss_kib"]}
 
 
+UPGRADE_PY = """\
+import flask_migrate
+
+from app import create_app
+
+app = create_app()
+with app.app_context():
+    flask_migrate.upgrade()
+"""
+
+
+def _fresh_database(admin_url: str, name: str, drop: bool = False) -> str:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+            if not drop:
+                conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    finally:
+        engine.dispose()
+    return engine.url.set(database=name).render_as_string(hide_password=False)
+
+
+def measure_since(app_dir: Path, env: dict[str, str], timeout: float, harness_root: Path,
+                  admin_urls: dict[str, str]) -> dict[str, Any]:
+    """(d) the pre-push run: the app's directory a git repository whose last commit lacks the chain's last two
+    revisions (untracked files), ``run --since HEAD`` on the servers already running (by URL), against (e) one
+    process running ``upgrade head`` (base to head) on a fresh database of each, the slowest."""
+    def git(*argv: str) -> None:
+        subprocess.run(["git", "-c", "user.email=bench@example.com", "-c", "user.name=bench", *argv], cwd=app_dir,
+                       check=True, capture_output=True)
+
+    if not (app_dir / ".git").exists():
+        newest = sorted((app_dir / "migrations" / "versions").glob("r*.py"))[-2:]
+        git("init", "-q")
+        git("add", "-A")
+        git("rm", "-q", "--cached", *[str(p.relative_to(app_dir)) for p in newest])
+        git("commit", "-q", "-m", "all but the last two revisions")
+    (app_dir / "upgrade.py").write_text(UPGRADE_PY)
+    upgrade: dict[str, float] = {}
+    for dialect in DIALECTS:
+        with tempfile.TemporaryDirectory(prefix="mh-bench-up-") as tmp:
+            url = (f"sqlite:///{tmp}/up.sqlite" if dialect == "sqlite"
+                   else _fresh_database(admin_urls[dialect], "mh_bench_upgrade"))
+            run = checked(run_process([sys.executable, "upgrade.py"], cwd=app_dir, timeout=timeout,
+                                      env={**env, "DATABASE_URL": url}), f"upgrade {dialect}")
+            if dialect != "sqlite":
+                _fresh_database(admin_urls[dialect], "mh_bench_upgrade", drop=True)
+        upgrade[dialect] = run["wall"]
+    report_path = app_dir / "report-since.json"
+    report_path.unlink(missing_ok=True)
+    pythonpath = os.pathsep.join(p for p in (str(harness_root), env.get("PYTHONPATH", "")) if p)
+    urls = {"HARNESS_POSTGRESQL_URL": admin_urls["postgresql"], "HARNESS_MYSQL_URL": admin_urls["mysql"]}
+    run = checked(run_process([sys.executable, "-m", "harness", "run", "--app", "app:create_app", "--since", "HEAD",
+                               "--json", str(report_path)], cwd=app_dir, timeout=timeout,
+                              env={**env, **urls, "PYTHONPATH": pythonpath}), "harness --since")
+    report = json.loads(report_path.read_text())
+    assert len(report["since"]["checked"]) == 2, report["since"]
+    log(f"  (d) harness --since HEAD (2 new revisions, servers by URL): {run['wall']:.1f}s; (e) upgrade head: "
+        + ", ".join(f"{d} {t:.1f}s" for d, t in upgrade.items()))
+    return {"wall": run["wall"], "upgrade": upgrade, "upgrade_slowest": max(upgrade.values())}
+
+
 def ensure_pytest_venv(venv: Path) -> Path:
     python = venv / "bin" / "python"
     probe = [str(python), "-c", ("import pytest, pytest_alembic, flask_migrate, psycopg2, pymysql; "
@@ -336,6 +404,10 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "counts": runs[0]["counts"],
         "load": [min(r["load"][0] for r in runs), max(r["load"][1] for r in runs)],
     }
+    s["since_wall"] = median([r["since"]["wall"] for r in runs])
+    s["upgrade"] = {d: median([r["since"]["upgrade"][d] for r in runs]) for d in DIALECTS}
+    s["upgrade_slowest"] = median([r["since"]["upgrade_slowest"] for r in runs])
+    s["d_over_e"] = s["since_wall"] / s["upgrade_slowest"]
     s["b_over_a"] = s["harness_wall"] / s["floor_total"]
     s["c_over_b"] = s["pytest_total"] / s["harness_wall"]
     return s
@@ -403,6 +475,10 @@ def render(results: dict[int, dict[str, Any]], args: argparse.Namespace, env: di
         other = {d: hd[d]["duration"] - sum(hd[d]["checks"].values()) for d in DIALECTS}
         lines.append("| (b) database minus its checks (s): provisioning, worker start-ups (< 0: sessions overlap) | "
                      + " | ".join(f"{other[d]:.1f}" for d in DIALECTS) + f" | {sum(other.values()):.1f} |")
+        lines.append(f"| **(d) harness `--since HEAD`, 2 new revisions, servers by URL (s)** | | | | "
+                     f"**{s['since_wall']:.1f}** (command wall time) |")
+        lines.append("| (e) one `upgrade head` process, fresh database (s) | "
+                     + " | ".join(f"{s['upgrade'][d]:.1f}" for d in DIALECTS) + f" | {s['upgrade_slowest']:.1f} (slowest) |")
         lines.append("| **(c) pytest-alembic (s)** | " + " | ".join(f"{s['pytest'][d]:.1f}" for d in DIALECTS)
                      + f" | **{s['pytest_total']:.1f}** (sum) |")
         lines += ["", (f"Servers: {', '.join(hd[d]['server'] for d in DIALECTS)}. Peak resident memory of the "
@@ -415,6 +491,8 @@ def render(results: dict[int, dict[str, Any]], args: argparse.Namespace, env: di
         rows = [
             ("(b) / (a)", f"{s['b_over_a']:.2f}", f"≤ {TARGETS['b_over_a']}", s["b_over_a"] <= TARGETS["b_over_a"]),
             ("(c) / (b)", f"{s['c_over_b']:.2f}", f"≥ {TARGETS['c_over_b']}", s["c_over_b"] >= TARGETS["c_over_b"]),
+            ("(d) / (e): --since against one upgrade", f"{s['d_over_e']:.2f}", f"≤ {TARGETS['since']}",
+             s["d_over_e"] <= TARGETS["since"]),
             ("peak RSS, largest process (MiB)", f"{s['max_rss_mib']:.0f}", f"≤ {TARGETS['rss_mib']:.0f}",
              s["max_rss_mib"] <= TARGETS["rss_mib"]),
             ("peak memory, parent + workers, PSS sum (MiB)", f"{s['tree_pss_mib']:.0f}",
@@ -483,7 +561,8 @@ def main() -> None:
                 runs.append({"counts": counts,
                              "floor": measure_floor(app_dir, env, args.timeout),
                              "harness": measure_harness(app_dir, env, args.timeout, Path(source["path"])),
-                             "pytest": measure_pytest_alembic(app_dir, python, admin_urls, env, args.timeout)})
+                             "pytest": measure_pytest_alembic(app_dir, python, admin_urls, env, args.timeout),
+                             "since": measure_since(app_dir, env, args.timeout, Path(source["path"]), admin_urls)})
                 runs[-1]["load"] = [load_before, os.getloadavg()[0]]
             results[n] = summarise(runs)
             raw[n] = runs

@@ -97,6 +97,8 @@ class RunConfig:
     checks: tuple[str, ...] = CHECK_NAMES
     from_revision: str | None = None
     to_revision: str | None = None
+    #: ``--since REF``: revisions that exist at the git ref REF are only applied, the others checked
+    since: str | None = None
     allow_multiple_heads: bool = False
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     cwd: str = field(default_factory=os.getcwd)
@@ -221,6 +223,7 @@ def build_config(
     checks: tuple[str, ...] = (),
     from_revision: str | None = None,
     to_revision: str | None = None,
+    since: str | None = None,
     allow_multiple_heads: bool | None = None,
     lock_timeout_s: float | None = None,
     echo_sql: bool = False,
@@ -278,6 +281,9 @@ def build_config(
         raise ConfigError(f"HARNESS_RUN_ID must be 8 lowercase hex digits (e.g. 0badc0de), not {run_id!r}")
 
     interpreter = resolve_python(python, env, file.get("python"), cwd)
+    if since is not None and (not since.strip() or from_revision):
+        raise ConfigError("--since needs a git ref (e.g. origin/main)" if not since.strip()
+                          else "--since and --from both say where the checks start: give one of them")
 
     return RunConfig(
         python=interpreter,
@@ -293,6 +299,7 @@ def build_config(
         checks=selected,
         from_revision=from_revision,
         to_revision=to_revision,
+        since=since,
         allow_multiple_heads=allow_multiple_heads,
         lock_timeout_s=lock_timeout,
         cwd=cwd,

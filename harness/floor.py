@@ -106,7 +106,7 @@ def main() -> int:
         from . import worker
 
         return worker.main()
-    spec: dict[str, Any] = json.loads(sys.stdin.read() or "{}")
+    spec: dict[str, Any] = json.loads(sys.stdin.readline() or "{}")
     del spec  # read so that the parent's write never meets a closed pipe
     for event in ({"event": "fatal", "kind": "ConfigError", "exit_code": 2, "message": problem}, {"event": "done"}):
         sys.stdout.write(json.dumps(event) + "\n")

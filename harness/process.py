@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import queue
@@ -14,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .backends.base import SCRATCH_PREFIX
 from .errors import ConfigError
@@ -105,91 +106,161 @@ def run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets
                on_event: Callable[[dict[str, Any]], None] | None = None) -> WorkerOutcome:
     """Run ``python -m harness.worker`` with ``spec``; no step (nor the app's start-up) may take longer than
     ``step_timeout_s``. The worker runs in its own process group so that stopping it stops its children too."""
+    with worker_slot(), binds_directory(spec) as binds:
+        return _run_worker({**spec, "bind_directory": binds}, cwd=cwd, step_timeout_s=step_timeout_s,
+                           secrets=secrets, on_event=on_event)
+
+
+@contextlib.contextmanager
+def worker_slot() -> Iterator[None]:
+    """Hold one of the run's worker slots (about one per core) while a worker works."""
     while not _SLOTS.acquire(timeout=_POLL_S):
         if _CANCEL.is_set():
             raise KeyboardInterrupt("the run was interrupted")
-    # The directory for the app's other binds (harness.binding) belongs to this process, not the worker: a worker
-    # that is killed (a hung step, a crash, an interruption) cannot remove it, and it must go all the same.
+    try:
+        yield
+    finally:
+        _SLOTS.release()
+
+
+@contextlib.contextmanager
+def binds_directory(spec: dict[str, Any]) -> Iterator[str]:
+    """The directory for the app's other binds (harness.binding): it belongs to this process, not the worker: a
+    worker that is killed (a hung step, a crash, an interruption) cannot remove it, and it must go all the same."""
     binds = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{spec.get('run_id') or 'norun000'}_binds_")
     try:
-        return _run_worker({**spec, "bind_directory": binds}, cwd=cwd, step_timeout_s=step_timeout_s,
-                           secrets=secrets, on_event=on_event)
+        yield binds
     finally:
         shutil.rmtree(binds, ignore_errors=True)
-        _SLOTS.release()
 
 
 def _run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets: list[str],
                 on_event: Callable[[dict[str, Any]], None] | None) -> WorkerOutcome:
-    proc = subprocess.Popen(
-        worker_command(spec.get("python")), cwd=cwd, env=_worker_env(spec["url"]),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-    )
-    events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-    stderr_lines: collections.deque[str] = collections.deque(maxlen=40)
-
-    def read_stdout() -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            try:
-                events.put(json.loads(raw))
-            except ValueError:
-                stderr_lines.append(raw.decode("utf-8", "replace"))
-        events.put(None)
-
-    def read_stderr() -> None:
-        assert proc.stderr is not None
-        for raw in proc.stderr:
-            stderr_lines.append(raw.decode("utf-8", "replace"))
-
-    readers = [threading.Thread(target=read_stdout, daemon=True), threading.Thread(target=read_stderr, daemon=True)]
-    for t in readers:
-        t.start()
+    worker = WorkerProcess(spec, cwd)
     outcome = WorkerOutcome()
     try:
-        assert proc.stdin is not None
-        proc.stdin.write(json.dumps(spec).encode())
-        proc.stdin.close()
+        worker.send(None)  # the spec is all it gets
+        worker.collect(outcome, step_timeout_s, on_event)
+        worker.wait()
+    except BaseException:
+        worker.stop()
+        raise
+    finally:
+        worker.join()
+    worker.conclude(outcome, secrets)
+    return outcome
+
+
+class WorkerProcess:
+    """A started worker: its spec written on stdin, its events read into a queue, its stderr's tail kept. A
+    one-shot worker gets only the spec; a serving one (:mod:`harness.serve`) a line per session after it."""
+
+    def __init__(self, spec: dict[str, Any], cwd: str) -> None:
+        self.proc = subprocess.Popen(
+            worker_command(spec.get("python")), cwd=cwd, env=_worker_env(spec["url"]),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        )
+        self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.stderr_lines: collections.deque[str] = collections.deque(maxlen=40)
+        self.ended = False  # its stdout closed: it exited, or was stopped
+        self.readers = [threading.Thread(target=self._read_stdout, daemon=True),
+                        threading.Thread(target=self._read_stderr, daemon=True)]
+        for t in self.readers:
+            t.start()
+        self._write(spec)
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            try:
+                self.events.put(json.loads(raw))
+            except ValueError:
+                self.stderr_lines.append(raw.decode("utf-8", "replace"))
+        self.events.put(None)
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            self.stderr_lines.append(raw.decode("utf-8", "replace"))
+
+    def _write(self, line: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(line).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def send(self, line: dict[str, Any] | None) -> bool:
+        """Hand the worker one more line (``None``: nothing more, close its stdin); False if it is gone."""
+        try:
+            if line is None:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+            else:
+                self._write(line)
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+        return True
+
+    def collect(self, outcome: WorkerOutcome, step_timeout_s: float,
+                on_event: Callable[[dict[str, Any]], None] | None, end: str = "done") -> bool:
+        """Read events into ``outcome`` until the worker closes its stdout or says ``end`` (True then); stop it
+        when nothing comes for ``step_timeout_s``. ``done`` always sets ``outcome.finished``."""
         deadline = time.monotonic() + step_timeout_s
         while True:
             if _CANCEL.is_set():
-                _drain(events, outcome, on_event)  # what the worker said before the interruption still counts
+                _drain(self.events, outcome, on_event)  # what the worker said before the interruption still counts
                 raise KeyboardInterrupt("the run was interrupted")
             try:
-                event = events.get(timeout=min(_POLL_S, max(0.0, deadline - time.monotonic())))
+                event = self.events.get(timeout=min(_POLL_S, max(0.0, deadline - time.monotonic())))
             except queue.Empty:
                 if time.monotonic() < deadline:
                     continue
                 outcome.timed_out_after_s = step_timeout_s
-                _stop(proc)
-                break
+                self.stop()
+                return False
             if event is None:
-                break
+                self.ended = True
+                return False
             outcome.events.append(event)
-            if event.get("event") == "done":
+            kind = event.get("event")
+            if kind == "done":
                 outcome.finished = True
             deadline = time.monotonic() + step_timeout_s
             if on_event:
                 on_event(event)
+            if kind == end and end != "done":
+                return True
+
+    def wait(self) -> None:
+        """Let it exit by itself (it said ``done``), or stop it."""
         try:
-            proc.wait(timeout=30)
+            self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:  # e.g. a thread of the app that keeps the worker alive after "done"
-            _stop(proc)
-    except BaseException:
-        _stop(proc)
-        raise
-    finally:
-        for t in readers:
+            self.stop()
+
+    def stop(self) -> None:
+        self.ended = True
+        _stop(self.proc)
+
+    def join(self) -> None:
+        for t in self.readers:
             t.join(timeout=5)
-    outcome.stderr_tail = redact("".join(stderr_lines).strip(), secrets)
-    if not outcome.finished and outcome.timed_out_after_s is None:
-        tail = " | ".join(line.strip() for line in outcome.stderr_tail.splitlines()[-6:] if line.strip())
-        if proc.returncode is not None and proc.returncode < 0:  # not its own exit: a signal from outside
-            outcome.killed_by = -proc.returncode
-            outcome.crash = f"the worker was killed (signal {outcome.killed_by})"
-        else:
-            outcome.crash = f"the worker exited with code {proc.returncode}" + (f": {tail}" if tail else "")
-    return outcome
+
+    def conclude(self, outcome: WorkerOutcome, secrets: list[str]) -> None:
+        """Say in ``outcome`` how a worker that did not finish ended: stopped by a signal from outside, or exited."""
+        outcome.stderr_tail = redact("".join(self.stderr_lines).strip(), secrets)
+        proc = self.proc
+        if not outcome.finished and outcome.timed_out_after_s is None:
+            if proc.returncode is None:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:  # pragma: no cover - closed its stdout but lives on
+                    self.stop()
+            tail = " | ".join(line.strip() for line in outcome.stderr_tail.splitlines()[-6:] if line.strip())
+            if proc.returncode is not None and proc.returncode < 0:  # not its own exit: a signal from outside
+                outcome.killed_by = -proc.returncode
+                outcome.crash = f"the worker was killed (signal {outcome.killed_by})"
+            else:
+                outcome.crash = f"the worker exited with code {proc.returncode}" + (f": {tail}" if tail else "")
 
 
 def _drain(events: queue.Queue[dict[str, Any] | None], outcome: WorkerOutcome,

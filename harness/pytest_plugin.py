@@ -35,13 +35,21 @@ class MigrationsRun:
         self.result: RunResult | None = None
         self.error: str | None = None
 
-    def get(self) -> RunResult:
+    def get(self, items: list[Any]) -> RunResult:
+        """The run's result; the run covers only the databases and checks of the selected ``items`` (``-k mysql``
+        starts no other database)."""
         if self.result is None and self.error is None:
+            from dataclasses import replace
+
             from .errors import HarnessError
             from .runner import run
 
+            chosen = [i for i in items if isinstance(i, MigrationItem)]
+            dialects, checks = {i.dialect for i in chosen}, {i.check for i in chosen}
+            config = replace(self.config, databases=tuple(d for d in self.config.databases if d.dialect in dialects),
+                             checks=tuple(c for c in self.config.checks if c in checks))
             try:
-                self.result = run(self.config)
+                self.result = run(config)
             except HarnessError as exc:
                 self.error = str(exc)
         if self.error is not None:
@@ -60,7 +68,7 @@ class MigrationItem(pytest.Item):
         self.dialect, self.check, self.shared = dialect, check, shared
 
     def runtest(self) -> None:
-        result = self.shared.get()
+        result = self.shared.get(self.session.items)
         database = next((d for d in result.databases if d.dialect == self.dialect), None)
         if database is None:
             raise MigrationsFailure(f"{self.dialect} was not run")
@@ -134,12 +142,20 @@ def _migration_servers(pytestconfig: pytest.Config) -> Any:
     servers: dict[str, Any] = {}
 
     def server(dialect: str) -> tuple[Any, Any]:
+        """The dialect's sessions (one worker, the app loaded once, a fresh scratch database per test)."""
+        from .redact import secrets_of
+        from .runner import _spec
+        from .sessions import DatabaseSessions
+
         config = build_config(app=pytestconfig.getoption("migrations_app"), db=(dialect,),
                               cwd=str(pytestconfig.invocation_params.dir),
                               python=pytestconfig.getoption("migrations_python"))
         if dialect not in servers:
             settings = config.databases[0]
-            servers[dialect] = stack.enter_context(get_backend(dialect).server(settings, run_id))
+            found = stack.enter_context(get_backend(dialect).server(settings, run_id))
+            servers[dialect] = stack.enter_context(DatabaseSessions(
+                found, _spec(config, "", dialect, "chain", (), run_id), config.cwd, config.step_timeout_s,
+                secrets_of))
         return servers[dialect], config
 
     server.run_id = run_id  # type: ignore[attr-defined]
@@ -152,17 +168,11 @@ def migration_database(request: pytest.FixtureRequest, _migration_servers: Any) 
     """The URL of a fresh scratch database that the app's migrations have brought to head, dropped after the test.
     The database is ``sqlite`` unless the test is parametrized indirectly (``"postgresql"``, ``"mysql"``) or
     ``--migrations-db`` names one; the app is ``--migrations-app`` (or what ``migration-harness run`` would take)."""
-    from .process import run_worker
-    from .redact import secrets_of
-    from .runner import _spec
-
     dialect = getattr(request, "param", None) or (request.config.getoption("migrations_db") or "sqlite").split(",")[0]
-    server, config = _migration_servers(dialect)
-    with server.scratch_database() as url:
-        outcome = run_worker(_spec(config, url, dialect, "chain", ("upgrade",), _migration_servers.run_id),
-                             cwd=config.cwd, step_timeout_s=config.step_timeout_s, secrets=secrets_of(url))
-        upgrade = next((e for e in outcome.of_kind("check") if e["name"] == "upgrade"), None)
-        if upgrade is None or upgrade["status"] != PASSED:
-            reason = upgrade["message"] if upgrade else (outcome.of_kind("fatal") or [{}])[0].get("message", outcome.crash)
-            pytest.fail(f"migration_database: the migrations did not reach head on {dialect}: {reason}", pytrace=False)
-        yield url
+    sessions, config = _migration_servers(dialect)
+    outcome = sessions.run({"checks": ["upgrade"]})  # on the dialect's scratch database, made fresh again
+    upgrade = next((e for e in outcome.of_kind("check") if e["name"] == "upgrade"), None)
+    if upgrade is None or upgrade["status"] != PASSED:
+        reason = upgrade["message"] if upgrade else (outcome.of_kind("fatal") or [{}])[0].get("message", outcome.crash)
+        pytest.fail(f"migration_database: the migrations did not reach head on {dialect}: {reason}", pytrace=False)
+    yield sessions.url

@@ -110,7 +110,9 @@ def color_wanted() -> bool | None:
 
 def verdict_line(result: RunResult) -> str:
     """The last line of the summary: the run's one verdict."""
-    if result.databases and all(db.status == SKIPPED for db in result.databases):
+    if result.since is not None and not result.since["checked"] and result.ok:
+        text = f"nothing to check: no revision was added or changed since {result.since['ref']}"
+    elif result.databases and all(db.status == SKIPPED for db in result.databases):
         text = f"not ok (exit {result.exit_code}): every database was skipped, nothing was verified"
     else:
         text = "every check passed" if result.ok else f"not ok (exit {result.exit_code})"
@@ -135,7 +137,13 @@ def summary(result: RunResult) -> str:
     if any(db.leftovers for db in result.databases):
         lines.append(f"  remove what was left behind once the server / Docker answers again: "
                      f"migration-harness clean --run-id {result.run_id}")
-    slowest = sorted(((step, db.dialect) for db in result.databases for step in db.steps),
+    if result.since is not None:
+        checked, applied = result.since["checked"], result.since["applied"]
+        lines.append(f"  since {result.since['ref']}: {len(checked)} revision(s) fully checked"
+                     + (f" ({', '.join(checked)})" if checked else "")
+                     + f", {len(applied)} only applied" + (f" (up to {applied[-1]})" if applied else ""))
+    slowest = sorted(((step, db.dialect) for db in result.databases for step in db.steps
+                      if not step.get("shared_with")),
                      key=lambda pair: pair[0]["duration_s"], reverse=True)[:SLOWEST_STEPS]
     if slowest:
         lines.append("  slowest steps: " + ", ".join(

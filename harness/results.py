@@ -96,12 +96,18 @@ class RunResult:
     revisions: tuple[dict[str, Any], ...] = ()
     #: Python's and the app's packages' versions where the app ran (the worker, in the app's interpreter)
     versions: dict[str, str] = field(default_factory=dict)
+    #: ``--since``: ``{"ref", "applied": [revision, ...], "checked": [revision, ...]}``, base first
+    since: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "exit_code": self.exit_code, "run_id": self.run_id, "started_at": self.started_at,
+        data = {"ok": self.ok, "exit_code": self.exit_code, "run_id": self.run_id, "started_at": self.started_at,
                 "head": self.head, "heads": list(self.heads), "error": self.error,
                 "revisions": [dict(r) for r in self.revisions],
                 "databases": [d.to_dict() for d in self.databases]}
+        if self.since is not None:
+            data["since"] = {"ref": self.since["ref"], "applied": list(self.since["applied"]),
+                             "checked": list(self.since["checked"])}
+        return data
 
 
 def link_root_causes(checks: list[CheckResult], dialect: str) -> list[CheckResult]:

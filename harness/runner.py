@@ -16,10 +16,12 @@ from .backends.base import SCRATCH_PREFIX, new_run_id
 from .clean import registered_run
 from .config import DatabaseSettings, RunConfig
 from .errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
-from .faults import WORKER_KILLED, classify, wait_for_server, worker_killed
+from .faults import SERVER_FROZEN, SERVER_GONE, WORKER_KILLED, classify, wait_for_server, worker_killed
 from .history import Revision
 from .steps import step_phrase
 from .process import WorkerOutcome, cancel_workers, reset_cancel, run_worker
+from .sessions import DatabaseSessions
+from .since import since_split
 from .redact import secrets_of
 from .checks.data import MAX_SUSPECTS, probe_spec
 from .results import (ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult, database_status,
@@ -46,6 +48,22 @@ def plan_sessions(selected: tuple[str, ...]) -> list[tuple[str, ...]]:
         wanted.update(NEEDS.get(name, ()))
     plans = [tuple(c for c in checks if c in wanted) for _, checks in SESSIONS]
     return [p for p in plans if p]
+
+
+#: every check in the order the report lists them
+ORDER: tuple[str, ...] = tuple(name for _, checks in SESSIONS for name in checks)
+
+
+def merge_passes(plans: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """One pass where the checks allow it: the stairway (up, down, up each revision) ends at the top, so when it
+    passes it was the step-wise upgrade too, and the chain's checks after the upgrade go on from there in the same
+    session (the runner gives them a session of their own when it does not pass)."""
+    chain = next((p for p in plans if "upgrade" in p), None)
+    if chain is None or ("stairway",) not in plans:
+        return plans
+    head = chain[:1] if chain[0] == "single_head" else ()  # needs no database: first, whatever follows
+    merged = (*head, "stairway", *chain[len(head):])
+    return [merged if p == chain else p for p in plans if p != ("stairway",)]
 
 
 class Reporter(Protocol):
@@ -131,6 +149,44 @@ def preflight(config: RunConfig, run_id: str) -> History:
                    h.get("sqlite_base", ""), h.get("versions", {}))
 
 
+class Preflight:
+    """The preflight (:func:`preflight`) in a thread of its own, while the servers start: the database jobs wait
+    for it before their first worker, and report nothing before it passed (a bad ``--app`` is still one line)."""
+
+    def __init__(self, config: RunConfig, run_id: str) -> None:
+        self.config = config
+        self.history: History | None = None
+        self.extra: dict[str, Any] = {}  # what every worker's spec gets from it (``--since``: the applied ones)
+        self.since: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+        threading.Thread(target=self._run, args=(run_id,), name="preflight", daemon=True).start()
+
+    def _run(self, run_id: str) -> None:
+        try:
+            self.history = preflight(self.config, run_id)
+            if self.config.since:
+                self.since = since_split(self.config.since, self.config.cwd, self.history.revisions)
+                self.extra = {"since": self.config.since, "applied": self.since["applied"]}
+        except BaseException as exc:  # noqa: BLE001 - raised in every thread that waits for it
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def wait_unless_failed(self) -> None:
+        """Raise the preflight's error if it already failed (before a container is started for nothing)."""
+        if self._done.is_set() and self.error is not None:
+            raise self.error
+
+    def wait(self) -> dict[str, Any]:
+        """Wait for the preflight; raise its error, or return what the workers' specs get from it."""
+        while not self._done.wait(0.2):
+            pass
+        if self.error is not None:
+            raise self.error
+        return self.extra
+
+
 def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: str) -> list[CheckResult]:
     """Checks the worker reported, then a verdict for each planned check it never reached."""
     results = [CheckResult.from_dict(e) for e in outcome.of_kind("check")]
@@ -166,33 +222,55 @@ def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: 
 
 
 def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
-                 reporter: Reporter) -> DatabaseResult:
+                 reporter: Reporter, gate: Preflight | None = None) -> DatabaseResult:
     """Every session of checks on one database; a database that cannot be provided is an ``error`` (or
     ``skipped`` with ``--skip-unavailable``), and never stops the other databases."""
     started = time.monotonic()
     backend = get_backend(settings.dialect)
     kind = "url" if settings.url else ("file" if settings.dialect == "sqlite" else "container")
-    reporter.database_started(settings)
+    announced: list[bool] = []
+
+    def announce() -> dict[str, Any]:
+        """Once the preflight passed (a bad --app stays one line): say the database started; the specs' extra."""
+        extra = gate.wait() if gate is not None else {}
+        if not announced:
+            announced.append(True)
+            reporter.database_started(settings)
+        return extra
+
+    if gate is None:
+        announce()
     checks: list[CheckResult] = []
     steps: list[dict[str, Any]] = []  # every migration step's timing, from every session (the JSON's "steps")
     retries: list[str] = []  # sessions run again after the server dropped them and came back
     servers: list[Server] = []  # to read what it could not remove once it is closed
     version = ""
     try:
+        if gate is not None:
+            gate.wait_unless_failed()  # a bad --app found by the preflight starts no container
         with backend.server(settings, run_id) as server:
             servers.append(server)
             version = server.server_version
-            sessions = [lambda p=p: _unavailable_as_value(
-                            lambda: _run_session(server, settings, p, config, reporter, run_id, steps, retries))
-                        for p in plan_sessions(config.checks)]
-            outcomes = _in_threads(sessions, f"{settings.dialect}-session")  # each on its own database
-            for results in outcomes:
-                if not isinstance(results, DatabaseUnavailable):
-                    checks.extend(results)
-            unavailable = [o for o in outcomes if isinstance(o, DatabaseUnavailable)]
-            if unavailable:  # e.g. no scratch database could be made for one session: keep the others' checks
+            spec = _spec(config, "", settings.dialect, "chain", (), run_id)
+            with DatabaseSessions(server, spec, config.cwd, config.step_timeout_s, secrets_of) as sessions:
+                if gate is not None:
+                    sessions.prestart()  # the app loads while the preflight runs
+                sessions.extra = announce()
+                unavailable: list[DatabaseUnavailable] = []
+                for plan in merge_passes(plan_sessions(config.checks)):
+                    gone = _server_gone(checks, server)
+                    if gone:  # a dead or frozen server: the sessions after it cannot run either
+                        checks.extend(_not_run(plan, gone, settings.dialect, reporter))
+                        continue
+                    try:
+                        _run_pass(sessions, settings, plan, config, reporter, steps, retries, checks)
+                    except DatabaseUnavailable as exc:  # e.g. no scratch database for one session: keep the others'
+                        unavailable.append(exc)
+            checks.sort(key=lambda c: ORDER.index(c.name) if c.name in ORDER else len(ORDER))
+            if unavailable:
                 raise unavailable[0]
     except DatabaseUnavailable as exc:
+        announce()
         status = SKIPPED if config.skip_unavailable else ERROR
         result = DatabaseResult(settings.dialect, kind, version, status, time.monotonic() - started,
                                 tuple(checks), f"unavailable: {exc.reason}",  # keep what earlier sessions found
@@ -211,25 +289,64 @@ def _leftovers(servers: list[Server]) -> tuple[str, ...]:
     return tuple(servers[0].leftovers) if servers else ()
 
 
-def _unavailable_as_value(job: Callable[[], Any]) -> Any:
-    try:
-        return job()
-    except DatabaseUnavailable as exc:
-        return exc
+def _server_gone(checks: list[CheckResult], server: Server) -> str:
+    """Why the server cannot serve another session (an earlier one found it dead or frozen), else ``""``."""
+    struck = next((c for c in checks if c.fault in (SERVER_GONE, SERVER_FROZEN)), None)
+    if struck is None:
+        return ""
+    gone = server.probe()
+    return f"the server cannot be used any more ({gone}; see {struck.name})" if gone else ""
 
 
-def _run_session(server: Server, settings: DatabaseSettings, planned: tuple[str, ...], config: RunConfig,
-                 reporter: Reporter, run_id: str, steps: list[dict[str, Any]], retries: list[str]) -> list[CheckResult]:
-    """One worker session on a fresh scratch database; each passing check is reported as it ends, a failing one
+def _not_run(names: tuple[str, ...], why: str, dialect: str, reporter: Reporter) -> list[CheckResult]:
+    results = [CheckResult(name, SKIPPED, None, f"not run: {why}") for name in names]
+    for result in results:
+        reporter.check_finished(dialect, result)
+    return results
+
+
+def _run_pass(sessions: DatabaseSessions, settings: DatabaseSettings, planned: tuple[str, ...], config: RunConfig,
+              reporter: Reporter, steps: list[dict[str, Any]], retries: list[str], out: list[CheckResult]) -> None:
+    """A planned session, its verdicts added to ``out`` as soon as they are known; a merged pass
+    (:func:`merge_passes`) whose stairway did not pass keeps only the verdicts before the upgrade, and the chain's
+    checks get a session of their own on a fresh database, as before."""
+    if "stairway" not in planned or "upgrade" not in planned:
+        out.extend(_run_session(sessions, settings, planned, config, reporter, steps, retries))
+        return
+    results = _run_session(sessions, settings, planned, config, reporter, steps, retries, merged=True)
+    if any(r.name == "stairway" and r.status == PASSED for r in results):
+        out.extend(results)
+        return
+    done = planned[:planned.index("stairway") + 1]
+    out.extend(r for r in results if r.name in done)
+    gone = _server_gone(out, sessions.server)
+    rest = tuple(name for name in planned if name not in done)
+    if gone:
+        out.extend(_not_run(rest, gone, settings.dialect, reporter))
+        return
+    out.extend(_run_session(sessions, settings, rest, config, reporter, steps, retries))
+
+
+def _run_session(sessions: DatabaseSessions, settings: DatabaseSettings, planned: tuple[str, ...],
+                 config: RunConfig, reporter: Reporter, steps: list[dict[str, Any]], retries: list[str],
+                 merged: bool = False) -> list[CheckResult]:
+    """One session on a fresh scratch database; each passing check is reported as it ends, a failing one
     once its cause is known (an environment fault, see :mod:`harness.faults`; for ``data``, see
     :func:`_explain_data_failure`). A session whose server dropped it and came back runs once more, on a fresh
     scratch database (said in the report), never a step again on a database it may have partly changed."""
     dialect = settings.dialect
+    server = sessions.server
     for attempt in (1, 2):
         reported: set[str] = set()
-        outcome = _session(server, dialect, planned, config, run_id, reporter, hold=frozenset({"data"}),
-                           reported=reported)
-        classified = classify(_session_results(outcome, planned, dialect), outcome, server, settings)
+        outcome = _session(sessions, dialect, planned, reporter, hold=frozenset({"data"}), reported=reported,
+                           stairway_is_upgrade=merged)
+        expected = planned
+        stairway = [e for e in outcome.of_kind("check") if e["name"] == "stairway"]
+        if merged and not (stairway and stairway[0]["status"] == PASSED):  # the chain's checks run apart
+            expected = planned[:planned.index("stairway") + 1]
+            outcome.events[:] = [e for e in outcome.events if not (e.get("event") == "check" and e["name"] not in
+                                                                   expected or e.get("shared_with"))]
+        classified = classify(_session_results(outcome, expected, dialect), outcome, server, settings)
         if classified.retry is None or attempt == 2 or not wait_for_server(server):
             break
         retries.append(f"{', '.join(planned)}: run again on a fresh scratch database after {classified.retry}")
@@ -238,49 +355,44 @@ def _run_session(server: Server, settings: DatabaseSettings, planned: tuple[str,
     suspects = outcome.of_kind("data_suspects")
     for index, result in enumerate(results):
         if result.name == "data" and result.status == FAILED and suspects:
-            results[index] = _explain_data_failure(server, dialect, config, run_id, result, suspects[0])
+            results[index] = _explain_data_failure(sessions, result, suspects[0])
     for late in results:
         if late.name not in reported:
             reporter.check_finished(dialect, late)
     return results
 
 
-def _session(server: Server, dialect: str, planned: tuple[str, ...], config: RunConfig, run_id: str,
-             reporter: Reporter | None, hold: frozenset[str] = frozenset(), reported: set[str] | None = None,
-             **extra: Any) -> WorkerOutcome:
-    with server.scratch_database() as url:
-        def on_event(event: dict[str, Any]) -> None:
-            if (reporter and event.get("event") == "check" and event["name"] not in hold
-                    and event["status"] not in (FAILED, ERROR)):  # a failure waits for its cause to be known
-                reporter.check_finished(dialect, CheckResult.from_dict(event))
-                if reported is not None:
-                    reported.add(event["name"])
-            elif reporter and event.get("event") == "step":
-                reporter.step_started(dialect, event)
-            elif reporter and event.get("event") == "sql":
-                reporter.sql_statement(dialect, event["statement"])
+def _session(sessions: DatabaseSessions, dialect: str, planned: tuple[str, ...], reporter: Reporter | None,
+             hold: frozenset[str] = frozenset(), reported: set[str] | None = None, **extra: Any) -> WorkerOutcome:
+    def on_event(event: dict[str, Any]) -> None:
+        if (reporter and event.get("event") == "check" and event["name"] not in hold
+                and event["status"] not in (FAILED, ERROR)):  # a failure waits for its cause to be known
+            reporter.check_finished(dialect, CheckResult.from_dict(event))
+            if reported is not None:
+                reported.add(event["name"])
+        elif reporter and event.get("event") == "step":
+            reporter.step_started(dialect, event)
+        elif reporter and event.get("event") == "sql":
+            reporter.sql_statement(dialect, event["statement"])
 
-        return run_worker({**_spec(config, url, dialect, "chain", planned, run_id), **extra}, cwd=config.cwd,
-                          step_timeout_s=config.step_timeout_s, secrets=secrets_of(url), on_event=on_event)
+    return sessions.run({"checks": list(planned), **extra}, on_event)
 
 
-def _probe_passes(server: Server, dialect: str, config: RunConfig, run_id: str, revision: str,
-                  nulls: list[list[str]]) -> bool:
-    outcome = _session(server, dialect, ("data",), config, run_id, None, data_probe=probe_spec(revision, nulls))
+def _probe_passes(sessions: DatabaseSessions, revision: str, nulls: list[list[str]]) -> bool:
+    outcome = _session(sessions, "", ("data",), None, data_probe=probe_spec(revision, nulls))
     return any(e["name"] == "data" and e["status"] == PASSED for e in outcome.of_kind("check"))
 
 
-def _explain_data_failure(server: Server, dialect: str, config: RunConfig, run_id: str, result: CheckResult,
-                          suspects: dict[str, Any]) -> CheckResult:
+def _explain_data_failure(sessions: DatabaseSessions, result: CheckResult, suspects: dict[str, Any]) -> CheckResult:
     """Tell a data-shape assumption from a broken migration: the generated rows put NULL in nullable columns,
     and a data migration that assumes a value (``row.domain_name.lower()``) fails on them. Replay the chain on
     a fresh database with no generated NULL: if the step then passes, find the column (one NULL-holding column
     at a time) and say so; the verdict stays ``failed``, since the schema allows those NULLs."""
     revision, columns = suspects["revision"], suspects["columns"][:MAX_SUSPECTS]
-    if not _probe_passes(server, dialect, config, run_id, revision, []):
+    if not _probe_passes(sessions, revision, []):
         return result
     culprit = next((c for c in columns if len(columns) == 1
-                    or not _probe_passes(server, dialect, config, run_id, revision, [c])), None)
+                    or not _probe_passes(sessions, revision, [c])), None)
     where = (f"{culprit[0]}.{culprit[1]} is NULL" if culprit
              else "some of " + ", ".join(f"{t}.{c}" for t, c in columns) + " are NULL")
     return replace(result, message=f"{result.message}; it fails only when {where}, which the schema allows "
@@ -300,9 +412,20 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
     run_id = config.run_id or new_run_id()
     started_at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
     with registered_run(run_id):
-        history = preflight(config, run_id)
-        databases = run_databases(config, run_id, reporter)
-    return RunResult(ok=(code := exit_code_for(databases)) == EXIT_OK, exit_code=code,
+        reset_cancel()
+        gate = Preflight(config, run_id)
+        try:
+            if config.since:  # nothing added since the ref: no server is started at all
+                gate.wait()
+            nothing = gate.since is not None and not gate.since["checked"]
+            databases = () if nothing else run_databases(config, run_id, reporter, gate)
+        except BaseException:
+            gate.wait()  # the preflight's own error (a bad --app) comes first
+            raise
+        history = gate.history
+        assert history is not None
+    code = EXIT_OK if nothing else exit_code_for(databases)
+    return RunResult(ok=code == EXIT_OK, exit_code=code, since=gate.since,
                      head=history.heads[0] if len(history.heads) == 1 else ",".join(history.heads),
                      heads=history.heads, databases=databases, run_id=run_id, started_at=started_at,
                      revisions=tuple({"revision": r.revision, "down_revisions": list(r.down_revisions),
@@ -343,11 +466,14 @@ def _in_threads(jobs: list[Callable[[], Any]], name: str) -> list[Any]:
     return [results[i] for i in range(len(jobs))]
 
 
-def run_databases(config: RunConfig, run_id: str, reporter: Reporter) -> tuple[DatabaseResult, ...]:
-    """Every selected database at once: containers start together, SQLite's checks run meanwhile. Each
-    database still owns its server and scratch databases; results keep the order of ``config.databases``."""
-    reset_cancel()
-    jobs = [lambda s=s: run_database(s, config, run_id, reporter) for s in config.databases]
+def run_databases(config: RunConfig, run_id: str, reporter: Reporter,
+                  gate: Preflight | None = None) -> tuple[DatabaseResult, ...]:
+    """Every selected database at once: containers start together (and with the preflight, ``gate``), SQLite's
+    checks run meanwhile. Each database still owns its server and scratch databases; results keep the order of
+    ``config.databases``."""
+    if gate is None:
+        reset_cancel()
+    jobs = [lambda s=s: run_database(s, config, run_id, reporter, gate) for s in config.databases]
     return tuple(_in_threads(jobs, "database"))
 
 

@@ -62,6 +62,13 @@ def upgrade_steps(revisions: Sequence[Revision]) -> list[Step]:
     return [Step(UP, r, r.revision) for r in revisions]
 
 
+def upgrade_at_once(revisions: Sequence[Revision]) -> list[Step]:
+    """base → the top of ``revisions`` in one go: one alembic upgrade per head of ``revisions`` (a revision none of
+    the others names as a parent), as ``flask db upgrade`` runs it."""
+    parents = {p for r in revisions for p in r.down_revisions}
+    return [Step(UP, r, r.revision) for r in revisions if r.revision not in parents]
+
+
 def downgrade_steps(revisions: Sequence[Revision]) -> list[Step]:
     """head → base, one revision at a time: each step reverts exactly one revision.
 

@@ -39,7 +39,7 @@ from .config import IgnoreRule
 from .errors import ConfigError, HarnessError, MigrationsError
 from .floor import installed_versions, missing_driver
 from .results import ERROR, FAILED, SKIPPED, CheckResult
-from .steps import upgrade_steps
+from .steps import upgrade_at_once, upgrade_steps
 from .history import ordered_revisions, window
 from .redact import redact, secrets_of
 
@@ -139,7 +139,7 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
     """Everything the worker does once the app is up, inside its app context."""
     _limit_lock_waits(env, get_backend(spec["dialect"]).session_settings(spec.get("lock_timeout_s", 60.0)))
     revisions, heads = load_history(env)
-    span = window(revisions, heads, spec.get("from"), spec.get("to"))
+    _span(spec, revisions, heads)  # a bad --from / --to is the preflight's usage error
     emit({"event": "history", "heads": heads, "directory": env.directory,
           "revisions": [r.to_dict() for r in revisions], "sqlite_base": sqlite_relative_base(env.app, env.db),
           "versions": installed_versions()})
@@ -151,6 +151,18 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
         module, _, function = EXTRA_MODES[spec["mode"]].partition(":")
         getattr(importlib.import_module(module), function)(spec, env, revisions, heads, emit)
         return
+    if spec["mode"] == "serve":  # one app load, every session of the database (harness.serve)
+        from .serve import serve
+
+        serve(spec, env, revisions, heads, emit, run_chain)
+        return
+    run_chain(spec, env, revisions, heads, emit)
+
+
+def run_chain(spec: dict[str, Any], env: Any, revisions: list, heads: list[str],
+              emit: Callable[[dict[str, Any]], None]) -> None:
+    """One session of checks (``spec["checks"]``, in order) on the scratch database, from base."""
+    span = _span(spec, revisions, heads)
     ctx = CheckContext(env=env, dialect=spec["dialect"], backend=get_backend(spec["dialect"]),
                        revisions=span.revisions, heads=heads, emit=emit,
                        ignore=[IgnoreRule.from_dict(r) for r in spec.get("ignore", [])],
@@ -160,13 +172,17 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
         ctx.state["data_probe"] = spec["data_probe"]
     if spec.get("echo_sql"):
         _echo_sql(env, ctx)
+    if spec.get("stairway_is_upgrade"):  # harness.serve: the stairway's first ups are the step-wise upgrade
+        ctx.state["stairway_is_upgrade"] = True
     checks: list[str] = spec["checks"]
     needs_database = [c for c in checks if c != "single_head"]
     if span.before and needs_database:  # --from: apply what comes before the window first, unchecked
-        failure = ctx.run_steps(upgrade_steps(span.before))
+        since = spec.get("since")  # --since: what existed at the ref, in one go (one alembic upgrade per head)
+        failure = ctx.run_steps(upgrade_at_once(span.before) if since else upgrade_steps(span.before))
         if failure:  # still a real failure of the chain
+            where = f"applying the revisions that exist at {since}" if since else "before --from"
             emit({"event": "check", **CheckResult(needs_database[0], FAILED, failure.step.revision.revision,
-                  f"before --from: {failure.describe(ctx.dialect)}").to_dict()})
+                  f"{where}: {failure.describe(ctx.dialect)}").to_dict()})
             return
     if "leaves_no_trace" in checks:
         try:
@@ -174,6 +190,8 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
         except Exception as exc:  # noqa: BLE001 - leaves_no_trace reports it as its own error
             ctx.state["baseline_error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
     for name in checks:
+        if name == "upgrade" and ctx.state.get("stairway_is_upgrade") and not ctx.state.get("upgraded_by_stairway"):
+            return  # the stairway did not get to the top: the parent runs the chain's checks on a fresh database
         started = time.monotonic()
         whole = next((r for r in ctx.rules_for(name) if r.whole_check), None)
         if whole and name not in ("upgrade", "downgrade"):  # the chain must still move for the checks after
@@ -187,12 +205,32 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
         emit({"event": "check", **replace(result, duration_s=time.monotonic() - started).to_dict()})
 
 
+def _span(spec: dict[str, Any], revisions: list, heads: list[str]) -> Any:
+    """The part of the chain under test: ``--from`` / ``--to``, or (``--since``) every revision but those only
+    applied (``spec["applied"]``)."""
+    span = window(revisions, heads, spec.get("from"), spec.get("to"))
+    applied = set(spec.get("applied") or ())
+    if not applied:
+        return span
+    before = [r for r in revisions if r.revision in applied]
+    return replace(span, before=before, revisions=[r for r in span.revisions if r.revision not in applied])
+
+
+#: the session whose statements ``-v`` echoes (a worker that serves several sessions listens once)
+_ECHOING: dict[str, Any] = {}
+
+
 def _echo_sql(env: Any, ctx: CheckContext) -> None:
     """``-v``: every statement a migration step sends (not the harness's own reflection and row queries), from
     whichever engine env.py migrates with."""
     scratch = env.engine().url
+    listening = bool(_ECHOING)
+    _ECHOING["ctx"] = ctx
+    if listening:
+        return
 
     def before_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        ctx = _ECHOING["ctx"]
         if ctx.state.get("in_step") and on_scratch_database(conn, scratch):
             text = " ".join(str(statement).split())
             ctx.emit({"event": "sql", "statement": text if len(text) <= 500 else text[:497] + "..."})
@@ -246,7 +284,7 @@ def _die_with_parent() -> None:
 
 def main() -> int:
     _die_with_parent()
-    spec = json.loads(sys.stdin.read())
+    spec = json.loads(sys.stdin.readline())  # serve mode reads its sessions from the lines after it
     hide = secrets_of(spec.get("url"))
     stream = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # anything the app or alembic prints goes to stderr, not into the event stream

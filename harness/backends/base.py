@@ -60,6 +60,12 @@ class Server(ABC):
         """Create a fresh, uniquely named database; yield its URL (with password); drop it on exit (a drop that
         fails is recorded in :attr:`leftovers`, never raised)."""
 
+    def renew(self, url: str) -> bool:
+        """Make the scratch database at ``url`` fresh again, under the same name (the app a worker loaded on it
+        keeps pointing at it): dropped and created. False when it could not be dropped (it is then one of
+        :attr:`leftovers`, and the caller takes a new one); :class:`DatabaseUnavailable` when it cannot be made."""
+        raise NotImplementedError  # pragma: no cover - every server kind implements it
+
     def probe(self) -> str | None:
         """Why the server cannot be used any more ("the container had exited with code 137"), or ``None`` while
         it still answers. Asked after a failure: a server's death is an environment fault, not a verdict."""
@@ -97,6 +103,8 @@ class Backend(ABC):
     #: never the fault of the migration that was running. Dialects add their own words.
     server_gone_markers: ClassVar[tuple[str, ...]] = (
         "connection refused", "connection reset by peer", "broken pipe", "connection timed out", "no route to host")
+    #: what it says to a new connection while it shuts down or starts: not yet the answer a probe waits for
+    settling_markers: ClassVar[tuple[str, ...]] = ()
     #: what it says when the server's disk is full
     disk_full_markers: ClassVar[tuple[str, ...]] = ("no space left on device", "disk full")
 
@@ -438,20 +446,30 @@ class SqlServer(Server):
         name = f"{SCRATCH_PREFIX}{self.run_id}_{next(self._numbers)}"
         created = False
         try:
-            try:
-                with self.engine.connect() as conn:
-                    self.backend.create_database(conn, name)
-                created = True
-            except sa.exc.DBAPIError as exc:
-                reason = first_line(exc.orig or exc, secrets_of(self.engine.url))
-                gone = self.probe()
-                raise DatabaseUnavailable(
-                    self.backend.name, f"cannot create scratch database {name} on {safe_url(self.admin_url)}: {reason}"
-                    + (f"; {gone}" if gone else "")) from exc
+            self._create(name)
+            created = True
             yield self.admin_url.set(database=name).render_as_string(hide_password=False)
         finally:
             # also when interrupted mid-CREATE (the database may exist without ``created`` being set)
             self._drop(name, created)
+
+    def renew(self, url: str) -> bool:
+        name = make_url(url).database
+        if not self._drop(name, created=True):
+            return False
+        self._create(name)
+        return True
+
+    def _create(self, name: str) -> None:
+        try:
+            with self.engine.connect() as conn:
+                self.backend.create_database(conn, name)
+        except sa.exc.DBAPIError as exc:
+            reason = first_line(exc.orig or exc, secrets_of(self.engine.url))
+            gone = self.probe()
+            raise DatabaseUnavailable(
+                self.backend.name, f"cannot create scratch database {name} on {safe_url(self.admin_url)}: {reason}"
+                + (f"; {gone}" if gone else "")) from exc
 
     def _drop(self, name: str, created: bool) -> bool:
         """Drop scratch database ``name``; when the server cannot, remember it (never raised: the run's verdicts
@@ -484,14 +502,37 @@ class SqlServer(Server):
             if full or state.broken:
                 return "; ".join(x for x in (state.text if state.broken else "", full and f"its log says: {full}") if x)
             docker = f"; {state.text}" if state.status == "unknown" else ""
+        text = self._answer()
+        deadline = time.monotonic() + 5.0
+        while text and any(m in text.lower() for m in self.backend.settling_markers) and time.monotonic() < deadline:
+            time.sleep(0.25)  # shutting down or starting: its next answer says which way it went
+            text = self._answer()
+        if text:
+            found = self.backend.environment_fault(text)
+            dying = self._dying_container()
+            if dying:  # killed a moment ago: Docker says so a little after its clients notice
+                return dying
+            return f"the server does not answer ({found[1] if found else text}){docker}"
+        return None
+
+    def _answer(self) -> str:
+        """``""`` when the server runs a query, else the first line of what it (or the driver) said."""
         try:
             with self.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
         except sa.exc.DBAPIError as exc:
-            text = first_line(exc.orig or exc, secrets_of(self.engine.url))
-            found = self.backend.environment_fault(text)
-            return f"the server does not answer ({found[1] if found else text}){docker}"
-        return None
+            return first_line(exc.orig or exc, secrets_of(self.engine.url))
+        return ""
+
+    def _dying_container(self, limit_s: float = 3.0) -> str:
+        """The container's state once Docker reports it exited or paused (within ``limit_s``), else ``""``."""
+        deadline = time.monotonic() + limit_s
+        while self.container is not None and time.monotonic() < deadline:
+            state = container_state(self.container)
+            if state.broken:
+                return state.text
+            time.sleep(0.2)
+        return ""
 
     def databases(self) -> list[str]:
         """All database names on this server (for tests and ``clean``)."""

@@ -26,6 +26,7 @@ class MySQLBackend(ServerBackend):
     server_gone_markers: ClassVar[tuple[str, ...]] = ServerBackend.server_gone_markers + (
         "lost connection to mysql server", "mysql server has gone away", "can't connect to mysql server",
         "server shutdown in progress")
+    settling_markers: ClassVar[tuple[str, ...]] = ("server shutdown in progress",)
     # InnoDB out of disk: "The table 't' is full" (1114), "Got error 28 from storage engine", errno 28 (ENOSPC)
     disk_full_markers: ClassVar[tuple[str, ...]] = ServerBackend.disk_full_markers + (
         "is full", "error 28 ", "errno: 28")

@@ -38,6 +38,11 @@ class PostgreSQLBackend(ServerBackend):
         "the database system is shutting down", "the database system is starting up",
         "the database system is in recovery mode", "connection already closed", "no connection to the server",
         "ssl syscall error: eof detected", "could not receive data from server")
+    # a server on its way down or up answers new connections so for a moment (or takes them and hangs up): the
+    # probe waits for the outcome
+    settling_markers: ClassVar[tuple[str, ...]] = (
+        "the database system is shutting down", "the database system is starting up",
+        "server closed the connection unexpectedly")
 
     def make_container(self, image: str, password: str) -> Any:
         PostgresContainer = container_class("postgres", "PostgresContainer")

@@ -33,8 +33,16 @@ class SQLiteServer(Server):
         try:
             yield f"sqlite:///{path}"
         finally:
-            for leftover in (path, path.with_name(path.name + "-journal"), path.with_name(path.name + "-wal")):
-                leftover.unlink(missing_ok=True)
+            _remove(path)
+
+    def renew(self, url: str) -> bool:
+        _remove(Path(url[len("sqlite:///"):]))
+        return True
+
+
+def _remove(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + "-journal"), path.with_name(path.name + "-wal")):
+        leftover.unlink(missing_ok=True)
 
 
 class SQLiteBackend(Backend):

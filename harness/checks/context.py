@@ -52,8 +52,10 @@ class CheckContext:
     def step_done(self, step: Step, seconds: float, passed: bool) -> None:
         """Tell the parent how long a step took, and for which check (the JSON report's ``steps``)."""
         self.state["in_step"] = False
-        self.emit({"event": "step_done", "check": self.current_check, "direction": step.direction,
-                   "revision": step.revision.revision, "duration_s": round(seconds, 4), "passed": passed})
+        self.state["last_step"] = {"event": "step_done", "check": self.current_check, "direction": step.direction,
+                                   "revision": step.revision.revision, "duration_s": round(seconds, 4),
+                                   "passed": passed}
+        self.emit(self.state["last_step"])
 
     def run_steps(self, steps: Sequence[Step]) -> StepFailure | None:
         """Run migration steps with this context's announcements and timings (see :func:`harness.steps.run_steps`)."""

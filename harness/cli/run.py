@@ -41,6 +41,9 @@ from ..runner import run as run_checks
               help="Only these checks (comma-separated; default: all). Checks they need still run.")
 @click.option("--from", "from_revision", metavar="REV", help="Test only the revisions after REV (applied first, unchecked).")
 @click.option("--to", "to_revision", metavar="REV", help="Test only up to REV (default: head).")
+@click.option("--since", "since", metavar="REF",
+              help="Check only the revisions added or changed since the git ref REF (e.g. origin/main); those "
+                   "that exist at REF are applied first, unchecked. The pre-push run.")
 @click.option("--allow-multiple-heads", is_flag=True, default=None,
               help="Do not fail single_head when the history has several heads.")
 @click.option("-v", "--verbose", is_flag=True,
@@ -58,7 +61,7 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         ignore_checks: tuple[str, ...], checks: tuple[str, ...], from_revision: str | None,
         to_revision: str | None, allow_multiple_heads: bool | None, lock_timeout: float | None,
         verbose: bool, quiet: bool, junit_path: str | None, markdown_path: str | None,
-        html_path: str | None, tmpfs_size: str | None, python: str | None) -> None:
+        html_path: str | None, tmpfs_size: str | None, python: str | None, since: str | None) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
@@ -69,7 +72,7 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         config = build_config(app=app, migrations=migrations, db=db, json_path=json_path,
                               skip_unavailable=skip_unavailable, step_timeout_s=step_timeout,
                               ignore_tables=ignore_tables, ignore_checks=ignore_checks, checks=checks,
-                              from_revision=from_revision, to_revision=to_revision,
+                              from_revision=from_revision, to_revision=to_revision, since=since,
                               allow_multiple_heads=allow_multiple_heads, lock_timeout_s=lock_timeout,
                               echo_sql=verbose, tmpfs_size=tmpfs_size, python=python)
         # with --json - the report is standard output, and everything for people goes to stderr

@@ -1,0 +1,122 @@
+"""Every session of one database through one worker: the app is loaded once (:mod:`harness.serve`), each
+session gets the scratch database made fresh again. Isolation stays as with a worker per session: a session
+that fails, crashes or outlives the step limit ends only its own checks, and a worker that died or was stopped
+is replaced by a fresh one (on a fresh database) for the sessions after it."""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable
+
+from .backends import Server
+from .process import WorkerOutcome, WorkerProcess, binds_directory, worker_slot
+
+OnEvent = Callable[[dict[str, Any]], None]
+
+
+class DatabaseSessions:
+    """Owns one database's scratch database(s) and its serving worker (used as a context manager: on exit the
+    worker is stopped first, then the scratch databases are dropped)."""
+
+    def __init__(self, server: Server, spec: dict[str, Any], cwd: str, step_timeout_s: float,
+                 secrets: Callable[[str], list[str]]) -> None:
+        self.server = server
+        self.spec = spec  # the worker's spec without its url
+        self.cwd = cwd
+        self.step_timeout_s = step_timeout_s
+        self.secrets = secrets
+        self.url = ""
+        self.used = False  # a session ran on the scratch database since it was made
+        self.loads = 0  # app loads (workers started), for tests and the benchmark
+        self.extra: dict[str, Any] = {}  # what every session gets from the preflight (``--since``)
+        self._worker: WorkerProcess | None = None
+        self._pristine = False
+        self._failed_start: WorkerOutcome | None = None  # how :meth:`prestart`'s worker failed to get up
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> DatabaseSessions:
+        self._binds = self._stack.enter_context(binds_directory(self.spec))
+        self.url = self._stack.enter_context(self.server.scratch_database())
+        self._stack.callback(self._close)  # runs before the scratch database is dropped
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None:  # interrupted, or the server went away: no waiting for the worker
+            self._discard()
+        self._stack.close()
+
+    def prestart(self) -> None:
+        """Load the app now (while the preflight runs): the first session then finds it up, or how it failed."""
+        if self._worker is None and self._failed_start is None:
+            outcome = WorkerOutcome()
+            if not self._start(outcome, None):
+                self._failed_start = outcome
+
+    def run(self, session: dict[str, Any], on_event: OnEvent | None = None) -> WorkerOutcome:
+        """One session (``{"checks": [...], ...}`` over the spec) on a fresh scratch database; its outcome as a
+        one-shot worker's would be (``finished`` when the session ended normally)."""
+        session = {**self.extra, **session}
+        if self._failed_start is not None:  # the app did not get up on this database: said as this session's
+            outcome, self._failed_start = self._failed_start, None
+            self.used = True
+            return outcome
+        if self.used:
+            if not self.server.renew(self.url):  # could not be dropped: a new one, and an app loaded on it
+                self._discard()
+                self.url = self._stack.enter_context(self.server.scratch_database())
+        self.used = True
+        outcome = WorkerOutcome()
+        if self._worker is None and not self._start(outcome, on_event):
+            return outcome
+        worker = self._worker
+        assert worker is not None
+        with worker_slot():
+            ended = not worker.send(session) or not worker.collect(outcome, self.step_timeout_s, on_event,
+                                                                  end="session_done")
+        if ended:  # it died, was stopped, or gave up (a fatal): a fresh one serves the next session
+            self._discard(outcome)
+        else:
+            outcome.finished = True
+            if not self._pristine:  # its start-up wrote to the database: the next session needs its own load
+                self._close()
+        return outcome
+
+    def _start(self, outcome: WorkerOutcome, on_event: OnEvent | None) -> bool:
+        """Load the app on the scratch database; False (``outcome`` says why) when it did not get up."""
+        self.loads += 1
+        with worker_slot():
+            self._worker = WorkerProcess({**self.spec, "url": self.url, "mode": "serve",
+                                          "bind_directory": self._binds}, self.cwd)
+            ready = self._worker.collect(outcome, self.step_timeout_s, on_event, end="ready")
+        if not ready:
+            self._discard(outcome)
+            return False
+        self._pristine = bool(outcome.of_kind("ready")[0].get("pristine"))
+        outcome.events[:] = [e for e in outcome.events if e.get("event") not in ("history", "ready")]
+        return True
+
+    def _discard(self, outcome: WorkerOutcome | None = None) -> None:
+        """Stop the worker (it ended, or its database is gone) and say in ``outcome`` how it ended."""
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        if not worker.ended:
+            worker.stop()
+        else:
+            worker.wait()
+        worker.join()
+        if outcome is not None:
+            worker.conclude(outcome, self.secrets(self.url))
+
+    def _close(self) -> None:
+        """Let the worker end (its stdin closed), or stop it."""
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        if worker.send(None):
+            worker.wait()
+        else:
+            worker.stop()
+        worker.join()
+
+
+__all__ = ["DatabaseSessions"]

@@ -1,0 +1,247 @@
+"""[speed] One app load per database (every session of a database through one worker, each on a fresh scratch
+database), the stairway pass serving as the step-wise upgrade, and ``--since REF`` (a pre-push run checks only the
+revisions added or changed since a git ref), against real databases and a real git repository."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from projects import GOOD_MODELS, Rev, good_chain, make_project
+from test_real_apps import DOMAIN_MODELS, DOMAINS, _lowercase
+
+ALL = ("sqlite", "postgresql", "mysql")
+
+#: the app's factory notes every load (the database it was loaded on) in $HARNESS_TEST_LOADS
+COUNTING = '''
+
+_create_app = create_app
+
+
+def create_app(config=None):
+    if os.environ.get("HARNESS_TEST_LOADS"):
+        with open(os.environ["HARNESS_TEST_LOADS"], "a") as f:
+            f.write(os.environ["DATABASE_URL"].split(":")[0].split("+")[0] + "\\n")
+    return _create_app(config)
+'''
+
+#: a factory whose start-up writes to the database (some run create_all() or upgrade() there)
+WRITES_AT_START_UP = '''
+    import sqlalchemy as _sa
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(_sa.text("CREATE TABLE started_here (id INTEGER PRIMARY KEY)"))
+'''
+
+COMMENTS = Rev("a003", "create comments", """
+    op.create_table("comments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("post_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["post_id"], ["posts.id"], name=op.f("fk_comments_post_id_posts")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_comments")))
+""", 'op.drop_table("comments")')
+COMMENTS_MODELS = GOOD_MODELS + '''
+
+class Comment(db.Model):
+    __tablename__ = "comments"
+    id = db.Column(sa.Integer, primary_key=True)
+    post_id = db.Column(sa.Integer, sa.ForeignKey("posts.id"), nullable=False)
+'''
+#: forgets to drop its index on the way down: the stairway fails at it
+LEAKY = Rev("a004", "index comments by post", """
+    with op.batch_alter_table("comments") as batch_op:
+        batch_op.create_index("ix_comments_post_id", ["post_id"], unique=False)
+""", "pass")
+LEAKY_MODELS = COMMENTS_MODELS.replace('sa.ForeignKey("posts.id"), nullable=False)\n',
+                                       'sa.ForeignKey("posts.id"), nullable=False, index=True)\n')
+
+
+def counting_project(root: Path, revisions: list[Rev], models: str, start_up: str = "") -> Path:
+    project = make_project(root, revisions, models)
+    app_py = project / "app.py"
+    text = app_py.read_text()
+    if start_up:
+        text = text.replace("    import models  # noqa: F401\n", "    import models  # noqa: F401\n" + start_up)
+    app_py.write_text(text + COUNTING)
+    return project
+
+
+def loads(path: Path) -> dict[str, int]:
+    lines = path.read_text().split() if path.exists() else []
+    return {name: lines.count(name) for name in sorted(set(lines))}
+
+
+def test_every_check_on_three_databases_loads_the_app_once_per_database_and_once_before(harness,
+                                                                                      tmp_path: Path) -> None:
+    record = tmp_path / "loads.txt"
+    run = harness(counting_project(tmp_path / "p", good_chain(), GOOD_MODELS), env={"HARNESS_TEST_LOADS": str(record)})
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert all(run.statuses(name) == {d: "passed" for d in ALL} for name in
+               ("upgrade", "schema_matches_models", "no_pending_autogenerate", "downgrade", "leaves_no_trace",
+                "stairway", "data"))
+    # the preflight (on a throwaway SQLite file), then one worker per database for all its sessions
+    assert loads(record) == {"sqlite": 2, "postgresql": 1, "mysql": 1}
+    # the report lists the checks in their usual order, and the upgrade's steps (shared with the stairway's
+    # first ups, timed once) are still there
+    names = [c["name"] for c in run.database("postgresql")["checks"]]
+    assert names == ["single_head", "upgrade", "schema_matches_models", "no_pending_autogenerate", "downgrade",
+                     "leaves_no_trace", "stairway", "data"]
+    upgrade = [(s["direction"], s["revision"]) for s in run.database("mysql")["steps"] if s["check"] == "upgrade"]
+    assert upgrade == [("up", "a001"), ("up", "a002")]
+
+
+def test_the_null_probes_of_the_data_check_reuse_the_worker(harness, tmp_path: Path) -> None:
+    record = tmp_path / "loads.txt"
+    project = counting_project(tmp_path / "p", [DOMAINS, _lowercase("note")], DOMAIN_MODELS)
+    run = harness(project, "--checks", "data", db=("sqlite", "postgresql"), env={"HARNESS_TEST_LOADS": str(record)})
+    assert run.exit_code == 1, run.stdout + run.stderr
+    for dialect in ("sqlite", "postgresql"):
+        check = run.check(dialect, "data")
+        assert (check["status"], check["revision"]) == ("failed", "d002")
+        assert "it fails only when alternative.note is NULL, which the schema allows" in check["message"]
+    assert loads(record) == {"sqlite": 2, "postgresql": 1}
+
+
+def test_a_stairway_that_fails_leaves_the_chain_checks_their_own_pass(harness, tmp_path: Path) -> None:
+    """The merged pass stops where the stairway fails; the upgrade and the checks after it then run on a fresh
+    database as before, so their verdicts are what they were (here: the chain itself is fine)."""
+    record = tmp_path / "loads.txt"
+    project = counting_project(tmp_path / "p", good_chain() + [COMMENTS, LEAKY], LEAKY_MODELS)
+    run = harness(project, env={"HARNESS_TEST_LOADS": str(record)})
+    assert run.exit_code == 1, run.stdout + run.stderr
+    assert run.statuses("stairway") == {d: "failed" for d in ALL}
+    assert {run.check(d, "stairway")["revision"] for d in ALL} == {"a004"}
+    for name in ("upgrade", "schema_matches_models", "downgrade", "leaves_no_trace", "data"):
+        assert run.statuses(name) == {d: "passed" for d in ALL}, (name, run.stdout)
+    upgrade = [(s["direction"], s["revision"]) for s in run.database("sqlite")["steps"] if s["check"] == "upgrade"]
+    assert upgrade == [("up", "a001"), ("up", "a002"), ("up", "a003"), ("up", "a004")]
+    assert loads(record) == {"sqlite": 2, "postgresql": 1, "mysql": 1}
+
+
+def test_an_app_that_writes_at_start_up_gets_a_load_per_session(harness, tmp_path: Path) -> None:
+    """A factory that creates a table at start-up: each session's fresh database gets what a fresh load does
+    there, as with a worker per session (here leaves_no_trace sees the table made before the baseline)."""
+    record = tmp_path / "loads.txt"
+    project = counting_project(tmp_path / "p", good_chain(), GOOD_MODELS, start_up=WRITES_AT_START_UP)
+    run = harness(project, "--checks", "upgrade,stairway,data", db=("sqlite", "postgresql"),
+                  env={"HARNESS_TEST_LOADS": str(record)})
+    assert run.exit_code == 0, run.stdout + run.stderr
+    # preflight + merged pass + data on SQLite; merged pass + data on PostgreSQL
+    assert loads(record) == {"sqlite": 3, "postgresql": 2}
+
+
+# -- --since REF ------------------------------------------------------------------------------------------------
+
+def git(project: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args], cwd=project,
+                          check=True, capture_output=True, text=True).stdout
+
+
+def committed(root: Path, revisions: list[Rev], models: str) -> Path:
+    project = make_project(root, revisions, models)
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "base")
+    return project
+
+
+def test_since_checks_only_the_revisions_added_since_the_ref(harness, tmp_path: Path) -> None:
+    project = committed(tmp_path / "p", good_chain(), GOOD_MODELS)
+    make_project(project, good_chain() + [COMMENTS], COMMENTS_MODELS)  # a003 added, not even committed
+    run = harness(project, "--since", "main")
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.report["since"] == {"ref": "main", "applied": ["a001", "a002"], "checked": ["a003"]}
+    for dialect in ALL:
+        steps = run.database(dialect)["steps"]
+        assert {s["revision"] for s in steps if s["check"] in ("downgrade", "stairway", "data")} == {"a003"}
+        assert run.check(dialect, "upgrade")["message"] == "1 revisions applied one by one, a002 to head"
+    assert "since main: 1 revision(s) fully checked (a003), 2 only applied (up to a002)" in run.stdout
+
+
+def test_since_finds_the_defect_in_a_new_revision(harness, tmp_path: Path) -> None:
+    project = committed(tmp_path / "p", good_chain() + [COMMENTS], COMMENTS_MODELS)
+    make_project(project, good_chain() + [COMMENTS, LEAKY], LEAKY_MODELS)
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "leaky")
+    run = harness(project, "--since", "HEAD~1", db=("sqlite", "postgresql"))
+    assert run.exit_code == 1, run.stdout + run.stderr
+    assert run.report["since"]["checked"] == ["a004"]
+    assert {run.check(d, "stairway")["revision"] for d in ("sqlite", "postgresql")} == {"a004"}
+
+
+def test_since_counts_a_changed_revision_and_what_is_above_it_as_new(harness, tmp_path: Path) -> None:
+    project = committed(tmp_path / "p", good_chain() + [COMMENTS], COMMENTS_MODELS)
+    posts = next((project / "migrations" / "versions").glob("a002_*.py"))
+    posts.write_text(posts.read_text().replace('"title"', '"title"', 1) + "\n# reviewed\n")
+    run = harness(project, "--since", "main", db=("sqlite",))
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.report["since"] == {"ref": "main", "applied": ["a001"], "checked": ["a002", "a003"]}
+
+
+def test_since_with_nothing_new_starts_no_database(harness, tmp_path: Path) -> None:
+    project = committed(tmp_path / "p", good_chain(), GOOD_MODELS)
+    run = harness(project, "--since", "main")
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.report["databases"] == [] and run.report["since"]["checked"] == []
+    assert "nothing to check: no revision was added or changed since main" in run.stdout
+
+
+def test_since_a_ref_that_does_not_exist_is_a_usage_error(harness, tmp_path: Path) -> None:
+    project = committed(tmp_path / "p", good_chain(), GOOD_MODELS)
+    run = harness(project, "--since", "origin/nope", db=("sqlite",))
+    assert run.exit_code == 2, run.stdout + run.stderr
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "--since origin/nope: not a commit" in lines[0], lines
+    outside = make_project(tmp_path / "plain", good_chain(), GOOD_MODELS)
+    run = harness(outside, "--since", "main", db=("sqlite",))
+    assert run.exit_code == 2 and "--since" in run.stderr and "git" in run.stderr, run.stderr
+    run = harness(project, "--since", "main", "--from", "a001", db=("sqlite",))
+    assert run.exit_code == 2 and "give one of them" in run.stderr, run.stderr
+    assert json.loads(json.dumps(run.report))["databases"] == []
+
+
+# -- the pytest plugin and the fixture ----------------------------------------------------------------------------
+
+TWO_FIXTURE_TESTS = '''
+import pytest
+import sqlalchemy as sa
+
+
+@pytest.mark.parametrize("round", [1, 2])
+@pytest.mark.parametrize("migration_database", ["sqlite", "postgresql"], indirect=True)
+def test_fresh_at_head(migration_database, round):
+    engine = sa.create_engine(migration_database)
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM users")).scalar() == 0  # nothing of the other test
+        conn.execute(sa.text("INSERT INTO users (id, name) VALUES (1, 'x')"))
+    engine.dispose()
+'''
+
+
+def _pytest(project: Path, server_urls: dict[str, str], record: Path, *args: str) -> subprocess.CompletedProcess:
+    import sys
+
+    from conftest import cli_env
+
+    env = {**cli_env(), "HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_MYSQL_URL": server_urls["mysql"],
+           "HARNESS_TEST_LOADS": str(record)}
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args], cwd=project,
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_plugin_starts_only_the_databases_k_selects(tmp_path: Path, server_urls) -> None:
+    record = tmp_path / "loads.txt"
+    project = counting_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    proc = _pytest(project, server_urls, record, "--migrations", "--migrations-app", "app:create_app", "-k",
+                   "sqlite and (upgrade or stairway)")
+    assert proc.returncode == 0 and "2 passed, 22 deselected" in proc.stdout, proc.stdout + proc.stderr
+    assert loads(record) == {"sqlite": 2}  # the preflight and SQLite's worker: no PostgreSQL, no MySQL
+
+
+def test_the_fixture_loads_the_app_once_per_database(tmp_path: Path, server_urls) -> None:
+    record = tmp_path / "loads.txt"
+    project = counting_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    (project / "test_mine.py").write_text(TWO_FIXTURE_TESTS)
+    proc = _pytest(project, server_urls, record, "--migrations-app", "app:create_app", "test_mine.py")
+    assert proc.returncode == 0 and "4 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert loads(record) == {"sqlite": 1, "postgresql": 1}
