@@ -162,7 +162,10 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         _stopped_report(json_path, EXIT_INTERNAL, "internal error (please report it)", started_at, ran,
                         config.run_id if config else None)
         sys.exit(EXIT_INTERNAL)
-    click.echo(verdict_line(result) if quiet else summary(result), err=json_path == "-", color=color_wanted())
+    # a CI log (lines of the databases interleaved): each database's checks together again, in the order of --db
+    blocks = isinstance(reporter, TextReporter) and reporter.steps and len(result.databases) > 1
+    click.echo(verdict_line(result) if quiet else summary(result, checks=blocks), err=json_path == "-",
+               color=color_wanted())
     if json_path:
         write_json(result, json_path)
     if junit_path:

@@ -1,6 +1,7 @@
 """Run settings: flags over environment over ``[tool.migration-harness]`` in pyproject.toml over defaults."""
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -79,7 +80,8 @@ def parse_ignore_check(value: str) -> IgnoreRule:
     """``--ignore-check NAME[@DATABASE]``."""
     check, _, database = value.partition("@")
     if database and database not in DIALECTS:
-        raise ConfigError(f"--ignore-check {value}: unknown database {database!r}")
+        raise ConfigError(f"--ignore-check {value}: unknown database {database!r}"
+                          f"{did_you_mean(database, DIALECTS + _DIALECT_ALIASES)}")
     return IgnoreRule(reason=f"--ignore-check {value}", check=check, database=database or None)
 
 
@@ -108,6 +110,22 @@ class RunConfig:
     python: str | None = None
 
 
+#: what people call the databases, as (alias, name): ``postgres``, ``pg``, ``mariadb``
+_ALIASES: dict[str, str] = {"postgres": "postgresql", "pg": "postgresql", "psql": "postgresql", "mariadb": "mysql",
+                            "sqlite3": "sqlite"}
+_DIALECT_ALIASES: tuple[str, ...] = tuple(_ALIASES)
+
+
+def did_you_mean(name: str, choices: tuple[str, ...]) -> str:
+    """`` (did you mean 'postgresql'?)`` for a close name (or a common alias), else ``""``."""
+    name = name.lower()
+    close = [c for c in choices if name and name in c] if len(name) >= 4 else []
+    close = close if len(close) == 1 else difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {_ALIASES.get(close[0], close[0])!r}?)"
+
+
 def parse_database_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """Split repeatable, comma-separated ``--db`` values; keep order, drop duplicates, reject unknown names."""
     names: list[str] = []
@@ -116,7 +134,8 @@ def parse_database_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]
             if not name:
                 continue
             if name not in DIALECTS:
-                raise ConfigError(f"unknown database {name!r}: choose from {', '.join(DIALECTS)}")
+                raise ConfigError(f"unknown database {name!r}{did_you_mean(name, DIALECTS + _DIALECT_ALIASES)}: "
+                                  f"choose from {', '.join(DIALECTS)}")
             if name not in names:
                 names.append(name)
     return tuple(names)
@@ -147,7 +166,8 @@ def parse_check_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     names = {n.strip() for v in values for n in v.split(",") if n.strip()}
     unknown = sorted(names - set(CHECK_NAMES))
     if unknown:
-        raise ConfigError(f"unknown check(s) {', '.join(unknown)}: choose from {', '.join(CHECK_NAMES)}")
+        named = ", ".join(name + did_you_mean(name, CHECK_NAMES) for name in unknown)
+        raise ConfigError(f"unknown check(s) {named}: choose from {', '.join(CHECK_NAMES)}")
     return tuple(n for n in CHECK_NAMES if n in names)
 
 

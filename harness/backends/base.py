@@ -387,6 +387,9 @@ class ServerBackend(Backend):
         remove_container(container)
 
 
+#: what a user's image must be, in the advice for a missing one
+_IMAGE_KIND = {"postgresql": "PostgreSQL", "mysql": "MySQL or MariaDB"}
+
 _NOT_PULLABLE = ("not found", "pull access denied", "manifest unknown", "no such image", "no such host",
                  "dial tcp", "i/o timeout", "images/create", "toomanyrequests", "unauthorized")
 
@@ -406,9 +409,10 @@ def _docker_reason(exc: BaseException, image: str, dialect: str) -> str:
     if any(marker in lowered for marker in _NOT_PULLABLE):
         offline = any(m in lowered for m in ("no such host", "dial tcp", "i/o timeout"))
         why = "no registry is reachable" if offline else "the registry does not have it"
-        return (f"image {image!r} is not available locally and could not be pulled ({why}); pull or build it "
-                f"(without a registry: `eval \"$(bash ci/setup.sh)\"` builds local images), set {variable} to an "
-                f"image you have, or give a server URL (HARNESS_{dialect.upper()}_URL)")
+        return (f"image {image!r} is not available locally and could not be pulled ({why}); `docker pull "
+                f"{image}` where a registry answers (or `docker load` an image saved there), or set {variable} to "
+                f"an image this Docker engine has (`docker images`: any {_IMAGE_KIND.get(dialect, dialect)} image "
+                f"works), or give a server you run: HARNESS_{dialect.upper()}_URL")
     return f"container from image {image!r} did not start: {text}"
 
 
