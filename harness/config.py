@@ -16,6 +16,8 @@ DIALECTS: tuple[str, ...] = ("sqlite", "postgresql", "mysql")
 DEFAULT_IMAGES: Mapping[str, str] = {"postgresql": "postgres:16", "mysql": "mysql:8.4"}
 DEFAULT_STEP_TIMEOUT_S = 300.0
 DEFAULT_LOCK_TIMEOUT_S = 60.0
+#: ``--baseline`` values (see :mod:`harness.checks.baseline`)
+BASELINES: tuple[str, ...] = ("create-all",)
 #: every check, in the order a database runs them
 CHECK_NAMES: tuple[str, ...] = ("single_head", "upgrade", "schema_matches_models", "no_pending_autogenerate",
                                 "downgrade", "leaves_no_trace", "stairway", "data")
@@ -108,6 +110,9 @@ class RunConfig:
     echo_sql: bool = False
     #: the app's interpreter, which runs the worker (``--python``); ``None``: the harness's own
     python: str | None = None
+    #: how the scratch database starts (``--baseline``): ``None`` empty, ``"create-all"`` the models' tables
+    #: (``db.create_all()``) stamped at head, then the window is checked from head down and back up
+    baseline: str | None = None
 
 
 #: what people call the databases, as (alias, name): ``postgres``, ``pg``, ``mariadb``
@@ -246,6 +251,7 @@ def build_config(
     echo_sql: bool = False,
     tmpfs_size: str | None = None,
     python: str | None = None,
+    baseline: str | None = None,
     cwd: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RunConfig:
@@ -298,9 +304,14 @@ def build_config(
         raise ConfigError(f"HARNESS_RUN_ID must be 8 lowercase hex digits (e.g. 0badc0de), not {run_id!r}")
 
     interpreter = resolve_python(python, env, file.get("python"), cwd)
+    start = baseline or env.get("HARNESS_BASELINE") or file.get("baseline") or None
+    if start is not None and start not in BASELINES:
+        raise ConfigError(f"unknown baseline {start!r}{did_you_mean(str(start), BASELINES)}: choose from "
+                          f"{', '.join(BASELINES)} (or none: the chain starts from an empty database)")
 
     return RunConfig(
         python=interpreter,
+        baseline=start,
         run_id=run_id,
         echo_sql=echo_sql,
         app=app,

@@ -146,7 +146,8 @@ def summary(result: RunResult, checks: bool = False) -> str:
     """The verdict per database, one line each, and the overall one; ``checks``: each database's checks first
     (:func:`by_database`)."""
     lines = [by_database(result)] if checks else []
-    lines += ["", click.style("Summary", bold=True) + (f" (head {result.head})" if result.head else "")]
+    start = f", baseline {result.baseline}: db.create_all() stamped at head" if result.baseline else ""
+    lines += ["", click.style("Summary", bold=True) + (f" (head {result.head}{start})" if result.head else "")]
     for db in result.databases:
         failed = [c for c in db.checks if c.status in (FAILED, ERROR)]
         detail = ", ".join(f"{c.name}{' at ' + c.revision if c.revision else ''}"

@@ -93,7 +93,8 @@ def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[st
             "mode": mode, "checks": list(checks), "ignore": [r.to_dict() for r in config.ignore],
             "from": config.from_revision, "to": config.to_revision,
             "allow_multiple_heads": config.allow_multiple_heads, "lock_timeout_s": config.lock_timeout_s,
-            "echo_sql": config.echo_sql, "python": config.python, "drivers": _driver_urls(config)}
+            "echo_sql": config.echo_sql, "python": config.python, "drivers": _driver_urls(config),
+            "baseline": config.baseline}
 
 
 def _driver_urls(config: RunConfig) -> list[str]:
@@ -307,7 +308,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
                      heads=history.heads, databases=databases, run_id=run_id, started_at=started_at,
                      revisions=tuple({"revision": r.revision, "down_revisions": list(r.down_revisions),
                                       "message": r.message} for r in history.revisions),
-                     versions=history.versions)
+                     versions=history.versions, baseline=config.baseline)
 
 
 def _in_threads(jobs: list[Callable[[], Any]], name: str) -> list[Any]:

@@ -32,6 +32,7 @@ from alembic.script import ScriptDirectory
 from .app_env import open_app_env
 from .backends import get_backend
 from .checks import CHECKS, CheckContext
+from .checks.baseline import start_from_baseline
 from .checks.data import load_user_data
 from .compat import sqlite_relative_base
 from .checks.schema import take_baseline
@@ -155,7 +156,9 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
         _echo_sql(env, ctx)
     checks: list[str] = spec["checks"]
     needs_database = [c for c in checks if c != "single_head"]
-    if span.before and needs_database:  # --from: apply what comes before the window first, unchecked
+    if spec.get("baseline") and needs_database:  # --baseline: the window is checked from the baseline at head
+        checks = start_from_baseline(ctx, checks, spec["baseline"], emit)
+    elif span.before and needs_database:  # --from: apply what comes before the window first, unchecked
         failure = ctx.run_steps(upgrade_steps(span.before))
         if failure:  # still a real failure of the chain
             emit({"event": "check", **CheckResult(needs_database[0], FAILED, failure.step.revision.revision,

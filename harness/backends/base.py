@@ -99,6 +99,9 @@ class Backend(ABC):
         "connection refused", "connection reset by peer", "broken pipe", "connection timed out", "no route to host")
     #: what it says when the server's disk is full
     disk_full_markers: ClassVar[tuple[str, ...]] = ("no space left on device", "disk full")
+    #: how this database says a statement's table does not exist (SQLAlchemy's own, from a batch's reflection,
+    #: on every database): a chain that assumes tables ``create_all`` made fails with one of these
+    missing_table_markers: ClassVar[tuple[str, ...]] = ("NoSuchTableError",)
 
     def environment_fault(self, message: str) -> tuple[str, str] | None:
         """``("server_gone" | "disk_full", the words found)`` when ``message`` (a step's or a check's error) is the
