@@ -113,6 +113,9 @@ def main() -> None:
 @click.option("--baseline", metavar="KIND",
               help="Check the chain from the app's install instead of an empty database: create-all builds the "
                    "tables with db.create_all(), stamps head, then reverts and re-applies the revisions.")
+@click.option("--env", "env_vars", multiple=True, metavar="NAME=VALUE",
+              help="Set NAME in each database's worker before the app loads; {dialect}, {driver} and {url} are that "
+                   "database's. Repeatable.")
 @click.option("--tmpfs-size", metavar="SIZE",
               help="Size of a throwaway container's data directory (a tmpfs), e.g. 2g (default: Docker's, half "
                    "the memory).")
@@ -121,7 +124,8 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         ignore_checks: tuple[str, ...], checks: tuple[str, ...], from_revision: str | None,
         to_revision: str | None, allow_multiple_heads: bool | None, lock_timeout: float | None,
         verbose: bool, quiet: bool, junit_path: str | None, markdown_path: str | None,
-        html_path: str | None, tmpfs_size: str | None, python: str | None, baseline: str | None) -> None:
+        html_path: str | None, tmpfs_size: str | None, python: str | None, baseline: str | None,
+        env_vars: tuple[str, ...]) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -134,7 +138,8 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
                               ignore_tables=ignore_tables, ignore_checks=ignore_checks, checks=checks,
                               from_revision=from_revision, to_revision=to_revision,
                               allow_multiple_heads=allow_multiple_heads, lock_timeout_s=lock_timeout,
-                              echo_sql=verbose, tmpfs_size=tmpfs_size, python=python, baseline=baseline)
+                              echo_sql=verbose, tmpfs_size=tmpfs_size, python=python, baseline=baseline,
+                              env_vars=env_vars)
         # with --json - the report is standard output, and everything for people goes to stderr
         text_out = sys.stderr if json_path == "-" else None
         config = dataclasses.replace(config, run_id=config.run_id or new_run_id())  # known to an interrupted report

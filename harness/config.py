@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .app_vars import parse_env
 from .errors import ConfigError
 from .interpreter import resolve_python
 
@@ -113,6 +114,9 @@ class RunConfig:
     #: how the scratch database starts (``--baseline``): ``None`` empty, ``"create-all"`` the models' tables
     #: (``db.create_all()``) stamped at head, then the window is checked from head down and back up
     baseline: str | None = None
+    #: variables set in each database's worker before the app loads, ``{dialect}`` / ``{driver}`` / ``{url}``
+    #: filled in there (``--env NAME=VALUE``, ``[tool.migration-harness.env]``)
+    env: tuple[tuple[str, str], ...] = ()
 
 
 #: what people call the databases, as (alias, name): ``postgres``, ``pg``, ``mariadb``
@@ -252,6 +256,7 @@ def build_config(
     tmpfs_size: str | None = None,
     python: str | None = None,
     baseline: str | None = None,
+    env_vars: tuple[str, ...] = (),
     cwd: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RunConfig:
@@ -312,6 +317,7 @@ def build_config(
     return RunConfig(
         python=interpreter,
         baseline=start,
+        env=parse_env(env_vars, file.get("env")),
         run_id=run_id,
         echo_sql=echo_sql,
         app=app,

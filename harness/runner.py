@@ -94,7 +94,7 @@ def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[st
             "from": config.from_revision, "to": config.to_revision,
             "allow_multiple_heads": config.allow_multiple_heads, "lock_timeout_s": config.lock_timeout_s,
             "echo_sql": config.echo_sql, "python": config.python, "drivers": _driver_urls(config),
-            "baseline": config.baseline}
+            "baseline": config.baseline, "env": [list(pair) for pair in config.env]}
 
 
 def _driver_urls(config: RunConfig) -> list[str]:

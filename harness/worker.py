@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from .app_env import open_app_env
+from .app_vars import expand_env
 from .backends import get_backend
 from .checks import CHECKS, CheckContext
 from .checks.baseline import start_from_baseline
@@ -111,6 +112,7 @@ def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     problem = missing_driver([spec["url"], *spec.get("drivers", ())])
     if problem:
         raise ConfigError(problem)
+    os.environ.update(expand_env(spec.get("env", ()), spec["url"], spec["dialect"]))  # --env, before the app loads
     load_dotenv()
     # made (and removed, even when this process is killed) by the parent: harness.process.run_worker
     bind_directory = Path(spec["bind_directory"])

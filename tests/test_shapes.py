@@ -100,3 +100,48 @@ def test_an_unknown_baseline_is_a_usage_error(tmp_path: Path) -> None:
     proc = run_cli(["run", "--app", "app:create_app", "--baseline", "create_all"], project)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "unknown baseline 'create_all' (did you mean 'create-all'?)" in proc.stderr
+
+
+#: a revision that chooses its SQL by a setting, as some apps do, and checks what the other placeholders say
+BY_SETTING = Rev("a003", "comment by setting", """
+    kind = os.environ["DB_KIND"]
+    if kind == "postgresql":
+        op.execute("COMMENT ON TABLE users IS 'people'")
+    elif kind == "mysql":
+        op.execute("ALTER TABLE users COMMENT = 'people'")
+    bind = op.get_bind()
+    assert os.environ["DB_DRIVER"] == bind.dialect.driver, (os.environ["DB_DRIVER"], bind.dialect.driver)
+    assert os.environ["DB_NAME"].endswith(str(bind.engine.url.database)), os.environ["DB_NAME"]
+""", "pass", imports="import os")
+
+
+def test_env_sets_per_database_variables(harness, tmp_path: Path) -> None:
+    """--env NAME=VALUE in each database's worker, {dialect} / {driver} / {url} filled in for that database; a
+    flag wins over [tool.migration-harness.env]. With the file's fixed DB_KIND=postgresql, the revision sends
+    PostgreSQL's SQL everywhere and fails on exactly SQLite and MySQL."""
+    from projects import good_chain
+
+    project = make_project(tmp_path / "p", good_chain() + [BY_SETTING], GOOD_MODELS)
+    (project / "pyproject.toml").write_text('[tool.migration-harness.env]\nDB_KIND = "postgresql"\n'
+                                            'DB_DRIVER = "{driver}"\nDB_NAME = "{url}"\n')
+    fixed = harness(project, "--checks", "upgrade")
+    assert fixed.exit_code == 1, fixed.stdout + fixed.stderr
+    assert fixed.statuses("upgrade") == {"sqlite": "failed", "postgresql": "passed", "mysql": "failed"}
+    for dialect in ("sqlite", "mysql"):
+        assert fixed.check(dialect, "upgrade")["revision"] == "a003"
+        assert "COMMENT" in fixed.check(dialect, "upgrade")["message"]
+    per_database = harness(project, "--checks", "upgrade,downgrade,stairway", "--env", "DB_KIND={dialect}")
+    assert per_database.exit_code == 0, per_database.stdout + per_database.stderr
+
+
+def test_env_with_a_bad_name_or_placeholder_is_a_usage_error(tmp_path: Path) -> None:
+    from conftest import run_cli
+    from projects import good_chain
+
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    for option, says in (("DB_KIND={dialekt}", "unknown placeholder {dialekt}: use {dialect}, {driver}, {url}"),
+                         ("1BAD=x", "'1BAD' is not an environment variable name"),
+                         ("NOVALUE", "--env NOVALUE: give NAME=VALUE")):
+        proc = run_cli(["run", "--app", "app:create_app", "--env", option], project)
+        assert proc.returncode == 2 and says in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1, proc.stderr
