@@ -112,8 +112,8 @@ def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     problem = missing_driver([spec["url"], *spec.get("drivers", ())])
     if problem:
         raise ConfigError(problem)
-    os.environ.update(expand_env(spec.get("env", ()), spec["url"], spec["dialect"]))  # --env, before the app loads
     load_dotenv()
+    os.environ.update(expand_env(spec.get("env", ()), spec["url"], spec["dialect"]))  # --env: over .env, before the app
     # made (and removed, even when this process is killed) by the parent: harness.process.run_worker
     bind_directory = Path(spec["bind_directory"])
     env = open_app_env(spec["app"], spec["url"], spec.get("migrations"), bind_directory)
