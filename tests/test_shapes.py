@@ -145,3 +145,23 @@ def test_env_with_a_bad_name_or_placeholder_is_a_usage_error(tmp_path: Path) -> 
         proc = run_cli(["run", "--app", "app:create_app", "--env", option], project)
         assert proc.returncode == 2 and says in proc.stderr, proc.stderr
         assert proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_a_revision_that_cannot_be_reverted_ends_the_window(harness, tmp_path: Path) -> None:
+    """From the baseline, b001's downgrade refuses: that is a downgrade failure at b001 (never silent), and the
+    checks after it cover what was reverted before it (b002): the upgrade back from b001 and the stairway."""
+    irreversible = replace(ADD_EMAIL, downgrade='raise RuntimeError("b001 cannot be reverted")')
+    project = make_project(tmp_path / "p", [EMPTY_BASE, irreversible, CREATE_POSTS], BASELINE_MODELS)
+    run = harness(project, "--baseline", "create-all", "--checks", "upgrade,downgrade,stairway")
+    assert run.exit_code == 1, run.stdout + run.stderr
+    for dialect in ALL:
+        downgrade = run.check(dialect, "downgrade")
+        assert downgrade["status"] == "failed" and downgrade["revision"] == "b001", downgrade
+        assert "b001 cannot be reverted" in downgrade["message"]
+        assert "cover the 1 revision(s) reverted before it" in downgrade["message"]
+        assert run.check(dialect, "upgrade")["message"] == ("from db.create_all() stamped at head, reverted to b001: "
+                                                             "1 revisions applied one by one back to head")
+        assert run.check(dialect, "stairway")["status"] == "passed"
+        # the stairway session reverts the window first (stopping at b001), then walks only b002
+        assert {s["revision"] for s in run.database(dialect)["steps"]
+                if s["check"] == "stairway" and s["direction"] == "up"} == {"b002"}

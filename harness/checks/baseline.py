@@ -58,7 +58,8 @@ def _revert(ctx: CheckContext) -> CheckResult | None:
                            f"from {BASELINES[ctx.state[STATE_KEY]]}: {failure.describe(ctx.dialect)}")
     ctx.revisions = reverted
     ctx.at_head, ctx.at_base = False, True
-    ctx.state["baseline_stop"] = (f"the window is the {len(reverted)} revision(s) above "
+    ctx.state["baseline_bottom"] = failure.step.revision.revision
+    ctx.state["baseline_stop"] = (f"the window is the {len(reverted)} revision(s) reverted before "
                                   f"{failure.step.revision.revision}: {failure.describe(ctx.dialect)}")
     return None
 
@@ -82,9 +83,10 @@ def check_baseline_downgrade(ctx: CheckContext) -> CheckResult:
     if failure is not None:
         revision = failure.step.revision.revision
         ctx.revisions = _above(ctx, revision)
+        ctx.state["baseline_bottom"] = revision
         ctx.at_head = False
         ctx.at_base = bool(ctx.revisions)  # the bottom of what did revert: upgrade checks it back up
-        above = (f"; the checks after this one cover the {len(ctx.revisions)} revision(s) above it (if "
+        above = (f"; the checks after this one cover the {len(ctx.revisions)} revision(s) reverted before it (if "
                  f"{revision} and the revisions below it are what create_all replaces, --from {revision} checks "
                  "only those)" if ctx.revisions else "")
         return CheckResult("downgrade", FAILED, revision, f"from {where}: {failure.describe(ctx.dialect)}{above}")
@@ -107,7 +109,8 @@ def check_baseline_upgrade(ctx: CheckContext) -> CheckResult:
         return CheckResult("upgrade", FAILED, failure.step.revision.revision, f"from {where}, reverted: "
                            f"{failure.describe(ctx.dialect)}")
     ctx.at_head, ctx.at_base = True, False
-    bottom = ctx.revisions[0].down_revisions[0] if ctx.revisions[0].down_revisions else "base"
+    bottom = ctx.state.get("baseline_bottom") or (
+        ctx.revisions[0].down_revisions[0] if ctx.revisions[0].down_revisions else "base")
     stop = ctx.state.get("baseline_stop")
     return CheckResult("upgrade", PASSED, None, f"from {where}, reverted to {bottom}: {len(ctx.revisions)} "
                        "revisions applied one by one back to head" + (f" ({stop})" if stop else ""))
