@@ -3,8 +3,6 @@ cannot be dropped, a typo in --db / --checks, reports' file modes, a CI log of t
 plugin with -k. Real runs on real databases."""
 from __future__ import annotations
 
-import json
-import os
 import socket
 import subprocess
 import sys
