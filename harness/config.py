@@ -1,6 +1,7 @@
 """Run settings: flags over environment over ``[tool.migration-harness]`` in pyproject.toml over defaults."""
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .app_vars import parse_env
 from .errors import ConfigError
 from .interpreter import resolve_python
 
@@ -15,6 +17,8 @@ DIALECTS: tuple[str, ...] = ("sqlite", "postgresql", "mysql")
 DEFAULT_IMAGES: Mapping[str, str] = {"postgresql": "postgres:16", "mysql": "mysql:8.4"}
 DEFAULT_STEP_TIMEOUT_S = 300.0
 DEFAULT_LOCK_TIMEOUT_S = 60.0
+#: ``--baseline`` values (see :mod:`harness.checks.baseline`)
+BASELINES: tuple[str, ...] = ("create-all",)
 #: every check, in the order a database runs them
 CHECK_NAMES: tuple[str, ...] = ("single_head", "upgrade", "schema_matches_models", "no_pending_autogenerate",
                                 "downgrade", "leaves_no_trace", "stairway", "data")
@@ -79,7 +83,8 @@ def parse_ignore_check(value: str) -> IgnoreRule:
     """``--ignore-check NAME[@DATABASE]``."""
     check, _, database = value.partition("@")
     if database and database not in DIALECTS:
-        raise ConfigError(f"--ignore-check {value}: unknown database {database!r}")
+        raise ConfigError(f"--ignore-check {value}: unknown database {database!r}"
+                          f"{did_you_mean(database, DIALECTS + _DIALECT_ALIASES)}")
     return IgnoreRule(reason=f"--ignore-check {value}", check=check, database=database or None)
 
 
@@ -108,6 +113,28 @@ class RunConfig:
     echo_sql: bool = False
     #: the app's interpreter, which runs the worker (``--python``); ``None``: the harness's own
     python: str | None = None
+    #: how the scratch database starts (``--baseline``): ``None`` empty, ``"create-all"`` the models' tables
+    #: (``db.create_all()``) stamped at head, then the window is checked from head down and back up
+    baseline: str | None = None
+    #: variables set in each database's worker before the app loads, ``{dialect}`` / ``{driver}`` / ``{url}``
+    #: filled in there (``--env NAME=VALUE``, ``[tool.migration-harness.env]``)
+    env: tuple[tuple[str, str], ...] = ()
+
+
+#: what people call the databases, as (alias, name): ``postgres``, ``pg``, ``mariadb``
+_ALIASES: dict[str, str] = {"postgres": "postgresql", "pg": "postgresql", "psql": "postgresql", "mariadb": "mysql",
+                            "sqlite3": "sqlite"}
+_DIALECT_ALIASES: tuple[str, ...] = tuple(_ALIASES)
+
+
+def did_you_mean(name: str, choices: tuple[str, ...]) -> str:
+    """`` (did you mean 'postgresql'?)`` for a close name (or a common alias), else ``""``."""
+    name = name.lower()
+    close = [c for c in choices if name and name in c] if len(name) >= 4 else []
+    close = close if len(close) == 1 else difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {_ALIASES.get(close[0], close[0])!r}?)"
 
 
 def parse_database_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -118,7 +145,8 @@ def parse_database_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]
             if not name:
                 continue
             if name not in DIALECTS:
-                raise ConfigError(f"unknown database {name!r}: choose from {', '.join(DIALECTS)}")
+                raise ConfigError(f"unknown database {name!r}{did_you_mean(name, DIALECTS + _DIALECT_ALIASES)}: "
+                                  f"choose from {', '.join(DIALECTS)}")
             if name not in names:
                 names.append(name)
     return tuple(names)
@@ -149,7 +177,8 @@ def parse_check_names(values: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     names = {n.strip() for v in values for n in v.split(",") if n.strip()}
     unknown = sorted(names - set(CHECK_NAMES))
     if unknown:
-        raise ConfigError(f"unknown check(s) {', '.join(unknown)}: choose from {', '.join(CHECK_NAMES)}")
+        named = ", ".join(name + did_you_mean(name, CHECK_NAMES) for name in unknown)
+        raise ConfigError(f"unknown check(s) {named}: choose from {', '.join(CHECK_NAMES)}")
     return tuple(n for n in CHECK_NAMES if n in names)
 
 
@@ -229,6 +258,8 @@ def build_config(
     echo_sql: bool = False,
     tmpfs_size: str | None = None,
     python: str | None = None,
+    baseline: str | None = None,
+    env_vars: tuple[str, ...] = (),
     cwd: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RunConfig:
@@ -284,9 +315,15 @@ def build_config(
     if since is not None and (not since.strip() or from_revision):
         raise ConfigError("--since needs a git ref (e.g. origin/main)" if not since.strip()
                           else "--since and --from both say where the checks start: give one of them")
+    start = baseline or env.get("HARNESS_BASELINE") or file.get("baseline") or None
+    if start is not None and start not in BASELINES:
+        raise ConfigError(f"unknown baseline {start!r}{did_you_mean(str(start), BASELINES)}: choose from "
+                          f"{', '.join(BASELINES)} (or none: the chain starts from an empty database)")
 
     return RunConfig(
         python=interpreter,
+        baseline=start,
+        env=parse_env(env_vars, file.get("env")),
         run_id=run_id,
         echo_sql=echo_sql,
         app=app,

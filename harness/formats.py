@@ -9,7 +9,7 @@ import socket
 from typing import Iterable
 from xml.etree import ElementTree as ET
 
-from .report import write_atomically
+from .report import verdict_text, write_atomically
 from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
 
 #: differences shown per failure in Markdown (all of them are in the JSON and JUnit reports)
@@ -94,7 +94,7 @@ def _cell(text: str) -> str:
 def to_markdown(result: RunResult) -> str:
     """A table a person reads in a pull request (checks × databases), then each failure with its revision and
     its first differences."""
-    verdict = "✅ every check passed" if result.ok else f"❌ not ok (exit {result.exit_code})"
+    verdict = ("✅ " if result.ok else "❌ ") + verdict_text(result)
     head = f" · head `{result.head}`" if result.head else ""
     lines = [f"## migration-harness: {verdict}", "", f"run `{result.run_id}`{head}", ""]
     names: list[str] = []

@@ -7,7 +7,7 @@ import html
 from typing import Any
 
 from .formats import database_labels
-from .report import write_atomically
+from .report import verdict_text, write_atomically
 from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
 
 ROW_PX = 24
@@ -104,7 +104,7 @@ def _failure(label: str, check: CheckResult) -> str:
 def to_html(result: RunResult) -> str:
     labels = database_labels(result)
     revisions = list(result.revisions)
-    verdict = "every check passed" if result.ok else f"not ok (exit {result.exit_code})"
+    verdict = verdict_text(result)
     head = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
             f"<title>migration-harness: {html.escape(verdict)}</title><style>{_STYLE}</style></head><body>",
             f'<h1 class="{"passed" if result.ok else "failed"}">migration-harness: {html.escape(verdict)}</h1>',

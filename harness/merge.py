@@ -29,7 +29,7 @@ def load_report(path: str) -> RunResult:
                      heads=tuple(data.get("heads", ())), run_id=data.get("run_id", ""),
                      started_at=data.get("started_at", ""),
                      databases=tuple(DatabaseResult.from_dict(d) for d in data["databases"]),
-                     revisions=tuple(data.get("revisions", ())),
+                     revisions=tuple(data.get("revisions", ())), baseline=data.get("baseline"),
                      merged_from=tuple(data.get("merged_from", ())) or (job,))
 
 
@@ -47,7 +47,8 @@ def merge(results: list[RunResult]) -> RunResult:
                      heads=heads, databases=databases, run_id="+".join(r.run_id for r in results),
                      started_at=min((r.started_at for r in results if r.started_at), default=""),
                      merged_from=tuple(job for r in results for job in r.merged_from),
-                     revisions=next((r.revisions for r in results if r.revisions), ()))
+                     revisions=next((r.revisions for r in results if r.revisions), ()),
+                     baseline=next((r.baseline for r in results if r.baseline), None))
 
 
 __all__ = ["load_report", "merge"]

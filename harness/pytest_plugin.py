@@ -34,6 +34,21 @@ class MigrationsRun:
         self.config = config
         self.result: RunResult | None = None
         self.error: str | None = None
+        #: (database, check) of the items left after ``-k`` / ``-m`` / ``--deselect``: only those run
+        self.selected: set[tuple[str, str]] | None = None
+
+    def selected_config(self) -> Any:
+        """The run's settings narrowed to the selected items: a database no selected item needs is never
+        started (``-k sqlite`` starts no container), a check none needs never runs (what checks need still does)."""
+        import dataclasses
+
+        if self.selected is None:
+            return self.config
+        dialects = {dialect for dialect, _ in self.selected}
+        checks = {check for _, check in self.selected}
+        return dataclasses.replace(self.config,
+                                   databases=tuple(d for d in self.config.databases if d.dialect in dialects),
+                                   checks=tuple(c for c in self.config.checks if c in checks))
 
     def get(self, items: list[Any]) -> RunResult:
         """The run's result; the run covers only the databases and checks of the selected ``items`` (``-k mysql``
@@ -49,7 +64,7 @@ class MigrationsRun:
             config = replace(self.config, databases=tuple(d for d in self.config.databases if d.dialect in dialects),
                              checks=tuple(c for c in self.config.checks if c in checks))
             try:
-                self.result = run(config)
+                self.result = run(self.selected_config())
             except HarnessError as exc:
                 self.error = str(exc)
         if self.error is not None:
@@ -97,6 +112,7 @@ class MigrationItem(pytest.Item):
         return self.path, None, f"migrations: {self.dialect} {self.check}"
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselect: they must see these items
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.getoption("migrations"):
         return
@@ -112,10 +128,24 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     except HarnessError as exc:
         raise pytest.UsageError(f"--migrations: {exc}") from exc
     shared = MigrationsRun(run_config)
-    for settings in run_config.databases:
-        for check in run_config.checks:
-            items.append(MigrationItem.from_parent(session, name=f"migrations[{settings.dialect}-{check}]",
-                                                   dialect=settings.dialect, check=check, shared=shared))
+    added = [MigrationItem.from_parent(session, name=f"migrations[{settings.dialect}-{check}]",
+                                       dialect=settings.dialect, check=check, shared=shared)
+             for settings in run_config.databases for check in run_config.checks]
+    # reported as collected, so that pytest counts them ("collected 3 items / 2 deselected / 1 selected"; without
+    # this the header subtracts deselected items it never counted)
+    config.hook.pytest_collectreport(report=pytest.CollectReport("", "passed", None, added))
+    items.extend(added)
+    config.stash[_SHARED] = shared
+
+
+_SHARED = pytest.StashKey[MigrationsRun]()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Remember which items survived ``-k`` / ``-m`` / ``--deselect``, so that the one run starts only those."""
+    shared = session.config.stash.get(_SHARED, None)
+    if shared is not None:
+        shared.selected = {(i.dialect, i.check) for i in session.items if isinstance(i, MigrationItem)}
 
 
 __all__ = ["MigrationItem", "MigrationsFailure"]

@@ -6,6 +6,7 @@ import os
 import sys
 import tempfile
 import threading
+from dataclasses import replace
 from typing import Any, TextIO
 
 import click
@@ -60,7 +61,7 @@ class TextReporter:
     def database_started(self, settings: DatabaseSettings) -> None:
         source = "server URL" if settings.url else ("temporary file" if settings.dialect == "sqlite"
                                                     else f"container {settings.image}")
-        self._echo(click.style(f"{settings.dialect}: starting ({source})", dim=True))
+        self._echo(click.style(f"{settings.dialect:<11} {'':<24} starting ({source})", dim=True))
 
     def step_started(self, dialect: str, step: dict[str, Any]) -> None:
         """``postgresql  upgrade                  up 7/33  ab12cd3 add index on posts``"""
@@ -108,6 +109,21 @@ def color_wanted() -> bool | None:
     return None
 
 
+def verdict_text(result: RunResult) -> str:
+    """The run's one verdict in words; a pass with a database skipped says what was not verified (``passed on
+    sqlite, mysql; postgresql skipped: unavailable``), never "every check passed"."""
+    if result.databases and all(db.status == SKIPPED for db in result.databases):
+        return f"not ok (exit {result.exit_code}): every database was skipped, nothing was verified"
+    if not result.ok:
+        return f"not ok (exit {result.exit_code})"
+    skipped = [db for db in result.databases if db.status == SKIPPED]
+    if not skipped:
+        return "every check passed"
+    passed = ", ".join(db.dialect for db in result.databases if db.status != SKIPPED)
+    why = "; ".join(f"{db.dialect} skipped: {db.message.split(':', 1)[0] or 'skipped'}" for db in skipped)
+    return f"passed on {passed}; {why}"
+
+
 def verdict_line(result: RunResult) -> str:
     """The last line of the summary: the run's one verdict."""
     if result.since is not None and not result.since["checked"] and result.ok:
@@ -115,13 +131,29 @@ def verdict_line(result: RunResult) -> str:
     elif result.databases and all(db.status == SKIPPED for db in result.databases):
         text = f"not ok (exit {result.exit_code}): every database was skipped, nothing was verified"
     else:
-        text = "every check passed" if result.ok else f"not ok (exit {result.exit_code})"
+        text = verdict_text(result)
     return click.style(text, fg="green" if result.ok else "red", bold=True)
 
 
-def summary(result: RunResult) -> str:
-    """The verdict per database, one line each, and the overall one."""
-    lines = ["", click.style("Summary", bold=True) + (f" (head {result.head})" if result.head else "")]
+def by_database(result: RunResult) -> str:
+    """Each database's checks together, in the order of ``--db``: in a CI log the databases' lines interleave
+    as they run, and this block reads one database at a time."""
+    lines = []
+    for db in result.databases:
+        lines += ["", click.style(f"{db.dialect} ({db.server_version or db.backend})", bold=True)]
+        lines += [f"  {check_line('', replace(c, message=f'the same error as {c.same_as}') if c.same_as else c).lstrip()}"
+                  for c in db.checks]
+        if db.message:
+            lines.append(f"  {'(database)':<24} {_status(db.status)}  {db.message}")
+    return "\n".join(lines)
+
+
+def summary(result: RunResult, checks: bool = False) -> str:
+    """The verdict per database, one line each, and the overall one; ``checks``: each database's checks first
+    (:func:`by_database`)."""
+    lines = [by_database(result)] if checks else []
+    start = f", baseline {result.baseline}: db.create_all() stamped at head" if result.baseline else ""
+    lines += ["", click.style("Summary", bold=True) + (f" (head {result.head}{start})" if result.head else "")]
     for db in result.databases:
         failed = [c for c in db.checks if c.status in (FAILED, ERROR)]
         detail = ", ".join(f"{c.name}{' at ' + c.revision if c.revision else ''}"
@@ -184,6 +216,19 @@ def write_atomically(path: str, text: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".harness-report-")
+    # mkstemp makes the file 0600; a report is read by CI artifact uploaders and other users: the umask decides
+    os.chmod(tmp, 0o666 & ~_umask())
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.replace(tmp, path)
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: done under a lock, and set back at once)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask

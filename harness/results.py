@@ -1,6 +1,7 @@
 """Result records: what a check found, per database, per run. Their ``to_dict`` forms are the JSON contract."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -98,16 +99,21 @@ class RunResult:
     versions: dict[str, str] = field(default_factory=dict)
     #: ``--since``: ``{"ref", "applied": [revision, ...], "checked": [revision, ...]}``, base first
     since: dict[str, Any] | None = None
+    #: what the chain was checked from (``--baseline``): None, an empty database; ``"create-all"``
+    baseline: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {"ok": self.ok, "exit_code": self.exit_code, "run_id": self.run_id, "started_at": self.started_at,
                 "head": self.head, "heads": list(self.heads), "error": self.error,
-                "revisions": [dict(r) for r in self.revisions],
+                "revisions": [dict(r) for r in self.revisions], "baseline": self.baseline,
                 "databases": [d.to_dict() for d in self.databases]}
         if self.since is not None:
             data["since"] = {"ref": self.since["ref"], "applied": list(self.since["applied"]),
                              "checked": list(self.since["checked"])}
         return data
+
+
+_SCRATCH_NAME = re.compile(r"mharness_[0-9a-f]{8}_[0-9]+")
 
 
 def link_root_causes(checks: list[CheckResult], dialect: str) -> list[CheckResult]:
@@ -118,7 +124,8 @@ def link_root_causes(checks: list[CheckResult], dialect: str) -> list[CheckResul
     out = []
     for check in checks:
         if check.status in (FAILED, ERROR) and check.revision and marker in check.message:
-            key = (check.revision, check.message.split(marker, 1)[1])
+            # each session has its own scratch database, whose name MySQL puts in its errors
+            key = (check.revision, _SCRATCH_NAME.sub("mharness_", check.message.split(marker, 1)[1]))
             if key in first:
                 check = replace(check, same_as=first[key])
             else:

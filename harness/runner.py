@@ -111,7 +111,8 @@ def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[st
             "mode": mode, "checks": list(checks), "ignore": [r.to_dict() for r in config.ignore],
             "from": config.from_revision, "to": config.to_revision,
             "allow_multiple_heads": config.allow_multiple_heads, "lock_timeout_s": config.lock_timeout_s,
-            "echo_sql": config.echo_sql, "python": config.python, "drivers": _driver_urls(config)}
+            "echo_sql": config.echo_sql, "python": config.python, "drivers": _driver_urls(config),
+            "baseline": config.baseline, "env": [list(pair) for pair in config.env]}
 
 
 def _driver_urls(config: RunConfig) -> list[str]:
@@ -257,7 +258,8 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
                     sessions.prestart()  # the app loads while the preflight runs
                 sessions.extra = announce()
                 unavailable: list[DatabaseUnavailable] = []
-                for plan in merge_passes(plan_sessions(config.checks)):
+                plans = plan_sessions(config.checks)  # --baseline: its window's upgrade is not the stairway's
+                for plan in (plans if config.baseline else merge_passes(plans)):
                     gone = _server_gone(checks, server)
                     if gone:  # a dead or frozen server: the sessions after it cannot run either
                         checks.extend(_not_run(plan, gone, settings.dialect, reporter))
@@ -430,7 +432,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
                      heads=history.heads, databases=databases, run_id=run_id, started_at=started_at,
                      revisions=tuple({"revision": r.revision, "down_revisions": list(r.down_revisions),
                                       "message": r.message} for r in history.revisions),
-                     versions=history.versions)
+                     versions=history.versions, baseline=config.baseline)
 
 
 def _in_threads(jobs: list[Callable[[], Any]], name: str) -> list[Any]:

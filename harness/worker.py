@@ -30,8 +30,10 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from .app_env import open_app_env
+from .app_vars import expand_env
 from .backends import get_backend
 from .checks import CHECKS, CheckContext
+from .checks.baseline import start_from_baseline
 from .checks.data import load_user_data
 from .compat import sqlite_relative_base
 from .checks.schema import take_baseline
@@ -118,6 +120,7 @@ def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
 
         keep_off_path(spec["forbid_roots"], spec.get("replacement_root"))
     load_dotenv()
+    os.environ.update(expand_env(spec.get("env", ()), spec["url"], spec["dialect"]))  # --env: over .env, before the app
     # made (and removed, even when this process is killed) by the parent: harness.process.run_worker
     bind_directory = Path(spec["bind_directory"])
     env = open_app_env(spec["app"], spec["url"], spec.get("migrations"), bind_directory)
@@ -176,8 +179,10 @@ def run_chain(spec: dict[str, Any], env: Any, revisions: list, heads: list[str],
         ctx.state["stairway_is_upgrade"] = True
     checks: list[str] = spec["checks"]
     needs_database = [c for c in checks if c != "single_head"]
-    if span.before and needs_database:  # --from: apply what comes before the window first, unchecked
-        since = spec.get("since")  # --since: what existed at the ref, in one go (one alembic upgrade per head)
+    since = spec.get("since")  # --since: what existed at the ref, in one go (one alembic upgrade per head)
+    if spec.get("baseline") and needs_database:  # --baseline: the window is checked from the baseline at head
+        checks = start_from_baseline(ctx, checks, spec["baseline"], emit)
+    elif span.before and needs_database:  # --from: apply what comes before the window first, unchecked
         failure = ctx.run_steps(upgrade_at_once(span.before) if since else upgrade_steps(span.before))
         if failure:  # still a real failure of the chain
             where = f"applying the revisions that exist at {since}" if since else "before --from"

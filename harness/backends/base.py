@@ -107,6 +107,9 @@ class Backend(ABC):
     settling_markers: ClassVar[tuple[str, ...]] = ()
     #: what it says when the server's disk is full
     disk_full_markers: ClassVar[tuple[str, ...]] = ("no space left on device", "disk full")
+    #: how this database says a statement's table does not exist (SQLAlchemy's own, from a batch's reflection,
+    #: on every database): a chain that assumes tables ``create_all`` made fails with one of these
+    missing_table_markers: ClassVar[tuple[str, ...]] = ("NoSuchTableError",)
 
     def environment_fault(self, message: str) -> tuple[str, str] | None:
         """``("server_gone" | "disk_full", the words found)`` when ``message`` (a step's or a check's error) is the
@@ -395,6 +398,9 @@ class ServerBackend(Backend):
         remove_container(container)
 
 
+#: what a user's image must be, in the advice for a missing one
+_IMAGE_KIND = {"postgresql": "PostgreSQL", "mysql": "MySQL or MariaDB"}
+
 _NOT_PULLABLE = ("not found", "pull access denied", "manifest unknown", "no such image", "no such host",
                  "dial tcp", "i/o timeout", "images/create", "toomanyrequests", "unauthorized")
 
@@ -414,9 +420,10 @@ def _docker_reason(exc: BaseException, image: str, dialect: str) -> str:
     if any(marker in lowered for marker in _NOT_PULLABLE):
         offline = any(m in lowered for m in ("no such host", "dial tcp", "i/o timeout"))
         why = "no registry is reachable" if offline else "the registry does not have it"
-        return (f"image {image!r} is not available locally and could not be pulled ({why}); pull or build it "
-                f"(without a registry: `eval \"$(bash ci/setup.sh)\"` builds local images), set {variable} to an "
-                f"image you have, or give a server URL (HARNESS_{dialect.upper()}_URL)")
+        return (f"image {image!r} is not available locally and could not be pulled ({why}); `docker pull "
+                f"{image}` where a registry answers (or `docker load` an image saved there), or set {variable} to "
+                f"an image this Docker engine has (`docker images`: any {_IMAGE_KIND.get(dialect, dialect)} image "
+                f"works), or give a server you run: HARNESS_{dialect.upper()}_URL")
     return f"container from image {image!r} did not start: {text}"
 
 

@@ -129,6 +129,9 @@ class MySQLBackend(ServerBackend):
     # strict mode still fills '' / 0 / the zero date into existing rows for ADD COLUMN ... NOT NULL without a
     # default (FIELD_NOTES: MariaDB fills '')
     fills_implicit_default: ClassVar[bool] = True
+    # (1146, "Table 'db.users' doesn't exist"), (1051, "Unknown table 'db.users'")
+    missing_table_markers: ClassVar[tuple[str, ...]] = ServerBackend.missing_table_markers + (
+        "doesn't exist", "Unknown table")
 
     def not_matching(self, column: Any, pattern: str) -> Any:
         return sa.not_(sa.cast(column, sa.CHAR).op("REGEXP")(pattern))

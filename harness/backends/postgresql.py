@@ -178,6 +178,8 @@ class PostgreSQLBackend(ServerBackend):
 
     # a failed cast in a SELECT raises (invalid input syntax), which a read-only query can try
     cast_raises: ClassVar[bool] = True
+    # UndefinedTable: relation "users" does not exist
+    missing_table_markers: ClassVar[tuple[str, ...]] = ServerBackend.missing_table_markers + ("UndefinedTable",)
 
     def not_matching(self, column: Any, pattern: str) -> Any:
         return sa.not_(sa.cast(column, sa.Text).op("~")(pattern))

@@ -52,6 +52,7 @@ class SQLiteBackend(Backend):
     }
     # SQLITE_FULL: the temporary directory's file system is full
     disk_full_markers: ClassVar[tuple[str, ...]] = Backend.disk_full_markers + ("database or disk is full",)
+    missing_table_markers: ClassVar[tuple[str, ...]] = Backend.missing_table_markers + ("no such table",)
 
     @contextmanager
     def server(self, settings: DatabaseSettings, run_id: str) -> Iterator[Server]:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Sequence
 
+import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from ..app_env import AppEnv
@@ -13,7 +15,7 @@ from ..history import Revision
 from ..results import FAILED, PASSED, CheckResult
 from ..schema.differences import Difference
 from ..schema.reflect import Snapshot, snapshot
-from ..steps import Step, StepFailure, run_steps
+from ..steps import UP, Step, StepFailure, run_steps
 
 
 @dataclass
@@ -61,7 +63,32 @@ class CheckContext:
         """Run migration steps with this context's announcements and timings (see :func:`harness.steps.run_steps`)."""
         if self.script is None:
             self.script = ScriptDirectory.from_config(self.env.alembic_config)
-        return run_steps(self.env.alembic_config, steps, self.announce, self.versions_dir, self.step_done, self.script)
+        failure = run_steps(self.env.alembic_config, steps, self.announce, self.versions_dir, self.step_done,
+                            self.script)
+        if failure is not None and failure.step.direction == UP and "start_baseline" not in self.state:
+            missing = self.missing_model_tables(failure.error)
+            if missing:
+                failure = replace(failure, error=f"{failure.error}; {', '.join(missing)}: a table of the models that "
+                                  "no revision before this one creates, so the chain does not start from an empty "
+                                  "database (an install that runs db.create_all() and `flask db stamp head`): "
+                                  "check it from that baseline with --baseline create-all")
+        return failure
+
+    def missing_model_tables(self, error: str) -> list[str]:
+        """The models' tables that ``error`` names and the database does not have (a chain that assumes tables
+        ``create_all`` made); ``[]`` when there are none, or when the database cannot say."""
+        if not any(marker in error for marker in self.backend.missing_table_markers):
+            return []
+        try:
+            named = [t.name for t in self.env.metadata().sorted_tables
+                     if re.search(rf"(?<![\w$]){re.escape(t.name)}(?![\w$])", error)]
+            if not named:
+                return []
+            with self.env.engine().connect() as conn:
+                present = set(sa.inspect(conn).get_table_names())
+        except Exception:  # noqa: BLE001 - only a hint: the failure stands as it is without it
+            return []
+        return [name for name in named if name not in present]
 
     @property
     def versions_dir(self) -> tuple[str, ...]:

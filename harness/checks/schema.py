@@ -9,6 +9,7 @@ from ..schema.compare import ModelComparison, differences_from_alembic
 from ..schema.differences import Difference
 from ..schema.reflect import Snapshot
 from ..steps import describe_error
+from .baseline import leaves_no_trace_from_baseline
 from .context import CheckContext
 
 VERSION_TABLE = "alembic_version"
@@ -78,6 +79,9 @@ def check_leaves_no_trace(ctx: CheckContext) -> CheckResult:
     sequence, a view, an index) makes the next upgrade fail with "already exists", usually at the worst time:
     re-applying a migration after a rollback.
     """
+    from_baseline = leaves_no_trace_from_baseline(ctx)
+    if from_baseline is not None:
+        return from_baseline
     if not ctx.at_base:
         return CheckResult("leaves_no_trace", SKIPPED, None, "not run: the downgrade did not get back down")
     baseline: Snapshot | None = ctx.state.get("baseline")

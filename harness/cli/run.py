@@ -53,6 +53,12 @@ from ..runner import run as run_checks
 @click.option("--markdown", "markdown_path", metavar="PATH",
               help="Also write a Markdown report (also appended to $GITHUB_STEP_SUMMARY when set).")
 @click.option("--html", "html_path", metavar="PATH", help="Also write a self-contained HTML report.")
+@click.option("--baseline", metavar="KIND",
+              help="Check the chain from the app's install instead of an empty database: create-all builds the "
+                   "tables with db.create_all(), stamps head, then reverts and re-applies the revisions.")
+@click.option("--env", "env_vars", multiple=True, metavar="NAME=VALUE",
+              help="Set NAME in each database's worker before the app loads; {dialect}, {driver} and {url} are that "
+                   "database's. Repeatable.")
 @click.option("--tmpfs-size", metavar="SIZE",
               help="Size of a throwaway container's data directory (a tmpfs), e.g. 2g (default: Docker's, half "
                    "the memory).")
@@ -61,7 +67,8 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         ignore_checks: tuple[str, ...], checks: tuple[str, ...], from_revision: str | None,
         to_revision: str | None, allow_multiple_heads: bool | None, lock_timeout: float | None,
         verbose: bool, quiet: bool, junit_path: str | None, markdown_path: str | None,
-        html_path: str | None, tmpfs_size: str | None, python: str | None, since: str | None) -> None:
+        html_path: str | None, tmpfs_size: str | None, python: str | None, since: str | None,
+        baseline: str | None, env_vars: tuple[str, ...]) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
@@ -74,7 +81,8 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
                               ignore_tables=ignore_tables, ignore_checks=ignore_checks, checks=checks,
                               from_revision=from_revision, to_revision=to_revision, since=since,
                               allow_multiple_heads=allow_multiple_heads, lock_timeout_s=lock_timeout,
-                              echo_sql=verbose, tmpfs_size=tmpfs_size, python=python)
+                              echo_sql=verbose, tmpfs_size=tmpfs_size, python=python, baseline=baseline,
+                              env_vars=env_vars)
         # with --json - the report is standard output, and everything for people goes to stderr
         text_out = sys.stderr if json_path == "-" else None
         config = dataclasses.replace(config, run_id=config.run_id or new_run_id())  # known to an interrupted report
@@ -105,7 +113,10 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         _stopped_report(json_path, EXIT_INTERNAL, "internal error (please report it)", started_at, ran,
                         config.run_id if config else None)
         sys.exit(EXIT_INTERNAL)
-    click.echo(verdict_line(result) if quiet else summary(result), err=json_path == "-", color=color_wanted())
+    # a CI log (lines of the databases interleaved): each database's checks together again, in the order of --db
+    blocks = isinstance(reporter, TextReporter) and reporter.steps and len(result.databases) > 1
+    click.echo(verdict_line(result) if quiet else summary(result, checks=blocks), err=json_path == "-",
+               color=color_wanted())
     if json_path:
         write_json(result, json_path)
     if junit_path:
