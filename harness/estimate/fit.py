@@ -23,9 +23,9 @@ SIZE, CONSTANT, UNKNOWN, NOT_MEASURED = "size", "constant", "unknown", "not_meas
 
 #: PostgreSQL lock modes that make writers wait (SHARE and stronger)
 _PG_BLOCKING = ("SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE")
-#: growth between the smallest and the largest size below which a step is taken as not depending on size: 3 ms
-#: (its statements are timed alone), or a quarter of their time at the smallest size
-_NOISE_S, _NOISE_SHARE = 0.003, 0.25
+#: growth between the smallest and the largest size below which a step is taken as not depending on size: 10 ms
+#: (its statements are timed alone), or half their time at the smallest size: a loaded machine varies that much
+_NOISE_S, _NOISE_SHARE = 0.010, 0.5
 
 SAFER = {
     "rewrite": "change the type in steps: add a new column, backfill it in batches, switch the code, drop the old "
