@@ -213,7 +213,20 @@ def container_class(module: str, name: str) -> Any:
         found = importlib.import_module(f"testcontainers.community.{module}")
     except ImportError:
         found = importlib.import_module(f"testcontainers.{module}")
+    importlib.import_module("testcontainers.core.waiting_utils")  # its logger too, before it says anything
+    quiet_testcontainers()
     return getattr(found, name)
+
+
+def quiet_testcontainers() -> None:
+    """testcontainers 4.0 – 4.x give each module a logger of its own at INFO with a handler on standard error
+    ("Pulling image ...", "Waiting for container ..."): the harness says what matters in its own words (a bad
+    ``--app`` is one line even when the containers were already starting), so only their warnings go through."""
+    import logging
+
+    for name in list(logging.root.manager.loggerDict):
+        if name == "testcontainers" or name.startswith("testcontainers."):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def with_tmpfs(container: Any, path: str, kwargs: dict[str, Any], size: str | None = None) -> None:
