@@ -177,7 +177,7 @@ def test_clean_rows_prove_every_step_and_a_data_migration_needs_every_row(dialec
     assert [s["proof"] for s in report["steps"]] == ["proved"] * 6 + ["unproved"]
     [why] = report["unproved"]
     assert why == ("p007 (shout titles): writes rows in a data migration (UPDATE posts SET title = upper(title)); it "
-                   "touches 9 of production's 9 rows of posts and the rehearsal held 0 of them: pass --sample-rows 9 "
+                   "touches 9 of production's 9 row(s) of posts and the rehearsal held 0 of them: pass --sample-rows 9 "
                    "(or more) to rehearse it on every row")
     assert report["steps"][5]["proofs"][0]["text"].endswith("it touches no row of users in production")
     assert "verdict: UNPROVED" in proc.stdout
@@ -233,3 +233,66 @@ def test_the_tutorial_not_null_unique_email_is_unsafe_by_default(dialect, server
     upgrade = subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=project, env=env,
                              capture_output=True, text=True, timeout=120)
     assert upgrade.returncode != 0
+
+
+#: CTFd 5c98d9253f56's shape: the same SELECT (bound parameters) sent once per pass of a loop, an UPDATE per row
+LOOP_READ = Rev("p001", "shout some titles", """
+    posts = sa.table("posts", sa.column("id"), sa.column("title"))
+    bind = op.get_bind()
+    for word in ("p1", "p2", "p3"):
+        for row in bind.execute(posts.select().where(posts.c.title.like(f"%{word}%"))).fetchall():
+            bind.execute(posts.update().where(posts.c.id == row.id).values(title=row.title.upper()))
+""", "pass")
+#: the models at a003 (EXTRA's columns)
+EXTRA_MODELS = GOOD_MODELS.replace(
+    '    name = db.Column(sa.String(80), nullable=False)\n',
+    '    name = db.Column(sa.String(80), nullable=False)\n'
+    '    nickname = db.Column(sa.String(40), nullable=True)\n').replace(
+    '    title = db.Column(sa.String(200), nullable=False, index=True)\n',
+    '    title = db.Column(sa.String(200), nullable=False, index=True)\n'
+    '    editor_id = db.Column(sa.Integer, nullable=True)\n')
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_a_statement_sent_in_a_loop_is_one_proof(dialect, server_urls, production, tmp_path) -> None:
+    """Found on CTFd: a data migration that sends one SELECT per pass of a loop got one identical `unproved` line per
+    pass (four for 5c98d9253f56), in the step and in the verdict."""
+    project, url = _production(tmp_path, production, dialect, CLEAN_USERS, CLEAN_POSTS,
+                               good_chain() + [EXTRA, LOOP_READ], EXTRA_MODELS)
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    [step] = report["steps"]
+    assert [(p["kind"], p["decides"], p["count"]) for p in step["proofs"]] == [("data", "unproved", 9)]
+    [why] = report["unproved"]
+    assert "production holds 9 row(s) of posts and the rehearsal held 0 of them: pass --sample-rows 9" in why
+    assert proc.stdout.count("proof UNPROVED") == 1
+    # every row in the rehearsal: the SELECT and the UPDATE it drives ran on all of them, one proof each
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "100")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [step] = report["steps"]
+    assert [p["decides"] for p in step["proofs"]] == ["passes"] * len(step["proofs"])
+    assert len({p["text"] for p in step["proofs"]}) == len(step["proofs"])
+
+
+@pytest.mark.fast
+def test_no_union_type_is_evaluated_at_run_time() -> None:
+    """`int | None` outside an annotation raises TypeError on Python 3.9 (pyproject's floor) when the module is
+    imported: proofs.py's `Decide = Callable[[int | None, ...]]` made `rehearse` unusable there."""
+    import ast
+
+    import harness
+
+    offenders = []
+    for path in sorted(Path(harness.__file__).parent.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        annotations = {id(n) for node in ast.walk(tree)
+                       for n in ([node.annotation] if isinstance(node, (ast.arg, ast.AnnAssign)) and node.annotation
+                                 else [node.returns] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                 and node.returns else [])
+                       for n in ast.walk(n)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr) and id(node) not in annotations and \
+                    any(isinstance(side, ast.Constant) and side.value is None for side in (node.left, node.right)):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
+

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import sqlalchemy as sa
 
@@ -69,7 +69,8 @@ class Proof:
                 "text": self.text, "table": self.table, "sql": self.sql}
 
 
-Decide = Callable[[int | None, str | None], tuple[str, str]]
+#: evaluated at run time, so no ``X | None`` here (Python 3.9)
+Decide = Callable[[Optional[int], Optional[str]], Tuple[str, str]]
 
 
 @dataclass
@@ -183,9 +184,9 @@ class _Deriver:
             if count == 0:
                 return PASSES, f"{why}; {real.name} holds no rows in production"
             if copied >= count:
-                return PASSES, (f"{why}; the rehearsal ran it on all {count:,} rows of {real.name} (copied "
+                return PASSES, (f"{why}; the rehearsal ran it on all {count:,} row(s) of {real.name} (copied "
                                 f"{copied:,})")
-            return UNPROVED, (f"{why}; production holds {count:,} rows of {real.name} and the rehearsal held "
+            return UNPROVED, (f"{why}; production holds {count:,} row(s) of {real.name} and the rehearsal held "
                               f"{copied:,} of them: pass --sample-rows {count} (or more) to rehearse it on every row")
 
         self.ask(kind, f"rows of {real.name}", real.name, self.count_rows(real), decide)
@@ -501,7 +502,7 @@ class _Deriver:
             for table in tables:
                 self.rows_must_be_covered("data", table, why)
         if kind == "write":
-            columns = _set_columns(text) if target else None
+            columns = _set_columns(text)[1] if target else None
             if columns is not None and target:
                 self.state.changed.update((target[0], c) for c in columns)
             else:
@@ -523,8 +524,8 @@ class _Deriver:
             if rows == 0:
                 return PASSES, f"{why}; it touches no row of {real.name} in production"
             if copied >= total:
-                return PASSES, f"{why}; the rehearsal ran it on all {total:,} rows of {real.name} (copied {copied:,})"
-            return UNPROVED, (f"{why}; it touches {rows:,} of production's {total:,} rows of {real.name} and the "
+                return PASSES, f"{why}; the rehearsal ran it on all {total:,} row(s) of {real.name} (copied {copied:,})"
+            return UNPROVED, (f"{why}; it touches {rows:,} of production's {total:,} row(s) of {real.name} and the "
                               f"rehearsal held {copied:,} of them: pass --sample-rows {total} (or more) to "
                               "rehearse it on every row")
 
@@ -613,13 +614,15 @@ def _simple_write(text: str) -> tuple[str, str | None] | None:
     return match.group(1).strip('`"'), match.group(2)
 
 
-def _set_columns(text: str) -> list[str] | None:
-    """The columns an ``UPDATE t SET a = ..., b = ...`` sets (None: not an UPDATE, or not told apart)."""
-    match = re.match(r"^\s*UPDATE\s+\S+\s+SET\s+(.*?)(?:\s+WHERE\s+.*)?$", text, re.IGNORECASE | re.DOTALL)
+def _set_columns(text: str) -> tuple[str | None, list[str] | None]:
+    """The table an ``UPDATE t SET a = ..., b = ...`` writes and the columns it sets (None: not an UPDATE of one
+    table, or not told apart)."""
+    match = re.match(r"^\s*UPDATE\s+(\S+)\s+SET\s+(.*?)(?:\s+WHERE\s+.*)?$", text, re.IGNORECASE | re.DOTALL)
     if not match:
-        return None
+        return None, None
+    table = match.group(1).strip('`"')
     columns, depth, quoted, part = [], 0, False, ""
-    for char in match.group(1) + ",":
+    for char in match.group(2) + ",":
         if char == "'":
             quoted = not quoted
         elif not quoted and char in "()":
@@ -627,12 +630,12 @@ def _set_columns(text: str) -> list[str] | None:
         if char == "," and depth == 0 and not quoted:
             name = part.split("=", 1)[0].strip().strip('`"')
             if not re.fullmatch(r"\w+", name):
-                return None
+                return table, None
             columns.append(name)
             part = ""
         else:
             part += char
-    return columns
+    return table, columns
 
 
 def derive(steps: Sequence[tuple[str, Sequence[dict[str, Any]]]], metadata: sa.MetaData, backend: Backend,
@@ -670,7 +673,9 @@ def answer(conn: sa.engine.Connection, questions: dict[str, list[Question]], sav
                 values, error = cache[sql]
                 count = values[0] if values else None
             decides, text = q.decide(values if q.counts and q.query is not None else count, error)
-            proofs[revision].append(Proof(q.kind, q.question, count, decides, text, q.table, sql))
+            proof = Proof(q.kind, q.question, count, decides, text, q.table, sql)
+            if proof not in proofs[revision]:  # a statement a step sends in a loop is one proof, not one per pass
+                proofs[revision].append(proof)
     return proofs
 
 
