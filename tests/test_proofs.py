@@ -296,3 +296,65 @@ def test_no_union_type_is_evaluated_at_run_time() -> None:
                 offenders.append(f"{path.name}:{node.lineno}")
     assert offenders == []
 
+
+#: Mailu fc099bd15cbe's shape: an UPDATE with bound parameters (not counted on production), then a later step changes
+#: another column of the same table
+BOUND_UPDATE = Rev("p001", "rename ann", """
+    users = sa.table("users", sa.column("name"))
+    op.get_bind().execute(users.update().where(users.c.name == "ann").values(name="anne"))
+""", "pass")
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_an_update_with_bound_parameters_leaves_the_other_columns_provable(dialect, server_urls, production,
+                                                                            tmp_path) -> None:
+    """Found on Mailu: fc099bd15cbe's `UPDATE domain SET max_users=%(max_users)s ...` made every column of `domain`
+    unknown, so 3b7eee912b41's change of `max_quota_bytes` was `unproved`; here the later NOT NULL fails on 3 rows
+    and was reported `unproved` (exit 5) instead of `unsafe`."""
+    chain = good_chain() + [EXTRA, BOUND_UPDATE, PENDING[4]]
+    models = EXTRA_MODELS.replace('nickname = db.Column(sa.String(40), nullable=True)',
+                                  'nickname = db.Column(sa.String(40), nullable=False)')
+    project, url = _production(tmp_path, production, dialect, DIRTY_USERS, [], chain, models)
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert _proofs(report) == {"p001": [("data", "unproved", 6)], "p005": [("not-null", "fails", 3)]}
+    assert any(r.startswith("pending migration p005 (nickname required) fails on production's rows: 3 row(s)")
+               for r in report["reasons"])
+
+
+#: microblog 834b1a697901's shape: a nullable column added, then a unique index (and here a foreign key) on it
+NULL_UNIQUE = Rev("p001", "user tokens", """
+    op.add_column("users", sa.Column("token", sa.String(length=32), nullable=True))
+    op.create_index("ix_users_token", "users", ["token"], unique=True)
+    op.add_column("posts", sa.Column("reviewer_id", sa.Integer(), nullable=True))
+    op.create_foreign_key("fk_posts_reviewer_id_users", "posts", "users", ["reviewer_id"], ["id"])
+""", """
+    op.drop_constraint("fk_posts_reviewer_id_users", "posts", type_="foreignkey")
+    op.drop_column("posts", "reviewer_id")
+    op.drop_index("ix_users_token", table_name="users")
+    op.drop_column("users", "token")
+""")
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_a_unique_index_or_foreign_key_on_a_column_just_added_empty_is_proved(dialect, server_urls, production,
+                                                                              tmp_path) -> None:
+    """Found on microblog: 834b1a697901's unique index on a column the same step adds (NULL in every existing row)
+    was reported as a step with nothing that depends on existing rows (`none`): it does depend on them, and is
+    proved by what they hold."""
+    models = EXTRA_MODELS.replace(
+        "    nickname = db.Column(sa.String(40), nullable=True)\n",
+        "    nickname = db.Column(sa.String(40), nullable=True)\n"
+        "    token = db.Column(sa.String(32), nullable=True, unique=True, index=True)\n").replace(
+        "    editor_id = db.Column(sa.Integer, nullable=True)\n",
+        "    editor_id = db.Column(sa.Integer, nullable=True)\n"
+        '    reviewer_id = db.Column(sa.Integer, sa.ForeignKey("users.id", name="fk_posts_reviewer_id_users"))\n')
+    project, url = _production(tmp_path, production, dialect, CLEAN_USERS, CLEAN_POSTS,
+                               good_chain() + [EXTRA, NULL_UNIQUE], models)
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [step] = report["steps"]
+    assert step["proof"] == "proved"
+    assert [(p["kind"], p["decides"], p["count"], p["sql"]) for p in step["proofs"]] == [
+        ("unique", "passes", None, None), ("foreign-key", "passes", None, None)]
+    assert step["proofs"][0]["text"].startswith("every existing row of users holds NULL in token")

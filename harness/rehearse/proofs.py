@@ -393,7 +393,11 @@ class _Deriver:
                              lambda c, n=column.name: f"{c:,} row(s) of {real.name} have {n} NULL: the primary key "
                                                       "fails", f"no row of {real.name} has a NULL key"))
         if any(f.value is None for f in fills) and not nulls_collide:
-            return  # every existing row holds NULL in one of the columns: NULLs never collide
+            empty = next(n for n, s in zip(names, sources) if isinstance(s, _Fill) and s.value is None)
+            self.ask("unique", f"{what}: existing rows", real.name, None, lambda c, e: (PASSES, (
+                f"every existing row of {real.name} holds NULL in {empty} (a pending step added it without a "
+                f"server default), and NULLs never collide: {what} passes")))
+            return
         if not varying:
             self.ask("unique", f"rows of {real.name} (all get the same value)", real.name, self.count_rows(real),
                      _fails_if(lambda c: c > 1, lambda c: f"all {c:,} rows of {real.name} get the same value "
@@ -429,7 +433,11 @@ class _Deriver:
             self.rows_must_be_covered("foreign-key", table, f"adds {what} over values a pending step wrote")
             return
         if any(isinstance(s, _Fill) and s.value is None for s in sources):
-            return  # a NULL in a key column matches nothing and is never an orphan
+            empty = next(n for n, s in zip(fact["columns"], sources) if isinstance(s, _Fill) and s.value is None)
+            self.ask("foreign-key", f"{what}: existing rows", real.name, None, lambda c, e: (PASSES, (
+                f"every existing row of {real.name} holds NULL in {empty} (a pending step added it without a server "
+                f"default), and a NULL key is never an orphan: {what} passes")))
+            return
         if any(isinstance(s, _Fill) for s in sources):
             self.rows_must_be_covered("foreign-key", table, f"adds {what} over a column filled with a default")
             return
@@ -502,9 +510,10 @@ class _Deriver:
             for table in tables:
                 self.rows_must_be_covered("data", table, why)
         if kind == "write":
-            columns = _set_columns(text)[1] if target else None
-            if columns is not None and target:
-                self.state.changed.update((target[0], c) for c in columns)
+            # an UPDATE changes only the columns it sets, whatever its WHERE (bound parameters, a subquery)
+            updated, columns = _set_columns(text)
+            if columns is not None and updated in self.state.tables:
+                self.state.changed.update((updated, c) for c in columns)
             else:
                 self.state.written.add(tables[0])
 
