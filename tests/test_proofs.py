@@ -358,3 +358,36 @@ def test_a_unique_index_or_foreign_key_on_a_column_just_added_empty_is_proved(di
     assert [(p["kind"], p["decides"], p["count"], p["sql"]) for p in step["proofs"]] == [
         ("unique", "passes", None, None), ("foreign-key", "passes", None, None)]
     assert step["proofs"][0]["text"].startswith("every existing row of users holds NULL in token")
+
+
+#: Mailu fc099bd15cbe's shape: UPDATEs built with SQLAlchemy, their values (numbers) sent as bound parameters; then
+#: the same UPDATE sent in a loop with values of its own each time
+NUMERIC_UPDATES = Rev("p001", "unlimited editors", """
+    posts = sa.table("posts", sa.column("id"), sa.column("user_id"), sa.column("editor_id"))
+    bind = op.get_bind()
+    bind.execute(posts.update().where(posts.c.editor_id == 99).values(editor_id=None))
+    bind.execute(posts.update().where(posts.c.user_id == 2).values(editor_id=-1))
+    for i in (7, 8):
+        bind.execute(posts.update().where(posts.c.id == i).values(editor_id=i))
+""", "pass")
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_an_update_with_numeric_parameters_is_counted_on_production(dialect, server_urls, production, tmp_path) -> None:
+    """Found on Mailu: fc099bd15cbe's `UPDATE domain SET max_users=%(max_users)s WHERE domain.max_users =
+    %(max_users_1)s` could not be counted on production (placeholders), so it was `unproved` by the whole table's
+    rows even where no row has max_users 0. With its numbers written in it is counted like a plain SQL UPDATE; a
+    statement sent in a loop with different values keeps its placeholders (one proof, not one per row)."""
+    project, url = _production(tmp_path, production, dialect, CLEAN_USERS, CLEAN_POSTS,
+                               good_chain() + [EXTRA, NUMERIC_UPDATES], EXTRA_MODELS)
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    [step] = report["steps"]
+    texts = [p["text"] for p in step["proofs"]]
+    assert [(p["kind"], p["decides"], p["count"]) for p in step["proofs"]] == [
+        ("data", "passes", 0), ("data", "unproved", 2), ("data", "unproved", 9)]
+    assert texts[0].startswith("writes rows in a data migration (UPDATE posts SET editor_id=NULL WHERE "
+                               "posts.editor_id = 99)") and texts[0].endswith("it touches no row of posts in production")
+    assert "(UPDATE posts SET editor_id=(-1) WHERE posts.user_id = 2)" in texts[1]
+    assert "it touches 2 of production's 9 row(s) of posts" in texts[1]
+    assert "%(" in texts[2] and "production holds 9 row(s) of posts" in texts[2]
