@@ -391,3 +391,23 @@ def test_an_update_with_numeric_parameters_is_counted_on_production(dialect, ser
     assert "(UPDATE posts SET editor_id=(-1) WHERE posts.user_id = 2)" in texts[1]
     assert "it touches 2 of production's 9 row(s) of posts" in texts[1]
     assert "%(" in texts[2] and "production holds 9 row(s) of posts" in texts[2]
+
+
+CHAINED_UPDATES = Rev("p001", "move editors twice", """
+    op.execute("UPDATE posts SET editor_id = 99 WHERE editor_id = 2")
+    op.execute("UPDATE posts SET editor_id = 5 WHERE editor_id = 99")
+""", "pass")
+
+
+def test_an_update_whose_where_reads_a_column_an_earlier_update_set_is_not_counted(server_urls, production,
+                                                                                   tmp_path) -> None:
+    """Production holds no editor 99, but the first UPDATE makes one: counting `editor_id = 99` there said the second
+    UPDATE "touches no row" (it touches the row the first one moved)."""
+    project, url = _production(tmp_path, production, "postgresql", CLEAN_USERS, CLEAN_POSTS,
+                               good_chain() + [EXTRA, CHAINED_UPDATES], EXTRA_MODELS)
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    [step] = report["steps"]
+    assert [(p["decides"], p["count"]) for p in step["proofs"]] == [("unproved", 1), ("unproved", 9)]
+    assert step["proofs"][1]["text"].endswith("production holds 9 row(s) of posts and the rehearsal held 0 of them: "
+                                              "pass --sample-rows 9 (or more) to rehearse it on every row")

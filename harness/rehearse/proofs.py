@@ -504,7 +504,8 @@ class _Deriver:
             return
         target = _simple_write(text) if kind == "write" else None
         if target and target[0] in tables and not self.state.is_new(target[0]) \
-                and target[0] not in self.state.written and self.state.production_table(target[0]) is not None:
+                and target[0] not in self.state.written and self.state.production_table(target[0]) is not None \
+                and not self._reads_changed(target[0], target[1]):
             self._touched(target[0], target[1], why)
         else:
             for table in tables:
@@ -516,6 +517,12 @@ class _Deriver:
                 self.state.changed.update((updated, c) for c in columns)
             else:
                 self.state.written.add(tables[0])
+
+    def _reads_changed(self, table: str, where: str | None) -> bool:
+        """Whether a WHERE reads a column an earlier UPDATE of a pending step set: production's values are then not
+        the ones it will see, and counting them there would prove nothing."""
+        return where is not None and any(t == table and re.search(rf"\b{re.escape(c)}\b", where)
+                                         for t, c in self.state.changed)
 
     def _touched(self, table: str, where: str | None, why: str) -> None:
         """An ``UPDATE t ... [WHERE c]`` / ``DELETE FROM t [WHERE c]`` whose WHERE reads only ``t``'s own row: the
