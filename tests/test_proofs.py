@@ -210,7 +210,7 @@ def test_clean_rows_prove_every_step_and_a_data_migration_needs_every_row(dialec
     assert [s["proof"] for s in report["steps"]] == ["proved"] * 6 + ["unproved"] + enum + ["proved"]
     [why] = report["unproved"]
     assert why == ("p007 (shout titles): writes rows in a data migration (UPDATE posts SET title = upper(title)); it "
-                   "touches 9 of production's 9 rows of posts and the rehearsal held 0 of them: pass --sample-rows 9 "
+                   "touches 9 of production's 9 row(s) of posts and the rehearsal held 0 of them: pass --sample-rows 9 "
                    "(or more) to rehearse it on every row")
     assert report["steps"][5]["proofs"][0]["text"].endswith("it touches no row of users in production")
     assert "verdict: UNPROVED" in proc.stdout
@@ -309,3 +309,183 @@ def test_what_follows_a_data_migration_that_reads_rows_is_not_judged_without_the
     proc, report = rehearse(project, url, server_urls, "--sample-rows", "10")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert report["steps"][0]["proof"] == "proved"
+
+
+#: CTFd 5c98d9253f56's shape: the same SELECT (bound parameters) sent once per pass of a loop, an UPDATE per row
+LOOP_READ = Rev("p001", "shout some titles", """
+    posts = sa.table("posts", sa.column("id"), sa.column("title"))
+    bind = op.get_bind()
+    for word in ("p1", "p2", "p3"):
+        for row in bind.execute(posts.select().where(posts.c.title.like(f"%{word}%"))).fetchall():
+            bind.execute(posts.update().where(posts.c.id == row.id).values(title=row.title.upper()))
+""", "pass")
+#: the models at a003 (EXTRA's columns)
+EXTRA_MODELS = GOOD_MODELS.replace(
+    '    name = db.Column(sa.String(80), nullable=False)\n',
+    '    name = db.Column(sa.String(80), nullable=False)\n'
+    '    nickname = db.Column(sa.String(40), nullable=True)\n').replace(
+    '    title = db.Column(sa.String(200), nullable=False, index=True)\n',
+    '    title = db.Column(sa.String(200), nullable=False, index=True)\n'
+    '    editor_id = db.Column(sa.Integer, nullable=True)\n'
+    '    state = db.Column(sa.Enum("draft", "published", "archived", name="post_state"), nullable=False,'
+    ' server_default="draft")\n')
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_a_statement_sent_in_a_loop_is_one_proof(dialect, server_urls, production, tmp_path) -> None:
+    """Found on CTFd: a data migration that sends one SELECT per pass of a loop got one identical `unproved` line per
+    pass (four for 5c98d9253f56), in the step and in the verdict."""
+    project, url = _production(tmp_path, production, dialect, CLEAN_USERS, CLEAN_POSTS,
+                               good_chain() + [EXTRA, LOOP_READ], EXTRA_MODELS)
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    [step] = report["steps"]
+    assert [(p["kind"], p["decides"], p["count"]) for p in step["proofs"]] == [("data", "unproved", 9)]
+    [why] = report["unproved"]
+    assert "production holds 9 row(s) of posts and the rehearsal held 0 of them: pass --sample-rows 9" in why
+    assert proc.stdout.count("proof UNPROVED") == 1
+    # every row in the rehearsal: the SELECT and the UPDATE it drives ran on all of them, one proof each
+    proc, report = rehearse(project, url, server_urls, "--sample-rows", "100")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [step] = report["steps"]
+    assert [p["decides"] for p in step["proofs"]] == ["passes"] * len(step["proofs"])
+    assert len({p["text"] for p in step["proofs"]}) == len(step["proofs"])
+
+
+@pytest.mark.fast
+def test_no_union_type_is_evaluated_at_run_time() -> None:
+    """`int | None` outside an annotation raises TypeError on Python 3.9 (pyproject's floor) when the module is
+    imported: proofs.py's `Decide = Callable[[int | None, ...]]` made `rehearse` unusable there."""
+    import ast
+
+    import harness
+
+    offenders = []
+    for path in sorted(Path(harness.__file__).parent.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        annotations = {id(n) for node in ast.walk(tree)
+                       for n in ([node.annotation] if isinstance(node, (ast.arg, ast.AnnAssign)) and node.annotation
+                                 else [node.returns] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                 and node.returns else [])
+                       for n in ast.walk(n)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr) and id(node) not in annotations and \
+                    any(isinstance(side, ast.Constant) and side.value is None for side in (node.left, node.right)):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
+
+
+#: Mailu fc099bd15cbe's shape: an UPDATE with bound parameters (not counted on production), then a later step changes
+#: another column of the same table
+BOUND_UPDATE = Rev("p001", "rename ann", """
+    users = sa.table("users", sa.column("name"))
+    op.get_bind().execute(users.update().where(users.c.name == "ann").values(name="anne"))
+""", "pass")
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_an_update_with_bound_parameters_leaves_the_other_columns_provable(dialect, server_urls, production,
+                                                                            tmp_path) -> None:
+    """Found on Mailu: fc099bd15cbe's `UPDATE domain SET max_users=%(max_users)s ...` made every column of `domain`
+    unknown, so 3b7eee912b41's change of `max_quota_bytes` was `unproved`; here the later NOT NULL fails on 3 rows
+    and was reported `unproved` (exit 5) instead of `unsafe`."""
+    chain = good_chain() + [EXTRA, BOUND_UPDATE, PENDING[4]]
+    models = EXTRA_MODELS.replace('nickname = db.Column(sa.String(40), nullable=True)',
+                                  'nickname = db.Column(sa.String(40), nullable=False)')
+    project, url = _production(tmp_path, production, dialect, DIRTY_USERS, [], chain, models)
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert _proofs(report) == {"p001": [("data", "unproved", 6)], "p005": [("not-null", "fails", 3)]}
+    assert any(r.startswith("pending migration p005 (nickname required) fails on production's rows: 3 row(s)")
+               for r in report["reasons"])
+
+
+#: microblog 834b1a697901's shape: a nullable column added, then a unique index (and here a foreign key) on it
+NULL_UNIQUE = Rev("p001", "user tokens", """
+    op.add_column("users", sa.Column("token", sa.String(length=32), nullable=True))
+    op.create_index("ix_users_token", "users", ["token"], unique=True)
+    op.add_column("posts", sa.Column("reviewer_id", sa.Integer(), nullable=True))
+    op.create_foreign_key("fk_posts_reviewer_id_users", "posts", "users", ["reviewer_id"], ["id"])
+""", """
+    op.drop_constraint("fk_posts_reviewer_id_users", "posts", type_="foreignkey")
+    op.drop_column("posts", "reviewer_id")
+    op.drop_index("ix_users_token", table_name="users")
+    op.drop_column("users", "token")
+""")
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_a_unique_index_or_foreign_key_on_a_column_just_added_empty_is_proved(dialect, server_urls, production,
+                                                                              tmp_path) -> None:
+    """Found on microblog: 834b1a697901's unique index on a column the same step adds (NULL in every existing row)
+    was reported as a step with nothing that depends on existing rows (`none`): it does depend on them, and is
+    proved by what they hold."""
+    models = EXTRA_MODELS.replace(
+        "    nickname = db.Column(sa.String(40), nullable=True)\n",
+        "    nickname = db.Column(sa.String(40), nullable=True)\n"
+        "    token = db.Column(sa.String(32), nullable=True, unique=True, index=True)\n").replace(
+        "    editor_id = db.Column(sa.Integer, nullable=True)\n",
+        "    editor_id = db.Column(sa.Integer, nullable=True)\n"
+        '    reviewer_id = db.Column(sa.Integer, sa.ForeignKey("users.id", name="fk_posts_reviewer_id_users"))\n')
+    project, url = _production(tmp_path, production, dialect, CLEAN_USERS, CLEAN_POSTS,
+                               good_chain() + [EXTRA, NULL_UNIQUE], models)
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [step] = report["steps"]
+    assert step["proof"] == "proved"
+    assert [(p["kind"], p["decides"], p["count"], p["sql"]) for p in step["proofs"]] == [
+        ("unique", "passes", None, None), ("foreign-key", "passes", None, None)]
+    assert step["proofs"][0]["text"].startswith("every existing row of users holds NULL in token")
+
+
+#: Mailu fc099bd15cbe's shape: UPDATEs built with SQLAlchemy, their values (numbers) sent as bound parameters; then
+#: the same UPDATE sent in a loop with values of its own each time
+NUMERIC_UPDATES = Rev("p001", "unlimited editors", """
+    posts = sa.table("posts", sa.column("id"), sa.column("user_id"), sa.column("editor_id"))
+    bind = op.get_bind()
+    bind.execute(posts.update().where(posts.c.editor_id == 99).values(editor_id=None))
+    bind.execute(posts.update().where(posts.c.user_id == 2).values(editor_id=-1))
+    for i in (7, 8):
+        bind.execute(posts.update().where(posts.c.id == i).values(editor_id=i))
+""", "pass")
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_an_update_with_numeric_parameters_is_counted_on_production(dialect, server_urls, production, tmp_path) -> None:
+    """Found on Mailu: fc099bd15cbe's `UPDATE domain SET max_users=%(max_users)s WHERE domain.max_users =
+    %(max_users_1)s` could not be counted on production (placeholders), so it was `unproved` by the whole table's
+    rows even where no row has max_users 0. With its numbers written in it is counted like a plain SQL UPDATE; a
+    statement sent in a loop with different values keeps its placeholders (one proof, not one per row)."""
+    project, url = _production(tmp_path, production, dialect, CLEAN_USERS, CLEAN_POSTS,
+                               good_chain() + [EXTRA, NUMERIC_UPDATES], EXTRA_MODELS)
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    [step] = report["steps"]
+    texts = [p["text"] for p in step["proofs"]]
+    assert [(p["kind"], p["decides"], p["count"]) for p in step["proofs"]] == [
+        ("data", "passes", 0), ("data", "unproved", 2), ("data", "unproved", 9)]
+    assert texts[0].startswith("writes rows in a data migration (UPDATE posts SET editor_id=NULL WHERE "
+                               "posts.editor_id = 99)") and texts[0].endswith("it touches no row of posts in production")
+    assert "(UPDATE posts SET editor_id=(-1) WHERE posts.user_id = 2)" in texts[1]
+    assert "it touches 2 of production's 9 row(s) of posts" in texts[1]
+    assert "%(" in texts[2] and "production holds 9 row(s) of posts" in texts[2]
+
+
+CHAINED_UPDATES = Rev("p001", "move editors twice", """
+    op.execute("UPDATE posts SET editor_id = 99 WHERE editor_id = 2")
+    op.execute("UPDATE posts SET editor_id = 5 WHERE editor_id = 99")
+""", "pass")
+
+
+def test_an_update_whose_where_reads_a_column_an_earlier_update_set_is_not_counted(server_urls, production,
+                                                                                   tmp_path) -> None:
+    """Production holds no editor 99, but the first UPDATE makes one: counting `editor_id = 99` there said the second
+    UPDATE "touches no row" (it touches the row the first one moved)."""
+    project, url = _production(tmp_path, production, "postgresql", CLEAN_USERS, CLEAN_POSTS,
+                               good_chain() + [EXTRA, CHAINED_UPDATES], EXTRA_MODELS)
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    [step] = report["steps"]
+    assert [(p["decides"], p["count"]) for p in step["proofs"]] == [("unproved", 1), ("unproved", 9)]
+    assert step["proofs"][1]["text"].endswith("production holds 9 row(s) of posts and the rehearsal held 0 of them: "
+                                              "pass --sample-rows 9 (or more) to rehearse it on every row")

@@ -203,7 +203,7 @@ def test_the_throwaway_server_is_a_container_of_the_given_image(dialect, server_
     # the step passed on the copy, but its UPDATE of users ran on 3 of production's 8 users: not proved
     assert proc.returncode == 5, proc.stdout + proc.stderr
     assert report["verdict"] == "unproved" and report["reasons"] == []
-    assert "it touches 8 of production's 8 rows of users and the rehearsal held 3 of them" in report["unproved"][0]
+    assert "it touches 8 of production's 8 row(s) of users and the rehearsal held 3 of them" in report["unproved"][0]
     assert report["throwaway"]["kind"] == "container" and report["throwaway"]["image"] == IMAGES[dialect]
     assert report["steps"][0]["rows"] == 3
     assert report["source"]["copied_rows"]["users"] == 3

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import sqlalchemy as sa
 
@@ -69,7 +69,8 @@ class Proof:
                 "text": self.text, "table": self.table, "sql": self.sql}
 
 
-Decide = Callable[[int | None, str | None], tuple[str, str]]
+#: evaluated at run time, so no ``X | None`` here (Python 3.9)
+Decide = Callable[[Optional[int], Optional[str]], Tuple[str, str]]
 
 
 @dataclass
@@ -163,6 +164,7 @@ class _Deriver:
         #: (on a copy without those rows it wrote nothing), so every later answer depends on them being proved
         self.taints: list[Question] = []
         self.origin = ""
+        self.seen: set[tuple[str, str, str]] = set()
 
     # helpers
     def ask(self, kind: str, question: str, table: str | None, query: Any, decide: Decide) -> None:
@@ -208,9 +210,9 @@ class _Deriver:
             if count == 0:
                 return PASSES, f"{why}; {real.name} holds no rows in production"
             if copied >= count:
-                return PASSES, (f"{why}; the rehearsal ran it on all {count:,} rows of {real.name} (copied "
+                return PASSES, (f"{why}; the rehearsal ran it on all {count:,} row(s) of {real.name} (copied "
                                 f"{copied:,})")
-            return UNPROVED, (f"{why}; production holds {count:,} rows of {real.name} and the rehearsal held "
+            return UNPROVED, (f"{why}; production holds {count:,} row(s) of {real.name} and the rehearsal held "
                               f"{copied:,} of them: pass --sample-rows {count} (or more) to rehearse it on every row")
 
         self.ask(kind, f"rows of {real.name}", real.name, self.count_rows(real), decide)
@@ -425,8 +427,10 @@ class _Deriver:
                              lambda c, n=column.name: f"{c:,} row(s) of {real.name} have {n} NULL: the primary key "
                                                       "fails", f"no row of {real.name} has a NULL key"))
         if any(f.value is None for f in fills) and not nulls_collide:  # NULLs never collide
-            self.decided("unique", f"{what}: existing rows", table, f"every existing row of {real.name} holds NULL "
-                         f"in ({', '.join(names)}) (added by a pending step), and NULLs never collide")
+            empty = next(n for n, s in zip(names, sources) if isinstance(s, _Fill) and s.value is None)
+            self.decided("unique", f"{what}: existing rows", real.name, (
+                f"every existing row of {real.name} holds NULL in {empty} (a pending step added it without a "
+                f"server default), and NULLs never collide: {what} passes"))
             return
         if not varying:
             self.ask("unique", f"rows of {real.name} (all get the same value)", real.name, self.count_rows(real),
@@ -463,8 +467,10 @@ class _Deriver:
             self.rows_must_be_covered("foreign-key", table, f"adds {what} over values a pending step wrote")
             return
         if any(isinstance(s, _Fill) and s.value is None for s in sources):
-            self.decided("foreign-key", f"{what}: existing rows", table, f"every existing row of {real.name} holds "
-                         "NULL in the key (added by a pending step): no row can be an orphan")
+            empty = next(n for n, s in zip(fact["columns"], sources) if isinstance(s, _Fill) and s.value is None)
+            self.decided("foreign-key", f"{what}: existing rows", real.name, (
+                f"every existing row of {real.name} holds NULL in {empty} (a pending step added it without a server "
+                f"default), and a NULL key is never an orphan: {what} passes"))
             return
         if any(isinstance(s, _Fill) for s in sources):
             self.rows_must_be_covered("foreign-key", table, f"adds {what} over a column filled with a default")
@@ -552,7 +558,8 @@ class _Deriver:
             return
         target = _simple_write(text) if kind == "write" else None
         if target and target[0] in tables and not self.state.is_new(target[0]) \
-                and target[0] not in self.state.written and self.state.production_table(target[0]) is not None:
+                and target[0] not in self.state.written and self.state.production_table(target[0]) is not None \
+                and not self._reads_changed(target[0], target[1]):
             self._touched(target[0], target[1], why)
         else:
             start = len(self.questions)
@@ -561,11 +568,18 @@ class _Deriver:
             if kind == "read":
                 self.taints.extend(self.questions[start:])
         if kind == "write":
-            columns = _set_columns(text) if target else None
-            if columns is not None and target:
-                self.state.changed.update((target[0], c) for c in columns)
+            # an UPDATE changes only the columns it sets, whatever its WHERE (bound parameters, a subquery)
+            updated, columns = _set_columns(text)
+            if columns is not None and updated in self.state.tables:
+                self.state.changed.update((updated, c) for c in columns)
             else:
                 self.state.written.add(tables[0])
+
+    def _reads_changed(self, table: str, where: str | None) -> bool:
+        """Whether a WHERE reads a column an earlier UPDATE of a pending step set: production's values are then not
+        the ones it will see, and counting them there would prove nothing."""
+        return where is not None and any(t == table and re.search(rf"\b{re.escape(c)}\b", where)
+                                         for t, c in self.state.changed)
 
     def _touched(self, table: str, where: str | None, why: str) -> None:
         """An ``UPDATE t ... [WHERE c]`` / ``DELETE FROM t [WHERE c]`` whose WHERE reads only ``t``'s own row: the
@@ -583,8 +597,8 @@ class _Deriver:
             if rows == 0:
                 return PASSES, f"{why}; it touches no row of {real.name} in production"
             if copied >= total:
-                return PASSES, f"{why}; the rehearsal ran it on all {total:,} rows of {real.name} (copied {copied:,})"
-            return UNPROVED, (f"{why}; it touches {rows:,} of production's {total:,} rows of {real.name} and the "
+                return PASSES, f"{why}; the rehearsal ran it on all {total:,} row(s) of {real.name} (copied {copied:,})"
+            return UNPROVED, (f"{why}; it touches {rows:,} of production's {total:,} row(s) of {real.name} and the "
                               f"rehearsal held {copied:,} of them: pass --sample-rows {total} (or more) to "
                               "rehearse it on every row")
 
@@ -604,7 +618,10 @@ class _Deriver:
         elif op == "check":
             self.check(fact)
         elif op == "sql":
-            self.statement(fact)
+            key = (self.origin, fact["kind"], fact["statement"])
+            if key not in self.seen:  # a statement a step sends in a loop is asked once
+                self.seen.add(key)
+                self.statement(fact)
         elif op == "bulk_insert":
             self.rows_must_be_covered("data", fact["table"], f"inserts {fact['rows']} row(s) into {fact['table']}")
             self.state.written.add(fact["table"])
@@ -679,13 +696,15 @@ def _simple_write(text: str) -> tuple[str, str | None] | None:
     return match.group(1).strip('`"'), match.group(2)
 
 
-def _set_columns(text: str) -> list[str] | None:
-    """The columns an ``UPDATE t SET a = ..., b = ...`` sets (None: not an UPDATE, or not told apart)."""
-    match = re.match(r"^\s*UPDATE\s+\S+\s+SET\s+(.*?)(?:\s+WHERE\s+.*)?$", text, re.IGNORECASE | re.DOTALL)
+def _set_columns(text: str) -> tuple[str | None, list[str] | None]:
+    """The table an ``UPDATE t SET a = ..., b = ...`` writes and the columns it sets (None: not an UPDATE of one
+    table, or not told apart)."""
+    match = re.match(r"^\s*UPDATE\s+(\S+)\s+SET\s+(.*?)(?:\s+WHERE\s+.*)?$", text, re.IGNORECASE | re.DOTALL)
     if not match:
-        return None
+        return None, None
+    table = match.group(1).strip('`"')
     columns, depth, quoted, part = [], 0, False, ""
-    for char in match.group(1) + ",":
+    for char in match.group(2) + ",":
         if char == "'":
             quoted = not quoted
         elif not quoted and char in "()":
@@ -693,12 +712,12 @@ def _set_columns(text: str) -> list[str] | None:
         if char == "," and depth == 0 and not quoted:
             name = part.split("=", 1)[0].strip().strip('`"')
             if not re.fullmatch(r"\w+", name):
-                return None
+                return table, None
             columns.append(name)
             part = ""
         else:
             part += char
-    return columns
+    return table, columns
 
 
 def derive(steps: Sequence[tuple[str, Sequence[dict[str, Any]]]], metadata: sa.MetaData, backend: Backend,
@@ -746,7 +765,9 @@ def answer(conn: sa.engine.Connection, questions: dict[str, list[Question]], sav
                     f"did not run it on every one of them, so what it wrote after is not known (were it not for "
                     f"that: {text})")
             decided[id(q)] = decides
-            proofs[revision].append(Proof(q.kind, q.question, count, decides, text, q.table, sql))
+            proof = Proof(q.kind, q.question, count, decides, text, q.table, sql)
+            if proof not in proofs[revision]:  # a statement a step sends in a loop is one proof, not one per pass
+                proofs[revision].append(proof)
     return proofs
 
 

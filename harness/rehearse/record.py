@@ -19,8 +19,9 @@ Facts are JSON-able dicts with an ``op`` key:
 * ``check`` — ``table``, ``name``, ``condition`` (SQL text, compiled for the dialect), ``not_valid``
 * ``create_table`` / ``drop_table`` / ``rename_table`` (``table``, ``new_name``) / ``drop_column``
 * ``bulk_insert`` — ``table``, ``rows``
-* ``sql`` — ``statement`` (SQL, shortened), ``kind`` (``read``, ``write``, ``ddl``), ``tables``, ``rows`` (rows
-  changed on the copy)
+* ``sql`` — ``statement`` (SQL, shortened; numeric parameters written in when the step sent it with one set of
+  values), ``raw`` (as sent, with its placeholders), ``kind`` (``read``, ``write``, ``ddl``), ``tables``, ``rows``
+  (rows changed on the copy)
 """
 from __future__ import annotations
 
@@ -115,6 +116,7 @@ class Recorder:
     def __init__(self, dialect: Any, scratch_url: Any, on_scratch: Callable[[Any, Any], bool]) -> None:
         self.dialect = dialect
         self.facts: list[dict[str, Any]] = []
+        self._sent = {}
         self.active = False
         self._depth = 0  # > 0 while a known operation (or a batch flush) runs: its SQL is the operation's
         self._install()
@@ -123,12 +125,15 @@ class Recorder:
         def after_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                           many: bool) -> None:
             if self.active and self._depth == 0 and on_scratch(conn, scratch):
-                self._statement(statement, getattr(cursor, "rowcount", -1))
+                inlined = None if many else inline_numbers(statement, parameters,
+                                                           getattr(conn.dialect, "paramstyle", ""))
+                self._statement(statement, getattr(cursor, "rowcount", -1), inlined)
 
         sa.event.listen(sa.engine.Engine, "after_cursor_execute", after_execute)
 
     def start_step(self) -> None:
         self.facts = []
+        self._sent: dict[str, set[str]] = {}
         self.active = True
 
     def stop(self) -> list[dict[str, Any]]:
@@ -244,13 +249,24 @@ class Recorder:
         # them fail; anything else (a custom operation) is recorded from the SQL it sends
         return isinstance(operation, (ops.DropConstraintOp, ops.DropIndexOp)) or type(operation).__module__ == ops.__name__
 
-    def _statement(self, statement: str, rowcount: int) -> None:
+    def _statement(self, statement: str, rowcount: int, inlined: str | None = None) -> None:
+        """Record a statement; ``inlined`` is it with its numeric parameters written in (countable on production),
+        kept only while the step sends it with one set of values: a statement sent in a loop with values taken from
+        rows is recorded with its placeholders each time."""
         kind = classify_statement(statement)
         if kind is None:
             return
-        text = " ".join(statement.split())
-        self.facts.append({"op": "sql", "kind": kind, "statement": text if len(text) <= 300 else text[:297] + "...",
-                           "tables": statement_tables(text), "rows": max(rowcount or 0, 0)})
+        raw = _short(" ".join(statement.split()))
+        text = _short(" ".join(inlined.split())) if inlined else raw
+        sent = self._sent.setdefault(raw, set())
+        sent.add(text)
+        if len(sent) > 1:
+            text = raw
+            for fact in self.facts:
+                if fact.get("raw") == raw:
+                    fact["statement"] = raw
+        self.facts.append({"op": "sql", "kind": kind, "statement": text, "raw": raw,
+                           "tables": statement_tables(raw), "rows": max(rowcount or 0, 0)})
 
     def _sql(self, clause: Any) -> str:
         if isinstance(clause, str):
@@ -267,6 +283,48 @@ class Recorder:
             return None
         arg = getattr(default, "arg", default)
         return self._sql(arg)
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def inline_numbers(statement: str, parameters: Any, paramstyle: str) -> str | None:
+    """``statement`` with its parameters written in, when every one is a number or NULL and the driver formats them
+    with ``%`` (psycopg2, PyMySQL, mysqlclient): ``UPDATE domain SET max_users=(-1) WHERE domain.max_users = 0`` can
+    then be counted on production. None otherwise (a string could be a value of a production row: it is not copied
+    into the report)."""
+    if not parameters or paramstyle not in ("pyformat", "format") or "%" not in statement:
+        return None
+    values = list(parameters.values()) if isinstance(parameters, dict) else list(parameters) \
+        if isinstance(parameters, (tuple, list)) else None
+    if values is None or not all(_number(v) for v in values):
+        return None
+    literal = {k: _literal(v) for k, v in parameters.items()} if isinstance(parameters, dict) \
+        else tuple(_literal(v) for v in values)
+    try:
+        return statement % literal
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def _number(value: Any) -> bool:
+    import decimal
+    import math
+
+    if value is None:
+        return True
+    if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+        return False
+    return math.isfinite(value) if isinstance(value, float) else not (isinstance(value, decimal.Decimal)
+                                                                        and not value.is_finite())
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    text = repr(value) if isinstance(value, float) else str(value)
+    return f"({text})" if text.startswith("-") else text
 
 
 def _name(name: Any) -> str | None:
