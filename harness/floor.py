@@ -14,7 +14,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
-#: the oldest release of each package the worker supports (the 2020 stacks: README "Supported versions")
+#: the oldest release of each package the worker supports (the 2020 stacks: docs/versions.md)
 WORKER_FLOOR: dict[str, tuple[int, ...]] = {
     "Flask": (1, 1), "Flask-SQLAlchemy": (2, 4), "Flask-Migrate": (2, 5), "alembic": (1, 4), "SQLAlchemy": (1, 3),
 }

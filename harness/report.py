@@ -1,4 +1,4 @@
-"""Results to text (for people) and JSON (for CI systems: a stable contract, documented in the README)."""
+"""Results to text (for people) and JSON (for CI systems: a stable contract, documented in docs/reports.md)."""
 from __future__ import annotations
 
 import json
