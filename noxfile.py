@@ -1,6 +1,6 @@
 """Sessions: ``nox -s migrations`` verifies the example app's chain on every database; ``nox -s tests`` runs the
 test suite; ``nox -s compat`` runs the core, schema, chain and lint tests on the oldest and the newest stacks the
-harness supports, and ``nox -s isolated`` the harness in its own virtualenv with the app's stacks in others (a
+harness supports, ``nox -s docs`` builds the documentation site strictly, and ``nox -s isolated`` the harness in its own virtualenv with the app's stacks in others (a
 2020 one and the newest), through ``--python``. Each installs this repository into its own virtualenv (reused
 between runs)."""
 from __future__ import annotations
@@ -30,6 +30,8 @@ STACKS: dict[str, tuple[str, list[str]]] = {
 }
 APP_STACK = ["Flask", "Werkzeug", "Flask-SQLAlchemy", "Flask-Migrate", "alembic", "SQLAlchemy", "click",
              "testcontainers", "psycopg2-binary", "PyMySQL"]
+#: The documentation site's builder: the same pins as pyproject's test extra (tests/test_docs.py checks it).
+DOCS = ["mkdocs>=1.6,<2", "mkdocs-material>=9,<10"]
 COMPAT_TESTS = ["tests/test_compat.py", "tests/test_core.py", "tests/test_schema.py", "tests/test_chain.py",
                 "tests/test_real_apps.py", "tests/test_lint_rules.py", "tests/test_lint_observe.py"]
 
@@ -137,6 +139,15 @@ def compat(session: nox.Session, stack: str) -> None:
     session.run("python", "-m", "pip", "list", "--format=freeze")
     session.run("pytest", *COMPAT_TESTS, *session.posargs,
                 env={"HARNESS_COMPAT_STACK": stack, "HARNESS_COMPAT_PINS": ";".join(pins)})
+
+
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site from docs/ into site/, strictly: a broken link or anchor, or a page left out of
+    the nav, fails."""
+    session.install(*DOCS)
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs,
+                env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session(default=False)

@@ -8,8 +8,7 @@ Public API::
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .config import DatabaseSettings, RunConfig, build_config  # noqa: E402
 from .errors import ConfigError, DatabaseUnavailable, HarnessError  # noqa: E402
 from .results import CheckResult, DatabaseResult, RunResult  # noqa: E402

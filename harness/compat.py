@@ -2,7 +2,7 @@
 
 The harness's worker runs in the app's own interpreter (``--python``, or the harness installed into the app's
 environment), so it adapts to the Flask, Flask-SQLAlchemy, Flask-Migrate, alembic, SQLAlchemy, click and Python it
-finds there, back to the 2020 stacks, instead of requiring newer ones (see "Supported versions" in the README). Each shim below names the versions that differ; the rest of the
+finds there, back to the 2020 stacks, instead of requiring newer ones (see docs/versions.md). Each shim below names the versions that differ; the rest of the
 harness calls these and never asks which version it runs on.
 """
 from __future__ import annotations

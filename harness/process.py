@@ -63,7 +63,7 @@ _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 def worker_command(python: str | None = None) -> list[str]:
     """The command that starts a worker: ``python`` (the app's interpreter), else this very one."""
-    from . import __version__
+    from ._version import __version__
 
     return [python or sys.executable, "-c", _BOOTSTRAP.format(package=_PACKAGE_DIR, version=__version__)]
 

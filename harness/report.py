@@ -1,4 +1,4 @@
-"""Results to text (for people) and JSON (for CI systems: a stable contract, documented in the README)."""
+"""Results to text (for people) and JSON (for CI systems: a stable contract, documented in docs/reports.md)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import click
 
 from .config import DatabaseSettings
-from .floor import installed_versions
+from .app_stack import installed_versions
 from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
 
 JSON_SCHEMA_VERSION = 1

@@ -117,7 +117,7 @@ def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[st
 
 def _driver_urls(config: RunConfig) -> list[str]:
     """The start of each server database's URL (``postgresql+psycopg2://``): the worker checks that the app's
-    environment has each driver (:mod:`harness.floor`), so the preflight names a missing one before any database
+    environment has each driver (:mod:`harness.app_stack`), so the preflight names a missing one before any database
     starts."""
     schemes = []
     for settings in config.databases:

@@ -39,7 +39,7 @@ from .compat import sqlite_relative_base
 from .checks.schema import take_baseline
 from .config import IgnoreRule
 from .errors import ConfigError, HarnessError, MigrationsError
-from .floor import installed_versions, missing_driver
+from .app_stack import installed_versions, missing_driver
 from .results import ERROR, FAILED, SKIPPED, CheckResult
 from .steps import upgrade_at_once, upgrade_steps
 from .history import ordered_revisions, window

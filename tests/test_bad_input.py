@@ -200,7 +200,7 @@ def test_down_revision_that_does_not_exist_names_it(server_urls, tmp_path: Path)
     project = make_project(tmp_path / "p", [USERS, replace(POSTS, down_revision="zzz999")], GOOD_MODELS)
     line = assert_usage_error(run_harness(project, server_urls))
     assert "cannot read the revisions in " in line, line
-    # what is missing, who refers to it, and that it is missing (README: "… is not present")
+    # what is missing, who refers to it, and that it is missing (docs/troubleshooting.md: "… is not present")
     assert "zzz999" in line and "a002" in line and "not present" in line, line
 
 

@@ -18,7 +18,7 @@ from projects import GOOD_MODELS, good_chain, make_project
 
 pytestmark = pytest.mark.fast
 
-#: The oldest release of each library the harness supports (README "Supported versions"); `nox -s compat`
+#: The oldest release of each library the harness supports (docs/versions.md); `nox -s compat`
 #: installs these in its "floor" stack.
 FLOORS = {"flask": "2.2", "flask-sqlalchemy": "2.5", "flask-migrate": "3.1", "alembic": "1.9",
           "sqlalchemy": "1.4.18", "click": "8.0", "testcontainers": "4.0"}

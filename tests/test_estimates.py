@@ -21,7 +21,7 @@ from conftest import run_cli
 from projects import Rev, good_chain, make_project
 from test_rehearse import _engine, catalogue_checksum, flask_upgrade, production, rehearse  # noqa: F401 (fixture)
 
-#: the documented error of an estimate against the measured time (README, BENCHMARKS.md): within a factor of 3.5
+#: the documented error of an estimate against the measured time (docs/lock-durations.md, BENCHMARKS.md): within a factor of 3.5
 ERROR_FACTOR = 3.5
 
 INDEXED_MODELS = '''

@@ -1,5 +1,5 @@
 """[ecosystem] the nightly workflow: valid for GitHub (the workflow JSON schema that check-jsonschema ships), the
-matrix the README promises, and every harness option it uses is one the harness has. The workflow itself only
+matrix docs/ci.md promises, and every harness option it uses is one the harness has. The workflow itself only
 runs on GitHub."""
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from ..backends.base import Backend
-from .source import VERSION_TABLE, Source
+from .source import VERSION_TABLE, Source, insert_order
 
 
 def recreate(source: Source, url: str, backend: Backend) -> dict[str, int]:
@@ -49,19 +49,6 @@ def recreate(source: Source, url: str, backend: Backend) -> dict[str, int]:
     finally:
         engine.dispose()
     return counts
-
-
-def insert_order(metadata: sa.MetaData) -> tuple[list[sa.Table], list[sa.ForeignKeyConstraint]]:
-    """Tables parents first, and the foreign keys left out of that order because they close a cycle (SQLAlchemy's
-    own sort, as ``create_all`` uses it; without its warning for each cycle)."""
-    order: list[sa.Table] = []
-    cycle_keys: list[sa.ForeignKeyConstraint] = []
-    for table, keys in sa.schema.sort_tables_and_constraints(list(metadata.tables.values())):
-        if table is None:
-            cycle_keys.extend(keys)
-        else:
-            order.append(table)
-    return order, cycle_keys
 
 
 def copyable_metadata(reflected: sa.MetaData, backend: Backend) -> sa.MetaData:

@@ -244,12 +244,23 @@ def _drop_implicit_checks(metadata: sa.MetaData, backend: Backend) -> None:
                 table.constraints.discard(constraint)
 
 
+def insert_order(metadata: sa.MetaData) -> tuple[list[sa.Table], list[sa.ForeignKeyConstraint]]:
+    """Tables parents first, and the foreign keys left out of that order because they close a cycle (SQLAlchemy's
+    own sort, as ``create_all`` uses it; without its warning for each cycle)."""
+    order: list[sa.Table] = []
+    cycle_keys: list[sa.ForeignKeyConstraint] = []
+    for table, keys in sa.schema.sort_tables_and_constraints(list(metadata.tables.values())):
+        if table is None:
+            cycle_keys.extend(keys)
+        else:
+            order.append(table)
+    return order, cycle_keys
+
+
 def sample(conn: Connection, metadata: sa.MetaData, per_table: int) -> dict[str, list[dict[str, Any]]]:
     """Up to ``per_table`` rows of every table, parents before children, each child row only when every row it
     references was copied too (so the copy loads without a foreign-key error); a table's reference to itself
     keeps a row only when its parent row is kept. ``alembic_version`` is read by :func:`read_source`."""
-    from .copy import insert_order
-
     copied: dict[str, list[dict[str, Any]]] = {}
     order, _ = insert_order(metadata)
     for table in order:

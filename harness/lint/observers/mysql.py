@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from ..findings import ERROR, INFO, Finding
-from . import StepObserver, StepWatch
+from .base import StepObserver, StepWatch
 
 _NAME = r"(`(?:[^`]|``)+`|\w+)"
 _ALTER = re.compile(rf"^\s*ALTER\s+TABLE\s+{_NAME}\s+(.*?)\s*;?\s*$", re.IGNORECASE | re.DOTALL)

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..findings import ERROR, WARNING, Finding
-from . import StepObserver, StepWatch
+from .base import StepObserver, StepWatch
 
 #: lock modes, weakest first; from SHARE on, writers wait, and ACCESS EXCLUSIVE makes readers wait too
 MODES = ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from ..findings import INFO, Finding
-from . import StepObserver, StepWatch
+from .base import StepObserver, StepWatch
 
 _BATCH_COPY = re.compile(r'^\s*CREATE TABLE\s+["`]?_alembic_tmp_(\w+)', re.IGNORECASE)
 
