@@ -489,3 +489,25 @@ def test_an_update_whose_where_reads_a_column_an_earlier_update_set_is_not_count
     assert [(p["decides"], p["count"]) for p in step["proofs"]] == [("unproved", 1), ("unproved", 9)]
     assert step["proofs"][1]["text"].endswith("production holds 9 row(s) of posts and the rehearsal held 0 of them: "
                                               "pass --sample-rows 9 (or more) to rehearse it on every row")
+
+
+#: a number into a VARCHAR too short for some of them (PostgreSQL through USING, MariaDB by the number's text)
+NARROW_EDITOR = Rev("p001", "editor as one character", """
+    with op.batch_alter_table("posts") as batch_op:
+        batch_op.alter_column("editor_id", type_=sa.String(length=1), existing_type=sa.Integer(),
+                              existing_nullable=True, postgresql_using="editor_id::text")
+""", "pass")
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_a_number_into_a_shorter_varchar_is_counted_as_text(dialect, server_urls, production, tmp_path) -> None:
+    """posts.editor_id 99 on two rows into VARCHAR(1): they do not fit. Before, a number into a VARCHAR had no
+    proof (`none`: safe) on MariaDB, and PostgreSQL's USING was only tried, not measured against the length."""
+    models = EXTRA_MODELS.replace("    editor_id = db.Column(sa.Integer, nullable=True)",
+                                  "    editor_id = db.Column(sa.String(1), nullable=True)")
+    project, url = _production(tmp_path, production, dialect, DIRTY_USERS, DIRTY_POSTS,
+                               good_chain() + [EXTRA, NARROW_EDITOR], models)
+    proc, report = rehearse(project, url, server_urls)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [step] = report["steps"]
+    assert [(p["kind"], p["decides"], p["count"]) for p in step["proofs"]] == [("length", "fails", 2)]

@@ -329,33 +329,45 @@ class _Deriver:
                                    f"every {source.name} of {real.name} is one of the new labels"))
             return
         if fact.get("using"):
-            if self.backend.cast_raises:
-                using = fact["using"]
-                self.ask("cast", f"rows of {real.name} whose USING {using} raises", real.name,
-                         sa.select(sa.func.count(sa.text(f"({using})"))).select_from(real),
+            using = fact["using"]
+            if not self.backend.cast_raises:
+                self.rows_must_be_covered("cast", table, f"converts {label} with USING")
+            elif new["family"] == "string" and new.get("length") is not None:
+                # an explicit CAST to VARCHAR(n) would truncate; the ALTER refuses: count what is too long
+                length = new["length"]
+                self.ask("length", f"rows of {real.name} whose USING {using} is longer than {length}", real.name,
+                         self.where_count(real, sa.func.char_length(sa.literal_column(f"({using})")) > length),
+                         _fails_if_any(lambda c: f"{c:,} row(s) of {real.name} give a USING {using} longer than "
+                                                 f"{length}: {new_sql} fails", f"every USING {using} fits {new_sql}"))
+            else:
+                self.ask("cast", f"rows of {real.name} whose USING {using} does not convert to {new_sql}", real.name,
+                         sa.select(sa.func.count(sa.literal_column(f"CAST(({using}) AS {new_sql})")))
+                         .select_from(real),
                          _raises_fails(f"{where} USING {using} fails on at least one row of production",
                                        f"USING {using} converts every row of {real.name}"))
-            else:
-                self.rows_must_be_covered("cast", table, f"converts {label} with USING")
             return
         ask = self.ask if limits else self._unenforced
         family = new["family"]
-        if family == "string" and old["family"] in ("string", "enum", "other") and new.get("length") is not None:
+        if family == "string" and new.get("length") is not None:
             length = new["length"]
             if old["family"] == "string" and old.get("length") is not None and old["length"] <= length:
                 return
+            # a number or a date converts to its text: its length is what the new VARCHAR must hold
+            text = column if old["family"] in ("string", "enum") else sa.cast(column, sa.String)
             ask("length", f"values of {where} longer than {length} characters", real.name,
-                     self.where_count(real, sa.func.char_length(column) > length),
-                     _fails_if_any(lambda c: f"{c:,} value(s) of {where} are longer than {length}: {new_sql} fails",
-                                   f"every {where} fits in {length} characters"))
+                self.where_count(real, sa.func.char_length(text) > length),
+                _fails_if_any(lambda c: f"{c:,} value(s) of {where} are longer than {length}: {new_sql} fails",
+                              f"every {where} fits in {length} characters"))
+        elif family == "string" or family == "float" and old["family"] in ("integer", "numeric", "float"):
+            return  # unbounded text holds any value's text; a float holds any number (with rounding)
         elif family == "integer" and old["family"] in ("integer", "numeric", "float"):
             low, high = _INT_RANGE[new.get("bits", 32)]
             if old["family"] == "integer" and old.get("bits", 32) <= new.get("bits", 32):
                 return
             ask("range", f"values of {where} outside {low}..{high}", real.name,
-                     self.where_count(real, sa.or_(column < low, column > high)),
-                     _fails_if_any(lambda c: f"{c:,} value(s) of {where} are outside the range of {new_sql}: the "
-                                             "step fails", f"every {where} fits in {new_sql}"))
+                self.where_count(real, sa.or_(column < low, column > high)),
+                _fails_if_any(lambda c: f"{c:,} value(s) of {where} are outside the range of {new_sql}: the "
+                                        "step fails", f"every {where} fits in {new_sql}"))
         elif family == "numeric" and old["family"] in ("integer", "numeric", "float"):
             precision, scale = new.get("precision"), new.get("scale") or 0
             if precision is None:
@@ -365,31 +377,30 @@ class _Deriver:
                     old["precision"] - (old.get("scale") or 0) <= digits:
                 return
             ask("precision", f"values of {where} with more than {digits} digit(s) before the point", real.name,
-                     self.where_count(real, sa.func.abs(column) >= 10 ** digits),
-                     _fails_if_any(lambda c: f"{c:,} value(s) of {where} do not fit {new_sql}: the step fails",
-                                   f"every {where} fits {new_sql}"))
-        elif family in ("integer", "numeric", "float") and old["family"] in ("string", "other"):
+                self.where_count(real, sa.func.abs(column) >= 10 ** digits),
+                _fails_if_any(lambda c: f"{c:,} value(s) of {where} do not fit {new_sql}: the step fails",
+                              f"every {where} fits {new_sql}"))
+        elif family in ("integer", "numeric", "float") and old["family"] in ("string", "other") \
+                and (self.backend.not_matching(column, _INTEGER_TEXT) is not None or not limits):
             pattern = _INTEGER_TEXT if family == "integer" else _DECIMAL_TEXT
-            condition = self.backend.not_matching(column, pattern)
-            if condition is None and limits:
-                self.rows_must_be_covered("cast", table, f"converts {label} to {new_sql}")
-                return
+            mismatch = self.backend.not_matching(column, pattern)
             ask("cast", f"values of {where} that are not {'integers' if family == 'integer' else 'numbers'}",
-                     real.name, self.where_count(real, column.isnot(None), condition),
-                     _fails_if_any(lambda c: f"{c:,} value(s) of {where} do not convert to {new_sql}: the step fails",
+                real.name, self.where_count(real, column.isnot(None), mismatch) if mismatch is not None else None,
+                _fails_if_any(lambda c: f"{c:,} value(s) of {where} do not convert to {new_sql}: the step fails",
+                              f"every {where} converts to {new_sql}"))
+        elif family == old["family"] and family in ("date", "datetime", "time", "boolean"):
+            return  # the same kind of value (a time zone, a precision of seconds): nothing to refuse
+        elif not limits:
+            ask("cast", f"rows of {real.name} whose {source.name} does not convert to {new_sql}", real.name, None,
+                _fails_if_any(str, ""))
+        elif self.backend.cast_raises:  # any other conversion: tried in a SELECT where the database can
+            quoted = _dialect_for(self.dialect).identifier_preparer.quote(source.name)
+            self.ask("cast", f"rows of {real.name} whose {source.name} does not convert to {new_sql}", real.name,
+                     sa.select(sa.func.count(sa.literal_column(f"CAST({quoted} AS {new_sql})"))).select_from(real),
+                     _raises_fails(f"at least one {where} does not convert to {new_sql}",
                                    f"every {where} converts to {new_sql}"))
-        elif family != old["family"] and family not in ("string", "other"):
-            if not limits:
-                ask("cast", f"rows of {real.name} whose {source.name} does not convert to {new_sql}", real.name,
-                    None, _fails_if_any(str, ""))
-            elif self.backend.cast_raises:
-                quoted = _dialect_for(self.dialect).identifier_preparer.quote(source.name)
-                self.ask("cast", f"rows of {real.name} whose {source.name} does not convert to {new_sql}", real.name,
-                         sa.select(sa.func.count(sa.literal_column(f"CAST({quoted} AS {new_sql})"))).select_from(real),
-                         _raises_fails(f"at least one {where} does not convert to {new_sql}",
-                                       f"every {where} converts to {new_sql}"))
-            else:
-                self.rows_must_be_covered("cast", table, f"converts {label} to {new_sql}")
+        else:
+            self.rows_must_be_covered("cast", table, f"converts {label} to {new_sql}")
 
     def _unenforced(self, kind: str, question: str, table: str | None, query: Any, decide: Decide) -> None:
         """A type change on a dialect that keeps any value in any column (SQLite): decided without a query."""

@@ -199,7 +199,9 @@ class Recorder:
                  "new_name": operation.modify_name, "nullable": None if nullable is None else bool(nullable),
                  "type": type_info(operation.modify_type, self.dialect),
                  "existing_type": type_info(operation.existing_type, self.dialect),
-                 "using": self._sql(kw["postgresql_using"]) if kw.get("postgresql_using") is not None else None})
+                 # postgresql_using is PostgreSQL's alone: every other dialect ignores it
+                 "using": self._sql(kw["postgresql_using"]) if kw.get("postgresql_using") is not None
+                 and self.dialect.name == "postgresql" else None})
             return True
         if isinstance(operation, ops.CreateUniqueConstraintOp):
             kw = operation.kw or {}
