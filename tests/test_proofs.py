@@ -231,10 +231,13 @@ TUTORIAL_EMAIL = Rev("a003", "add users email", """
         batch_op.drop_constraint("uq_users_email", type_="unique")
         batch_op.drop_column("email")
 """)
-TUTORIAL_MODELS = GOOD_MODELS.replace(
-    '    name = db.Column(sa.String(80), nullable=False)\n',
-    '    name = db.Column(sa.String(80), nullable=False)\n'
-    '    email = db.Column(sa.String(120), nullable=False, unique=True)\n')
+def users_with(column: str) -> str:
+    """The good chain's models with one more line in ``User`` after ``name``."""
+    name = '    name = db.Column(sa.String(80), nullable=False)\n'
+    return GOOD_MODELS.replace(name, f"{name}    {column}\n")
+
+
+TUTORIAL_MODELS = users_with("email = db.Column(sa.String(120), nullable=False, unique=True)")
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
@@ -287,10 +290,7 @@ BACKFILL = Rev("a003", "backfill codes", """
         batch_op.drop_constraint("uq_users_code", type_="unique")
         batch_op.drop_column("code")
 """)
-BACKFILL_MODELS = GOOD_MODELS.replace(
-    '    name = db.Column(sa.String(80), nullable=False)\n',
-    '    name = db.Column(sa.String(80), nullable=False)\n'
-    '    code = db.Column(sa.String(40), nullable=False, unique=True)\n')
+BACKFILL_MODELS = users_with("code = db.Column(sa.String(40), nullable=False, unique=True)")
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
