@@ -314,7 +314,7 @@ class _Deriver:
             return
         from .record import type_info
 
-        old = type_info(source.type, self.backend_dialect(real)) or {"family": "other"}
+        old = type_info(source.type, _dialect_for(self.dialect)) or {"family": "other"}
         column, where = source, f"{real.name}.{source.name}"
         new_sql = new.get("sql", "?")
         limits = self.backend.enforces_type_limits
@@ -407,9 +407,6 @@ class _Deriver:
         self.ask(kind, question, table, None, lambda c, e: (
             PASSES, f"{self.dialect} keeps any value in any column (no length, range or type is enforced): the "
                     "change cannot fail on a stored value"))
-
-    def backend_dialect(self, table: sa.Table) -> Any:
-        return _DIALECTS[self.dialect]
 
     def unique(self, fact: dict[str, Any]) -> None:
         table = fact["table"]
