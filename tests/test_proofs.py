@@ -398,6 +398,9 @@ def test_an_update_with_bound_parameters_leaves_the_other_columns_provable(diale
     assert _proofs(report) == {"p001": [("data", "unproved", 6)], "p005": [("not-null", "fails", 3)]}
     assert any(r.startswith("pending migration p005 (nickname required) fails on production's rows: 3 row(s)")
                for r in report["reasons"])
+    # the verdict line counts what failed and, apart, what could not be proved (both are listed under it)
+    assert (f"verdict: UNSAFE ({len(report['reasons'])} reason(s); {len(report['unproved'])} more thing(s) could "
+            "not be proved)") in proc.stdout, proc.stdout
 
 
 #: microblog 834b1a697901's shape: a nullable column added, then a unique index (and here a foreign key) on it

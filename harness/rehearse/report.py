@@ -69,7 +69,8 @@ def verdict_line(result: RehearseResult) -> str:
     if result.verdict == UNPROVED:
         return (f"verdict: UNPROVED: nothing failed, but {len(result.unproved)} thing(s) could not be proved "
                 "on production's rows")
-    return f"verdict: UNSAFE ({len(result.reasons)} reason(s))"
+    unproved = f"; {len(result.unproved)} more thing(s) could not be proved" if result.unproved else ""
+    return f"verdict: UNSAFE ({len(result.reasons)} reason(s){unproved})"
 
 
 def to_json(result: RehearseResult) -> dict:
