@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ALL, run_cli, scratch_leftovers
-from projects import POSTS, USERS, Rev, make_project
+from projects import GOOD_MODELS, POSTS, USERS, Rev, make_project
 
 LEGACY = Rev("a003", "add posts legacy", """
     with op.batch_alter_table("posts") as batch_op:
@@ -21,26 +21,14 @@ LEGACY = Rev("a003", "add posts legacy", """
 """)
 
 #: the release tagged v1: what runs in production during the deploy
-V1_MODELS = '''
+V1_MODELS = """
 import os
 with open(os.environ["IMPORT_LOG"], "a") as log:
     log.write(f"{os.getcwd()}|{__file__}\\n")
 
-
-class User(db.Model):
-    __tablename__ = "users"
-    id = db.Column(sa.Integer, primary_key=True)
-    name = db.Column(sa.String(80), nullable=False)
-
-
-class Post(db.Model):
-    __tablename__ = "posts"
-    id = db.Column(sa.Integer, primary_key=True)
-    user_id = db.Column(sa.Integer, sa.ForeignKey("users.id"), nullable=False)
-    title = db.Column(sa.String(200), nullable=False, index=True)
-    legacy = db.Column(sa.String(50))
+""" + GOOD_MODELS + """    legacy = db.Column(sa.String(50))
     author = db.relationship("User")
-'''
+"""
 
 NICKNAME = Rev("b001", "add users nickname", """
     with op.batch_alter_table("users") as batch_op:
