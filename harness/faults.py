@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from .backends import Server, get_backend
 from .config import DatabaseSettings
 from .process import WorkerOutcome
-from .results import ERROR, FAILED, CheckResult
+from .results import ERROR, FAILED, SKIPPED, CheckResult
 from .steps import step_phrase
 
 SERVER_GONE, SERVER_FROZEN, DISK_FULL, WORKER_KILLED = "server_gone", "server_frozen", "disk_full", "worker_killed"
@@ -113,6 +113,27 @@ def classify(results: list[CheckResult], outcome: WorkerOutcome, server: Server,
     return Classified(out, retry)
 
 
+def between_sessions(reason: str, planned: tuple[str, ...], server: Server,
+                     settings: DatabaseSettings) -> Classified | None:
+    """The checks of a session that never began: its scratch database could not be made afresh (``reason``, the
+    :class:`DatabaseUnavailable`'s) because the server died or froze after the session before it ended. The first
+    planned check is an ``error`` naming the fault, the others are not run; ``None`` when the server still answers
+    (a refusal of its own, e.g. no right to create databases: the caller reports it as before)."""
+    gone = server.probe()
+    if gone is None:
+        return None
+    dialect = settings.dialect
+    frozen = "paused" in gone
+    words = reason if gone in reason else f"{reason}; {gone}"
+    text = (f"{dialect}: the server {'stopped answering' if frozen else 'went away'} between two sessions, before "
+            f"the {planned[0]} check began ({words})")
+    first = CheckResult(planned[0], ERROR, None, f"{text}; {_NOT_A_VERDICT}",
+                        fault=SERVER_FROZEN if frozen else SERVER_GONE)
+    rest = [CheckResult(name, SKIPPED, None, f"not run: the server {'froze' if frozen else 'went away'} before "
+                                             f"{planned[0]} began") for name in planned[1:]]
+    return Classified([first, *rest], text if not frozen and server.kind == "url" else None)
+
+
 def _fault(check: CheckResult, fault: str, message: str) -> CheckResult:
     return replace(check, status=ERROR, revision=None, message=message, fault=fault, same_as=None)
 
@@ -147,5 +168,5 @@ def wait_for_server(server: Server, limit_s: float | None = None) -> bool:
         time.sleep(1.0)
 
 
-__all__ = ["Classified", "DISK_FULL", "SERVER_FROZEN", "SERVER_GONE", "WORKER_KILLED", "classify", "wait_for_server",
-           "where_it_struck", "worker_killed"]
+__all__ = ["Classified", "DISK_FULL", "SERVER_FROZEN", "SERVER_GONE", "WORKER_KILLED", "between_sessions", "classify",
+           "wait_for_server", "where_it_struck", "worker_killed"]

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from conftest import IMAGES, cli_env, run_cli, run_containers, scratch_leftovers
-from projects import GOOD_MODELS, Rev, good_chain, make_project
+from projects import APP_PY, GOOD_MODELS, Rev, good_chain, make_project
 from test_reliability import start
 
 #: The first session to reach it writes ``<marker>.<dialect>`` (holding the worker's pid), then sleeps in the
@@ -47,6 +47,37 @@ FILL = Rev("a003", "fill the disk", """
     op.create_table("big", sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True), sa.Column("t", sa.Text()))
     op.execute("INSERT INTO big (t) SELECT repeat('x', 3000) FROM digits a, digits b, digits c, digits d, digits e")
 """, 'op.drop_table("big")\nop.drop_table("digits")')
+
+#: An app whose start-up writes to its database (so that each session gets a worker of its own, the parent waiting
+#: for the one before to exit) and whose first PostgreSQL worker, once it has served its session and exits, writes
+#: the marker and waits for ``<marker>.go``: the test strikes between two sessions, none of them running.
+BETWEEN_SESSIONS = APP_PY + """
+import atexit, pathlib, time
+import sqlalchemy as sa
+
+_create_app = create_app
+
+
+def create_app(config=None):
+    app = _create_app(config)
+    marker = os.environ.get("HARNESS_TEST_MARKER")
+    if marker and app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        with app.app_context(), db.engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE IF NOT EXISTS boot_log (at VARCHAR(40))"))
+        atexit.register(_between_sessions, marker)
+    return app
+
+
+def _between_sessions(marker):
+    try:
+        with open(marker, "x") as f:
+            f.write(str(os.getpid()))
+    except FileExistsError:
+        return
+    go, deadline = pathlib.Path(marker + ".go"), time.monotonic() + 60
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+"""
 
 NOT_A_VERDICT = "an environment fault, not a verdict on the migrations"
 NO_URLS = {"HARNESS_POSTGRESQL_URL": "", "HARNESS_MYSQL_URL": ""}
@@ -128,6 +159,41 @@ def test_container_killed_mid_step_costs_that_database_only(slow_project: Path, 
         assert struck[0]["message"].startswith(f"{dialect}: the server went away during the {struck[0]['name']} check")
     assert "failed" not in reports["md"].read_text().replace("What failed", "")
     assert "went away" in out and "not ok (exit 3)" in out
+    assert run_containers(proc.run_id) == set()
+
+
+def test_container_killed_between_two_sessions(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    (project / "app.py").write_text(BETWEEN_SESSIONS)
+    marker = tmp_path / "marker"
+    reports = {ext: tmp_path / f"report.{ext}" for ext in ("json", "xml", "md", "html")}
+    proc = start(project, ["--db", "sqlite,postgresql", "--checks", "upgrade,data", "--json", str(reports["json"]),
+                           "--junit", str(reports["xml"]), "--markdown", str(reports["md"]), "--html",
+                           str(reports["html"])], {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
+    wait_for(marker, proc)  # the upgrade's session is over (its worker is exiting), the data's not begun
+    container = container_of(proc.run_id, IMAGES["postgresql"])
+    subprocess.run(["docker", "kill", container], check=True, capture_output=True)
+    deadline = time.monotonic() + 30
+    while subprocess.run(["docker", "inspect", "-f", "{{.State.Status}}", container], capture_output=True,
+                         text=True).stdout.strip() not in ("exited", "dead", ""):
+        assert time.monotonic() < deadline, "docker kill did not end the container"
+        time.sleep(0.2)
+    Path(f"{marker}.go").touch()
+    out, err = finish(proc)
+    assert proc.returncode == 3, out + err
+    assert all(path.stat().st_size for path in reports.values())
+    report = json.loads(reports["json"].read_text())
+    assert next(d for d in report["databases"] if d["dialect"] == "sqlite")["status"] == "passed"
+    database = next(d for d in report["databases"] if d["dialect"] == "postgresql")
+    checks = {c["name"]: c for c in database["checks"]}
+    assert database["status"] == "error" and checks["upgrade"]["status"] == "passed", database
+    data = checks["data"]
+    assert (data["status"], data["fault"], data["revision"]) == ("error", "server_gone", None), data
+    assert data["message"].startswith("postgresql: the server went away between two sessions, before the data "
+                                      "check began (cannot create scratch database mharness_"), data["message"]
+    assert "the container had exited with code 137" in data["message"] and NOT_A_VERDICT in data["message"]
+    assert "went away between two sessions" in out and "not ok (exit 3)" in out
+    assert "| ⚠️ error |" in reports["md"].read_text() and "❌ failed" not in reports["md"].read_text()
     assert run_containers(proc.run_id) == set()
 
 
