@@ -470,3 +470,54 @@ def test_rehearse_whose_throwaway_container_dies_is_no_verdict_not_unsafe(
         with engine.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         engine.dispose()
+
+
+def test_rehearse_whose_production_goes_away_mid_read_gives_no_verdict(tmp_path: Path) -> None:
+    """Production is a container of this test's own; a table lock it holds keeps rehearse's read of the rows
+    waiting, and the container is killed while that read waits."""
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    name, port = f"mharness-faults-prod-{secrets.token_hex(3)}", _free_port()
+    subprocess.run(["docker", "run", "-d", "--name", name, "--label", "org.migration-harness.test-session=1",
+                    "-e", "POSTGRES_PASSWORD=secret", "-p", f"127.0.0.1:{port}:5432", IMAGES["postgresql"]],
+                   check=True, capture_output=True)
+    production = f"postgresql+psycopg2://postgres:secret@127.0.0.1:{port}/postgres"
+    report = tmp_path / "rehearse.json"
+    engine = sa.create_engine(production, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    proc = None
+    try:
+        _wait_until_up(production)
+        env = cli_env({"DATABASE_URL": production, "FLASK_APP": "app:create_app"})
+        env["PYTHONPATH"] = str(project)
+        subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=project, env=env, check=True,
+                       capture_output=True, timeout=120)
+        holder = engine.connect()
+        holder.exec_driver_sql("BEGIN")
+        holder.exec_driver_sql("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        full = cli_env(NO_URLS)
+        proc = subprocess.Popen([sys.executable, "-m", "harness", "rehearse", "--app", "app:create_app", "--from",
+                                 production, "--image", IMAGES["postgresql"], "--sample-rows", "5", "--no-estimate",
+                                 "--json", str(report)], cwd=project, env=full, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        proc.run_id = full["HARNESS_RUN_ID"]  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 120
+        with engine.connect() as watch:  # until rehearse's read waits for the lock
+            while not watch.exec_driver_sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                            "AND pid <> pg_backend_pid()").scalar():
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "rehearse never read the locked table"
+                time.sleep(0.2)
+        subprocess.run(["docker", "kill", name], check=True, capture_output=True)
+        out, err = finish(proc, timeout=60)
+    finally:
+        engine.dispose()
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    assert proc.returncode == 3, out + err
+    [line] = err.strip().splitlines()
+    assert line.startswith("migration-harness: error: postgresql: production (postgresql+psycopg2://postgres:***@"
+                           f"127.0.0.1:{port}/postgres) stopped answering while it was read"), line
+    assert "no verdict" in line and "secret" not in line
+    written = json.loads(report.read_text())
+    assert written["exit_code"] == 3 and written["verdict"] == "error" and "stopped answering" in written["error"]
+    assert run_containers(proc.run_id) == set()
