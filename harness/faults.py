@@ -53,6 +53,17 @@ def where_it_struck(check: CheckResult, outcome: WorkerOutcome, dialect: str, st
     return f"{during}, at {step_phrase(step['direction'], label, step.get('parents', ()))}"
 
 
+def last_step(outcome: WorkerOutcome) -> str:
+    """The step the worker was in when it stopped (``upgrade to a003 (posts)``), from its last ``step`` event;
+    ``""`` before its first step."""
+    steps = outcome.of_kind("step")
+    if not steps:
+        return ""
+    step = steps[-1]
+    label = f"{step['revision']} ({step['message']})" if step.get("message") else step["revision"]
+    return step_phrase(step["direction"], label, step.get("parents", ()))
+
+
 def worker_killed(outcome: WorkerOutcome, during: str, dialect: str) -> str:
     """The reason of a session whose worker a signal ended."""
     return (f"{dialect}: the worker was killed (signal {outcome.killed_by}) during {during}: out of memory, or "
@@ -169,4 +180,4 @@ def wait_for_server(server: Server, limit_s: float | None = None) -> bool:
 
 
 __all__ = ["Classified", "DISK_FULL", "SERVER_FROZEN", "SERVER_GONE", "WORKER_KILLED", "between_sessions", "classify",
-           "wait_for_server", "where_it_struck", "worker_killed"]
+           "last_step", "wait_for_server", "where_it_struck", "worker_killed"]

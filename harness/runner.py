@@ -16,10 +16,9 @@ from .backends.base import SCRATCH_PREFIX, new_run_id
 from .clean import registered_run
 from .config import DatabaseSettings, RunConfig
 from .errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
-from .faults import (SERVER_FROZEN, SERVER_GONE, WORKER_KILLED, between_sessions, classify, wait_for_server,
-                     worker_killed)
+from .faults import (SERVER_FROZEN, SERVER_GONE, WORKER_KILLED, between_sessions, classify, last_step,
+                     wait_for_server, worker_killed)
 from .history import Revision
-from .steps import step_phrase
 from .process import WorkerOutcome, cancel_workers, reset_cancel, run_worker
 from .sessions import DatabaseSessions
 from .since import since_split
@@ -198,10 +197,7 @@ def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: 
     fatal = outcome.of_kind("fatal")
     steps = outcome.of_kind("step")
     step = steps[-1] if steps else None  # the step the worker was in when it stopped answering
-    during = ""
-    if step:
-        label = f"{step['revision']} ({step['message']})" if step.get("message") else step["revision"]
-        during = step_phrase(step["direction"], label, step.get("parents", ()))
+    during = last_step(outcome)
     revision = step["revision"] if step else None
     fault = None
     if outcome.killed_by is not None:  # SIGKILL from outside, or the out-of-memory killer

@@ -4,6 +4,7 @@ report is written; nothing is left behind that ``clean --run-id`` cannot remove.
 ``docker kill``, ``docker pause``, a server the test started and stops, a Docker socket that goes away, SIGKILL."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -433,25 +434,50 @@ def test_lint_whose_throwaway_container_dies_gives_no_finding_but_exit_3(slow_pr
     assert run_containers(proc.run_id) == set()
 
 
-def test_rehearse_whose_throwaway_container_dies_is_no_verdict_not_unsafe(
-        slow_project: Path, tmp_path: Path, server_urls: dict[str, str]) -> None:
-    admin = server_urls["postgresql"]
+@contextlib.contextmanager
+def production_at(project: Path, admin: str, revision: str) -> Iterator[tuple[str, sa.Engine]]:
+    """A database of this test's own on the server at ``admin``, migrated to ``revision`` (production); its URL
+    and an admin engine on that server. Dropped afterwards."""
     name = f"prodtest_{secrets.token_hex(4)}"
     engine = sa.create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
     production = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
-    marker, report = tmp_path / "marker", tmp_path / "rehearse.json"
     try:
         env = cli_env({"DATABASE_URL": production, "FLASK_APP": "app:create_app"})
-        env["PYTHONPATH"] = str(slow_project)
-        subprocess.run([sys.executable, "-m", "flask", "db", "upgrade", "a002"], cwd=slow_project, env=env,
+        env["PYTHONPATH"] = str(project)
+        subprocess.run([sys.executable, "-m", "flask", "db", "upgrade", revision], cwd=project, env=env,
                        check=True, capture_output=True, timeout=120)
-        full = cli_env({**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
-        proc = subprocess.Popen([sys.executable, "-m", "harness", "rehearse", "--app", "app:create_app", "--from",
-                                 production, "--image", IMAGES["postgresql"], "--json", str(report)],
-                                cwd=slow_project, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        proc.run_id = full["HARNESS_RUN_ID"]  # type: ignore[attr-defined]
+        yield production, engine
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        engine.dispose()
+
+
+def start_rehearse(project: Path, production: str, report: Path, env: dict[str, str]) -> subprocess.Popen:
+    full = cli_env(env)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "rehearse", "--app", "app:create_app", "--from",
+                             production, "--image", IMAGES["postgresql"], "--no-estimate", "--json", str(report)],
+                            cwd=project, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.run_id = full["HARNESS_RUN_ID"]  # type: ignore[attr-defined]
+    return proc
+
+
+def still_at(production: str, revision: str) -> bool:
+    prod = sa.create_engine(production, poolclass=NullPool)
+    try:
+        with prod.connect() as conn:
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == revision
+    finally:
+        prod.dispose()
+
+
+def test_rehearse_whose_throwaway_container_dies_is_no_verdict_not_unsafe(
+        slow_project: Path, tmp_path: Path, server_urls: dict[str, str]) -> None:
+    marker, report = tmp_path / "marker", tmp_path / "rehearse.json"
+    with production_at(slow_project, server_urls["postgresql"], "a002") as (production, _):
+        proc = start_rehearse(slow_project, production, report, {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
         wait_for(Path(f"{marker}.postgresql"), proc)
         subprocess.run(["docker", "kill", container_of(proc.run_id, IMAGES["postgresql"])], check=True,
                        capture_output=True)
@@ -460,16 +486,30 @@ def test_rehearse_whose_throwaway_container_dies_is_no_verdict_not_unsafe(
         written = json.loads(report.read_text())
         assert written["exit_code"] == 3 and "unsafe" not in json.dumps(written), written
         assert "no verdict: postgresql: the server went away" in written["error"] and "a003" in written["error"]
-        with engine.connect() as conn:  # nothing was written in production: still at a002
-            assert conn.execute(sa.text(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")).scalar() == 1
-        prod = sa.create_engine(production, poolclass=NullPool)
-        with prod.connect() as conn:
-            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "a002"
-        prod.dispose()
-    finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        engine.dispose()
+        assert still_at(production, "a002")  # nothing was written in production
+
+
+def test_rehearse_whose_worker_is_killed_is_no_verdict_not_unsafe(
+        slow_project: Path, tmp_path: Path, server_urls: dict[str, str]) -> None:
+    marker, report = tmp_path / "marker", tmp_path / "rehearse.json"
+    admin = server_urls["postgresql"]
+    with production_at(slow_project, admin, "a002") as (production, _):
+        # the throwaway server is the test's server too: no container to wait for
+        proc = start_rehearse(slow_project, production, report,
+                              {**NO_URLS, "HARNESS_POSTGRESQL_URL": admin, "HARNESS_TEST_MARKER": str(marker)})
+        pid_file = Path(f"{marker}.postgresql")
+        wait_for(pid_file, proc)
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        out, err = finish(proc)
+        assert proc.returncode == 3, out + err
+        written = json.loads(report.read_text())
+        assert written["verdict"] == "error" and written["exit_code"] == 3, written
+        assert written["error"].startswith("postgresql: no verdict: postgresql: the worker was killed (signal 9) "
+                                           "during upgrade to a003 (slow step), in the rehearsal on the copy of "
+                                           "production"), written["error"]
+        assert "unsafe" not in json.dumps(written) and "stopped before its end" not in written["error"]
+        assert still_at(production, "a002")
+    assert [n for n in scratch_leftovers(admin) if n.startswith(f"mharness_{proc.run_id}_")] == []
 
 
 def test_rehearse_whose_production_goes_away_mid_read_gives_no_verdict(tmp_path: Path) -> None:
