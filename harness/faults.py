@@ -9,6 +9,7 @@ that had finished before the fault keeps its verdict.
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, replace
 from .backends import Server, get_backend
@@ -154,10 +155,19 @@ def _room(settings: DatabaseSettings, server: Server) -> str:
     if server.kind == "container":
         size = settings.tmpfs_size or "Docker's default (half the machine's memory)"
         return (f"the container's data directory is a tmpfs of {size}: give it more with --tmpfs-size "
-                "(HARNESS_TMPFS_SIZE, tmpfs_size in pyproject.toml), e.g. --tmpfs-size 4g")
+                f"(HARNESS_TMPFS_SIZE, tmpfs_size in pyproject.toml), e.g. --tmpfs-size {_twice(settings.tmpfs_size)}")
     if server.kind == "file":
         return "free space in the temporary directory (or point TMPDIR at a larger one)"
     return "free disk space on the server"
+
+
+def _twice(size: str | None) -> str:
+    """A size to try next: twice ``size`` (``256m`` → ``512m``), or ``4g`` for Docker's default or a size this
+    does not read."""
+    match = re.fullmatch(r"(\d+)([kmgt]?)b?", (size or "").strip().lower())
+    if not match:
+        return "4g"
+    return f"{int(match.group(1)) * 2}{match.group(2)}"
 
 
 def reconnect_wait_s() -> float:

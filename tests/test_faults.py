@@ -80,6 +80,13 @@ def _between_sessions(marker):
         time.sleep(0.1)
 """
 
+#: The same on PostgreSQL: some 200 MB of rows (random, so TOAST cannot compress them away) and as much WAL.
+FILL_PG = Rev("a003", "fill the disk", """
+    op.create_table("big", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("t", sa.Text()))
+    op.execute("INSERT INTO big (t) SELECT md5(random()::text) || md5(random()::text) "
+               "FROM generate_series(1, 2000000)")
+""", 'op.drop_table("big")')
+
 NOT_A_VERDICT = "an environment fault, not a verdict on the migrations"
 NO_URLS = {"HARNESS_POSTGRESQL_URL": "", "HARNESS_MYSQL_URL": ""}
 
@@ -235,17 +242,22 @@ def test_worker_killed_mid_step(slow_project: Path, tmp_path: Path, server_urls:
     assert [n for n in scratch_leftovers(server_urls["postgresql"]) if n.startswith(f"mharness_{proc.run_id}_")] == []
 
 
-def test_disk_full_is_an_environment_fault_with_the_size_to_raise(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p", good_chain() + [FILL], GOOD_MODELS)
-    proc = run_cli(["run", "--app", "app:create_app", "--db", "mysql", "--checks", "upgrade", "--tmpfs-size", "256m",
+@pytest.mark.parametrize("dialect, fill, size", [("mysql", FILL, "256m"), ("postgresql", FILL_PG, "128m")])
+def test_disk_full_is_an_environment_fault_with_the_size_to_raise(tmp_path: Path, dialect: str, fill: Rev,
+                                                                  size: str) -> None:
+    project = make_project(tmp_path / "p", good_chain() + [fill], GOOD_MODELS)
+    proc = run_cli(["run", "--app", "app:create_app", "--db", dialect, "--checks", "upgrade", "--tmpfs-size", size,
                     "--json", str(tmp_path / "report.json")], project, NO_URLS, timeout=300)
     remove_containers(proc.run_id)
     assert proc.returncode == 3, proc.stdout + proc.stderr
-    [check] = faulted(json.loads((tmp_path / "report.json").read_text()), "mysql")
-    assert (check["status"], check["fault"], check["revision"]) == ("error", "disk_full", None)
-    assert check["message"].startswith("mysql: the server ran out of disk space during the upgrade check, at "
-                                       "upgrade to a003 (fill the disk)")
-    assert "a tmpfs of 256m: give it more with --tmpfs-size" in check["message"]
+    [check] = faulted(json.loads((tmp_path / "report.json").read_text()), dialect)
+    assert (check["status"], check["fault"], check["revision"]) == ("error", "disk_full", None), check
+    assert check["message"].startswith(f"{dialect}: the server ran out of disk space during the upgrade check, at "
+                                       "upgrade to a003 (fill the disk)"), check["message"]
+    assert f"a tmpfs of {size}: give it more with --tmpfs-size" in check["message"]
+    twice = {"256m": "512m", "128m": "256m"}[size]
+    assert f"(HARNESS_TMPFS_SIZE, tmpfs_size in pyproject.toml), e.g. --tmpfs-size {twice};" in check["message"]
+    assert NOT_A_VERDICT in check["message"] and run_containers(proc.run_id) == set()
 
 
 # -- a server given by URL, started (and stopped) by this test --------------------------------------------------
