@@ -350,6 +350,37 @@ def test_url_server_that_goes_away_leaves_what_clean_removes(
     assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")] == []
 
 
+def test_url_server_down_between_two_sessions_is_waited_for_and_the_session_run_again(
+        tmp_path: Path, private_server: tuple[str, str]) -> None:
+    name, url = private_server
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    (project / "app.py").write_text(BETWEEN_SESSIONS)
+    marker, report = tmp_path / "marker", tmp_path / "report.json"
+    proc = start(project, ["--db", "postgresql", "--checks", "upgrade,data", "--json", str(report)],
+                 {"HARNESS_POSTGRESQL_URL": url, "HARNESS_TEST_MARKER": str(marker), "HARNESS_RECONNECT_WAIT": "90"})
+    try:
+        wait_for(marker, proc)  # the upgrade's session is over, its worker exiting
+        subprocess.run(["docker", "stop", "-t", "0", name], check=True, capture_output=True)
+        Path(f"{marker}.go").touch()
+        worker, deadline = int(marker.read_text()), time.monotonic() + 30
+        while Path(f"/proc/{worker}").exists():  # gone: the harness is asking for the next scratch database
+            assert time.monotonic() < deadline, "the worker did not exit"
+            time.sleep(0.1)
+        time.sleep(1)
+    finally:
+        subprocess.run(["docker", "start", name], check=True, capture_output=True)
+    out, err = finish(proc)
+    assert proc.returncode == 0, out + err  # the data check's verdict, on a fresh scratch database
+    database = json.loads(report.read_text())["databases"][0]
+    assert database["status"] == "passed" and database["leftovers"] == [], database
+    [retry] = database["retries"]
+    assert retry.startswith("data: run again on a fresh scratch database after postgresql: the server went away "
+                            "between two sessions, before the data check began (cannot create scratch database "), retry
+    assert "the server does not answer" in retry
+    _wait_until_up(url)
+    assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")] == []
+
+
 # -- the Docker engine stops answering ----------------------------------------------------------------------------
 class DockerProxy:
     """A unix socket that forwards to the real Docker engine until :meth:`stop` (then nothing answers there)."""
