@@ -195,6 +195,7 @@ def test_container_killed_between_two_sessions(tmp_path: Path) -> None:
     database = next(d for d in report["databases"] if d["dialect"] == "postgresql")
     checks = {c["name"]: c for c in database["checks"]}
     assert database["status"] == "error" and checks["upgrade"]["status"] == "passed", database
+    assert database["leftovers"] == []  # the dead container took its scratch databases with it
     data = checks["data"]
     assert (data["status"], data["fault"], data["revision"]) == ("error", "server_gone", None), data
     assert data["message"].startswith("postgresql: the server went away between two sessions, before the data "
