@@ -170,23 +170,69 @@ def test_container_killed_mid_step_costs_that_database_only(slow_project: Path, 
     assert run_containers(proc.run_id) == set()
 
 
-def test_container_killed_between_two_sessions(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
-    (project / "app.py").write_text(BETWEEN_SESSIONS)
-    marker = tmp_path / "marker"
-    reports = {ext: tmp_path / f"report.{ext}" for ext in ("json", "xml", "md", "html")}
-    proc = start(project, ["--db", "sqlite,postgresql", "--checks", "upgrade,data", "--json", str(reports["json"]),
-                           "--junit", str(reports["xml"]), "--markdown", str(reports["md"]), "--html",
-                           str(reports["html"])], {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
-    wait_for(marker, proc)  # the upgrade's session is over (its worker is exiting), the data's not begun
-    container = container_of(proc.run_id, IMAGES["postgresql"])
+#: The last step of the first session (the upgrade check) on PostgreSQL, the first time it runs: writes the marker
+#: (the worker's pid) and waits, in Python, for ``<marker>.go``; every later run passes straight through.
+HOLD = Rev("a003", "hold", """
+    import os, pathlib, time
+    marker = os.environ.get("HARNESS_TEST_MARKER")
+    if marker and op.get_bind().dialect.name == "postgresql" and not op.get_context().as_sql:
+        try:
+            with open(marker, "x") as f:
+                f.write(str(os.getpid()))
+        except FileExistsError:
+            pass
+        else:
+            go, deadline = pathlib.Path(marker + ".go"), time.monotonic() + 60
+            while not go.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+""", "pass")
+
+
+def _docker_kill(container: str) -> None:
+    """``docker kill``, and wait until Docker says the container exited."""
     subprocess.run(["docker", "kill", container], check=True, capture_output=True)
     deadline = time.monotonic() + 30
     while subprocess.run(["docker", "inspect", "-f", "{{.State.Status}}", container], capture_output=True,
                          text=True).stdout.strip() not in ("exited", "dead", ""):
         assert time.monotonic() < deadline, "docker kill did not end the container"
         time.sleep(0.2)
-    Path(f"{marker}.go").touch()
+
+
+def _idle(pid: int, limit: float = 60) -> None:
+    """Until worker ``pid`` waits for its next session on its stdin (its session's work all done)."""
+    deadline = time.monotonic() + limit
+    while "pipe" not in Path(f"/proc/{pid}/wchan").read_text():
+        assert time.monotonic() < deadline, "the worker never finished its session"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("worker", ["shared", "per_session"])
+def test_container_killed_between_two_sessions(tmp_path: Path, worker: str) -> None:
+    """``shared``: one worker serves both sessions (the app's start-up leaves the database empty); the harness is
+    held (SIGSTOP) once the first session's last step has begun, and the container killed once the worker has
+    finished that session and waits for the next. ``per_session``: the app's start-up writes to its database, so
+    each session gets a worker of its own; the container is killed while the first one exits."""
+    project = make_project(tmp_path / "p", good_chain() + ([HOLD] if worker == "shared" else []), GOOD_MODELS)
+    if worker == "per_session":
+        (project / "app.py").write_text(BETWEEN_SESSIONS)
+    marker = tmp_path / "marker"
+    reports = {ext: tmp_path / f"report.{ext}" for ext in ("json", "xml", "md", "html")}
+    proc = start(project, ["--db", "sqlite,postgresql", "--checks", "upgrade,data", "--json", str(reports["json"]),
+                           "--junit", str(reports["xml"]), "--markdown", str(reports["md"]), "--html",
+                           str(reports["html"])], {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
+    try:
+        wait_for(marker, proc)
+        container = container_of(proc.run_id, IMAGES["postgresql"])
+        if worker == "shared":  # the worker is in the upgrade's last step: the harness waits for it
+            os.kill(proc.pid, signal.SIGSTOP)
+            Path(f"{marker}.go").touch()
+            _idle(int(marker.read_text()))  # the upgrade's session is over, the data's not begun
+            _docker_kill(container)
+        else:  # the upgrade's session is over (its worker is exiting), the data's not begun
+            _docker_kill(container)
+            Path(f"{marker}.go").touch()
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
     out, err = finish(proc)
     assert proc.returncode == 3, out + err
     assert all(path.stat().st_size for path in reports.values())
