@@ -9,12 +9,13 @@ that had finished before the fault keeps its verdict.
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, replace
 from .backends import Server, get_backend
 from .config import DatabaseSettings
 from .process import WorkerOutcome
-from .results import ERROR, FAILED, CheckResult
+from .results import ERROR, FAILED, SKIPPED, CheckResult
 from .steps import step_phrase
 
 SERVER_GONE, SERVER_FROZEN, DISK_FULL, WORKER_KILLED = "server_gone", "server_frozen", "disk_full", "worker_killed"
@@ -51,6 +52,17 @@ def where_it_struck(check: CheckResult, outcome: WorkerOutcome, dialect: str, st
     step = (own or steps)[-1]
     label = f"{step['revision']} ({step['message']})" if step.get("message") else step["revision"]
     return f"{during}, at {step_phrase(step['direction'], label, step.get('parents', ()))}"
+
+
+def last_step(outcome: WorkerOutcome) -> str:
+    """The step the worker was in when it stopped (``upgrade to a003 (posts)``), from its last ``step`` event;
+    ``""`` before its first step."""
+    steps = outcome.of_kind("step")
+    if not steps:
+        return ""
+    step = steps[-1]
+    label = f"{step['revision']} ({step['message']})" if step.get("message") else step["revision"]
+    return step_phrase(step["direction"], label, step.get("parents", ()))
 
 
 def worker_killed(outcome: WorkerOutcome, during: str, dialect: str) -> str:
@@ -113,6 +125,27 @@ def classify(results: list[CheckResult], outcome: WorkerOutcome, server: Server,
     return Classified(out, retry)
 
 
+def between_sessions(reason: str, planned: tuple[str, ...], server: Server,
+                     settings: DatabaseSettings) -> Classified | None:
+    """The checks of a session that never began: its scratch database could not be made afresh (``reason``, the
+    :class:`DatabaseUnavailable`'s) because the server died or froze after the session before it ended. The first
+    planned check is an ``error`` naming the fault, the others are not run; ``None`` when the server still answers
+    (a refusal of its own, e.g. no right to create databases: the caller reports it as before)."""
+    gone = server.probe()
+    if gone is None:
+        return None
+    dialect = settings.dialect
+    frozen = "paused" in gone
+    words = reason if gone in reason else f"{reason}; {gone}"
+    text = (f"{dialect}: the server {'stopped answering' if frozen else 'went away'} between two sessions, before "
+            f"the {planned[0]} check began ({words})")
+    first = CheckResult(planned[0], ERROR, None, f"{text}; {_NOT_A_VERDICT}",
+                        fault=SERVER_FROZEN if frozen else SERVER_GONE)
+    rest = [CheckResult(name, SKIPPED, None, f"not run: the server {'froze' if frozen else 'went away'} before "
+                                             f"{planned[0]} began") for name in planned[1:]]
+    return Classified([first, *rest], text if not frozen and server.kind == "url" else None)
+
+
 def _fault(check: CheckResult, fault: str, message: str) -> CheckResult:
     return replace(check, status=ERROR, revision=None, message=message, fault=fault, same_as=None)
 
@@ -122,10 +155,19 @@ def _room(settings: DatabaseSettings, server: Server) -> str:
     if server.kind == "container":
         size = settings.tmpfs_size or "Docker's default (half the machine's memory)"
         return (f"the container's data directory is a tmpfs of {size}: give it more with --tmpfs-size "
-                "(HARNESS_TMPFS_SIZE, tmpfs_size in pyproject.toml), e.g. --tmpfs-size 4g")
+                f"(HARNESS_TMPFS_SIZE, tmpfs_size in pyproject.toml), e.g. --tmpfs-size {_twice(settings.tmpfs_size)}")
     if server.kind == "file":
         return "free space in the temporary directory (or point TMPDIR at a larger one)"
     return "free disk space on the server"
+
+
+def _twice(size: str | None) -> str:
+    """A size to try next: twice ``size`` (``256m`` → ``512m``), or ``4g`` for Docker's default or a size this
+    does not read."""
+    match = re.fullmatch(r"(\d+)([kmgt]?)b?", (size or "").strip().lower())
+    if not match:
+        return "4g"
+    return f"{int(match.group(1)) * 2}{match.group(2)}"
 
 
 def reconnect_wait_s() -> float:
@@ -147,5 +189,5 @@ def wait_for_server(server: Server, limit_s: float | None = None) -> bool:
         time.sleep(1.0)
 
 
-__all__ = ["Classified", "DISK_FULL", "SERVER_FROZEN", "SERVER_GONE", "WORKER_KILLED", "classify", "wait_for_server",
-           "where_it_struck", "worker_killed"]
+__all__ = ["Classified", "DISK_FULL", "SERVER_FROZEN", "SERVER_GONE", "WORKER_KILLED", "between_sessions", "classify",
+           "last_step", "wait_for_server", "where_it_struck", "worker_killed"]

@@ -16,9 +16,9 @@ from .backends.base import SCRATCH_PREFIX, new_run_id
 from .clean import registered_run
 from .config import DatabaseSettings, RunConfig
 from .errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
-from .faults import SERVER_FROZEN, SERVER_GONE, WORKER_KILLED, classify, wait_for_server, worker_killed
+from .faults import (SERVER_FROZEN, SERVER_GONE, WORKER_KILLED, between_sessions, classify, last_step,
+                     wait_for_server, worker_killed)
 from .history import Revision
-from .steps import step_phrase
 from .process import WorkerOutcome, cancel_workers, reset_cancel, run_worker
 from .sessions import DatabaseSessions
 from .since import since_split
@@ -197,10 +197,7 @@ def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: 
     fatal = outcome.of_kind("fatal")
     steps = outcome.of_kind("step")
     step = steps[-1] if steps else None  # the step the worker was in when it stopped answering
-    during = ""
-    if step:
-        label = f"{step['revision']} ({step['message']})" if step.get("message") else step["revision"]
-        during = step_phrase(step["direction"], label, step.get("parents", ()))
+    during = last_step(outcome)
     revision = step["revision"] if step else None
     fault = None
     if outcome.killed_by is not None:  # SIGKILL from outside, or the out-of-memory killer
@@ -340,8 +337,20 @@ def _run_session(sessions: DatabaseSessions, settings: DatabaseSettings, planned
     server = sessions.server
     for attempt in (1, 2):
         reported: set[str] = set()
-        outcome = _session(sessions, dialect, planned, reporter, hold=frozenset({"data"}), reported=reported,
-                           stairway_is_upgrade=merged)
+        try:
+            outcome = _session(sessions, dialect, planned, reporter, hold=frozenset({"data"}), reported=reported,
+                               stairway_is_upgrade=merged)
+        except DatabaseUnavailable as exc:  # no fresh scratch database: the server may have gone between sessions
+            began = planned[:planned.index("stairway") + 1] if merged else planned  # _run_pass says the rest
+            lost = between_sessions(exc.reason, began, server, settings)
+            if lost is None:
+                raise
+            if lost.retry is None or attempt == 2 or not wait_for_server(server):
+                for result in lost.results:
+                    reporter.check_finished(dialect, result)
+                return lost.results
+            retries.append(f"{', '.join(planned)}: run again on a fresh scratch database after {lost.retry}")
+            continue
         expected = planned
         stairway = [e for e in outcome.of_kind("check") if e["name"] == "stairway"]
         if merged and not (stairway and stairway[0]["status"] == PASSED):  # the chain's checks run apart

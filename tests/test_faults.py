@@ -4,6 +4,7 @@ report is written; nothing is left behind that ``clean --run-id`` cannot remove.
 ``docker kill``, ``docker pause``, a server the test started and stops, a Docker socket that goes away, SIGKILL."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from conftest import IMAGES, cli_env, run_cli, run_containers, scratch_leftovers
-from projects import GOOD_MODELS, Rev, good_chain, make_project
+from projects import APP_PY, GOOD_MODELS, Rev, good_chain, make_project
 from test_reliability import start
 
 #: The first session to reach it writes ``<marker>.<dialect>`` (holding the worker's pid), then sleeps in the
@@ -47,6 +48,44 @@ FILL = Rev("a003", "fill the disk", """
     op.create_table("big", sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True), sa.Column("t", sa.Text()))
     op.execute("INSERT INTO big (t) SELECT repeat('x', 3000) FROM digits a, digits b, digits c, digits d, digits e")
 """, 'op.drop_table("big")\nop.drop_table("digits")')
+
+#: An app whose start-up writes to its database (so that each session gets a worker of its own, the parent waiting
+#: for the one before to exit) and whose first PostgreSQL worker, once it has served its session and exits, writes
+#: the marker and waits for ``<marker>.go``: the test strikes between two sessions, none of them running.
+BETWEEN_SESSIONS = APP_PY + """
+import atexit, pathlib, time
+import sqlalchemy as sa
+
+_create_app = create_app
+
+
+def create_app(config=None):
+    app = _create_app(config)
+    marker = os.environ.get("HARNESS_TEST_MARKER")
+    if marker and app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        with app.app_context(), db.engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE IF NOT EXISTS boot_log (at VARCHAR(40))"))
+        atexit.register(_between_sessions, marker)
+    return app
+
+
+def _between_sessions(marker):
+    try:
+        with open(marker, "x") as f:
+            f.write(str(os.getpid()))
+    except FileExistsError:
+        return
+    go, deadline = pathlib.Path(marker + ".go"), time.monotonic() + 60
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+"""
+
+#: The same on PostgreSQL: some 200 MB of rows (random, so TOAST cannot compress them away) and as much WAL.
+FILL_PG = Rev("a003", "fill the disk", """
+    op.create_table("big", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("t", sa.Text()))
+    op.execute("INSERT INTO big (t) SELECT md5(random()::text) || md5(random()::text) "
+               "FROM generate_series(1, 2000000)")
+""", 'op.drop_table("big")')
 
 NOT_A_VERDICT = "an environment fault, not a verdict on the migrations"
 NO_URLS = {"HARNESS_POSTGRESQL_URL": "", "HARNESS_MYSQL_URL": ""}
@@ -131,9 +170,91 @@ def test_container_killed_mid_step_costs_that_database_only(slow_project: Path, 
     assert run_containers(proc.run_id) == set()
 
 
+#: The last step of the first session (the upgrade check) on PostgreSQL, the first time it runs: writes the marker
+#: (the worker's pid) and waits, in Python, for ``<marker>.go``; every later run passes straight through.
+HOLD = Rev("a003", "hold", """
+    import os, pathlib, time
+    marker = os.environ.get("HARNESS_TEST_MARKER")
+    if marker and op.get_bind().dialect.name == "postgresql" and not op.get_context().as_sql:
+        try:
+            with open(marker, "x") as f:
+                f.write(str(os.getpid()))
+        except FileExistsError:
+            pass
+        else:
+            go, deadline = pathlib.Path(marker + ".go"), time.monotonic() + 60
+            while not go.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+""", "pass")
+
+
+def _docker_kill(container: str) -> None:
+    """``docker kill``, and wait until Docker says the container exited."""
+    subprocess.run(["docker", "kill", container], check=True, capture_output=True)
+    deadline = time.monotonic() + 30
+    while subprocess.run(["docker", "inspect", "-f", "{{.State.Status}}", container], capture_output=True,
+                         text=True).stdout.strip() not in ("exited", "dead", ""):
+        assert time.monotonic() < deadline, "docker kill did not end the container"
+        time.sleep(0.2)
+
+
+def _idle(pid: int, limit: float = 60) -> None:
+    """Until worker ``pid`` waits for its next session on its stdin (its session's work all done)."""
+    deadline = time.monotonic() + limit
+    while "pipe" not in Path(f"/proc/{pid}/wchan").read_text():
+        assert time.monotonic() < deadline, "the worker never finished its session"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("worker", ["shared", "per_session"])
+def test_container_killed_between_two_sessions(tmp_path: Path, worker: str) -> None:
+    """``shared``: one worker serves both sessions (the app's start-up leaves the database empty); the harness is
+    held (SIGSTOP) once the first session's last step has begun, and the container killed once the worker has
+    finished that session and waits for the next. ``per_session``: the app's start-up writes to its database, so
+    each session gets a worker of its own; the container is killed while the first one exits."""
+    project = make_project(tmp_path / "p", good_chain() + ([HOLD] if worker == "shared" else []), GOOD_MODELS)
+    if worker == "per_session":
+        (project / "app.py").write_text(BETWEEN_SESSIONS)
+    marker = tmp_path / "marker"
+    reports = {ext: tmp_path / f"report.{ext}" for ext in ("json", "xml", "md", "html")}
+    proc = start(project, ["--db", "sqlite,postgresql", "--checks", "upgrade,data", "--json", str(reports["json"]),
+                           "--junit", str(reports["xml"]), "--markdown", str(reports["md"]), "--html",
+                           str(reports["html"])], {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
+    try:
+        wait_for(marker, proc)
+        container = container_of(proc.run_id, IMAGES["postgresql"])
+        if worker == "shared":  # the worker is in the upgrade's last step: the harness waits for it
+            os.kill(proc.pid, signal.SIGSTOP)
+            Path(f"{marker}.go").touch()
+            _idle(int(marker.read_text()))  # the upgrade's session is over, the data's not begun
+            _docker_kill(container)
+        else:  # the upgrade's session is over (its worker is exiting), the data's not begun
+            _docker_kill(container)
+            Path(f"{marker}.go").touch()
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    out, err = finish(proc)
+    assert proc.returncode == 3, out + err
+    assert all(path.stat().st_size for path in reports.values())
+    report = json.loads(reports["json"].read_text())
+    assert next(d for d in report["databases"] if d["dialect"] == "sqlite")["status"] == "passed"
+    database = next(d for d in report["databases"] if d["dialect"] == "postgresql")
+    checks = {c["name"]: c for c in database["checks"]}
+    assert database["status"] == "error" and checks["upgrade"]["status"] == "passed", database
+    assert database["leftovers"] == []  # the dead container took its scratch databases with it
+    data = checks["data"]
+    assert (data["status"], data["fault"], data["revision"]) == ("error", "server_gone", None), data
+    assert data["message"].startswith("postgresql: the server went away between two sessions, before the data "
+                                      "check began (cannot create scratch database mharness_"), data["message"]
+    assert "the container had exited with code 137" in data["message"] and NOT_A_VERDICT in data["message"]
+    assert "went away between two sessions" in out and "not ok (exit 3)" in out
+    assert "| ⚠️ error |" in reports["md"].read_text() and "❌ failed" not in reports["md"].read_text()
+    assert run_containers(proc.run_id) == set()
+
+
 def test_container_paused_mid_step_ends_by_the_step_timeout(slow_project: Path, tmp_path: Path) -> None:
     marker, report = tmp_path / "marker", tmp_path / "report.json"
-    proc = start(slow_project, ["--db", "postgresql", "--step-timeout", "3", "--json", str(report)],
+    proc = start(slow_project, ["--db", "postgresql", "--step-timeout", "10", "--json", str(report)],
                  {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
     wait_for(Path(f"{marker}.postgresql"), proc)
     subprocess.run(["docker", "pause", container_of(proc.run_id, IMAGES["postgresql"])], check=True)
@@ -146,7 +267,7 @@ def test_container_paused_mid_step_ends_by_the_step_timeout(slow_project: Path, 
     frozen = [c for c in bad if c["fault"] == "server_frozen"]
     assert frozen and all(c["status"] == "error" for c in bad), bad
     assert "the server stopped answering during" in frozen[0]["message"]
-    assert "the step did not finish within 3s" in frozen[0]["message"] and "paused" in frozen[0]["message"]
+    assert "the step did not finish within 10s" in frozen[0]["message"] and "paused" in frozen[0]["message"]
 
 
 def test_worker_killed_mid_step(slow_project: Path, tmp_path: Path, server_urls: dict[str, str]) -> None:
@@ -168,17 +289,22 @@ def test_worker_killed_mid_step(slow_project: Path, tmp_path: Path, server_urls:
     assert [n for n in scratch_leftovers(server_urls["postgresql"]) if n.startswith(f"mharness_{proc.run_id}_")] == []
 
 
-def test_disk_full_is_an_environment_fault_with_the_size_to_raise(tmp_path: Path) -> None:
-    project = make_project(tmp_path / "p", good_chain() + [FILL], GOOD_MODELS)
-    proc = run_cli(["run", "--app", "app:create_app", "--db", "mysql", "--checks", "upgrade", "--tmpfs-size", "256m",
+@pytest.mark.parametrize("dialect, fill, size", [("mysql", FILL, "256m"), ("postgresql", FILL_PG, "128m")])
+def test_disk_full_is_an_environment_fault_with_the_size_to_raise(tmp_path: Path, dialect: str, fill: Rev,
+                                                                  size: str) -> None:
+    project = make_project(tmp_path / "p", good_chain() + [fill], GOOD_MODELS)
+    proc = run_cli(["run", "--app", "app:create_app", "--db", dialect, "--checks", "upgrade", "--tmpfs-size", size,
                     "--json", str(tmp_path / "report.json")], project, NO_URLS, timeout=300)
     remove_containers(proc.run_id)
     assert proc.returncode == 3, proc.stdout + proc.stderr
-    [check] = faulted(json.loads((tmp_path / "report.json").read_text()), "mysql")
-    assert (check["status"], check["fault"], check["revision"]) == ("error", "disk_full", None)
-    assert check["message"].startswith("mysql: the server ran out of disk space during the upgrade check, at "
-                                       "upgrade to a003 (fill the disk)")
-    assert "a tmpfs of 256m: give it more with --tmpfs-size" in check["message"]
+    [check] = faulted(json.loads((tmp_path / "report.json").read_text()), dialect)
+    assert (check["status"], check["fault"], check["revision"]) == ("error", "disk_full", None), check
+    assert check["message"].startswith(f"{dialect}: the server ran out of disk space during the upgrade check, at "
+                                       "upgrade to a003 (fill the disk)"), check["message"]
+    assert f"a tmpfs of {size}: give it more with --tmpfs-size" in check["message"]
+    twice = {"256m": "512m", "128m": "256m"}[size]
+    assert f"(HARNESS_TMPFS_SIZE, tmpfs_size in pyproject.toml), e.g. --tmpfs-size {twice};" in check["message"]
+    assert NOT_A_VERDICT in check["message"] and run_containers(proc.run_id) == set()
 
 
 # -- a server given by URL, started (and stopped) by this test --------------------------------------------------
@@ -268,6 +394,37 @@ def test_url_server_that_goes_away_leaves_what_clean_removes(
     assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")]
     cleaned = run_cli(["clean", "--run-id", proc.run_id], tmp_path, {"HARNESS_POSTGRESQL_URL": url})
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")] == []
+
+
+def test_url_server_down_between_two_sessions_is_waited_for_and_the_session_run_again(
+        tmp_path: Path, private_server: tuple[str, str]) -> None:
+    name, url = private_server
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    (project / "app.py").write_text(BETWEEN_SESSIONS)
+    marker, report = tmp_path / "marker", tmp_path / "report.json"
+    proc = start(project, ["--db", "postgresql", "--checks", "upgrade,data", "--json", str(report)],
+                 {"HARNESS_POSTGRESQL_URL": url, "HARNESS_TEST_MARKER": str(marker), "HARNESS_RECONNECT_WAIT": "90"})
+    try:
+        wait_for(marker, proc)  # the upgrade's session is over, its worker exiting
+        subprocess.run(["docker", "stop", "-t", "0", name], check=True, capture_output=True)
+        Path(f"{marker}.go").touch()
+        worker, deadline = int(marker.read_text()), time.monotonic() + 30
+        while Path(f"/proc/{worker}").exists():  # gone: the harness is asking for the next scratch database
+            assert time.monotonic() < deadline, "the worker did not exit"
+            time.sleep(0.1)
+        time.sleep(1)
+    finally:
+        subprocess.run(["docker", "start", name], check=True, capture_output=True)
+    out, err = finish(proc)
+    assert proc.returncode == 0, out + err  # the data check's verdict, on a fresh scratch database
+    database = json.loads(report.read_text())["databases"][0]
+    assert database["status"] == "passed" and database["leftovers"] == [], database
+    [retry] = database["retries"]
+    assert retry.startswith("data: run again on a fresh scratch database after postgresql: the server went away "
+                            "between two sessions, before the data check began (cannot create scratch database "), retry
+    assert "the server does not answer" in retry
+    _wait_until_up(url)
     assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")] == []
 
 
@@ -367,25 +524,50 @@ def test_lint_whose_throwaway_container_dies_gives_no_finding_but_exit_3(slow_pr
     assert run_containers(proc.run_id) == set()
 
 
-def test_rehearse_whose_throwaway_container_dies_is_no_verdict_not_unsafe(
-        slow_project: Path, tmp_path: Path, server_urls: dict[str, str]) -> None:
-    admin = server_urls["postgresql"]
+@contextlib.contextmanager
+def production_at(project: Path, admin: str, revision: str) -> Iterator[tuple[str, sa.Engine]]:
+    """A database of this test's own on the server at ``admin``, migrated to ``revision`` (production); its URL
+    and an admin engine on that server. Dropped afterwards."""
     name = f"prodtest_{secrets.token_hex(4)}"
     engine = sa.create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
     production = sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
-    marker, report = tmp_path / "marker", tmp_path / "rehearse.json"
     try:
         env = cli_env({"DATABASE_URL": production, "FLASK_APP": "app:create_app"})
-        env["PYTHONPATH"] = str(slow_project)
-        subprocess.run([sys.executable, "-m", "flask", "db", "upgrade", "a002"], cwd=slow_project, env=env,
+        env["PYTHONPATH"] = str(project)
+        subprocess.run([sys.executable, "-m", "flask", "db", "upgrade", revision], cwd=project, env=env,
                        check=True, capture_output=True, timeout=120)
-        full = cli_env({**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
-        proc = subprocess.Popen([sys.executable, "-m", "harness", "rehearse", "--app", "app:create_app", "--from",
-                                 production, "--image", IMAGES["postgresql"], "--json", str(report)],
-                                cwd=slow_project, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        proc.run_id = full["HARNESS_RUN_ID"]  # type: ignore[attr-defined]
+        yield production, engine
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        engine.dispose()
+
+
+def start_rehearse(project: Path, production: str, report: Path, env: dict[str, str]) -> subprocess.Popen:
+    full = cli_env(env)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "rehearse", "--app", "app:create_app", "--from",
+                             production, "--image", IMAGES["postgresql"], "--no-estimate", "--json", str(report)],
+                            cwd=project, env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.run_id = full["HARNESS_RUN_ID"]  # type: ignore[attr-defined]
+    return proc
+
+
+def still_at(production: str, revision: str) -> bool:
+    prod = sa.create_engine(production, poolclass=NullPool)
+    try:
+        with prod.connect() as conn:
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == revision
+    finally:
+        prod.dispose()
+
+
+def test_rehearse_whose_throwaway_container_dies_is_no_verdict_not_unsafe(
+        slow_project: Path, tmp_path: Path, server_urls: dict[str, str]) -> None:
+    marker, report = tmp_path / "marker", tmp_path / "rehearse.json"
+    with production_at(slow_project, server_urls["postgresql"], "a002") as (production, _):
+        proc = start_rehearse(slow_project, production, report, {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
         wait_for(Path(f"{marker}.postgresql"), proc)
         subprocess.run(["docker", "kill", container_of(proc.run_id, IMAGES["postgresql"])], check=True,
                        capture_output=True)
@@ -394,13 +576,78 @@ def test_rehearse_whose_throwaway_container_dies_is_no_verdict_not_unsafe(
         written = json.loads(report.read_text())
         assert written["exit_code"] == 3 and "unsafe" not in json.dumps(written), written
         assert "no verdict: postgresql: the server went away" in written["error"] and "a003" in written["error"]
-        with engine.connect() as conn:  # nothing was written in production: still at a002
-            assert conn.execute(sa.text(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")).scalar() == 1
-        prod = sa.create_engine(production, poolclass=NullPool)
-        with prod.connect() as conn:
-            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "a002"
-        prod.dispose()
+        assert still_at(production, "a002")  # nothing was written in production
+
+
+def test_rehearse_whose_worker_is_killed_is_no_verdict_not_unsafe(
+        slow_project: Path, tmp_path: Path, server_urls: dict[str, str]) -> None:
+    marker, report = tmp_path / "marker", tmp_path / "rehearse.json"
+    admin = server_urls["postgresql"]
+    with production_at(slow_project, admin, "a002") as (production, _):
+        # the throwaway server is the test's server too: no container to wait for
+        proc = start_rehearse(slow_project, production, report,
+                              {**NO_URLS, "HARNESS_POSTGRESQL_URL": admin, "HARNESS_TEST_MARKER": str(marker)})
+        pid_file = Path(f"{marker}.postgresql")
+        wait_for(pid_file, proc)
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        out, err = finish(proc)
+        assert proc.returncode == 3, out + err
+        written = json.loads(report.read_text())
+        assert written["verdict"] == "error" and written["exit_code"] == 3, written
+        assert written["error"].startswith("postgresql: no verdict: postgresql: the worker was killed (signal 9) "
+                                           "during upgrade to a003 (slow step), in the rehearsal on the copy of "
+                                           "production"), written["error"]
+        assert "unsafe" not in json.dumps(written) and "stopped before its end" not in written["error"]
+        assert still_at(production, "a002")
+    assert [n for n in scratch_leftovers(admin) if n.startswith(f"mharness_{proc.run_id}_")] == []
+
+
+def test_rehearse_whose_production_goes_away_mid_read_gives_no_verdict(tmp_path: Path) -> None:
+    """Production is a container of this test's own; a table lock it holds keeps rehearse's read of the rows
+    waiting, and the container is killed while that read waits."""
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    name, port = f"mharness-faults-prod-{secrets.token_hex(3)}", _free_port()
+    subprocess.run(["docker", "run", "-d", "--name", name, "--label", "org.migration-harness.test-session=1",
+                    "-e", "POSTGRES_PASSWORD=secret", "-p", f"127.0.0.1:{port}:5432", IMAGES["postgresql"]],
+                   check=True, capture_output=True)
+    production = f"postgresql+psycopg2://postgres:secret@127.0.0.1:{port}/postgres"
+    report = tmp_path / "rehearse.json"
+    engine = sa.create_engine(production, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    proc = None
+    try:
+        _wait_until_up(production)
+        env = cli_env({"DATABASE_URL": production, "FLASK_APP": "app:create_app"})
+        env["PYTHONPATH"] = str(project)
+        subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=project, env=env, check=True,
+                       capture_output=True, timeout=120)
+        holder = engine.connect()
+        holder.exec_driver_sql("BEGIN")
+        holder.exec_driver_sql("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        full = cli_env(NO_URLS)
+        proc = subprocess.Popen([sys.executable, "-m", "harness", "rehearse", "--app", "app:create_app", "--from",
+                                 production, "--image", IMAGES["postgresql"], "--sample-rows", "5", "--no-estimate",
+                                 "--json", str(report)], cwd=project, env=full, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        proc.run_id = full["HARNESS_RUN_ID"]  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 120
+        with engine.connect() as watch:  # until rehearse's read waits for the lock
+            while not watch.exec_driver_sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                            "AND pid <> pg_backend_pid()").scalar():
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "rehearse never read the locked table"
+                time.sleep(0.2)
+        subprocess.run(["docker", "kill", name], check=True, capture_output=True)
+        out, err = finish(proc, timeout=60)
     finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         engine.dispose()
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    assert proc.returncode == 3, out + err
+    [line] = err.strip().splitlines()
+    assert line.startswith("migration-harness: error: postgresql: production (postgresql+psycopg2://postgres:***@"
+                           f"127.0.0.1:{port}/postgres) stopped answering while it was read"), line
+    assert "no verdict" in line and "secret" not in line
+    written = json.loads(report.read_text())
+    assert written["exit_code"] == 3 and written["verdict"] == "error" and "stopped answering" in written["error"]
+    assert run_containers(proc.run_id) == set()

@@ -46,6 +46,7 @@ from ..steps import describe_error
 from . import copy, drift
 from .drift import DriftFinding
 from ..estimate.fit import budget_reasons
+from ..faults import last_step, worker_killed
 from .estimates import estimate_pending, unproved as unproved_estimates, with_estimates
 from .proofs import FAILS, UNPROVED as UNPROVED_PROOF, Proof, derive, summary
 from .source import ProductionMoved, Source, ask, locate_sqlite, parse_source_url, read_source
@@ -149,6 +150,8 @@ class _Job:
     steps: list[StepReport] = field(default_factory=list)
     schema_check: CheckResult | None = None
     copied: dict[str, int] = field(default_factory=dict)
+    #: its worker was killed by a signal (SIGKILL from outside, the out-of-memory killer): why, else ``None``
+    killed: str | None = None
 
 
 def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = None) -> RehearseResult:
@@ -200,6 +203,7 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
                 ctx = (run_config, server, dialect, run_id, history, source, say)
                 _in_threads([lambda: _drift(drift_job, *ctx), lambda: _rehearse(rehearsal, pending, *ctx)],
                             "rehearse")
+                _raise_if_worker_killed(dialect, drift_job, rehearsal)
                 _raise_if_throwaway_failed(server, settings, drift_job, rehearsal)
                 estimates = estimate_pending(config.estimates, run_config, server, source, pending, run_id, say, notes)
             proofs_error = _prove(rehearsal, from_url, source, backend, dialect, say)
@@ -302,6 +306,7 @@ def _drift(job: _Job, run_config: Any, server: Server, dialect: str, run_id: str
     """Build production's revision(s) from the migrations on a fresh database and compare production with it."""
     with server.scratch_database() as url:
         outcome = _worker(run_config, url, dialect, run_id, _ancestry(history, source), False, say)
+        job.killed = _killed(outcome, dialect, "the build of production's revision")
         steps, stopped = _ran(outcome, dialect)
         failed = next((s for s in steps if s.status == FAILED), None)
         if failed or stopped:
@@ -325,6 +330,7 @@ def _rehearse(job: _Job, pending: tuple[str, ...], run_config: Any, server: Serv
             job.schema_check = CheckResult("schema_matches_models", SKIPPED, None, "not run: no copy of production")
             return
         outcome = _worker(run_config, url, dialect, run_id, list(pending), True, say)
+        job.killed = _killed(outcome, dialect, "the rehearsal on the copy of production")
         job.steps, stopped = _ran(outcome, dialect)
         if stopped and not any(s.status == FAILED for s in job.steps):
             job.error = f"the rehearsal stopped before its end: {stopped}"
@@ -360,6 +366,22 @@ def _unproved(steps: tuple[StepReport, ...], history: History) -> list[str]:
     """What keeps the verdict from ``safe`` when nothing failed: each proof that could not decide."""
     return [f"{_label(history, step.revision)}: {proof.text}" for step in steps for proof in step.proofs
             if proof.decides == UNPROVED_PROOF]
+
+
+def _killed(outcome: WorkerOutcome, dialect: str, job: str) -> str | None:
+    """Why the worker of ``job`` ended by a signal (SIGKILL from outside, the out-of-memory killer), else ``None``."""
+    if outcome.killed_by is None:
+        return None
+    step = last_step(outcome)
+    return worker_killed(outcome, f"{step}, in {job}" if step else job, dialect)
+
+
+def _raise_if_worker_killed(dialect: str, *jobs: _Job) -> None:
+    """A worker killed from outside proves nothing about the step it was in: no verdict (``error``, exit 3), never
+    ``unsafe`` (nor ``safe``)."""
+    killed = next((job.killed for job in jobs if job.killed), None)
+    if killed:
+        raise DatabaseUnavailable(dialect, f"no verdict: {killed}")
 
 
 def _raise_if_throwaway_failed(server: Server, settings: DatabaseSettings, *jobs: _Job) -> None:

@@ -113,8 +113,15 @@ class ReadOnly:
     counter: list[int]    #: statements sent so far
 
     def failed(self, exc: sa.exc.DBAPIError) -> DatabaseUnavailable:
-        return DatabaseUnavailable(self.dialect, f"reading {self.shown} failed: "
-                                                 f"{first_line(exc.orig or exc, self.hide)}")
+        """Production's error as exit 3: a server that went away mid-read (killed, restarted, failed over, the
+        network dropped) is named as that fault, which no verdict can be drawn from."""
+        words = first_line(exc.orig or exc, self.hide)
+        if exc.connection_invalidated or self.backend.environment_fault(words):
+            return DatabaseUnavailable(self.dialect, f"production ({self.shown}) stopped answering while it was "
+                                                     f"read ({words}): no verdict; nothing was written there (every "
+                                                     "read is in one read-only transaction): rehearse again once "
+                                                     "it answers")
+        return DatabaseUnavailable(self.dialect, f"reading {self.shown} failed: {words}")
 
 
 @contextmanager
