@@ -25,9 +25,10 @@ def _status(status: str) -> str:
 
 
 def check_line(dialect: str, check: CheckResult) -> str:
-    """``sqlite      upgrade                  passed   8 revisions applied…``: one line per check."""
+    """``sqlite      upgrade                  passed   8 revisions applied…``: one line per check (``upgrade[users]``
+    on the bind ``users`` of a multi-database app)."""
     where = f" at {check.revision}" if check.revision and check.status != PASSED else ""
-    return f"{dialect:<11} {check.name:<24} {_status(check.status)}{where}  {check.message}".rstrip()
+    return f"{dialect:<11} {check.label:<24} {_status(check.status)}{where}  {check.message}".rstrip()
 
 
 def difference_lines(check: CheckResult) -> list[str]:
@@ -68,7 +69,8 @@ class TextReporter:
         if not self.steps:
             return
         where = f"{step.get('index', '?')}/{step.get('total', '?')}"
-        self._echo(f"{dialect:<11} {step.get('check') or '':<24} {step['direction']:<4} {where:>7}  "
+        check = (step.get("check") or "") + (f"[{step['bind']}]" if step.get("bind") is not None else "")
+        self._echo(f"{dialect:<11} {check:<24} {step['direction']:<4} {where:>7}  "
                    f"{step['revision']} {step.get('message') or ''}".rstrip())
 
     def sql_statement(self, dialect: str, statement: str) -> None:
@@ -156,7 +158,7 @@ def summary(result: RunResult, checks: bool = False) -> str:
     lines += ["", click.style("Summary", bold=True) + (f" (head {result.head}{start})" if result.head else "")]
     for db in result.databases:
         failed = [c for c in db.checks if c.status in (FAILED, ERROR)]
-        detail = ", ".join(f"{c.name}{' at ' + c.revision if c.revision else ''}"
+        detail = ", ".join(f"{c.label}{' at ' + c.revision if c.revision else ''}"
                            + (f" (same as {c.same_as})" if c.same_as else "") for c in failed) or db.message
         fault = next((c for c in failed if c.fault), None)
         if fault:  # the environment, not the migrations: say it once, with what struck and where

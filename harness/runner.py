@@ -104,6 +104,9 @@ class History:
     sqlite_base: str = ""
     #: where the app ran: Python's and its packages' versions in the app's interpreter
     versions: dict[str, str] = field(default_factory=dict)
+    #: a multi-database app: bind key → the dialect its configured URL pins it to, or ``None`` (it follows the
+    #: database under test); ``None`` for a single-database app
+    binds: dict[str, str | None] | None = None
 
 
 def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[str, ...], run_id: str) -> dict[str, Any]:
@@ -112,7 +115,7 @@ def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[st
             "from": config.from_revision, "to": config.to_revision,
             "allow_multiple_heads": config.allow_multiple_heads, "lock_timeout_s": config.lock_timeout_s,
             "echo_sql": config.echo_sql, "python": config.python, "drivers": _driver_urls(config),
-            "baseline": config.baseline, "env": [list(pair) for pair in config.env]}
+            "baseline": config.baseline, "env": [list(pair) for pair in config.env], "multidb": config.multidb}
 
 
 def _driver_urls(config: RunConfig) -> list[str]:
@@ -146,8 +149,9 @@ def preflight(config: RunConfig, run_id: str) -> History:
         reason = outcome.crash or f"loading the app took longer than {config.step_timeout_s:g}s"
         raise ConfigError(f"cannot load the app {config.app}: {reason}")
     h = history[0]
+    layout = h.get("multidb")
     return History(tuple(Revision.from_dict(r) for r in h["revisions"]), tuple(h["heads"]), h["directory"],
-                   h.get("sqlite_base", ""), h.get("versions", {}))
+                   h.get("sqlite_base", ""), h.get("versions", {}), layout["binds"] if layout else None)
 
 
 class Preflight:
@@ -186,6 +190,22 @@ class Preflight:
         if self.error is not None:
             raise self.error
         return self.extra
+
+
+def binds_here(binds: dict[str, str | None] | None, dialect: str, selected: list[str],
+               planned: tuple[str, ...]) -> tuple[list[str], list[CheckResult]]:
+    """A multi-database app's binds checked on this database (those that follow the database under test, and
+    those pinned to its dialect), and a ``skipped`` verdict per planned check for each bind pinned to a dialect
+    that is not among ``--db`` (``selected``); a bind pinned to another selected dialect is checked there."""
+    here, skipped = [], []
+    for key, pinned in (binds or {}).items():
+        if pinned is None or pinned == dialect:
+            here.append(key)
+        elif pinned not in selected:
+            why = (f"not run: SQLALCHEMY_BINDS[{key!r}] is a {pinned} URL (the main database's is not), so this bind "
+                   f"is checked on {pinned} only, which is not among --db; add {pinned} to --db to check it")
+            skipped += [CheckResult(name, SKIPPED, None, why, bind=key) for name in planned]
+    return here, skipped
 
 
 def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: str) -> list[CheckResult]:
@@ -259,16 +279,27 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
                 sessions.extra = announce()
                 unavailable: list[DatabaseUnavailable] = []
                 plans = plan_sessions(config.checks)  # --baseline: its window's upgrade is not the stairway's
-                for plan in (plans if config.baseline else merge_passes(plans)):
-                    gone = _server_gone(checks, server)
-                    if gone:  # a dead or frozen server: the sessions after it cannot run either
-                        checks.extend(_not_run(plan, gone, settings.dialect, reporter))
-                        continue
-                    try:
-                        _run_pass(sessions, settings, plan, config, reporter, steps, retries, checks)
-                    except DatabaseUnavailable as exc:  # e.g. no scratch database for one session: keep the others'
-                        unavailable.append(exc)
-            checks.sort(key=lambda c: ORDER.index(c.name) if c.name in ORDER else len(ORDER))
+                binds = gate.history.binds if gate is not None and gate.history is not None else None
+                here, elsewhere = binds_here(binds, settings.dialect, [d.dialect for d in config.databases],
+                                             tuple(n for plan in _bind_plans(plans, "") for n in plan))
+                if binds is not None:
+                    sessions.use_binds(here)
+                for bind in (None, *here):  # a multi-database app: each database's chain in sessions of its own
+                    for plan in _bind_plans(plans if config.baseline else merge_passes(plans), bind):
+                        gone = _server_gone(checks, server)
+                        if gone:  # a dead or frozen server: the sessions after it cannot run either
+                            checks.extend(_not_run(plan, gone, settings.dialect, reporter, bind))
+                            continue
+                        try:
+                            _run_pass(sessions, settings, plan, config, reporter, steps, retries, checks, bind)
+                        except DatabaseUnavailable as exc:  # e.g. no scratch database for one session: keep the others'
+                            unavailable.append(exc)
+                for result in elsewhere:
+                    reporter.check_finished(settings.dialect, result)
+                checks.extend(elsewhere)
+            order = {bind: i for i, bind in enumerate((None, *(binds or {})))}
+            checks.sort(key=lambda c: (order.get(c.bind, len(order)),
+                                       ORDER.index(c.name) if c.name in ORDER else len(ORDER)))
             if unavailable:
                 raise unavailable[0]
     except DatabaseUnavailable as exc:
@@ -287,6 +318,15 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
     return result
 
 
+def _bind_plans(plans: list[tuple[str, ...]], bind: str | None) -> list[tuple[str, ...]]:
+    """The sessions of one database of a multi-database app: a bind's have no ``single_head`` (the history is the
+    one of the main database's, checked once)."""
+    if bind is None:
+        return plans
+    trimmed = [tuple(c for c in plan if c != "single_head") for plan in plans]
+    return [plan for plan in trimmed if plan]
+
+
 def _leftovers(servers: list[Server]) -> tuple[str, ...]:
     return tuple(servers[0].leftovers) if servers else ()
 
@@ -300,22 +340,24 @@ def _server_gone(checks: list[CheckResult], server: Server) -> str:
     return f"the server cannot be used any more ({gone}; see {struck.name})" if gone else ""
 
 
-def _not_run(names: tuple[str, ...], why: str, dialect: str, reporter: Reporter) -> list[CheckResult]:
-    results = [CheckResult(name, SKIPPED, None, f"not run: {why}") for name in names]
+def _not_run(names: tuple[str, ...], why: str, dialect: str, reporter: Reporter,
+             bind: str | None = None) -> list[CheckResult]:
+    results = [CheckResult(name, SKIPPED, None, f"not run: {why}", bind=bind) for name in names]
     for result in results:
         reporter.check_finished(dialect, result)
     return results
 
 
 def _run_pass(sessions: DatabaseSessions, settings: DatabaseSettings, planned: tuple[str, ...], config: RunConfig,
-              reporter: Reporter, steps: list[dict[str, Any]], retries: list[str], out: list[CheckResult]) -> None:
+              reporter: Reporter, steps: list[dict[str, Any]], retries: list[str], out: list[CheckResult],
+              bind: str | None = None) -> None:
     """A planned session, its verdicts added to ``out`` as soon as they are known; a merged pass
     (:func:`merge_passes`) whose stairway did not pass keeps only the verdicts before the upgrade, and the chain's
     checks get a session of their own on a fresh database, as before."""
     if "stairway" not in planned or "upgrade" not in planned:
-        out.extend(_run_session(sessions, settings, planned, config, reporter, steps, retries))
+        out.extend(_run_session(sessions, settings, planned, config, reporter, steps, retries, bind=bind))
         return
-    results = _run_session(sessions, settings, planned, config, reporter, steps, retries, merged=True)
+    results = _run_session(sessions, settings, planned, config, reporter, steps, retries, merged=True, bind=bind)
     if any(r.name == "stairway" and r.status == PASSED for r in results):
         out.extend(results)
         return
@@ -324,14 +366,14 @@ def _run_pass(sessions: DatabaseSessions, settings: DatabaseSettings, planned: t
     gone = _server_gone(out, sessions.server)
     rest = tuple(name for name in planned if name not in done)
     if gone:
-        out.extend(_not_run(rest, gone, settings.dialect, reporter))
+        out.extend(_not_run(rest, gone, settings.dialect, reporter, bind))
         return
-    out.extend(_run_session(sessions, settings, rest, config, reporter, steps, retries))
+    out.extend(_run_session(sessions, settings, rest, config, reporter, steps, retries, bind=bind))
 
 
 def _run_session(sessions: DatabaseSessions, settings: DatabaseSettings, planned: tuple[str, ...],
                  config: RunConfig, reporter: Reporter, steps: list[dict[str, Any]], retries: list[str],
-                 merged: bool = False) -> list[CheckResult]:
+                 merged: bool = False, bind: str | None = None) -> list[CheckResult]:
     """One session on a fresh scratch database; each passing check is reported as it ends, a failing one
     once its cause is known (an environment fault, see :mod:`harness.faults`; for ``data``, see
     :func:`_explain_data_failure`). A session whose server dropped it and came back runs once more, on a fresh
@@ -341,23 +383,24 @@ def _run_session(sessions: DatabaseSessions, settings: DatabaseSettings, planned
     for attempt in (1, 2):
         reported: set[str] = set()
         outcome = _session(sessions, dialect, planned, reporter, hold=frozenset({"data"}), reported=reported,
-                           stairway_is_upgrade=merged)
+                           stairway_is_upgrade=merged, **({"bind": bind} if bind is not None else {}))
         expected = planned
         stairway = [e for e in outcome.of_kind("check") if e["name"] == "stairway"]
         if merged and not (stairway and stairway[0]["status"] == PASSED):  # the chain's checks run apart
             expected = planned[:planned.index("stairway") + 1]
             outcome.events[:] = [e for e in outcome.events if not (e.get("event") == "check" and e["name"] not in
                                                                    expected or e.get("shared_with"))]
-        classified = classify(_session_results(outcome, expected, dialect), outcome, server, settings)
+        classified = classify(_for_bind(_session_results(outcome, expected, dialect), bind), outcome, server,
+                              settings)
         if classified.retry is None or attempt == 2 or not wait_for_server(server):
             break
-        retries.append(f"{', '.join(planned)}: run again on a fresh scratch database after {classified.retry}")
+        retries.append(f"{', '.join(f'{n}[{bind}]' if bind else n for n in planned)}: run again on a fresh scratch database after {classified.retry}")
     steps.extend({k: v for k, v in e.items() if k != "event"} for e in outcome.of_kind("step_done"))
     results = classified.results
     suspects = outcome.of_kind("data_suspects")
     for index, result in enumerate(results):
         if result.name == "data" and result.status == FAILED and suspects:
-            results[index] = _explain_data_failure(sessions, result, suspects[0])
+            results[index] = _explain_data_failure(sessions, result, suspects[0], bind)
     for late in results:
         if late.name not in reported:
             reporter.check_finished(dialect, late)
@@ -380,21 +423,32 @@ def _session(sessions: DatabaseSessions, dialect: str, planned: tuple[str, ...],
     return sessions.run({"checks": list(planned), **extra}, on_event)
 
 
-def _probe_passes(sessions: DatabaseSessions, revision: str, nulls: list[list[str]]) -> bool:
-    outcome = _session(sessions, "", ("data",), None, data_probe=probe_spec(revision, nulls))
+def _for_bind(results: list[CheckResult], bind: str | None) -> list[CheckResult]:
+    """A multi-database app's session on bind ``bind``: the verdicts the runner made itself (a check the worker
+    never reached, a timeout) name the bind like the worker's own (see :func:`harness.worker.for_bind`)."""
+    if bind is None:
+        return results
+    return [r if r.bind == bind else replace(r, bind=bind, message=f"bind {bind}: {r.message}"
+                                             if r.status in (FAILED, ERROR) else r.message) for r in results]
+
+
+def _probe_passes(sessions: DatabaseSessions, revision: str, nulls: list[list[str]], bind: str | None) -> bool:
+    outcome = _session(sessions, "", ("data",), None, data_probe=probe_spec(revision, nulls),
+                       **({"bind": bind} if bind is not None else {}))
     return any(e["name"] == "data" and e["status"] == PASSED for e in outcome.of_kind("check"))
 
 
-def _explain_data_failure(sessions: DatabaseSessions, result: CheckResult, suspects: dict[str, Any]) -> CheckResult:
+def _explain_data_failure(sessions: DatabaseSessions, result: CheckResult, suspects: dict[str, Any],
+                          bind: str | None = None) -> CheckResult:
     """Tell a data-shape assumption from a broken migration: the generated rows put NULL in nullable columns,
     and a data migration that assumes a value (``row.domain_name.lower()``) fails on them. Replay the chain on
     a fresh database with no generated NULL: if the step then passes, find the column (one NULL-holding column
     at a time) and say so; the verdict stays ``failed``, since the schema allows those NULLs."""
     revision, columns = suspects["revision"], suspects["columns"][:MAX_SUSPECTS]
-    if not _probe_passes(sessions, revision, []):
+    if not _probe_passes(sessions, revision, [], bind):
         return result
     culprit = next((c for c in columns if len(columns) == 1
-                    or not _probe_passes(sessions, revision, [c])), None)
+                    or not _probe_passes(sessions, revision, [c], bind)), None)
     where = (f"{culprit[0]}.{culprit[1]} is NULL" if culprit
              else "some of " + ", ".join(f"{t}.{c}" for t, c in columns) + " are NULL")
     return replace(result, message=f"{result.message}; it fails only when {where}, which the schema allows "
