@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import sqlalchemy as sa
+from sqlalchemy.engine.url import make_url
 
 #: the engine name Flask-Migrate's multidb env.py gives the main database
 MAIN_ENGINE = ""
@@ -88,7 +89,7 @@ def backend_name(url: Any) -> str | None:
     if not url:
         return None
     try:
-        name = sa.engine.make_url(str(url)).get_backend_name()
+        name = make_url(str(url)).get_backend_name()
     except Exception:  # noqa: BLE001 - an unparsable URL: Flask-SQLAlchemy says so when the app starts
         return None
     return {"mariadb": "mysql", "postgres": "postgresql"}.get(name, name)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import sqlalchemy as sa
+from sqlalchemy.engine.url import make_url
 from alembic.script import ScriptDirectory
 
 from .app_env import multidb_layout, open_app_env
@@ -76,7 +77,7 @@ def on_scratch_database(conn: Any, scratch: Any) -> bool:
 
 def _scratch_urls(spec: dict[str, Any]) -> list[Any]:
     """The scratch databases of this worker: the main one, and a multi-database app's binds'."""
-    return [sa.engine.make_url(u) for u in (spec["url"], *(spec.get("bind_urls") or {}).values())]
+    return [make_url(u) for u in (spec["url"], *(spec.get("bind_urls") or {}).values())]
 
 
 def _limit_lock_waits(spec: dict[str, Any], statements: list[str]) -> None:
