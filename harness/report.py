@@ -119,11 +119,23 @@ def verdict_text(result: RunResult) -> str:
     if not result.ok:
         return f"not ok (exit {result.exit_code})"
     skipped = [db for db in result.databases if db.status == SKIPPED]
+    binds = _unverified_binds(result)
+    if binds:  # a multidb app's bind pinned to a dialect not among --db: not a pass of that database
+        return ("passed, but " + ", ".join(f"bind {b}" for b in binds) + " not verified (every check of it "
+                "skipped: pinned to a dialect not among --db)")
     if not skipped:
         return "every check passed"
     passed = ", ".join(db.dialect for db in result.databases if db.status != SKIPPED)
     why = "; ".join(f"{db.dialect} skipped: {db.message.split(':', 1)[0] or 'skipped'}" for db in skipped)
     return f"passed on {passed}; {why}"
+
+
+def _unverified_binds(result: RunResult) -> list[str]:
+    """A multi-database app's binds whose every check, on every database, was skipped."""
+    seen: dict[str, bool] = {}
+    for check in (c for db in result.databases for c in db.checks if c.bind is not None):
+        seen[check.bind] = seen.get(check.bind, True) and check.status == SKIPPED  # type: ignore[index]
+    return [bind for bind, unverified in seen.items() if unverified]
 
 
 def verdict_line(result: RunResult) -> str:
