@@ -133,13 +133,16 @@ def _driver_urls(config: RunConfig) -> list[str]:
     return schemes
 
 
-def preflight(config: RunConfig, run_id: str) -> History:
+def preflight(config: RunConfig, run_id: str, multidb: bool = False) -> History:
     """Load the app and read the revision graph on a throwaway SQLite file, before any database is started,
-    so a bad ``--app`` or a broken migrations directory costs no container and leaves nothing behind."""
+    so a bad ``--app`` or a broken migrations directory costs no container and leaves nothing behind.
+    ``multidb``: the caller checks multi-database apps (``run``), so a multidb env.py is described
+    (:attr:`History.binds`), not refused as the single-database commands refuse it."""
     directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{run_id}_preflight_"))
     try:
         url = f"sqlite:///{directory / 'preflight.db'}"
-        outcome = run_worker(_spec(config, url, "sqlite", "inspect", config.checks, run_id), cwd=config.cwd,
+        spec = {**_spec(config, url, "sqlite", "inspect", config.checks, run_id), "multidb_ok": multidb}
+        outcome = run_worker(spec, cwd=config.cwd,
                              step_timeout_s=config.step_timeout_s, secrets=[])
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -169,7 +172,7 @@ class Preflight:
 
     def _run(self, run_id: str) -> None:
         try:
-            self.history = preflight(self.config, run_id)
+            self.history = preflight(self.config, run_id, multidb=True)
             if self.config.since:
                 self.since = since_split(self.config.since, self.config.cwd, self.history.revisions)
                 self.extra = {"since": self.config.since, "applied": self.since["applied"]}

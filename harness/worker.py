@@ -132,7 +132,7 @@ def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     bind_directory = Path(spec["bind_directory"])
     bind_urls = spec.get("bind_urls") if spec["mode"] in ("chain", "serve") else None
     env = open_app_env(spec["app"], spec["url"], spec.get("migrations"), bind_directory, bind_urls,
-                       inspect_only=spec["mode"] == "inspect")
+                       inspect_only=spec["mode"] == "inspect" and bool(spec.get("multidb_ok")))
     with env.app.app_context():
         _run_in_app(spec, env, emit)
 
