@@ -177,8 +177,10 @@ class ModelComparison:
                 if model is None and database is None:
                     continue
                 if model is None or database is None:
-                    out.append(Difference("column", name, column.name, "identity", _identity_text(model),
-                                          _identity_text(database)))
+                    shown = _identity_text(model)
+                    if model is None and isinstance(column.default, sa.Sequence):  # the ORM numbers rows with it
+                        shown = f"none (Sequence {column.default.name})"
+                    out.append(Difference("column", name, column.name, "identity", shown, _identity_text(database)))
                     continue
                 wanted = {k: getattr(model, k, None) for k in _IDENTITY_OPTIONS}
                 differs = bool(getattr(model, "always", False)) != bool(database.get("always")) or any(
