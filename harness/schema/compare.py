@@ -145,9 +145,18 @@ class ModelComparison:
         """
         out = []
         inspector = sa.inspect(self.conn)
+        sequences: set[str] | None = None
         for table, name in self._tables():
             reflected = {c["name"]: c.get("autoincrement") for c in inspector.get_columns(name)}
             for column in table.columns:
+                sequence = _numbering_sequence(column, self.dialect)
+                if sequence is not None:  # the ORM numbers rows with nextval(sequence): the column has no default
+                    if sequences is None:
+                        sequences = set(inspector.get_sequence_names())
+                    if sequence.name not in sequences:
+                        out.append(Difference("sequence", name, sequence.name, "missing",
+                                              detail=f"(numbers {name}.{column.name})"))
+                    continue
                 database = reflected.get(column.name)
                 if not isinstance(database, bool):
                     continue
@@ -283,6 +292,16 @@ class ModelComparison:
 
 #: identity options a model may set (``sa.Identity(start=..., ...)``), compared when it sets them
 _IDENTITY_OPTIONS = ("start", "increment", "minvalue", "maxvalue", "cycle", "cache")
+
+
+def _numbering_sequence(column: sa.Column, dialect: Any) -> sa.Sequence | None:
+    """The model's ``Sequence`` that numbers ``column`` on this dialect (one that has sequences: PostgreSQL,
+    MariaDB 10.3+), else ``None``. There ``create_all`` makes the sequence and a column without a default, and the
+    ORM inserts ``nextval``; an ``optional`` sequence gives way to SERIAL / AUTO_INCREMENT."""
+    default = column.default
+    if isinstance(default, sa.Sequence) and not default.optional and getattr(dialect, "supports_sequences", False):
+        return default
+    return None
 
 
 def _without_identity(inspector: Any, table: sa.Table, column_info: dict[str, Any]) -> None:
