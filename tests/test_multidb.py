@@ -8,7 +8,9 @@ from pathlib import Path
 
 from multidb_project import (ADD_COLUMNS, ANALYTICS, ANALYTICS_MODELS, CREATE, MODELS, MultiRev, good_chain,
                              make_multidb_project)
-from stacks import STACK_2020, stack_python
+import pytest
+
+from stacks import STACK_2020, STACK_2022, stack_python
 
 ALL = ("sqlite", "postgresql", "mysql")
 CHAIN_CHECKS = ["upgrade", "schema_matches_models", "no_pending_autogenerate", "downgrade", "leaves_no_trace",
@@ -124,10 +126,12 @@ def test_a_bind_pinned_to_another_dialect_is_checked_there_or_skipped_with_the_r
                                           "pinned to a dialect not among --db)"), alone.stdout
 
 
-def test_flask_sqlalchemy_2_binds_are_found_by_their_bind_key(harness, tmp_path: Path) -> None:
-    """Flask-SQLAlchemy 2 keeps every bind's tables on one MetaData (``info['bind_key']``), and Flask-Migrate 2.5's
-    multidb env.py builds each engine from alembic's config: the same verdicts, in the app's own 2020 stack."""
-    python = str(stack_python("3.9", STACK_2020))
+@pytest.mark.parametrize("stack", [("3.9", STACK_2020), ("3.11", STACK_2022)], ids=["fsa2.4-2020", "fsa2.5-2022"])
+def test_flask_sqlalchemy_2_binds_are_found_by_their_bind_key(stack, harness, tmp_path: Path) -> None:
+    """Flask-SQLAlchemy 2.4 / 2.5 keep every bind's tables on one MetaData (``info['bind_key']``), and Flask-Migrate
+    2.5's multidb env.py builds each engine from alembic's config, 3.1's asks ``db.get_engine(bind=...)``: the same
+    verdicts, in the app's own stack."""
+    python = str(stack_python(*stack))
     good = harness(make_multidb_project(tmp_path / "good", good_chain(), python=python), "--python", python,
                    db=("sqlite", "postgresql"))
     assert good.exit_code == 0, good.stdout + good.stderr
