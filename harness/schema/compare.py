@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from ..compat import autoincrement_column, identity_of
+from ..compat import autoincrement_column, has_sequence, identity_of
 from .differences import Difference
 from .reflect import type_text
 
@@ -145,15 +145,12 @@ class ModelComparison:
         """
         out = []
         inspector = sa.inspect(self.conn)
-        sequences: set[str] | None = None
         for table, name in self._tables():
             reflected = {c["name"]: c.get("autoincrement") for c in inspector.get_columns(name)}
             for column in table.columns:
                 sequence = _numbering_sequence(column, self.dialect)
                 if sequence is not None:  # the ORM numbers rows with nextval(sequence): the column has no default
-                    if sequences is None:
-                        sequences = set(inspector.get_sequence_names())
-                    if sequence.name not in sequences:
+                    if not has_sequence(self.conn, sequence.name):
                         out.append(Difference("sequence", name, sequence.name, "missing",
                                               detail=f"(numbers {name}.{column.name})"))
                     continue
