@@ -8,17 +8,21 @@ at a time (:func:`only_engine`): the env.py runs as written, but ``run_migration
 under test only, so a defect in one bind's chain fails on that bind and revision and the others' chains are
 still checked to the end.
 
-Runs inside the worker (the app's interpreter): standard library, alembic and the app's Flask-SQLAlchemy only.
+The worker's side (the app's interpreter: standard library, SQLAlchemy, alembic and the app's Flask-SQLAlchemy
+only) comes first; the parent's (which databases each run checks, how runner-made verdicts name the bind) last.
 """
 from __future__ import annotations
 
 import contextlib
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine.url import make_url
+
+from .results import ERROR, FAILED, SKIPPED, CheckResult
 
 #: the engine name Flask-Migrate's multidb env.py gives the main database
 MAIN_ENGINE = ""
@@ -108,5 +112,41 @@ def pinned_binds(main_url: Any, binds: dict[Any, Any]) -> dict[str, str | None]:
     return out
 
 
-__all__ = ["MAIN_ENGINE", "backend_name", "bind_engine", "bind_metadata", "is_multidb_env", "only_engine",
+# -- the parent's side: which sessions each database gets, and how its verdicts name it ------------------------
+
+def binds_here(binds: dict[str, str | None] | None, dialect: str, selected: list[str],
+               planned: tuple[str, ...]) -> tuple[list[str], list[CheckResult]]:
+    """A multi-database app's binds checked on this database (those that follow the database under test, and
+    those pinned to its dialect), and a ``skipped`` verdict per planned check for each bind pinned to a dialect
+    that is not among ``--db`` (``selected``); a bind pinned to another selected dialect is checked there."""
+    here, skipped = [], []
+    for key, pinned in (binds or {}).items():
+        if pinned is None or pinned == dialect:
+            here.append(key)
+        elif pinned not in selected:
+            why = (f"not run: SQLALCHEMY_BINDS[{key!r}] is a {pinned} URL (the main database's is not), so this bind "
+                   f"is checked on {pinned} only, which is not among --db; add {pinned} to --db to check it")
+            skipped += [CheckResult(name, SKIPPED, None, why, bind=key) for name in planned]
+    return here, skipped
+
+
+def bind_plans(plans: list[tuple[str, ...]], bind: str | None) -> list[tuple[str, ...]]:
+    """The sessions of one database of a multi-database app: a bind's have no ``single_head`` (the history is the
+    one of the main database's, checked once)."""
+    if bind is None:
+        return plans
+    trimmed = [tuple(c for c in plan if c != "single_head") for plan in plans]
+    return [plan for plan in trimmed if plan]
+
+
+def for_bind_results(results: list[CheckResult], bind: str | None) -> list[CheckResult]:
+    """A multi-database app's session on bind ``bind``: the verdicts the runner made itself (a check the worker
+    never reached, a timeout) name the bind like the worker's own (see :func:`harness.worker.for_bind`)."""
+    if bind is None:
+        return results
+    return [r if r.bind == bind else replace(r, bind=bind, message=f"bind {bind}: {r.message}"
+                                             if r.status in (FAILED, ERROR) else r.message) for r in results]
+
+
+__all__ = ["bind_plans", "binds_here", "for_bind_results", "MAIN_ENGINE", "backend_name", "bind_engine", "bind_metadata", "is_multidb_env", "only_engine",
            "pinned_binds"]

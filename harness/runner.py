@@ -20,6 +20,7 @@ from .faults import SERVER_FROZEN, SERVER_GONE, WORKER_KILLED, classify, wait_fo
 from .history import Revision
 from .steps import step_phrase
 from .process import WorkerOutcome, cancel_workers, reset_cancel, run_worker
+from .multidb import bind_plans, binds_here, for_bind_results
 from .sessions import DatabaseSessions
 from .since import since_split
 from .redact import secrets_of
@@ -195,22 +196,6 @@ class Preflight:
         return self.extra
 
 
-def binds_here(binds: dict[str, str | None] | None, dialect: str, selected: list[str],
-               planned: tuple[str, ...]) -> tuple[list[str], list[CheckResult]]:
-    """A multi-database app's binds checked on this database (those that follow the database under test, and
-    those pinned to its dialect), and a ``skipped`` verdict per planned check for each bind pinned to a dialect
-    that is not among ``--db`` (``selected``); a bind pinned to another selected dialect is checked there."""
-    here, skipped = [], []
-    for key, pinned in (binds or {}).items():
-        if pinned is None or pinned == dialect:
-            here.append(key)
-        elif pinned not in selected:
-            why = (f"not run: SQLALCHEMY_BINDS[{key!r}] is a {pinned} URL (the main database's is not), so this bind "
-                   f"is checked on {pinned} only, which is not among --db; add {pinned} to --db to check it")
-            skipped += [CheckResult(name, SKIPPED, None, why, bind=key) for name in planned]
-    return here, skipped
-
-
 def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: str) -> list[CheckResult]:
     """Checks the worker reported, then a verdict for each planned check it never reached."""
     results = [CheckResult.from_dict(e) for e in outcome.of_kind("check")]
@@ -284,11 +269,11 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
                 plans = plan_sessions(config.checks)  # --baseline: its window's upgrade is not the stairway's
                 binds = gate.history.binds if gate is not None and gate.history is not None else None
                 here, elsewhere = binds_here(binds, settings.dialect, [d.dialect for d in config.databases],
-                                             tuple(n for plan in _bind_plans(plans, "") for n in plan))
+                                             tuple(n for plan in bind_plans(plans, "") for n in plan))
                 if binds is not None:
                     sessions.use_binds(here)
                 for bind in (None, *here):  # a multi-database app: each database's chain in sessions of its own
-                    for plan in _bind_plans(plans if config.baseline else merge_passes(plans), bind):
+                    for plan in bind_plans(plans if config.baseline else merge_passes(plans), bind):
                         gone = _server_gone(checks, server)
                         if gone:  # a dead or frozen server: the sessions after it cannot run either
                             checks.extend(_not_run(plan, gone, settings.dialect, reporter, bind))
@@ -319,15 +304,6 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
                             leftovers=_leftovers(servers), retries=tuple(retries))
     reporter.database_finished(result)
     return result
-
-
-def _bind_plans(plans: list[tuple[str, ...]], bind: str | None) -> list[tuple[str, ...]]:
-    """The sessions of one database of a multi-database app: a bind's have no ``single_head`` (the history is the
-    one of the main database's, checked once)."""
-    if bind is None:
-        return plans
-    trimmed = [tuple(c for c in plan if c != "single_head") for plan in plans]
-    return [plan for plan in trimmed if plan]
 
 
 def _leftovers(servers: list[Server]) -> tuple[str, ...]:
@@ -393,7 +369,7 @@ def _run_session(sessions: DatabaseSessions, settings: DatabaseSettings, planned
             expected = planned[:planned.index("stairway") + 1]
             outcome.events[:] = [e for e in outcome.events if not (e.get("event") == "check" and e["name"] not in
                                                                    expected or e.get("shared_with"))]
-        classified = classify(_for_bind(_session_results(outcome, expected, dialect), bind), outcome, server,
+        classified = classify(for_bind_results(_session_results(outcome, expected, dialect), bind), outcome, server,
                               settings)
         if classified.retry is None or attempt == 2 or not wait_for_server(server):
             break
@@ -424,15 +400,6 @@ def _session(sessions: DatabaseSessions, dialect: str, planned: tuple[str, ...],
             reporter.sql_statement(dialect, event["statement"])
 
     return sessions.run({"checks": list(planned), **extra}, on_event)
-
-
-def _for_bind(results: list[CheckResult], bind: str | None) -> list[CheckResult]:
-    """A multi-database app's session on bind ``bind``: the verdicts the runner made itself (a check the worker
-    never reached, a timeout) name the bind like the worker's own (see :func:`harness.worker.for_bind`)."""
-    if bind is None:
-        return results
-    return [r if r.bind == bind else replace(r, bind=bind, message=f"bind {bind}: {r.message}"
-                                             if r.status in (FAILED, ERROR) else r.message) for r in results]
 
 
 def _probe_passes(sessions: DatabaseSessions, revision: str, nulls: list[list[str]], bind: str | None) -> bool:
