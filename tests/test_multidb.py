@@ -156,3 +156,21 @@ def test_multidb_usage_errors(harness, tmp_path: Path) -> None:
     project = make_multidb_project(tmp_path / "q", good_chain())
     run = harness(project, "--baseline", "create-all", db=("sqlite",))
     assert run.exit_code == 2 and "not supported for a multi-database app" in run.stderr, run.stderr
+
+
+def test_a_pytest_item_fails_when_any_database_of_the_app_fails(tmp_path: Path) -> None:
+    """``pytest --migrations``: ``migrations[sqlite-downgrade]`` stands for the downgrade of the main database and
+    of each bind; it fails on the bind's failure and names the bind; the upgrade item passes."""
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    project = make_multidb_project(tmp_path / "p", [CREATE, BROKEN_USERS_DOWNGRADE])
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--migrations", "--migrations-app", "app:create_app",
+                           "--migrations-db", "sqlite", "--migrations-checks", "upgrade,downgrade", "-p",
+                           "no:cacheprovider", "-rA"], cwd=project, env=cli_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAILED ::migrations[sqlite-downgrade]" in proc.stdout and "PASSED ::migrations[sqlite-upgrade]" in proc.stdout
+    assert "downgrade[users] failed on sqlite at revision m002" in proc.stdout, proc.stdout
