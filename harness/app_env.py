@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine.url import URL, make_url
-
-from .binding import bound_elsewhere, check_single_database_env, force_database
+from .binding import CONFIGURED, bind_keys, bound_elsewhere, check_single_database_env, force_database, same_database
 from .compat import default_engine, default_metadata, find_flask_app
+from .multidb import bind_engine, bind_metadata, is_multidb_env
 from .errors import AppLoadError, MigrationsError, WrongDatabaseError
 from .redact import safe_url
 
@@ -30,17 +29,27 @@ class AppEnv:
     migrate_ext: Any
     directory: str
     alembic_config: Any
+    #: a multi-database app (``flask db init --multidb``, each bind on a scratch database of its own)
+    multidb: bool = False
+    #: the database the checks look at: ``None`` the main one, else a bind key (multi-database apps)
+    bind: str | None = None
 
     @property
     def db(self) -> Any:
         return self.migrate_ext.db
 
     def engine(self) -> Any:
-        """The engine Flask-Migrate's env.py migrates with (same lookup as its template; in an app context)."""
+        """The engine Flask-Migrate's env.py migrates with (same lookup as its template; in an app context): the
+        main database's, or the bind's under test."""
+        if self.bind is not None:
+            return bind_engine(self.db, self.bind)
         return default_engine(self.db)
 
     def metadata(self) -> Any:
-        """The app's models: the MetaData of Flask-SQLAlchemy's default bind (``db.metadata``)."""
+        """The app's models: the MetaData of Flask-SQLAlchemy's default bind (``db.metadata``); for a
+        multi-database app, the models of the database under test (:func:`harness.multidb.bind_metadata`)."""
+        if self.multidb:
+            return bind_metadata(self.db, self.bind)
         return default_metadata(self.db)
 
     def env_metadata(self) -> list[Any]:
@@ -71,6 +80,8 @@ class AppEnv:
             others = [m for m in self.env_metadata() if m is not own]
         except Exception:  # noqa: BLE001 - env.py could not run here; its failures show in the other checks
             others = []
+        if self.multidb:  # Flask-SQLAlchemy 2.x: env.py copies the bind's tables into a new MetaData each time
+            others = [m for m in others if set(m.tables) - set(own.tables)]
         return [own, *others]
 
 
@@ -124,42 +135,50 @@ def load_app(import_path: str, url: str) -> tuple[Any, str]:
     return app, root
 
 
-def same_database(expected: str | URL, actual: str | URL) -> bool:
-    """Whether two URLs name the same database on the same server (drivers may differ)."""
-    a, b = make_url(expected), make_url(actual)
-    if a.get_backend_name() != b.get_backend_name():
-        return False
-    if a.get_backend_name() == "sqlite":
-        return bool(a.database) and bool(b.database) and os.path.realpath(a.database) == os.path.realpath(b.database)
-    return (a.host, a.port, a.database, a.username) == (b.host, b.port, b.database, b.username)
-
-
-def open_app_env(import_path: str, url: str, migrations: str | None, bind_directory: Path) -> AppEnv:
+def open_app_env(import_path: str, url: str, migrations: str | None, bind_directory: Path,
+                 bind_urls: dict[str, str] | None = None, inspect_only: bool = False) -> AppEnv:
     """Create the app on ``url``, verify its engine is that database, and build its alembic Config.
 
     Raises :class:`AppLoadError`, :class:`MigrationsError` or :class:`WrongDatabaseError`; the caller must have
-    run nothing against the database yet. Other binds are files under ``bind_directory``.
+    run nothing against the database yet. Other binds are files under ``bind_directory``, but for the scratch
+    databases ``bind_urls`` gives a multi-database app's binds (``None``: a single-database run, which refuses a
+    multi-database env.py unless ``inspect_only``, the preflight that finds out).
     """
-    force_database(url, bind_directory)
+    force_database(url, bind_directory, bind_urls)
     app, root = load_app(import_path, url)
     ext = app.extensions.get("migrate")
     if ext is None:
         raise AppLoadError(f"the app from {import_path} does not set up Flask-Migrate "
                            "(call Migrate(app, db) or migrate.init_app(app, db) in it)")
     directory = migrations_directory(migrations or ext.directory, root)
-    env = AppEnv(app=app, migrate_ext=ext, directory=directory, alembic_config=None)
+    env = AppEnv(app=app, migrate_ext=ext, directory=directory, alembic_config=None, multidb=bind_urls is not None)
     check_migrations_directory(directory)
-    check_single_database_env(Path(directory) / "env.py", app)
+    if bind_urls is None and not inspect_only:
+        check_single_database_env(Path(directory) / "env.py", app)
     with app.app_context():
         actual = env.engine().url
         if not same_database(url, actual):
             raise WrongDatabaseError(expected=safe_url(url), actual=safe_url(actual))
-        elsewhere = bound_elsewhere(app, env.db, bind_directory)
+        elsewhere = bound_elsewhere(app, env.db, bind_directory, bind_urls)
         if elsewhere:
             raise AppLoadError(f"the app's binds {', '.join(elsewhere)} do not point at the harness's throwaway "
                                "files; point --app at a factory without SQLALCHEMY_BINDS")
         env.alembic_config = ext.migrate.get_config(directory)
     return env
+
+
+def multidb_layout(env: AppEnv, forced: bool) -> dict[str, Any] | None:
+    """What the preflight tells the parent about a multi-database app: ``{"binds": {key: pinned dialect or
+    None}}`` when its env.py is the multidb template (or ``--multidb``, ``forced``) and it has binds, else
+    ``None`` (a single-database app). ``--multidb`` on an app without binds is a usage error."""
+    keys = bind_keys(env.app)
+    if not forced and not (keys and is_multidb_env(Path(env.directory) / "env.py")):
+        return None
+    if not keys:
+        raise AppLoadError("--multidb: the app configures no SQLALCHEMY_BINDS, so there is no other database "
+                           "to migrate; drop --multidb")
+    pinned = CONFIGURED["pinned"]
+    return {"binds": {key: pinned.get(key) for key in keys}}
 
 
 def migrations_directory(directory: str, app_root: str) -> str:

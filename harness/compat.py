@@ -105,6 +105,15 @@ def autoincrement_column(table: sa.Table) -> Any:
 
 # -- Flask 1.1 / 2.x -----------------------------------------------------------------------------------------------
 
+def has_sequence(conn: Any, name: str) -> bool:
+    """Whether the connected database has the sequence ``name``: ``Inspector.has_sequence`` (SQLAlchemy 1.4+), else
+    the dialect's own ``has_sequence`` (1.3)."""
+    inspector = sa.inspect(conn)
+    if hasattr(inspector, "has_sequence"):
+        return bool(inspector.has_sequence(name))
+    return bool(conn.dialect.has_sequence(conn, name))
+
+
 def find_flask_app(module: Any, name: str | None) -> Any:
     """The app in ``module`` as ``flask --app module[:name]`` finds it: ``find_app_by_string`` / ``find_best_app``
     of :mod:`flask.cli`, which take a ``ScriptInfo`` first on Flask 1.1 (removed in 2.0)."""
@@ -243,5 +252,5 @@ def with_tmpfs(container: Any, path: str, kwargs: dict[str, Any], size: str | No
 
 __all__ = ["UUID_TYPES", "autoincrement_column", "bind_engines", "container_class", "default_engine", "default_metadata",
            "exec_driver_sql",
-           "find_flask_app", "identity_of", "pending_autogenerate", "row_mapping", "scalars", "select", "strict_zip", "tomllib",
+           "find_flask_app", "has_sequence", "identity_of", "pending_autogenerate", "row_mapping", "scalars", "select", "strict_zip", "tomllib",
            "url_text", "with_tmpfs"]

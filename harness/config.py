@@ -119,6 +119,9 @@ class RunConfig:
     #: variables set in each database's worker before the app loads, ``{dialect}`` / ``{driver}`` / ``{url}``
     #: filled in there (``--env NAME=VALUE``, ``[tool.migration-harness.env]``)
     env: tuple[tuple[str, str], ...] = ()
+    #: check each bind of a multi-database app on a scratch database of its own (``--multidb``); found by itself
+    #: when the app's env.py is Flask-Migrate's multidb template
+    multidb: bool = False
 
 
 #: what people call the databases, as (alias, name): ``postgres``, ``pg``, ``mariadb``
@@ -260,6 +263,7 @@ def build_config(
     python: str | None = None,
     baseline: str | None = None,
     env_vars: tuple[str, ...] = (),
+    multidb: bool | None = None,
     cwd: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RunConfig:
@@ -320,7 +324,11 @@ def build_config(
         raise ConfigError(f"unknown baseline {start!r}{did_you_mean(str(start), BASELINES)}: choose from "
                           f"{', '.join(BASELINES)} (or none: the chain starts from an empty database)")
 
+    if multidb is None:
+        multidb = bool(file.get("multidb", False))
+
     return RunConfig(
+        multidb=multidb,
         python=interpreter,
         baseline=start,
         env=parse_env(env_vars, file.get("env")),

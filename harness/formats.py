@@ -27,15 +27,15 @@ def _detail(check: CheckResult) -> str:
     return "\n".join(lines)
 
 
-def _database_cases(db: DatabaseResult) -> Iterable[tuple[str, str, str, str, float]]:
-    """(name, status, message, detail, seconds) per check; a database that was never provided is one case."""
+def _database_cases(db: DatabaseResult) -> Iterable[tuple[str | None, str, str, str, str, float]]:
+    """(bind, name, status, message, detail, seconds) per check; a database that was never provided is one case."""
     if not db.checks and db.status in (ERROR, SKIPPED):
-        yield "(database)", db.status, db.message, db.message, db.duration_s
+        yield None, "(database)", db.status, db.message, db.message, db.duration_s
         return
     for check in db.checks:
-        yield check.name, check.status, check.message, _detail(check), check.duration_s
+        yield check.bind, check.name, check.status, check.message, _detail(check), check.duration_s
     if db.message and db.status in (ERROR, SKIPPED):  # provided at first, then lost (e.g. a scratch database)
-        yield "(database)", db.status, db.message, db.message, 0.0
+        yield None, "(database)", db.status, db.message, db.message, 0.0
 
 
 def database_labels(result: RunResult) -> list[str]:
@@ -47,7 +47,8 @@ def database_labels(result: RunResult) -> list[str]:
 
 
 def to_junit(result: RunResult, started_at: dt.datetime | None = None) -> str:
-    """One ``testsuite`` per database, one ``testcase`` per check (classname = database, name = check)."""
+    """One ``testsuite`` per database, one ``testcase`` per check (classname = database, name = check; a
+    multi-database app's bind ``users``: classname ``postgresql.users``)."""
     # UTC without an offset: the strictest readers (Jenkins' schema) take no timezone in a timestamp
     when = (started_at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
     stamp = when.replace(microsecond=0, tzinfo=None).isoformat()
@@ -60,8 +61,9 @@ def to_junit(result: RunResult, started_at: dt.datetime | None = None) -> str:
                            ("head", result.head or "")):
             ET.SubElement(properties, "property", name=key, value=value)
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-        for name, status, message, detail, seconds in _database_cases(db):
-            case = ET.SubElement(suite, "testcase", classname=label, name=name, time=f"{seconds:.3f}")
+        for bind, name, status, message, detail, seconds in _database_cases(db):
+            classname = label if bind is None else f"{label}.{bind}"
+            case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{seconds:.3f}")
             counts["tests"] += 1
             if status == FAILED:
                 ET.SubElement(case, "failure", message=message, type="failed").text = detail
@@ -99,13 +101,13 @@ def to_markdown(result: RunResult) -> str:
     lines = [f"## migration-harness: {verdict}", "", f"run `{result.run_id}`{head}", ""]
     names: list[str] = []
     for db in result.databases:
-        names += [c.name for c in db.checks if c.name not in names]
+        names += [c.label for c in db.checks if c.label not in names]
     columns = [f"{db.dialect}" + (f" ({db.server_version})" if db.server_version else "") for db in result.databases]
     lines += ["| check | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
     for name in names:
         cells = []
         for db in result.databases:
-            check = next((c for c in db.checks if c.name == name), None)
+            check = next((c for c in db.checks if c.label == name), None)
             if check is None:
                 cells.append(_MARKS.get(db.status, db.status) if db.message else "")
                 continue
@@ -121,9 +123,9 @@ def to_markdown(result: RunResult) -> str:
     for db, check in problems:
         where = f" at `{check.revision}`" if check.revision else ""
         if check.same_as:  # the root cause is said once, at the check that met it first
-            lines.append(f"- **{db.dialect} · {check.name}**{where}: the same error as `{check.same_as}`")
+            lines.append(f"- **{db.dialect} · {check.label}**{where}: the same error as `{check.same_as}`")
             continue
-        lines.append(f"- **{db.dialect} · {check.name}**{where}: {_cell(check.message)}")
+        lines.append(f"- **{db.dialect} · {check.label}**{where}: {_cell(check.message)}")
         shown = check.differences[:MARKDOWN_DIFFERENCES]
         lines += [f"  - {_cell(str(d.get('text', '')))}" for d in shown]
         if len(check.differences) > len(shown):

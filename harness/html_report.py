@@ -80,7 +80,7 @@ def _cell(db: DatabaseResult, revision: str) -> tuple[str, str]:
     seconds = sum(float(s.get("duration_s", 0)) for s in steps)
     if broken:
         status = FAILED if any(c.status == FAILED for c in broken) else ERROR
-        return status, f"{status} ({', '.join(c.name for c in broken)})"
+        return status, f"{status} ({', '.join(c.label for c in broken)})"
     if steps:
         return (PASSED, f"{seconds:.2f}s") if all(s.get("passed", True) for s in steps) else (FAILED, "failed")
     return "notrun", "–"
@@ -96,8 +96,9 @@ def _failure(label: str, check: CheckResult) -> str:
                     + "</ul>")
     if check.traceback:
         body.append(f"<pre>{html.escape(check.traceback)}</pre>")
-    return (f'<details open class="failure" data-database="{html.escape(label)}" data-check="{check.name}">'
-            f"<summary>{html.escape(label)} · {check.name} {check.status}{html.escape(where)}</summary>"
+    return (f'<details open class="failure" data-database="{html.escape(label)}" data-check="{check.name}"'
+            + (f' data-bind="{html.escape(check.bind)}"' if check.bind is not None else "") + ">"
+            f"<summary>{html.escape(label)} · {html.escape(check.label)} {check.status}{html.escape(where)}</summary>"
             + "".join(body) + "</details>")
 
 

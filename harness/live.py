@@ -56,7 +56,8 @@ class LiveReporter(TextReporter):
         super().database_started(settings)
 
     def step_started(self, dialect: str, step: dict[str, Any]) -> None:
-        phase = (f"{step.get('check') or ''} {'up' if step['direction'] == 'up' else 'down'} "
+        check = (step.get("check") or "") + (f"[{step['bind']}]" if step.get("bind") is not None else "")
+        phase = (f"{check} {'up' if step['direction'] == 'up' else 'down'} "
                  f"{step.get('index', '?')}/{step.get('total', '?')}  {step['revision']} {step.get('message') or ''}")
         with self._live_lock:
             if dialect in self.rows:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .results import PASSED, SKIPPED, RunResult
+from .results import ERROR, FAILED, PASSED, SKIPPED, RunResult
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -87,7 +87,9 @@ class MigrationItem(pytest.Item):
         database = next((d for d in result.databases if d.dialect == self.dialect), None)
         if database is None:
             raise MigrationsFailure(f"{self.dialect} was not run")
-        check = next((c for c in database.checks if c.name == self.check), None)
+        # a multi-database app has the check once per database (bind): the item fails when any of them does
+        matching = [c for c in database.checks if c.name == self.check]
+        check = next((c for c in matching if c.status in (FAILED, ERROR)), None) or next(iter(matching), None)
         if check is None:  # the database could not be provided
             if database.status == SKIPPED:
                 pytest.skip(database.message)
@@ -96,7 +98,7 @@ class MigrationItem(pytest.Item):
             return
         if check.status == SKIPPED:
             pytest.skip(check.message)
-        lines = [f"{check.name} {check.status} on {self.dialect}" + (f" at revision {check.revision}"
+        lines = [f"{check.label} {check.status} on {self.dialect}" + (f" at revision {check.revision}"
                                                                        if check.revision else ""), check.message]
         lines += [f"  - {d.get('text', '')}" for d in check.differences]
         if check.traceback:

@@ -25,9 +25,10 @@ def _status(status: str) -> str:
 
 
 def check_line(dialect: str, check: CheckResult) -> str:
-    """``sqlite      upgrade                  passed   8 revisions applied…``: one line per check."""
+    """``sqlite      upgrade                  passed   8 revisions applied…``: one line per check (``upgrade[users]``
+    on the bind ``users`` of a multi-database app)."""
     where = f" at {check.revision}" if check.revision and check.status != PASSED else ""
-    return f"{dialect:<11} {check.name:<24} {_status(check.status)}{where}  {check.message}".rstrip()
+    return f"{dialect:<11} {check.label:<24} {_status(check.status)}{where}  {check.message}".rstrip()
 
 
 def difference_lines(check: CheckResult) -> list[str]:
@@ -68,7 +69,8 @@ class TextReporter:
         if not self.steps:
             return
         where = f"{step.get('index', '?')}/{step.get('total', '?')}"
-        self._echo(f"{dialect:<11} {step.get('check') or '':<24} {step['direction']:<4} {where:>7}  "
+        check = (step.get("check") or "") + (f"[{step['bind']}]" if step.get("bind") is not None else "")
+        self._echo(f"{dialect:<11} {check:<24} {step['direction']:<4} {where:>7}  "
                    f"{step['revision']} {step.get('message') or ''}".rstrip())
 
     def sql_statement(self, dialect: str, statement: str) -> None:
@@ -117,11 +119,23 @@ def verdict_text(result: RunResult) -> str:
     if not result.ok:
         return f"not ok (exit {result.exit_code})"
     skipped = [db for db in result.databases if db.status == SKIPPED]
+    binds = _unverified_binds(result)
+    if binds:  # a multidb app's bind pinned to a dialect not among --db: not a pass of that database
+        return ("passed, but " + ", ".join(f"bind {b}" for b in binds) + " not verified (every check of it "
+                "skipped: pinned to a dialect not among --db)")
     if not skipped:
         return "every check passed"
     passed = ", ".join(db.dialect for db in result.databases if db.status != SKIPPED)
     why = "; ".join(f"{db.dialect} skipped: {db.message.split(':', 1)[0] or 'skipped'}" for db in skipped)
     return f"passed on {passed}; {why}"
+
+
+def _unverified_binds(result: RunResult) -> list[str]:
+    """A multi-database app's binds whose every check, on every database, was skipped."""
+    seen: dict[str, bool] = {}
+    for check in (c for db in result.databases for c in db.checks if c.bind is not None):
+        seen[check.bind] = seen.get(check.bind, True) and check.status == SKIPPED  # type: ignore[index]
+    return [bind for bind, unverified in seen.items() if unverified]
 
 
 def verdict_line(result: RunResult) -> str:
@@ -156,7 +170,7 @@ def summary(result: RunResult, checks: bool = False) -> str:
     lines += ["", click.style("Summary", bold=True) + (f" (head {result.head}{start})" if result.head else "")]
     for db in result.databases:
         failed = [c for c in db.checks if c.status in (FAILED, ERROR)]
-        detail = ", ".join(f"{c.name}{' at ' + c.revision if c.revision else ''}"
+        detail = ", ".join(f"{c.label}{' at ' + c.revision if c.revision else ''}"
                            + (f" (same as {c.same_as})" if c.same_as else "") for c in failed) or db.message
         fault = next((c for c in failed if c.fault), None)
         if fault:  # the environment, not the migrations: say it once, with what struck and where

@@ -28,19 +28,28 @@ class CheckResult:
     #: for an ``error``: the environment fault that ended the check (``server_gone``, ``server_frozen``,
     #: ``disk_full``, ``worker_killed``), not a defect of the migrations; None otherwise
     fault: str | None = None
+    #: a multi-database app (``flask db init --multidb``): the bind key whose database the check ran on; ``None``
+    #: for the main database (and for every check of a single-database app)
+    bind: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How reports name the check: ``upgrade``, or ``upgrade[users]`` on the bind ``users``."""
+        return f"{self.name}[{self.bind}]" if self.bind is not None else self.name
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "revision": self.revision,
                 "message": self.message, "duration_s": round(self.duration_s, 3),
                 "differences": [dict(d) for d in self.differences], "ignored": [dict(d) for d in self.ignored],
-                "traceback": self.traceback, "same_as": self.same_as, "fault": self.fault}
+                "traceback": self.traceback, "same_as": self.same_as, "fault": self.fault, "bind": self.bind}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
         return cls(name=data["name"], status=data["status"], revision=data.get("revision"),
                    message=data.get("message", ""), differences=tuple(data.get("differences", ())),
                    ignored=tuple(data.get("ignored", ())), duration_s=float(data.get("duration_s", 0.0)),
-                   traceback=data.get("traceback"), same_as=data.get("same_as"), fault=data.get("fault"))
+                   traceback=data.get("traceback"), same_as=data.get("same_as"), fault=data.get("fault"),
+                   bind=data.get("bind"))
 
 
 @dataclass(frozen=True)
@@ -118,18 +127,19 @@ _SCRATCH_NAME = re.compile(r"mharness_[0-9a-f]{8}_[0-9]+")
 
 def link_root_causes(checks: list[CheckResult], dialect: str) -> list[CheckResult]:
     """Say a root cause once: a check that failed at the same revision with the same database error as an earlier
-    one (the stairway and the data run stopping where the upgrade did) points back to it (``same_as``)."""
+    one (the stairway and the data run stopping where the upgrade did) points back to it (``same_as``), within
+    the same database of a multi-database app (each bind's chain is its own)."""
     marker = f" failed on {dialect}: "
-    first: dict[tuple[str, str], str] = {}
+    first: dict[tuple[str | None, str, str], str] = {}
     out = []
     for check in checks:
         if check.status in (FAILED, ERROR) and check.revision and marker in check.message:
             # each session has its own scratch database, whose name MySQL puts in its errors
-            key = (check.revision, _SCRATCH_NAME.sub("mharness_", check.message.split(marker, 1)[1]))
+            key = (check.bind, check.revision, _SCRATCH_NAME.sub("mharness_", check.message.split(marker, 1)[1]))
             if key in first:
                 check = replace(check, same_as=first[key])
             else:
-                first[key] = check.name
+                first[key] = check.label
         out.append(check)
     return out
 

@@ -20,6 +20,7 @@ from .faults import (SERVER_FROZEN, SERVER_GONE, WORKER_KILLED, between_sessions
                      wait_for_server, worker_killed)
 from .history import Revision
 from .process import WorkerOutcome, cancel_workers, reset_cancel, run_worker
+from .multidb import bind_plans, binds_here, for_bind_results
 from .sessions import DatabaseSessions
 from .since import since_split
 from .redact import secrets_of
@@ -104,6 +105,9 @@ class History:
     sqlite_base: str = ""
     #: where the app ran: Python's and its packages' versions in the app's interpreter
     versions: dict[str, str] = field(default_factory=dict)
+    #: a multi-database app: bind key → the dialect its configured URL pins it to, or ``None`` (it follows the
+    #: database under test); ``None`` for a single-database app
+    binds: dict[str, str | None] | None = None
 
 
 def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[str, ...], run_id: str) -> dict[str, Any]:
@@ -112,7 +116,7 @@ def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[st
             "from": config.from_revision, "to": config.to_revision,
             "allow_multiple_heads": config.allow_multiple_heads, "lock_timeout_s": config.lock_timeout_s,
             "echo_sql": config.echo_sql, "python": config.python, "drivers": _driver_urls(config),
-            "baseline": config.baseline, "env": [list(pair) for pair in config.env]}
+            "baseline": config.baseline, "env": [list(pair) for pair in config.env], "multidb": config.multidb}
 
 
 def _driver_urls(config: RunConfig) -> list[str]:
@@ -130,13 +134,16 @@ def _driver_urls(config: RunConfig) -> list[str]:
     return schemes
 
 
-def preflight(config: RunConfig, run_id: str) -> History:
+def preflight(config: RunConfig, run_id: str, multidb: bool = False) -> History:
     """Load the app and read the revision graph on a throwaway SQLite file, before any database is started,
-    so a bad ``--app`` or a broken migrations directory costs no container and leaves nothing behind."""
+    so a bad ``--app`` or a broken migrations directory costs no container and leaves nothing behind.
+    ``multidb``: the caller checks multi-database apps (``run``), so a multidb env.py is described
+    (:attr:`History.binds`), not refused as the single-database commands refuse it."""
     directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{run_id}_preflight_"))
     try:
         url = f"sqlite:///{directory / 'preflight.db'}"
-        outcome = run_worker(_spec(config, url, "sqlite", "inspect", config.checks, run_id), cwd=config.cwd,
+        spec = {**_spec(config, url, "sqlite", "inspect", config.checks, run_id), "multidb_ok": multidb}
+        outcome = run_worker(spec, cwd=config.cwd,
                              step_timeout_s=config.step_timeout_s, secrets=[])
     finally:
         shutil.rmtree(directory, ignore_errors=True)
@@ -146,8 +153,9 @@ def preflight(config: RunConfig, run_id: str) -> History:
         reason = outcome.crash or f"loading the app took longer than {config.step_timeout_s:g}s"
         raise ConfigError(f"cannot load the app {config.app}: {reason}")
     h = history[0]
+    layout = h.get("multidb")
     return History(tuple(Revision.from_dict(r) for r in h["revisions"]), tuple(h["heads"]), h["directory"],
-                   h.get("sqlite_base", ""), h.get("versions", {}))
+                   h.get("sqlite_base", ""), h.get("versions", {}), layout["binds"] if layout else None)
 
 
 class Preflight:
@@ -165,7 +173,7 @@ class Preflight:
 
     def _run(self, run_id: str) -> None:
         try:
-            self.history = preflight(self.config, run_id)
+            self.history = preflight(self.config, run_id, multidb=True)
             if self.config.since:
                 self.since = since_split(self.config.since, self.config.cwd, self.history.revisions)
                 self.extra = {"since": self.config.since, "applied": self.since["applied"]}
@@ -256,16 +264,27 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
                 sessions.extra = announce()
                 unavailable: list[DatabaseUnavailable] = []
                 plans = plan_sessions(config.checks)  # --baseline: its window's upgrade is not the stairway's
-                for plan in (plans if config.baseline else merge_passes(plans)):
-                    gone = _server_gone(checks, server)
-                    if gone:  # a dead or frozen server: the sessions after it cannot run either
-                        checks.extend(_not_run(plan, gone, settings.dialect, reporter))
-                        continue
-                    try:
-                        _run_pass(sessions, settings, plan, config, reporter, steps, retries, checks)
-                    except DatabaseUnavailable as exc:  # e.g. no scratch database for one session: keep the others'
-                        unavailable.append(exc)
-            checks.sort(key=lambda c: ORDER.index(c.name) if c.name in ORDER else len(ORDER))
+                binds = gate.history.binds if gate is not None and gate.history is not None else None
+                here, elsewhere = binds_here(binds, settings.dialect, [d.dialect for d in config.databases],
+                                             tuple(n for plan in bind_plans(plans, "") for n in plan))
+                if binds is not None:
+                    sessions.use_binds(here)
+                for bind in (None, *here):  # a multi-database app: each database's chain in sessions of its own
+                    for plan in bind_plans(plans if config.baseline else merge_passes(plans), bind):
+                        gone = _server_gone(checks, server)
+                        if gone:  # a dead or frozen server: the sessions after it cannot run either
+                            checks.extend(_not_run(plan, gone, settings.dialect, reporter, bind))
+                            continue
+                        try:
+                            _run_pass(sessions, settings, plan, config, reporter, steps, retries, checks, bind)
+                        except DatabaseUnavailable as exc:  # e.g. no scratch database for one session: keep the others'
+                            unavailable.append(exc)
+                for result in elsewhere:
+                    reporter.check_finished(settings.dialect, result)
+                checks.extend(elsewhere)
+            order = {bind: i for i, bind in enumerate((None, *(binds or {})))}
+            checks.sort(key=lambda c: (order.get(c.bind, len(order)),
+                                       ORDER.index(c.name) if c.name in ORDER else len(ORDER)))
             if unavailable:
                 raise unavailable[0]
     except DatabaseUnavailable as exc:
@@ -297,22 +316,24 @@ def _server_gone(checks: list[CheckResult], server: Server) -> str:
     return f"the server cannot be used any more ({gone}; see {struck.name})" if gone else ""
 
 
-def _not_run(names: tuple[str, ...], why: str, dialect: str, reporter: Reporter) -> list[CheckResult]:
-    results = [CheckResult(name, SKIPPED, None, f"not run: {why}") for name in names]
+def _not_run(names: tuple[str, ...], why: str, dialect: str, reporter: Reporter,
+             bind: str | None = None) -> list[CheckResult]:
+    results = [CheckResult(name, SKIPPED, None, f"not run: {why}", bind=bind) for name in names]
     for result in results:
         reporter.check_finished(dialect, result)
     return results
 
 
 def _run_pass(sessions: DatabaseSessions, settings: DatabaseSettings, planned: tuple[str, ...], config: RunConfig,
-              reporter: Reporter, steps: list[dict[str, Any]], retries: list[str], out: list[CheckResult]) -> None:
+              reporter: Reporter, steps: list[dict[str, Any]], retries: list[str], out: list[CheckResult],
+              bind: str | None = None) -> None:
     """A planned session, its verdicts added to ``out`` as soon as they are known; a merged pass
     (:func:`merge_passes`) whose stairway did not pass keeps only the verdicts before the upgrade, and the chain's
     checks get a session of their own on a fresh database, as before."""
     if "stairway" not in planned or "upgrade" not in planned:
-        out.extend(_run_session(sessions, settings, planned, config, reporter, steps, retries))
+        out.extend(_run_session(sessions, settings, planned, config, reporter, steps, retries, bind=bind))
         return
-    results = _run_session(sessions, settings, planned, config, reporter, steps, retries, merged=True)
+    results = _run_session(sessions, settings, planned, config, reporter, steps, retries, merged=True, bind=bind)
     if any(r.name == "stairway" and r.status == PASSED for r in results):
         out.extend(results)
         return
@@ -321,14 +342,14 @@ def _run_pass(sessions: DatabaseSessions, settings: DatabaseSettings, planned: t
     gone = _server_gone(out, sessions.server)
     rest = tuple(name for name in planned if name not in done)
     if gone:
-        out.extend(_not_run(rest, gone, settings.dialect, reporter))
+        out.extend(_not_run(rest, gone, settings.dialect, reporter, bind))
         return
-    out.extend(_run_session(sessions, settings, rest, config, reporter, steps, retries))
+    out.extend(_run_session(sessions, settings, rest, config, reporter, steps, retries, bind=bind))
 
 
 def _run_session(sessions: DatabaseSessions, settings: DatabaseSettings, planned: tuple[str, ...],
                  config: RunConfig, reporter: Reporter, steps: list[dict[str, Any]], retries: list[str],
-                 merged: bool = False) -> list[CheckResult]:
+                 merged: bool = False, bind: str | None = None) -> list[CheckResult]:
     """One session on a fresh scratch database; each passing check is reported as it ends, a failing one
     once its cause is known (an environment fault, see :mod:`harness.faults`; for ``data``, see
     :func:`_explain_data_failure`). A session whose server dropped it and came back runs once more, on a fresh
@@ -339,17 +360,19 @@ def _run_session(sessions: DatabaseSessions, settings: DatabaseSettings, planned
         reported: set[str] = set()
         try:
             outcome = _session(sessions, dialect, planned, reporter, hold=frozenset({"data"}), reported=reported,
-                               stairway_is_upgrade=merged)
+                               stairway_is_upgrade=merged, **({"bind": bind} if bind is not None else {}))
         except DatabaseUnavailable as exc:  # no fresh scratch database: the server may have gone between sessions
             began = planned[:planned.index("stairway") + 1] if merged else planned  # _run_pass says the rest
             lost = between_sessions(exc.reason, began, server, settings)
             if lost is None:
                 raise
             if lost.retry is None or attempt == 2 or not wait_for_server(server):
-                for result in lost.results:
+                results = for_bind_results(lost.results, bind)
+                for result in results:
                     reporter.check_finished(dialect, result)
-                return lost.results
-            retries.append(f"{', '.join(planned)}: run again on a fresh scratch database after {lost.retry}")
+                return results
+            retries.append(f"{', '.join(f'{n}[{bind}]' if bind else n for n in planned)}: run again on a fresh "
+                           f"scratch database after {lost.retry}")
             continue
         expected = planned
         stairway = [e for e in outcome.of_kind("check") if e["name"] == "stairway"]
@@ -357,16 +380,17 @@ def _run_session(sessions: DatabaseSessions, settings: DatabaseSettings, planned
             expected = planned[:planned.index("stairway") + 1]
             outcome.events[:] = [e for e in outcome.events if not (e.get("event") == "check" and e["name"] not in
                                                                    expected or e.get("shared_with"))]
-        classified = classify(_session_results(outcome, expected, dialect), outcome, server, settings)
+        classified = classify(for_bind_results(_session_results(outcome, expected, dialect), bind), outcome, server,
+                              settings)
         if classified.retry is None or attempt == 2 or not wait_for_server(server):
             break
-        retries.append(f"{', '.join(planned)}: run again on a fresh scratch database after {classified.retry}")
+        retries.append(f"{', '.join(f'{n}[{bind}]' if bind else n for n in planned)}: run again on a fresh scratch database after {classified.retry}")
     steps.extend({k: v for k, v in e.items() if k != "event"} for e in outcome.of_kind("step_done"))
     results = classified.results
     suspects = outcome.of_kind("data_suspects")
     for index, result in enumerate(results):
         if result.name == "data" and result.status == FAILED and suspects:
-            results[index] = _explain_data_failure(sessions, result, suspects[0])
+            results[index] = _explain_data_failure(sessions, result, suspects[0], bind)
     for late in results:
         if late.name not in reported:
             reporter.check_finished(dialect, late)
@@ -389,21 +413,23 @@ def _session(sessions: DatabaseSessions, dialect: str, planned: tuple[str, ...],
     return sessions.run({"checks": list(planned), **extra}, on_event)
 
 
-def _probe_passes(sessions: DatabaseSessions, revision: str, nulls: list[list[str]]) -> bool:
-    outcome = _session(sessions, "", ("data",), None, data_probe=probe_spec(revision, nulls))
+def _probe_passes(sessions: DatabaseSessions, revision: str, nulls: list[list[str]], bind: str | None) -> bool:
+    outcome = _session(sessions, "", ("data",), None, data_probe=probe_spec(revision, nulls),
+                       **({"bind": bind} if bind is not None else {}))
     return any(e["name"] == "data" and e["status"] == PASSED for e in outcome.of_kind("check"))
 
 
-def _explain_data_failure(sessions: DatabaseSessions, result: CheckResult, suspects: dict[str, Any]) -> CheckResult:
+def _explain_data_failure(sessions: DatabaseSessions, result: CheckResult, suspects: dict[str, Any],
+                          bind: str | None = None) -> CheckResult:
     """Tell a data-shape assumption from a broken migration: the generated rows put NULL in nullable columns,
     and a data migration that assumes a value (``row.domain_name.lower()``) fails on them. Replay the chain on
     a fresh database with no generated NULL: if the step then passes, find the column (one NULL-holding column
     at a time) and say so; the verdict stays ``failed``, since the schema allows those NULLs."""
     revision, columns = suspects["revision"], suspects["columns"][:MAX_SUSPECTS]
-    if not _probe_passes(sessions, revision, []):
+    if not _probe_passes(sessions, revision, [], bind):
         return result
     culprit = next((c for c in columns if len(columns) == 1
-                    or not _probe_passes(sessions, revision, [c])), None)
+                    or not _probe_passes(sessions, revision, [c], bind)), None)
     where = (f"{culprit[0]}.{culprit[1]} is NULL" if culprit
              else "some of " + ", ".join(f"{t}.{c}" for t, c in columns) + " are NULL")
     return replace(result, message=f"{result.message}; it fails only when {where}, which the schema allows "

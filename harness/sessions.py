@@ -28,6 +28,9 @@ class DatabaseSessions:
         self.used = False  # a session ran on the scratch database since it was made
         self.loads = 0  # app loads (workers started), for tests and the benchmark
         self.extra: dict[str, Any] = {}  # what every session gets from the preflight (``--since``)
+        #: a multi-database app's binds under test on this server: bind key → its scratch database's URL; ``None``
+        #: for a single-database app (see :meth:`use_binds`)
+        self.bind_urls: dict[str, str] | None = None
         self._worker: WorkerProcess | None = None
         self._pristine = False
         self._failed_start: WorkerOutcome | None = None  # how :meth:`prestart`'s worker failed to get up
@@ -51,6 +54,30 @@ class DatabaseSessions:
             if not self._start(outcome, None):
                 self._failed_start = outcome
 
+    def use_binds(self, keys: list[str]) -> None:
+        """A multi-database app (known once the preflight read its env.py): each bind in ``keys`` gets a scratch
+        database of its own on this server, made fresh with the main one for every session. A worker that
+        :meth:`prestart` loaded without them is let go; the next session loads the app with them."""
+        self.bind_urls = {key: self._stack.enter_context(self.server.scratch_database()) for key in keys}
+        self._stack.callback(self._close)  # the worker ends before these are dropped too
+        self._failed_start = None  # the app refused the multidb env.py without its binds' databases
+        self._close()
+        self.used = True  # whatever the prestarted app did at start-up: the next session starts from fresh ones
+
+    def _renew(self) -> None:
+        """Make every scratch database of this server fresh again; one that could not be dropped is replaced by a
+        new one, and then the app is loaded again (on the new URLs)."""
+        stale = False
+        if not self.server.renew(self.url):  # could not be dropped: a new one, and an app loaded on it
+            stale = True
+            self.url = self._stack.enter_context(self.server.scratch_database())
+        for key, url in (self.bind_urls or {}).items():
+            if not self.server.renew(url):
+                stale = True
+                self.bind_urls[key] = self._stack.enter_context(self.server.scratch_database())  # type: ignore[index]
+        if stale:
+            self._discard()
+
     def run(self, session: dict[str, Any], on_event: OnEvent | None = None) -> WorkerOutcome:
         """One session (``{"checks": [...], ...}`` over the spec) on a fresh scratch database; its outcome as a
         one-shot worker's would be (``finished`` when the session ended normally)."""
@@ -60,9 +87,7 @@ class DatabaseSessions:
             self.used = True
             return outcome
         if self.used:
-            if not self.server.renew(self.url):  # could not be dropped: a new one, and an app loaded on it
-                self._discard()
-                self.url = self._stack.enter_context(self.server.scratch_database())
+            self._renew()
         self.used = True
         outcome = WorkerOutcome()
         if self._worker is None and not self._start(outcome, on_event):
@@ -84,8 +109,9 @@ class DatabaseSessions:
         """Load the app on the scratch database; False (``outcome`` says why) when it did not get up."""
         self.loads += 1
         with worker_slot():
-            self._worker = WorkerProcess({**self.spec, "url": self.url, "mode": "serve",
-                                          "bind_directory": self._binds}, self.cwd)
+            self._worker = WorkerProcess({**self.spec, "url": self.url, "mode": "serve", "bind_directory": self._binds,
+                                          **({"bind_urls": self.bind_urls} if self.bind_urls is not None else {})},
+                                         self.cwd)
             ready = self._worker.collect(outcome, self.step_timeout_s, on_event, end="ready")
         if not ready:
             self._discard(outcome)

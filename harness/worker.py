@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import sqlalchemy as sa
+from sqlalchemy.engine.url import make_url
 from alembic.script import ScriptDirectory
 
-from .app_env import open_app_env
+from .app_env import multidb_layout, open_app_env
 from .app_vars import expand_env
 from .backends import get_backend
 from .checks import CHECKS, CheckContext
@@ -43,6 +44,7 @@ from .app_stack import installed_versions, missing_driver
 from .results import ERROR, FAILED, SKIPPED, CheckResult
 from .steps import upgrade_at_once, upgrade_steps
 from .history import ordered_revisions, window
+from .multidb import only_engine
 from .redact import redact, secrets_of
 
 
@@ -73,16 +75,21 @@ def on_scratch_database(conn: Any, scratch: Any) -> bool:
             and url.host == scratch.host and url.port == scratch.port)
 
 
-def _limit_lock_waits(env: Any, statements: list[str]) -> None:
-    """Run ``statements`` once on every DBAPI connection to the scratch database, committed (a rolled-back SET
+def _scratch_urls(spec: dict[str, Any]) -> list[Any]:
+    """The scratch databases of this worker: the main one, and a multi-database app's binds'."""
+    return [make_url(u) for u in (spec["url"], *(spec.get("bind_urls") or {}).values())]
+
+
+def _limit_lock_waits(spec: dict[str, Any], statements: list[str]) -> None:
+    """Run ``statements`` once on every DBAPI connection to a scratch database, committed (a rolled-back SET
     would be undone on PostgreSQL). On every engine, not just the app's: the env.py of older Flask-Migrate
     templates migrates through an engine of its own (``engine_from_config``)."""
     if not statements:
         return
-    scratch = env.engine().url
+    scratch = _scratch_urls(spec)
 
     def on_engine_connect(conn: Any, *branch: Any) -> None:  # SQLAlchemy 1.4 also passes ``branch``
-        if branch and branch[0] or not on_scratch_database(conn, scratch):
+        if branch and branch[0] or not any(on_scratch_database(conn, url) for url in scratch):
             return
         record = conn.connection  # the pool's proxy: its .info lives as long as the DBAPI connection
         if record.info.get("mharness_session_settings"):
@@ -123,7 +130,9 @@ def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     os.environ.update(expand_env(spec.get("env", ()), spec["url"], spec["dialect"]))  # --env: over .env, before the app
     # made (and removed, even when this process is killed) by the parent: harness.process.run_worker
     bind_directory = Path(spec["bind_directory"])
-    env = open_app_env(spec["app"], spec["url"], spec.get("migrations"), bind_directory)
+    bind_urls = spec.get("bind_urls") if spec["mode"] in ("chain", "serve") else None
+    env = open_app_env(spec["app"], spec["url"], spec.get("migrations"), bind_directory, bind_urls,
+                       inspect_only=spec["mode"] == "inspect" and bool(spec.get("multidb_ok")))
     with env.app.app_context():
         _run_in_app(spec, env, emit)
 
@@ -140,12 +149,16 @@ def load_dotenv() -> None:
 
 def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]], None]) -> None:
     """Everything the worker does once the app is up, inside its app context."""
-    _limit_lock_waits(env, get_backend(spec["dialect"]).session_settings(spec.get("lock_timeout_s", 60.0)))
+    _limit_lock_waits(spec, get_backend(spec["dialect"]).session_settings(spec.get("lock_timeout_s", 60.0)))
     revisions, heads = load_history(env)
     _span(spec, revisions, heads)  # a bad --from / --to is the preflight's usage error
+    layout = multidb_layout(env, bool(spec.get("multidb"))) if spec["mode"] == "inspect" else None
+    if layout and spec.get("baseline"):
+        raise ConfigError("--baseline create-all is not supported for a multi-database app (flask db init "
+                          "--multidb) yet: check its chains from an empty database (drop --baseline)")
     emit({"event": "history", "heads": heads, "directory": env.directory,
           "revisions": [r.to_dict() for r in revisions], "sqlite_base": sqlite_relative_base(env.app, env.db),
-          "versions": installed_versions()})
+          "versions": installed_versions(), "multidb": layout})
     if spec["mode"] == "inspect":
         if "data" in spec.get("checks", ()):
             load_user_data(env.directory)  # a broken harness_data.py is a usage error, found before any database
@@ -164,7 +177,36 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
 
 def run_chain(spec: dict[str, Any], env: Any, revisions: list, heads: list[str],
               emit: Callable[[dict[str, Any]], None]) -> None:
-    """One session of checks (``spec["checks"]``, in order) on the scratch database, from base."""
+    """One session of checks (``spec["checks"]``, in order) on the scratch database, from base; for a
+    multi-database app, on the database of ``spec["bind"]`` (``None``: the main one), whose migrations alone run
+    (:func:`harness.multidb.only_engine`)."""
+    if not env.multidb:
+        _run_chain(spec, env, revisions, heads, emit)
+        return
+    bind = spec.get("bind")
+    env.bind = bind
+    try:
+        with only_engine(bind):
+            _run_chain(spec, env, revisions, heads, for_bind(emit, bind))
+    finally:
+        env.bind = None
+
+
+def for_bind(emit: Callable[[dict[str, Any]], None], bind: str | None) -> Callable[[dict[str, Any]], None]:
+    """``emit`` that names the database of a multi-database app in every check and step event (``"bind"``), and
+    in the message of a check that failed or could not finish (``bind users: upgrade to ... failed on ...``)."""
+    def emit_for_bind(event: dict[str, Any]) -> None:
+        if event.get("event") in ("check", "step", "step_done"):
+            event = {**event, "bind": bind}
+        if event.get("event") == "check" and bind is not None and event.get("status") in (FAILED, ERROR):
+            event["message"] = f"bind {bind}: {event.get('message', '')}"
+        emit(event)
+
+    return emit_for_bind
+
+
+def _run_chain(spec: dict[str, Any], env: Any, revisions: list, heads: list[str],
+               emit: Callable[[dict[str, Any]], None]) -> None:
     span = _span(spec, revisions, heads)
     ctx = CheckContext(env=env, dialect=spec["dialect"], backend=get_backend(spec["dialect"]),
                        revisions=span.revisions, heads=heads, emit=emit,
@@ -174,7 +216,7 @@ def run_chain(spec: dict[str, Any], env: Any, revisions: list, heads: list[str],
     if spec.get("data_probe"):
         ctx.state["data_probe"] = spec["data_probe"]
     if spec.get("echo_sql"):
-        _echo_sql(env, ctx)
+        _echo_sql(ctx, _scratch_urls(spec))
     if spec.get("stairway_is_upgrade"):  # harness.serve: the stairway's first ups are the step-wise upgrade
         ctx.state["stairway_is_upgrade"] = True
     checks: list[str] = spec["checks"]
@@ -225,10 +267,9 @@ def _span(spec: dict[str, Any], revisions: list, heads: list[str]) -> Any:
 _ECHOING: dict[str, Any] = {}
 
 
-def _echo_sql(env: Any, ctx: CheckContext) -> None:
+def _echo_sql(ctx: CheckContext, scratch: list[Any]) -> None:
     """``-v``: every statement a migration step sends (not the harness's own reflection and row queries), from
     whichever engine env.py migrates with."""
-    scratch = env.engine().url
     listening = bool(_ECHOING)
     _ECHOING["ctx"] = ctx
     if listening:
@@ -236,7 +277,7 @@ def _echo_sql(env: Any, ctx: CheckContext) -> None:
 
     def before_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
         ctx = _ECHOING["ctx"]
-        if ctx.state.get("in_step") and on_scratch_database(conn, scratch):
+        if ctx.state.get("in_step") and any(on_scratch_database(conn, url) for url in scratch):
             text = " ".join(str(statement).split())
             ctx.emit({"event": "sql", "statement": text if len(text) <= 500 else text[:497] + "..."})
 

@@ -22,6 +22,9 @@ CACHE = Path(os.environ.get("HARNESS_TEST_STACKS", Path.home() / ".cache" / "mig
 STACK_2020 = ["Flask==1.1.2", "Werkzeug==1.0.1", "Jinja2==2.11.3", "MarkupSafe==1.1.1", "itsdangerous==1.1.0",
               "click==7.1.2", "Flask-SQLAlchemy==2.4.4", "Flask-Migrate==2.5.3", "alembic==1.4.3",
               "SQLAlchemy==1.3.24", "psycopg2-binary==2.8.6", "PyMySQL==0.10.1"]
+#: a 2022 app's stack: Flask-SQLAlchemy 2.5 (its last 2.x: one MetaData for every bind), Flask-Migrate 3.1, SQLAlchemy 1.4
+STACK_2022 = ["Flask==2.2.5", "Werkzeug==2.2.3", "Flask-SQLAlchemy==2.5.1", "Flask-Migrate==3.1.0", "alembic==1.8.1",
+              "SQLAlchemy==1.4.54", "psycopg2-binary==2.9.13", "PyMySQL==1.2.4"]
 #: the newest release of everything (resolved when the venv is first built)
 STACK_NEWEST = ["Flask", "Flask-SQLAlchemy", "Flask-Migrate", "alembic", "SQLAlchemy", "psycopg2-binary", "PyMySQL"]
 #: one package below the worker's floor (alembic 1.3)

@@ -155,7 +155,9 @@ def test_other_binds_get_throwaway_files_and_are_never_connected_to(harness, tmp
     assert not audit.exists() and not (tmp_path / "blog.db").exists()
 
 
-def test_a_multi_database_env_py_with_binds_is_refused_with_the_reason(tmp_path: Path) -> None:
+def test_a_multi_database_env_py_with_binds_is_refused_by_the_single_database_commands(tmp_path: Path) -> None:
+    """`run` checks each bind of a multidb app (tests/test_multidb.py); `lint` and the other rollout commands
+    check one database and refuse it, saying which command does."""
     import shutil
 
     from conftest import run_cli
@@ -163,9 +165,10 @@ def test_a_multi_database_env_py_with_binds_is_refused_with_the_reason(tmp_path:
 
     project = _tutorial(tmp_path, "sqlite:///x.db", {"audit": "sqlite:///audit.db"}, BIND_MODELS)
     shutil.copy(TEMPLATE.parent / "flask-multidb" / "env.py", project / "migrations" / "env.py")
-    proc = run_cli(["run", "--app", "app", "--db", "sqlite"], project)
+    proc = run_cli(["lint", "--app", "app", "--db", "sqlite"], project)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "multi-database migrations are not supported yet" in proc.stderr and "audit" in proc.stderr
+    assert "this command checks single-database apps only" in proc.stderr and "audit" in proc.stderr
+    assert "`migration-harness run` checks each bind" in proc.stderr
 
 
 FACTORIES = '''

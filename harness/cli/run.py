@@ -59,6 +59,9 @@ from ..runner import run as run_checks
 @click.option("--env", "env_vars", multiple=True, metavar="NAME=VALUE",
               help="Set NAME in each database's worker before the app loads; {dialect}, {driver} and {url} are that "
                    "database's. Repeatable.")
+@click.option("--multidb", is_flag=True, default=None,
+              help="Check each bind (SQLALCHEMY_BINDS) on a scratch database of its own, as Flask-Migrate's "
+                   "multidb env.py migrates them (found by itself when env.py is that template).")
 @click.option("--tmpfs-size", metavar="SIZE",
               help="Size of a throwaway container's data directory (a tmpfs), e.g. 2g (default: Docker's, half "
                    "the memory).")
@@ -68,7 +71,7 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         to_revision: str | None, allow_multiple_heads: bool | None, lock_timeout: float | None,
         verbose: bool, quiet: bool, junit_path: str | None, markdown_path: str | None,
         html_path: str | None, tmpfs_size: str | None, python: str | None, since: str | None,
-        baseline: str | None, env_vars: tuple[str, ...]) -> None:
+        baseline: str | None, env_vars: tuple[str, ...], multidb: bool | None) -> None:
     """Run the chain base→head and head→base on each database and print a verdict per database."""
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
@@ -82,7 +85,7 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
                               from_revision=from_revision, to_revision=to_revision, since=since,
                               allow_multiple_heads=allow_multiple_heads, lock_timeout_s=lock_timeout,
                               echo_sql=verbose, tmpfs_size=tmpfs_size, python=python, baseline=baseline,
-                              env_vars=env_vars)
+                              env_vars=env_vars, multidb=multidb)
         # with --json - the report is standard output, and everything for people goes to stderr
         text_out = sys.stderr if json_path == "-" else None
         config = dataclasses.replace(config, run_id=config.run_id or new_run_id())  # known to an interrupted report

@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from ..compat import autoincrement_column
+from ..compat import autoincrement_column, has_sequence, identity_of
 from .differences import Difference
 from .reflect import type_text
 
@@ -70,6 +70,8 @@ class ModelComparison:
 
     def _compare_default(self, context: Any, conn_col: Any, meta_col: Any, conn_default: str | None,
                          meta_default: Any, rendered_meta_default: str | None) -> bool:
+        if identity_of(meta_col) is not None:
+            return False  # an identity column: compare_identity compares it (options included)
         if conn_default is not None and conn_default.startswith("nextval(") and meta_default is None:
             return False  # PostgreSQL SERIAL: the sequence default of an autoincrement column
         return self.backend.normalize_default(conn_default) != self.backend.normalize_default(rendered_meta_default)
@@ -86,7 +88,15 @@ class ModelComparison:
         context = MigrationContext.configure(self.conn, opts={
             "compare_type": self._compare_type, "compare_server_default": self._compare_default,
             "include_object": self._include})
-        return differences_from_alembic(compare_metadata(context, self.metadata), self.dialect)
+        # alembic 1.18+ reads a reflected server default's text (``.arg.text``) before it calls the comparator
+        # above, and an identity column's reflected default is an ``Identity``, which has none ("'Identity' object
+        # has no attribute 'arg'"): while alembic reflects, identities are left out of its view of the database;
+        # compare_identity compares them, with their options.
+        sa.event.listen(sa.Table, "column_reflect", _without_identity)
+        try:
+            return differences_from_alembic(compare_metadata(context, self.metadata), self.dialect)
+        finally:
+            sa.event.remove(sa.Table, "column_reflect", _without_identity)
 
     # -- what autogenerate does not see -----------------------------------------------------------------------
     def uncreatable_columns(self) -> list[Difference]:
@@ -138,12 +148,52 @@ class ModelComparison:
         for table, name in self._tables():
             reflected = {c["name"]: c.get("autoincrement") for c in inspector.get_columns(name)}
             for column in table.columns:
+                sequence = _numbering_sequence(column, self.dialect)
+                if sequence is not None:  # the ORM numbers rows with nextval(sequence): the column has no default
+                    if not has_sequence(self.conn, sequence.name):
+                        out.append(Difference("sequence", name, sequence.name, "missing",
+                                              detail=f"(numbers {name}.{column.name})"))
+                    continue
                 database = reflected.get(column.name)
                 if not isinstance(database, bool):
                     continue
                 model = autoincrement_column(table) is column
                 if model != database:
                     out.append(Difference("column", name, column.name, "autoincrement", model, database))
+        return out
+
+    def compare_identity(self) -> list[Difference]:
+        """Identity columns (``GENERATED … AS IDENTITY``, ``sa.Identity()``) where the database has them: the model's
+        and the database's, and every option the model sets (start, increment, …), ``always`` always.
+
+        ``db.create_all()`` makes what the model says; a chain that makes a SERIAL where the model says identity (or
+        the reverse), or other options, builds a different database. Where the dialect has no identity columns
+        (SQLite, MySQL: the model's identity is plain auto-numbering there) compare_autoincrement is the check.
+        """
+        if not getattr(self.dialect, "supports_identity_columns", False):
+            return []
+        out = []
+        inspector = sa.inspect(self.conn)
+        for table, name in self._tables():
+            reflected = {c["name"]: c.get("identity") for c in inspector.get_columns(name)}
+            for column in table.columns:
+                if column.name not in reflected:
+                    continue
+                model, database = identity_of(column), reflected[column.name]
+                if model is None and database is None:
+                    continue
+                if model is None or database is None:
+                    shown = _identity_text(model)
+                    if model is None and isinstance(column.default, sa.Sequence):  # the ORM numbers rows with it
+                        shown = f"none (Sequence {column.default.name})"
+                    out.append(Difference("column", name, column.name, "identity", shown, _identity_text(database)))
+                    continue
+                wanted = {k: getattr(model, k, None) for k in _IDENTITY_OPTIONS}
+                differs = bool(getattr(model, "always", False)) != bool(database.get("always")) or any(
+                    value is not None and value != database.get(key) for key, value in wanted.items())
+                if differs:
+                    out.append(Difference("column", name, column.name, "identity", _identity_text(model),
+                                          _identity_text(database)))
         return out
 
     def compare_foreign_keys(self) -> list[Difference]:
@@ -232,9 +282,39 @@ class ModelComparison:
     def differences(self) -> list[Difference]:
         """Every difference between the models and the database."""
         return (self.uncreatable_columns() + self.autogenerate_differences() + self.compare_primary_keys()
-                + self.compare_autoincrement()
+                + self.compare_autoincrement() + self.compare_identity()
                 + self.compare_foreign_keys()
                 + self.compare_check_constraints() + self.compare_enums())
+
+
+#: identity options a model may set (``sa.Identity(start=..., ...)``), compared when it sets them
+_IDENTITY_OPTIONS = ("start", "increment", "minvalue", "maxvalue", "cycle", "cache")
+
+
+def _numbering_sequence(column: sa.Column, dialect: Any) -> sa.Sequence | None:
+    """The model's ``Sequence`` that numbers ``column`` on this dialect (one that has sequences: PostgreSQL,
+    MariaDB 10.3+), else ``None``. There ``create_all`` makes the sequence and a column without a default, and the
+    ORM inserts ``nextval``; an ``optional`` sequence gives way to SERIAL / AUTO_INCREMENT."""
+    default = column.default
+    if isinstance(default, sa.Sequence) and not default.optional and getattr(dialect, "supports_sequences", False):
+        return default
+    return None
+
+
+def _without_identity(inspector: Any, table: sa.Table, column_info: dict[str, Any]) -> None:
+    """``column_reflect`` listener: the column as alembic's autogenerate should see it, its identity left out."""
+    column_info.pop("identity", None)
+
+
+def _identity_text(identity: Any) -> str | None:
+    """``GENERATED BY DEFAULT AS IDENTITY (start 1, increment 1)``: a model's ``Identity`` or a reflected one (a
+    dict), the options it sets; ``None`` for none."""
+    if identity is None:
+        return None
+    get = identity.get if isinstance(identity, dict) else lambda key: getattr(identity, key, None)
+    options = ", ".join(f"{key} {get(key)}" for key in ("start", "increment") if get(key) is not None)
+    return (f"GENERATED {'ALWAYS' if get('always') else 'BY DEFAULT'} AS IDENTITY"
+            + (f" ({options})" if options else ""))
 
 
 def compile_error(type_: Any, dialect: Any) -> str | None:
