@@ -8,12 +8,11 @@ import time
 import traceback
 from dataclasses import dataclass
 from types import CodeType
-from typing import Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.runtime.environment import EnvironmentContext
-from alembic.script import ScriptDirectory
+if TYPE_CHECKING:  # alembic is imported where steps run (the worker), not by the parent, which needs only names
+    from alembic.script import ScriptDirectory
 
 from .history import Revision
 
@@ -153,7 +152,11 @@ def apply_step(config: Any, step: Step, script: ScriptDirectory | None = None) -
     """``alembic upgrade <target>`` / ``downgrade <target>``, as :mod:`alembic.command` does it, but with one
     :class:`ScriptDirectory` for the whole run: ``command.upgrade`` builds a new one every call and loads every
     revision file again, which makes a step-by-step walk over N revisions cost N² file loads."""
+    from alembic.runtime.environment import EnvironmentContext
+
     if script is None or not hasattr(script, "_upgrade_revs"):  # pragma: no cover - every alembic 1.x has it
+        from alembic import command
+
         (command.upgrade if step.direction == UP else command.downgrade)(config, step.target)
         return
     revs = script._upgrade_revs if step.direction == UP else script._downgrade_revs
