@@ -3,10 +3,12 @@
     python benchmarks/real_apps_bench.py [--apps microblog,ctfd] [--repeat 3] [--compare REF]
                                          [--root /tmp/speed-apps] [--output BENCHMARKS.md]
 
-For each public app of docs/real-apps.md (at its commit, in a virtualenv of its own with its own pins: made under
---root on the first run, from GitHub and the app's requirements.txt), on the servers given by URL
-(HARNESS_POSTGRESQL_URL / HARNESS_MYSQL_URL, default the local PostgreSQL and MariaDB; only scratch databases
-``mharness_bench*`` are made there, and dropped):
+For each public app of docs/real-apps.md (``microblog``, ``ctfd``: at its commit, in a virtualenv of its own with
+its own pins, made under --root on the first run from GitHub and the app's requirements.txt), and for ``example``
+(this repository's app) and ``chain100`` (the synthetic chain of BENCHMARKS.md, 100 revisions) in this
+interpreter, on the servers given by URL (HARNESS_POSTGRESQL_URL / HARNESS_MYSQL_URL, default the local
+PostgreSQL and MariaDB; only scratch databases ``mharness_bench*`` and the harness's own are made there, and
+dropped):
 
 (a) the floor, per database: three processes one after another on a fresh database, ``flask db upgrade``,
     ``flask db downgrade base``, ``flask db upgrade`` (their wall times added up; a command that fails, as some
@@ -78,6 +80,7 @@ class App:
     env: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # written into the checkout (a factory of our own)
     extra: tuple[str, ...] = ()  # drivers its pins lack, installed beside them
+    chain: int = 0  # a synthetic chain of this many revisions (benchmarks/chain_app.py), in this interpreter
 
 
 APPS = {
@@ -85,11 +88,22 @@ APPS = {
                      {"SECRET_KEY": "bench", "REDIS_URL": "redis://127.0.0.1:1/0"}, extra=("pymysql",)),
     "ctfd": App("ctfd", "CTFd/CTFd", "91ced62", "mharness_ctfd:create_app",
                 files={"mharness_ctfd.py": CTFD_FACTORY}, extra=("psycopg2-binary",)),
+    # this repository's example app and the synthetic chain of BENCHMARKS.md, in this interpreter
+    "example": App("example", "", "", "app:create_app"),
+    "chain100": App("chain100", "", "", "app:create_app", chain=100),
 }
 
 
 def prepare(app: App, root: Path) -> tuple[Path, Path]:
     """The app's checkout and its venv's Python, made the first time (clone at the commit, its own pins)."""
+    if app.name == "example":
+        return REPO, Path(sys.executable)
+    if app.chain:
+        from chain_app import write_app
+
+        if not (root / app.name / "migrations").exists():
+            write_app(root / app.name, app.chain)
+        return root / app.name, Path(sys.executable)
     checkout, venv = root / app.name, root / f"{app.name}-venv"
     if not checkout.exists():
         subprocess.run(["git", "clone", "-q", f"https://github.com/{app.repo}", str(checkout)], check=True)
