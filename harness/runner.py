@@ -259,7 +259,9 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
                 sessions.extra = announce()
                 unavailable: list[DatabaseUnavailable] = []
                 plans = plan_sessions(config.checks)  # --baseline: its window's upgrade is not the stairway's
-                for plan in (plans if config.baseline else merge_passes(plans)):
+                passes = plans if config.baseline else merge_passes(plans)
+                for number, plan in enumerate(passes):
+                    sessions.expect_more = number < len(passes) - 1
                     gone = _server_gone(checks, server)
                     if gone:  # a dead or frozen server: the sessions after it cannot run either
                         checks.extend(_not_run(plan, gone, settings.dialect, reporter))

@@ -28,6 +28,8 @@ class DatabaseSessions:
         self.used = False  # a session ran on the scratch database since it was made
         self.loads = 0  # app loads (workers started), for tests and the benchmark
         self.extra: dict[str, Any] = {}  # what every session gets from the preflight (``--since``)
+        #: another session is planned after the next one: its fresh database is made while this one runs
+        self.expect_more = False
         self._worker: WorkerProcess | None = None
         self._pristine = False
         self._failed_start: WorkerOutcome | None = None  # how :meth:`prestart`'s worker failed to get up
@@ -69,6 +71,8 @@ class DatabaseSessions:
             return outcome
         worker = self._worker
         assert worker is not None
+        if self.expect_more:
+            self.server.prepare_renewal()
         with worker_slot():
             ended = not worker.send(session) or not worker.collect(outcome, self.step_timeout_s, on_event,
                                                                   end="session_done")

@@ -54,6 +54,12 @@ class PostgreSQLBackend(ServerBackend):
     def create_database(self, conn: Connection, name: str) -> None:
         conn.execute(sa.text(f"CREATE DATABASE {_quote(name)}"))
 
+    # CREATE DATABASE copies template1 (0.4-1 s on a loaded machine); a rename is a catalogue update
+    renames_databases: ClassVar[bool] = True
+
+    def rename_database(self, conn: Connection, name: str, new_name: str) -> None:
+        conn.execute(sa.text(f"ALTER DATABASE {_quote(name)} RENAME TO {_quote(new_name)}"))
+
     def drop_database(self, conn: Connection, name: str) -> None:
         # A killed client does not stop PostgreSQL: its backend may still hold the database, and a plain DROP
         # DATABASE then fails with "being accessed by other users". 13+ has WITH (FORCE); older servers need
