@@ -161,19 +161,21 @@ def measure_floor(app: App, checkout: Path, python: Path, urls: dict[str, str], 
     for dialect in DIALECTS:
         url = scratch_url(dialect, urls, workdir)
         try:
-            total, codes = 0.0, []
+            total, cpu, codes = 0.0, 0.0, []
             for argv in (["db", "upgrade"], ["db", "downgrade", "base"], ["db", "upgrade"]):
                 run = run_process([str(flask), *argv], cwd=checkout, timeout=600,
                                   env={**env, **app.env, "FLASK_APP": app.app, "DATABASE_URL": url})
                 total += run["wall"]
+                cpu += run["cpu"]
                 codes.append(run["rc"])
-            per[dialect] = {"wall": total, "rc": codes}
+            per[dialect] = {"wall": total, "cpu": cpu, "rc": codes}
         finally:
             drop(dialect, url, urls)
     slowest = max(per, key=lambda d: per[d]["wall"])
     log(f"  (a) floor {app.name}: " + ", ".join(f"{d} {v['wall']:.1f}s (exit {'/'.join(map(str, v['rc']))})"
                                                 for d, v in per.items()))
-    return {"wall": per[slowest]["wall"], "slowest": slowest, "databases": per}
+    return {"wall": per[slowest]["wall"], "slowest": slowest, "databases": per,
+            "cpu": sum(v["cpu"] for v in per.values())}
 
 
 def measure_harness(app: App, checkout: Path, python: Path, urls: dict[str, str], env: dict[str, str],
@@ -198,7 +200,8 @@ def measure_harness(app: App, checkout: Path, python: Path, urls: dict[str, str]
     log(f"  (b) harness {label} {app.name}: {run['wall']:.1f}s (" + ", ".join(
         f"{d} {v['duration']:.1f}s, checks {v['checks']:.1f}s" for d, v in databases.items())
         + f"), {run['tree_pss_kib'] / 1024:.0f} MiB PSS")
-    return {"wall": run["wall"], "databases": databases, "verdicts": verdicts, "pss_kib": run["tree_pss_kib"]}
+    return {"wall": run["wall"], "databases": databases, "verdicts": verdicts, "pss_kib": run["tree_pss_kib"],
+            "cpu": run["cpu"]}
 
 
 def exported(ref: str, dest: Path) -> dict[str, str]:
@@ -231,12 +234,15 @@ def render(results: dict[str, dict[str, list[dict[str, Any]]]], args: argparse.N
              f"{os.cpu_count()} cores (median {median(loads):.1f}).", "",
              "(a) floor: the slowest database's `flask db upgrade` + `flask db downgrade base` + `flask db upgrade` "
              "(three processes, a fresh database). (b) harness: every check, three databases, wall time of the "
-             "command. Checks: the time in the checks themselves per database (sqlite / postgresql / mysql).", ""]
-    head = "| app (revisions) | (a) floor (s) | (b) harness (s) | (b) / (a) | checks per database (s) | peak PSS (MiB) |"
-    rule = "| --- | --- | --- | --- | --- | --- |"
+             "command. Checks: the time in the checks themselves per database (sqlite / postgresql / mysql). CPU: "
+             "user + system time of the processes (the harness's parent and workers; the floor's nine `flask` "
+             "processes), not the servers': less sensitive to the machine's load than wall time.", ""]
+    head = ("| app (revisions) | (a) floor (s) | (b) harness (s) | (b) / (a) | checks per database (s) | peak PSS (MiB) "
+            "| CPU (s): floor, 3 databases / harness |")
+    rule = "| --- | --- | --- | --- | --- | --- | --- |"
     if compare:
-        head += " harness before (s) | before / (a) | verdicts the same |"
-        rule += " --- | --- | --- |"
+        head += " harness before (s) | before / (a) | CPU before (s) | verdicts the same |"
+        rule += " --- | --- | --- | --- |"
     lines += [head, rule]
     for name, runs in results.items():
         floor = median([r["wall"] for r in runs["floor"]])
@@ -247,18 +253,20 @@ def render(results: dict[str, dict[str, list[dict[str, Any]]]], args: argparse.N
         codes = {d: v["rc"] for d, v in runs["floor"][0]["databases"].items()}
         failing = ", ".join(f"{d} exit {'/'.join(map(str, c))}" for d, c in codes.items() if any(c))
         label = f"{name} ({runs['revisions']})"
+        cpu = (f"{median([r['cpu'] for r in runs['floor']]):.1f} / {median([r['cpu'] for r in runs['after']]):.1f}")
         row = (f"| {label} | {floor:.1f} ({slowest}{'; ' + failing if failing else ''}) | {after:.1f} | "
-               f"**{after / floor:.2f}** | {checks} | {pss:.0f} |")
+               f"**{after / floor:.2f}** | {checks} | {pss:.0f} | {cpu} |")
         if compare:
             prior = median([r["wall"] for r in runs["before"]])
             same = all(r["verdicts"] == runs["after"][0]["verdicts"] for r in runs["after"] + runs["before"])
-            row += f" {prior:.1f} | {prior / floor:.2f} | {'yes' if same else '**no**'} |"
+            row += (f" {prior:.1f} | {prior / floor:.2f} | {median([r['cpu'] for r in runs['before']]):.1f} | "
+                    f"{'yes' if same else '**no**'} |")
         lines.append(row)
     lines += ["", "Each measurement, in the order taken (load average before it):", ""]
     for name, runs in results.items():
         for kind in ("floor", "after", "before"):
             for r in runs.get(kind, []):
-                lines.append(f"- {name} {kind}: {r['wall']:.1f} s (load {r['load']:.1f})")
+                lines.append(f"- {name} {kind}: {r['wall']:.1f} s, CPU {r['cpu']:.1f} s (load {r['load']:.1f})")
     return "\n".join(lines) + "\n"
 
 
