@@ -133,7 +133,7 @@ def run_process(argv: list[str], *, cwd: Path, env: dict[str, str], timeout: flo
         out.seek(0)
         output = out.read()
     return {"wall": wall, "rc": proc.returncode, "output": output, "max_rss_kib": usage.ru_maxrss,
-            "tree_pss_kib": peak_tree[0]}
+            "tree_pss_kib": peak_tree[0], "cpu": usage.ru_utime + usage.ru_stime}
 
 
 def checked(result: dict[str, Any], what: str) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from alembic.script import Script, ScriptDirectory
+if TYPE_CHECKING:  # alembic is imported where it runs (the worker), not by the parent for these names
+    from alembic.script import Script, ScriptDirectory
 
 from .errors import MigrationsError
 

@@ -269,16 +269,19 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
                                              tuple(n for plan in bind_plans(plans, "") for n in plan))
                 if binds is not None:
                     sessions.use_binds(here)
-                for bind in (None, *here):  # a multi-database app: each database's chain in sessions of its own
-                    for plan in bind_plans(plans if config.baseline else merge_passes(plans), bind):
-                        gone = _server_gone(checks, server)
-                        if gone:  # a dead or frozen server: the sessions after it cannot run either
-                            checks.extend(_not_run(plan, gone, settings.dialect, reporter, bind))
-                            continue
-                        try:
-                            _run_pass(sessions, settings, plan, config, reporter, steps, retries, checks, bind)
-                        except DatabaseUnavailable as exc:  # e.g. no scratch database for one session: keep the others'
-                            unavailable.append(exc)
+                # a multi-database app: each database's chain in sessions of its own
+                passes = [(bind, plan) for bind in (None, *here)
+                          for plan in bind_plans(plans if config.baseline else merge_passes(plans), bind)]
+                for number, (bind, plan) in enumerate(passes):
+                    sessions.expect_more = number < len(passes) - 1  # its fresh database is made meanwhile
+                    gone = _server_gone(checks, server)
+                    if gone:  # a dead or frozen server: the sessions after it cannot run either
+                        checks.extend(_not_run(plan, gone, settings.dialect, reporter, bind))
+                        continue
+                    try:
+                        _run_pass(sessions, settings, plan, config, reporter, steps, retries, checks, bind)
+                    except DatabaseUnavailable as exc:  # e.g. no scratch database for one session: keep the others'
+                        unavailable.append(exc)
                 for result in elsewhere:
                     reporter.check_finished(settings.dialect, result)
                 checks.extend(elsewhere)

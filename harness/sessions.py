@@ -31,6 +31,8 @@ class DatabaseSessions:
         #: a multi-database app's binds under test on this server: bind key → its scratch database's URL; ``None``
         #: for a single-database app (see :meth:`use_binds`)
         self.bind_urls: dict[str, str] | None = None
+        #: another session is planned after the next one: its fresh database is made while this one runs
+        self.expect_more = False
         self._worker: WorkerProcess | None = None
         self._pristine = False
         self._failed_start: WorkerOutcome | None = None  # how :meth:`prestart`'s worker failed to get up
@@ -94,6 +96,8 @@ class DatabaseSessions:
             return outcome
         worker = self._worker
         assert worker is not None
+        if self.expect_more:
+            self.server.prepare_renewal()
         with worker_slot():
             ended = not worker.send(session) or not worker.collect(outcome, self.step_timeout_s, on_event,
                                                                   end="session_done")

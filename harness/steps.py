@@ -1,16 +1,18 @@
 """Run a migration chain one revision at a time and say exactly which step failed, and why."""
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from types import CodeType
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.runtime.environment import EnvironmentContext
-from alembic.script import ScriptDirectory
+if TYPE_CHECKING:  # alembic is imported where steps run (the worker), not by the parent, which needs only names
+    from alembic.script import ScriptDirectory
 
 from .history import Revision
 
@@ -150,7 +152,11 @@ def apply_step(config: Any, step: Step, script: ScriptDirectory | None = None) -
     """``alembic upgrade <target>`` / ``downgrade <target>``, as :mod:`alembic.command` does it, but with one
     :class:`ScriptDirectory` for the whole run: ``command.upgrade`` builds a new one every call and loads every
     revision file again, which makes a step-by-step walk over N revisions cost N² file loads."""
+    from alembic.runtime.environment import EnvironmentContext
+
     if script is None or not hasattr(script, "_upgrade_revs"):  # pragma: no cover - every alembic 1.x has it
+        from alembic import command
+
         (command.upgrade if step.direction == UP else command.downgrade)(config, step.target)
         return
     revs = script._upgrade_revs if step.direction == UP else script._downgrade_revs
@@ -160,7 +166,36 @@ def apply_step(config: Any, step: Step, script: ScriptDirectory | None = None) -
 
     with EnvironmentContext(config, script, fn=migrations, as_sql=False, starting_rev=None,
                             destination_rev=step.target, tag=None):
+        run_env(script)
+
+
+class _CompiledOnce(importlib.machinery.SourceFileLoader):
+    """A source loader that compiles a file once per process (per size and modification time): alembic runs
+    ``env.py`` afresh at every step, and where no bytecode can be cached (``PYTHONDONTWRITEBYTECODE=1``, common
+    in CI images; a read-only checkout) it was compiled again for every one of the ~6 steps per revision."""
+
+    codes: ClassVar[dict[tuple[str, int, int], CodeType]] = {}
+
+    def get_code(self, fullname: str) -> CodeType:
+        stat = os.stat(self.path)
+        key = (self.path, stat.st_mtime_ns, stat.st_size)
+        code = self.codes.get(key)
+        if code is None:
+            code = self.codes[key] = super().get_code(fullname)  # its bytecode cache when there is one
+        return code
+
+
+def run_env(script: ScriptDirectory) -> None:
+    """``script.run_env()``: ``env.py`` run as a new module, exactly as alembic loads it (module name ``env_py``,
+    not in ``sys.modules``), from a code object compiled once (:class:`_CompiledOnce`)."""
+    path = os.path.join(script.dir, "env.py")
+    if not os.path.isfile(path):  # only a compiled env.pyc: alembic's own loading finds it
         script.run_env()
+        return
+    spec = importlib.util.spec_from_file_location("env_py", path, loader=_CompiledOnce("env_py", path))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
 
 
 def run_steps(config: Any, steps: Sequence[Step], before_step: Callable[[Step], None],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import threading
 from decimal import Decimal, InvalidOperation
 import time
 from abc import ABC, abstractmethod
@@ -65,6 +66,10 @@ class Server(ABC):
         keeps pointing at it): dropped and created. False when it could not be dropped (it is then one of
         :attr:`leftovers`, and the caller takes a new one); :class:`DatabaseUnavailable` when it cannot be made."""
         raise NotImplementedError  # pragma: no cover - every server kind implements it
+
+    def prepare_renewal(self) -> None:
+        """Start making, in the background, what the next :meth:`renew` will need (a caller that expects another
+        session says so while the current one runs); nothing where renewing is cheap."""
 
     def probe(self) -> str | None:
         """Why the server cannot be used any more ("the container had exited with code 137"), or ``None`` while
@@ -282,6 +287,14 @@ class ServerBackend(Backend):
     def drop_database(self, conn: Connection, name: str) -> None:
         """Drop ``name`` even if sessions are still connected to it."""
 
+    #: ``ALTER DATABASE ... RENAME`` exists and is instant while making a database is not (PostgreSQL copies a
+    #: template: 0.4-1 s): :meth:`SqlServer.renew` then renames a database made in the background
+    renames_databases: ClassVar[bool] = False
+
+    def rename_database(self, conn: Connection, name: str, new_name: str) -> None:
+        """Give database ``name`` (nobody is connected to it) the name ``new_name``."""
+        raise NotImplementedError  # pragma: no cover - only called when renames_databases is set
+
     @abstractmethod
     def list_databases(self, conn: Connection) -> list[str]:
         """Names of all databases on the server."""
@@ -427,6 +440,32 @@ def _docker_reason(exc: BaseException, image: str, dialect: str) -> str:
     return f"container from image {image!r} did not start: {text}"
 
 
+class _Spare:
+    """A scratch database made in a thread of its own (:meth:`SqlServer.prepare_renewal`)."""
+
+    #: how long :meth:`wait` waits for the CREATE (a frozen server never answers: renew then finds out itself)
+    WAIT_S = 60.0
+
+    def __init__(self, server: SqlServer, name: str) -> None:
+        self.server, self.name = server, name
+        self.made = False
+        self._thread = threading.Thread(target=self._make, name=f"spare-{name}", daemon=True)
+        self._thread.start()
+
+    def _make(self) -> None:
+        try:
+            with self.server.engine.connect() as conn:
+                self.server.backend.create_database(conn, self.name)
+            self.made = True
+        except Exception:  # noqa: BLE001 - renew makes its database itself, and says why it cannot
+            pass
+
+    def wait(self) -> bool:
+        """Whether it was made (waiting for the CREATE to end)."""
+        self._thread.join(self.WAIT_S)
+        return self.made and not self._thread.is_alive()
+
+
 class SqlServer(Server):
     """A PostgreSQL or MySQL server (container or URL) on which scratch databases are made and dropped."""
 
@@ -440,6 +479,8 @@ class SqlServer(Server):
         self.leftovers = leftovers if leftovers is not None else []
         self._undropped: list[str] = []  # scratch databases a failed drop left (tried again by sweep)
         self._numbers = itertools.count(1)
+        self._spare: _Spare | None = None  # the next renew's database, being made (prepare_renewal)
+        self._dropping: list[threading.Thread] = []  # databases renew set aside, being dropped
         with engine.connect() as conn:
             self.server_version = backend.describe_version(conn)
             self.version_info = tuple(int(p) for p in conn.dialect.server_version_info if isinstance(p, int))
@@ -457,15 +498,67 @@ class SqlServer(Server):
             created = True
             yield self.admin_url.set(database=name).render_as_string(hide_password=False)
         finally:
+            self._discard_spare()
+            for thread in self._dropping:
+                thread.join(_Spare.WAIT_S)
+            self._dropping.clear()
             # also when interrupted mid-CREATE (the database may exist without ``created`` being set)
             self._drop(name, created)
 
     def renew(self, url: str) -> bool:
         name = make_url(url).database
-        if not self._drop(name, created=True):
+        spare = self._take_spare()
+        if spare is None:
+            if not self._drop(name, created=True):
+                return False
+            self._create(name)
+            return True
+        # The spare was made while the last session ran. The used database is renamed out of the way (nobody is
+        # connected to it any more) and dropped in the background: PostgreSQL's DROP DATABASE waits for a
+        # checkpoint, seconds on a busy server. The spare, renamed, is a database as fresh as a new one.
+        retired = f"{SCRATCH_PREFIX}{self.run_id}_{next(self._numbers)}"
+        if self._rename(name, retired):
+            self._drop_later(retired)
+        elif not self._drop(name, created=True):
+            self._drop(spare, created=True)
             return False
-        self._create(name)
+        if not self._rename(spare, name):
+            self._drop(spare, created=True)
+            self._create(name)
         return True
+
+    def _rename(self, name: str, new_name: str) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                self.backend.rename_database(conn, name, new_name)
+        except sa.exc.DBAPIError:  # someone is still connected to it (a worker that was killed): dropped instead
+            return False
+        return True
+
+    def _drop_later(self, name: str) -> None:
+        thread = threading.Thread(target=self._drop, args=(name, True), name=f"drop-{name}", daemon=True)
+        thread.start()
+        self._dropping.append(thread)
+
+    def prepare_renewal(self) -> None:
+        if self.backend.renames_databases and self._spare is None:
+            self._spare = _Spare(self, f"{SCRATCH_PREFIX}{self.run_id}_{next(self._numbers)}")
+
+    def _take_spare(self) -> str | None:
+        """The spare database's name once it is made, else ``None`` (its making failed: renew makes one itself,
+        and says why it cannot)."""
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return None
+        if spare.wait():
+            return spare.name
+        self._drop(spare.name, created=False)  # interrupted mid-CREATE, it may exist all the same
+        return None
+
+    def _discard_spare(self) -> None:
+        spare = self._take_spare()
+        if spare is not None:
+            self._drop(spare, created=True)
 
     def _create(self, name: str) -> None:
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from alembic import command
 
 from ..results import FAILED, PASSED, SKIPPED, CheckResult
 from ..steps import downgrade_steps, upgrade_steps
@@ -30,6 +29,8 @@ def start_from_baseline(ctx: CheckContext, checks: list[str], kind: str,
     data run, or ``--checks upgrade``) reverts the window first, unchecked but reported if it fails."""
     ctx.state[STATE_KEY] = kind
     ctx.env.db.create_all()
+    from alembic import command
+
     command.stamp(ctx.env.alembic_config, "heads")
     ctx.at_head, ctx.at_base = True, False
     moving = [c for c in checks if c != "single_head"]

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Sequence
 
 import sqlalchemy as sa
-from alembic.script import ScriptDirectory
 
 from ..app_env import AppEnv
 from ..config import IgnoreRule
@@ -62,6 +61,8 @@ class CheckContext:
     def run_steps(self, steps: Sequence[Step]) -> StepFailure | None:
         """Run migration steps with this context's announcements and timings (see :func:`harness.steps.run_steps`)."""
         if self.script is None:
+            from alembic.script import ScriptDirectory
+
             self.script = ScriptDirectory.from_config(self.env.alembic_config)
         failure = run_steps(self.env.alembic_config, steps, self.announce, self.versions_dir, self.step_done,
                             self.script)

@@ -127,13 +127,27 @@ def _fill_with_retry(conn: Connection, table: sa.Table, wanted: int, seed: int, 
     return first_error or "refused"
 
 
+#: tables counted per statement (SQLite allows 500 terms in a compound SELECT)
+_COUNTED_AT_ONCE = 100
+
+
 def count_rows(conn: Connection, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> dict[str, int]:
-    """Row count of every table but ``exclude``; works inside or outside a caller's transaction."""
+    """Row count of every table but ``exclude``; works inside or outside a caller's transaction.
+
+    One statement for up to :data:`_COUNTED_AT_ONCE` tables (``SELECT count(*) FROM a UNION ALL SELECT ...``): the
+    data check counts every table before and after every step, and a round trip per table was most of its cost on
+    a chain with a few dozen tables."""
     excluded = set(exclude)
     scope = nullcontext() if conn.in_transaction() else conn.begin()
     with scope:
         names = sorted(n for n in sa.inspect(conn).get_table_names() if n not in excluded)
-        return {n: conn.execute(select(sa.func.count()).select_from(sa.table(n))).scalar() for n in names}
+        counts: dict[str, int] = {}
+        for start in range(0, len(names), _COUNTED_AT_ONCE):
+            chunk = names[start:start + _COUNTED_AT_ONCE]
+            counts.update((chunk[i], n) for i, n in conn.execute(sa.union_all(*(
+                select(sa.literal(i).label("i"), sa.func.count().label("n")).select_from(sa.table(name))
+                for i, name in enumerate(chunk)))))
+        return {n: counts[n] for n in names}
 
 
 # --------------------------------------------------------------------------------------------------- one table

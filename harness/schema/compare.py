@@ -11,8 +11,6 @@ import re
 from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from ..compat import autoincrement_column, has_sequence, identity_of
@@ -85,6 +83,9 @@ class ModelComparison:
         return getattr(table, "name", None) not in self.ignore_tables
 
     def autogenerate_differences(self) -> list[Difference]:
+        from alembic.autogenerate import compare_metadata
+        from alembic.migration import MigrationContext
+
         context = MigrationContext.configure(self.conn, opts={
             "compare_type": self._compare_type, "compare_server_default": self._compare_default,
             "include_object": self._include})
