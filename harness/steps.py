@@ -12,6 +12,7 @@ from alembic import command
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 
+from .compat import downgrade_revs
 from .history import Revision
 
 UP, DOWN = "up", "down"
@@ -153,10 +154,10 @@ def apply_step(config: Any, step: Step, script: ScriptDirectory | None = None) -
     if script is None or not hasattr(script, "_upgrade_revs"):  # pragma: no cover - every alembic 1.x has it
         (command.upgrade if step.direction == UP else command.downgrade)(config, step.target)
         return
-    revs = script._upgrade_revs if step.direction == UP else script._downgrade_revs
-
     def migrations(current: Any, context: Any) -> Any:
-        return revs(step.target, current)
+        if step.direction == UP:
+            return script._upgrade_revs(step.target, current)
+        return downgrade_revs(script, step.target, step.revision.revision, current)
 
     with EnvironmentContext(config, script, fn=migrations, as_sql=False, starting_rev=None,
                             destination_rev=step.target, tag=None):

@@ -8,6 +8,7 @@ it. It holds the app's stack only: never the harness or its dependencies.
 from __future__ import annotations
 
 import fcntl
+import functools
 import glob
 import hashlib
 import os
@@ -28,6 +29,8 @@ STACK_NEWEST = ["Flask", "Flask-SQLAlchemy", "Flask-Migrate", "alembic", "SQLAlc
 STACK_BELOW_FLOOR = [p if not p.startswith("alembic==") else "alembic==1.3.3" for p in STACK_2020]
 #: the 2020 stack without its database drivers
 STACK_NO_DRIVERS = [p for p in STACK_2020 if not p.startswith(("psycopg2", "PyMySQL"))]
+#: the stacks ``HARNESS_TEST_APP_PYTHON`` can name: the Python and the pins of each
+STACKS: dict[str, tuple[str, list[str]]] = {"2020": ("3.9", STACK_2020), "newest": ("3.13", STACK_NEWEST)}
 
 
 def interpreter(version: str) -> str:
@@ -70,3 +73,17 @@ def freeze(python: Path) -> str:
     """``pip freeze`` of a venv: what the harness must never change."""
     return subprocess.run([str(python), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"], check=True,
                           capture_output=True, text=True).stdout
+
+
+@functools.lru_cache(maxsize=None)
+def app_python() -> str | None:
+    """The app's interpreter the tests run the worker in: ``HARNESS_TEST_APP_PYTHON``, an interpreter's path or the
+    name of one of :data:`STACKS` (built on first use); ``None`` for the test session's own."""
+    value = os.environ.get("HARNESS_TEST_APP_PYTHON", "")
+    if not value:
+        return None
+    if value in STACKS:
+        version, pins = STACKS[value]
+        return str(stack_python(version, pins))
+    assert Path(value).is_file(), f"HARNESS_TEST_APP_PYTHON={value}: neither an interpreter nor one of {sorted(STACKS)}"
+    return str(Path(value).absolute())
