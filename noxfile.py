@@ -118,9 +118,7 @@ def tests(session: nox.Session) -> None:
     # Two pytest workers (pytest-xdist; HARNESS_TEST_WORKERS changes it, 0 runs in one process): each is one test
     # session with its own container per database. Every test looks only at its own runs' databases.
     workers = os.environ.get("HARNESS_TEST_WORKERS", "2")
-    # the runs on app stacks of their own (marked isolated) are nox -s isolated's
-    session.run("pytest", *(["-n", workers] if workers != "0" else []), "-m", "not isolated", *session.posargs,
-                env=env)
+    session.run("pytest", *(["-n", workers] if workers != "0" else []), *session.posargs, env=env)
 
 
 @nox.session(default=False)

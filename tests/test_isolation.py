@@ -183,7 +183,6 @@ def test_the_worker_imports_none_of_the_harness_s_own_dependencies(tmp_path: Pat
 
 
 # -- lint, rehearse and compat on the 2020 stack: a good chain and a bad one, pins untouched ----------------------
-# (about 3 minutes together: nox -s isolated runs them, nox -s tests leaves them out)
 
 #: a NOT NULL column without a default on a table that holds rows: SQLite and PostgreSQL refuse the step
 NOT_NULL = Rev("a003", "add post summary", """
@@ -199,7 +198,6 @@ def _servers(server_urls: dict[str, str]) -> dict[str, str]:
     return {"HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_MYSQL_URL": server_urls["mysql"]}
 
 
-@pytest.mark.isolated
 def test_lint_on_the_2020_stack_observes_every_step_on_every_database(tmp_path: Path, py2020: Path,
                                                                        server_urls: dict[str, str]) -> None:
     """Each pending step runs in the app's interpreter (SQLAlchemy 1.3) on tables holding rows, on all three
@@ -261,7 +259,6 @@ EMAIL_MODELS = GOOD_MODELS.replace('    name = db.Column(sa.String(80), nullable
                                    '    email = db.Column(sa.String(120), nullable=True)\n')
 
 
-@pytest.mark.isolated
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
 def test_rehearse_on_the_2020_stack_is_safe_or_unsafe_as_production_s_rows_say(
         tmp_path: Path, py2020: Path, server_urls: dict[str, str], dialect: str) -> None:
@@ -304,7 +301,6 @@ def test_rehearse_on_the_2020_stack_is_safe_or_unsafe_as_production_s_rows_say(
     assert freeze(py2020) == before
 
 
-@pytest.mark.isolated
 def test_compat_on_the_2020_stack_classifies_the_new_revisions(tmp_path: Path, py2020: Path,
                                                                server_urls: dict[str, str]) -> None:
     """The previous release (a git tag) runs in the app's interpreter too (``--previous-python`` defaults to
