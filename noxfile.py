@@ -1,8 +1,9 @@
 """Sessions: ``nox -s migrations`` verifies the example app's chain on every database; ``nox -s tests`` runs the
 test suite; ``nox -s compat`` runs the core, schema, chain and lint tests on the oldest and the newest stacks the
-harness supports, ``nox -s docs`` builds the documentation site strictly, and ``nox -s isolated`` the harness in its own virtualenv with the app's stacks in others (a
-2020 one and the newest), through ``--python``. Each installs this repository into its own virtualenv (reused
-between runs)."""
+harness supports, ``nox -s docs`` builds the documentation site strictly, and ``nox -s isolated`` runs the
+harness in its own virtualenv with the app's stacks in others (a 2020 one and the newest) through ``--python``:
+the isolation tests, then the core, schema and chain tests on each stack. Each installs this repository into its
+own virtualenv (reused between runs)."""
 from __future__ import annotations
 
 import glob
@@ -150,11 +151,23 @@ def docs(session: nox.Session) -> None:
                 env={"NO_MKDOCS_2_WARNING": "1"})
 
 
+#: the tests run against each app stack of tests/stacks.py through --python (HARNESS_TEST_APP_PYTHON)
+ISOLATED_TESTS = ["tests/test_core.py", "tests/test_schema.py", "tests/test_chain.py"]
+
+
 @nox.session(default=False)
 def isolated(session: nox.Session) -> None:
-    """The harness in this session's venv, each app stack (2020: Flask 1.1 / SQLAlchemy 1.3 / alembic 1.4 on
-    Python 3.9; the newest on 3.13; one below the floor; one without drivers) in a venv of its own, cached under
-    ~/.cache/migration-harness-tests: the core, schema and chain checks through --python, pins untouched."""
+    """The harness in this session's venv, each app stack in a venv of its own (tests/stacks.py, cached under
+    ~/.cache/migration-harness-tests): tests/test_isolation.py (a 2020 stack: Flask 1.1 / Flask-SQLAlchemy 2.4 /
+    Flask-Migrate 2.5 / alembic 1.4 / SQLAlchemy 1.3 on Python 3.9, and the newest on 3.13; one below the floor;
+    one without drivers; run, lint, sql, rehearse and compat, pins untouched), then the core, schema and chain tests
+    once per stack with every harness command they start given --python that stack's interpreter
+    (``-- -k ...`` narrows each run)."""
     session.install("-e", ".[test]")
     env = {} if os.environ.get("HARNESS_TEST_SERVERS") == "local" else _provision(session, DATABASES)
-    session.run("pytest", "tests/test_isolation.py", *session.posargs, env=env)
+    workers = os.environ.get("HARNESS_TEST_WORKERS", "2")
+    xdist = ["-n", workers] if workers != "0" else []
+    session.run("pytest", *xdist, "tests/test_isolation.py", *session.posargs, env=env)
+    for stack in ("2020", "newest"):
+        session.run("pytest", *xdist, *ISOLATED_TESTS, *session.posargs,
+                    env={**env, "HARNESS_TEST_APP_PYTHON": stack})

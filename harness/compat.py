@@ -211,6 +211,31 @@ def _autogenerate_diffs(config: Any) -> list[Any]:
     return list(revision_context.generated_revisions[-1].upgrade_ops.as_diffs())
 
 
+# -- alembic 1.4 / 1.5+: one revision down on a branched history -------------------------------------------------------
+
+def _alembic_release() -> tuple[int, ...]:
+    import alembic
+
+    return tuple(int(part) for part in alembic.__version__.split(".")[:2] if part.isdigit())
+
+
+def downgrade_revs(script: Any, target: str, revision: str, current: Any) -> list[Any]:
+    """The migration steps that revert exactly ``revision`` (the harness asks alembic for ``target``:
+    ``<revision>@-1``, or a merge's first parent), from the database's ``current`` heads.
+
+    alembic 1.5+ walks ``<revision>@-1`` along ``revision``'s own branch. alembic 1.4 walks it down from every
+    current head and takes the first step it meets: with two branches applied, that can be the other branch's head
+    (``flask db downgrade a003@-1`` on alembic 1.4.3 runs ``downgrade a004 -> a002`` when the version table lists
+    a004 first), so the step reverted another revision than the one named. There, when ``revision`` is a current
+    head, the step is that revision's own downgrade, exactly what 1.5+ does.
+    """
+    if _alembic_release() < (1, 5) and revision in set(current or ()):
+        from alembic.runtime.migration import MigrationStep
+
+        return [MigrationStep.downgrade_from_script(script.revision_map, script.get_revision(revision))]
+    return list(script._downgrade_revs(target, current))
+
+
 # -- testcontainers 4.0 – 4.14 / 4.15+ -------------------------------------------------------------------------------
 
 def container_class(module: str, name: str) -> Any:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 if TYPE_CHECKING:  # alembic is imported where steps run (the worker), not by the parent, which needs only names
     from alembic.script import ScriptDirectory
 
+from .compat import downgrade_revs
 from .history import Revision
 
 UP, DOWN = "up", "down"
@@ -159,10 +160,10 @@ def apply_step(config: Any, step: Step, script: ScriptDirectory | None = None) -
 
         (command.upgrade if step.direction == UP else command.downgrade)(config, step.target)
         return
-    revs = script._upgrade_revs if step.direction == UP else script._downgrade_revs
-
     def migrations(current: Any, context: Any) -> Any:
-        return revs(step.target, current)
+        if step.direction == UP:
+            return script._upgrade_revs(step.target, current)
+        return downgrade_revs(script, step.target, step.revision.revision, current)
 
     with EnvironmentContext(config, script, fn=migrations, as_sql=False, starting_rev=None,
                             destination_rev=step.target, tag=None):

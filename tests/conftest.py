@@ -7,6 +7,12 @@ databases on them, as the harness does for users):
   (``.ci/run`` builds local images and sets these);
 * with ``HARNESS_TEST_SERVERS=local``, the servers at ``HARNESS_TEST_POSTGRESQL_URL`` / ``HARNESS_TEST_MYSQL_URL``
   (default: the PostgreSQL and MariaDB on 127.0.0.1), which is quicker while developing.
+
+The app's side: by default the worker runs in this interpreter (the harness installed beside the app). With
+``HARNESS_TEST_APP_PYTHON`` (an interpreter's path, or the name of a stack of tests/stacks.py: ``2020``,
+``newest``), every harness command a test starts that loads the app gets ``--python`` that interpreter (unless the
+test gives its own), the projects get that stack's Flask-Migrate template, and :func:`release` answers for that
+stack: the harness in its own venv, the app's in another (``nox -s isolated``).
 """
 from __future__ import annotations
 
@@ -38,9 +44,30 @@ IMAGES = {
 ALL = ("sqlite", "postgresql", "mysql")
 
 
+from stacks import app_python  # noqa: E402 (tests/ is on the path from here)
+
+#: the app's interpreter (``HARNESS_TEST_APP_PYTHON``), or ``None`` for this one
+APP_PYTHON = app_python()
+#: the commands that load the app, so take ``--python``
+APP_COMMANDS = ("run", "lint", "sql", "rehearse", "compat")
+
+
+def _app_versions() -> dict[str, str]:
+    """Every distribution's version in the app's environment (one probe, at collection)."""
+    if APP_PYTHON is None:
+        return {d.metadata["Name"]: d.version for d in metadata.distributions()}
+    probe = ("import json, importlib.metadata as m; "
+             "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))")
+    return json.loads(subprocess.run([APP_PYTHON, "-c", probe], check=True, capture_output=True, text=True).stdout)
+
+
+APP_VERSIONS = {name.lower().replace("_", "-"): version for name, version in _app_versions().items()}
+
+
 def release(distribution: str) -> tuple[int, ...]:
-    """The installed (major, minor) of ``distribution``."""
-    return tuple(int(p) for p in metadata.version(distribution).split(".")[:2])
+    """The (major, minor) of ``distribution`` in the app's environment (``HARNESS_TEST_APP_PYTHON``'s, else this
+    one's): what the worker loads the app with."""
+    return tuple(int(p) for p in APP_VERSIONS[distribution.lower().replace("_", "-")].split(".")[:2])
 
 
 #: Whether autogenerate compares column types (and so compiles the models' types) with Flask-Migrate's env.py:
@@ -83,8 +110,11 @@ def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``migration-harness ARGS``; the result's ``run_id`` is the run id it was given."""
+    """``migration-harness ARGS``; the result's ``run_id`` is the run id it was given. A command that loads the app
+    runs it in ``HARNESS_TEST_APP_PYTHON``'s interpreter when there is one (``--python``), unless ``args`` name one."""
     full_env = cli_env(env)
+    if APP_PYTHON and args and args[0] in APP_COMMANDS and not any(a.startswith("--python") for a in args):
+        args = [*args, "--python", APP_PYTHON]
     proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
     proc.run_id = full_env["HARNESS_RUN_ID"]  # type: ignore[attr-defined]

@@ -5,7 +5,6 @@ that drift. The env.py, alembic.ini and script.py.mako are Flask-Migrate's own, 
 """
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import textwrap
@@ -14,12 +13,13 @@ from pathlib import Path
 
 import flask_migrate
 
+from stacks import app_python
 
 
 def flask_migrate_template(python: str | None = None) -> Path:
-    """Flask-Migrate's ``flask`` template of the app's interpreter ``python`` (``HARNESS_PYTHON`` when the tests
-    run the worker in another environment: a 2020 stack's env.py differs from today's), else this one's."""
-    python = python or os.environ.get("HARNESS_PYTHON")
+    """Flask-Migrate's ``flask`` template of the app's interpreter ``python`` (``HARNESS_TEST_APP_PYTHON``'s when
+    the tests run the worker in another environment: a 2020 stack's env.py differs from today's), else this one's."""
+    python = python or app_python()
     if not python:
         return Path(flask_migrate.__file__).parent / "templates" / "flask"
     found = subprocess.run([python, "-c", "import flask_migrate; print(flask_migrate.__file__)"], check=True,

@@ -1,13 +1,15 @@
 """The apps' environments the isolation tests run the worker in: one venv per stack, built once and kept.
 
 Each venv lives under ``~/.cache/migration-harness-tests/<hash of the Python and the pins>`` (outside the
-repository; ``HARNESS_TEST_STACKS`` moves it), so a second test session reuses it. It is built under a temporary
-name and renamed when complete, under a lock, so concurrent pytest workers build it once and never see half of
-it. It holds the app's stack only: never the harness or its dependencies.
+repository; ``HARNESS_TEST_STACKS`` moves it), so a second test session reuses it. It is built in place under a
+lock and complete once its ``stack.txt`` is written, so concurrent pytest workers build it once and never use half
+of it; built where it stays, its console scripts (``bin/flask``) work, for checking a verdict by hand with plain
+``flask db``. It holds the app's stack only: never the harness or its dependencies.
 """
 from __future__ import annotations
 
 import fcntl
+import functools
 import glob
 import hashlib
 import os
@@ -31,6 +33,8 @@ STACK_NEWEST = ["Flask", "Flask-SQLAlchemy", "Flask-Migrate", "alembic", "SQLAlc
 STACK_BELOW_FLOOR = [p if not p.startswith("alembic==") else "alembic==1.3.3" for p in STACK_2020]
 #: the 2020 stack without its database drivers
 STACK_NO_DRIVERS = [p for p in STACK_2020 if not p.startswith(("psycopg2", "PyMySQL"))]
+#: the stacks ``HARNESS_TEST_APP_PYTHON`` can name: the Python and the pins of each
+STACKS: dict[str, tuple[str, list[str]]] = {"2020": ("3.9", STACK_2020), "newest": ("3.13", STACK_NEWEST)}
 
 
 def interpreter(version: str) -> str:
@@ -47,25 +51,24 @@ def interpreter(version: str) -> str:
 def stack_python(version: str, pins: list[str]) -> Path:
     """The interpreter of a venv holding exactly ``pins`` on Python ``version``, built on first use."""
     base = interpreter(version)
-    key = hashlib.sha256("\n".join([os.path.realpath(base), *pins]).encode()).hexdigest()[:16]
+    # "in place": venvs built elsewhere and renamed had console scripts naming a path that no longer exists
+    key = hashlib.sha256("\n".join(["in place", os.path.realpath(base), *pins]).encode()).hexdigest()[:16]
     venv = CACHE / key
     python = venv / "bin" / "python"
-    if python.exists():
+    if (venv / "stack.txt").exists():
         return python
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if python.exists():  # another worker built it while this one waited
+        if (venv / "stack.txt").exists():  # another worker built it while this one waited
             return python
-        building = CACHE / f"{key}.building"
-        shutil.rmtree(building, ignore_errors=True)
-        subprocess.run([base, "-m", "venv", str(building)], check=True, capture_output=True)
+        shutil.rmtree(venv, ignore_errors=True)  # what an interrupted build left
+        subprocess.run([base, "-m", "venv", str(venv)], check=True, capture_output=True)
         # pip's own output only on failure; --no-cache-dir keeps nothing outside the venv
-        done = subprocess.run([str(building / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
+        done = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check",
                                "--no-cache-dir", "-q", *pins], capture_output=True, text=True)
         assert done.returncode == 0, f"cannot build the stack {pins}: {done.stderr[-2000:]}"
-        (building / "stack.txt").write_text("\n".join(pins) + "\n")
-        os.rename(building, venv)  # the venv's python finds its prefix relative to itself, so it moves
+        (venv / "stack.txt").write_text("\n".join(pins) + "\n")  # last: the venv is complete
     return python
 
 
@@ -73,3 +76,17 @@ def freeze(python: Path) -> str:
     """``pip freeze`` of a venv: what the harness must never change."""
     return subprocess.run([str(python), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"], check=True,
                           capture_output=True, text=True).stdout
+
+
+@functools.lru_cache(maxsize=None)
+def app_python() -> str | None:
+    """The app's interpreter the tests run the worker in: ``HARNESS_TEST_APP_PYTHON``, an interpreter's path or the
+    name of one of :data:`STACKS` (built on first use); ``None`` for the test session's own."""
+    value = os.environ.get("HARNESS_TEST_APP_PYTHON", "")
+    if not value:
+        return None
+    if value in STACKS:
+        version, pins = STACKS[value]
+        return str(stack_python(version, pins))
+    assert Path(value).is_file(), f"HARNESS_TEST_APP_PYTHON={value}: neither an interpreter nor one of {sorted(STACKS)}"
+    return str(Path(value).absolute())

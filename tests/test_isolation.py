@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from conftest import ALL, run_cli
 from projects import GOOD_MODELS, Rev, flask_migrate_template, good_chain, make_project
@@ -179,3 +180,147 @@ def test_the_worker_imports_none_of_the_harness_s_own_dependencies(tmp_path: Pat
     loaded, path = json.loads(done.stdout)
     assert loaded == []
     assert path and all(p.startswith(str(py2020.parent.parent)) for p in path), path
+
+
+# -- lint, rehearse and compat on the 2020 stack: a good chain and a bad one, pins untouched ----------------------
+
+#: a NOT NULL column without a default on a table that holds rows: SQLite and PostgreSQL refuse the step
+NOT_NULL = Rev("a003", "add post summary", """
+    with op.batch_alter_table("posts") as batch_op:
+        batch_op.add_column(sa.Column("summary", sa.String(length=50), nullable=False))
+""", """
+    with op.batch_alter_table("posts") as batch_op:
+        batch_op.drop_column("summary")
+""")
+
+
+def _servers(server_urls: dict[str, str]) -> dict[str, str]:
+    return {"HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_MYSQL_URL": server_urls["mysql"]}
+
+
+def test_lint_on_the_2020_stack_observes_every_step_on_every_database(tmp_path: Path, py2020: Path,
+                                                                       server_urls: dict[str, str]) -> None:
+    """Each pending step runs in the app's interpreter (SQLAlchemy 1.3) on tables holding rows, on all three
+    databases, observed there too (the PostgreSQL observer once read its results with 1.4's ``.all()``: lint
+    INCOMPLETE on that database): a good chain passes; a NOT NULL column without default fails exactly where the
+    database refuses it (step-fails on SQLite and PostgreSQL; MariaDB fills the rows) and is named everywhere."""
+    before = freeze(py2020)
+    good = _project(tmp_path / "good", py2020)
+    models = GOOD_MODELS + '    summary = db.Column(sa.String(50), nullable=False)\n'
+    bad = _project(tmp_path / "bad", py2020, [*good_chain(), NOT_NULL], models)
+    reports = {}
+    for name, project, code in (("good", good, 0), ("bad", bad, 1)):
+        done = run_cli(["lint", "--app", "app:create_app", "--python", str(py2020), "--json",
+                        str(tmp_path / f"{name}.json")], project, _servers(server_urls))
+        assert done.returncode == code, (name, done.stdout + done.stderr)
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    for name, steps in (("good", 2), ("bad", 3)):
+        report = reports[name]
+        assert report["versions"]["SQLAlchemy"] == "1.3.24" and report["versions"]["alembic"] == "1.4.3"
+        assert report["harness_versions"]["SQLAlchemy"] != "1.3.24"
+        assert {d["dialect"]: (d["status"], len(d["observations"])) for d in report["databases"]} == {
+            d: ("ok", steps) for d in ALL}, (name, report["databases"])
+    assert not [f for f in reports["good"]["findings"] if f["severity"] == "error"]
+    errors = {(f["rule"], f["database"], f["revision"]) for f in reports["bad"]["findings"] if f["severity"] == "error"}
+    assert errors == {("not-null-without-default", d, "a003") for d in ALL} | {
+        ("step-fails", "sqlite", "a003"), ("step-fails", "postgresql", "a003")}, errors
+    assert freeze(py2020) == before
+
+
+def _production_at_a002(project: Path, python: Path, url: str) -> None:
+    """Plain ``flask db upgrade a002`` with the app's own interpreter, then rows with repeated names."""
+    env = {**os.environ, "DATABASE_URL": url, "FLASK_APP": "app:create_app", "PYTHONPATH": str(project)}
+    done = subprocess.run([str(python), "-m", "flask", "db", "upgrade", "a002"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO users (id, name) VALUES (1, 'ada'), (2, 'ada'), (3, 'bob')"))
+        conn.execute(sa.text("INSERT INTO posts (id, user_id, title) VALUES (1, 1, 'Hello'), (2, 3, 'Again')"))
+    engine.dispose()
+
+
+ADD_EMAIL = Rev("a003", "add users email", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(sa.Column("email", sa.String(length=120), nullable=True))
+""", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_column("email")
+""")
+UNIQUE_NAMES = Rev("a004", "unique user names", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.create_unique_constraint("uq_users_name", ["name"])
+""", """
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_constraint("uq_users_name", type_="unique")
+""")
+EMAIL_MODELS = GOOD_MODELS.replace('    name = db.Column(sa.String(80), nullable=False)\n',
+                                   '    name = db.Column(sa.String(80), nullable=False)\n'
+                                   '    email = db.Column(sa.String(120), nullable=True)\n')
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+def test_rehearse_on_the_2020_stack_is_safe_or_unsafe_as_production_s_rows_say(
+        tmp_path: Path, py2020: Path, server_urls: dict[str, str], dialect: str) -> None:
+    """A production database at a002, brought there by plain ``flask db upgrade`` on the 2020 stack: a nullable
+    column is SAFE; a unique constraint over repeated names is UNSAFE (the copy's step fails on the sampled rows,
+    and the proof counts the duplicates on production). The app's venv is unchanged."""
+    before = freeze(py2020)
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'production.db'}"
+    else:
+        name = f"prodiso_{os.urandom(4).hex()}"
+        admin = sa.create_engine(server_urls["postgresql"], isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        url = sa.engine.make_url(server_urls["postgresql"]).set(database=name).render_as_string(hide_password=False)
+    try:
+        verdicts = {}
+        for case, chain, models, code in (
+                ("good", [*good_chain(), ADD_EMAIL], EMAIL_MODELS, 0),
+                ("bad", [*good_chain(), ADD_EMAIL, UNIQUE_NAMES],
+                 EMAIL_MODELS.replace("sa.String(80), nullable=False", "sa.String(80), nullable=False, unique=True"), 1)):
+            project = _project(tmp_path / case, py2020, chain, models)
+            if case == "good":
+                _production_at_a002(project, py2020, url)
+            report_path = tmp_path / f"{case}.json"
+            done = run_cli(["rehearse", "--app", "app:create_app", "--python", str(py2020), "--from", url,
+                            "--sample-rows", "10", "--json", str(report_path)], project, _servers(server_urls))
+            assert done.returncode == code, (case, done.stdout + done.stderr)
+            verdicts[case] = json.loads(report_path.read_text())
+        good, bad = verdicts["good"], verdicts["bad"]
+        assert good["verdict"] == "safe" and [s["status"] for s in good["steps"]] == ["passed"], good
+        assert good["versions"]["SQLAlchemy"] == "1.3.24" and good["schema_matches_models"]["status"] == "passed"
+        assert bad["verdict"] == "unsafe" and [s["status"] for s in bad["steps"]] == ["passed", "failed"], bad
+        assert any(r.startswith("pending migration a004 (unique user names) failed") for r in bad["reasons"])
+    finally:
+        if dialect != "sqlite":
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            admin.dispose()
+    assert freeze(py2020) == before
+
+
+def test_compat_on_the_2020_stack_classifies_the_new_revisions(tmp_path: Path, py2020: Path,
+                                                               server_urls: dict[str, str]) -> None:
+    """The previous release (a git tag) runs in the app's interpreter too (``--previous-python`` defaults to
+    ``--python``): expand-only revisions are deployable (exit 0); a rename breaks the release still running
+    (exit 1, ``breaking``), on SQLAlchemy 1.3's queries. The app's venv is unchanged."""
+    from test_rolling import (DROP_LEGACY, NEW_MODELS, NICKNAME, RENAME_TITLE, SCORE, SLUG, SPLIT_MODELS, _classes,
+                              compat, release_history)
+
+    before = freeze(py2020)
+    template = flask_migrate_template(str(py2020))
+    good = release_history(tmp_path / "good", [NICKNAME, SCORE, DROP_LEGACY], SPLIT_MODELS, template)
+    done, report = compat(good, tmp_path, server_urls, "--previous", "v1", "--python", str(py2020),
+                          db=("postgresql",))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _classes(report["databases"][0]) == {"b001": "expand", "b002": "expand", "b003": "contract"}
+    bad = release_history(tmp_path / "bad", [NICKNAME, SCORE, DROP_LEGACY, RENAME_TITLE, SLUG], NEW_MODELS, template)
+    done, report = compat(bad, tmp_path, server_urls, "--previous", "v1", "--python", str(py2020),
+                          db=("postgresql",))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert _classes(report["databases"][0]) == {"b001": "expand", "b002": "expand", "b003": "contract",
+                                                "b004": "breaking", "b005": "breaking"}
+    assert "release v1 selects Post.title" in done.stdout
+    assert freeze(py2020) == before

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from conftest import IMAGES, cli_env, run_cli, run_containers, scratch_leftovers
+from conftest import APP_PYTHON, IMAGES, cli_env, run_cli, run_containers, scratch_leftovers
 from projects import GOOD_MODELS, OWN_ENGINE_ENV, TRICKY_MODELS, Rev, good_chain, make_project, tricky_chain
 
 ADD_EMAIL = Rev("a003", "add users email", """
@@ -76,10 +76,11 @@ def _execute(url: str, *statements: str) -> None:
 
 
 def flask_upgrade(project: Path, url: str, revision: str) -> None:
-    """``flask db upgrade <revision>`` on ``url``, as a release manager would have run it."""
+    """``flask db upgrade <revision>`` on ``url``, as a release manager would have run it (with the app's
+    interpreter)."""
     env = cli_env({"DATABASE_URL": url, "FLASK_APP": "app:create_app"})
     env["PYTHONPATH"] = str(project)
-    proc = subprocess.run([sys.executable, "-m", "flask", "db", "upgrade", revision], cwd=project, env=env,
+    proc = subprocess.run([APP_PYTHON or sys.executable, "-m", "flask", "db", "upgrade", revision], cwd=project, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 

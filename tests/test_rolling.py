@@ -114,10 +114,11 @@ def _git(repo: Path, *args: str) -> None:
                    capture_output=True)
 
 
-def release_history(root: Path, new_revisions: list[Rev], new_models: str) -> Path:
+def release_history(root: Path, new_revisions: list[Rev], new_models: str, template: Path | None = None) -> Path:
     """A git repository whose tag v1 is the previous release (users, posts with a legacy column), and whose
-    working tree (uncommitted, as on a developer's machine) adds ``new_revisions`` and ``new_models``."""
-    make_project(root, [USERS, POSTS, LEGACY], V1_MODELS)
+    working tree (uncommitted, as on a developer's machine) adds ``new_revisions`` and ``new_models``;
+    ``template``: the Flask-Migrate template of the app's stack (make_project's)."""
+    make_project(root, [USERS, POSTS, LEGACY], V1_MODELS, template=template)
     (root / ".gitignore").write_text("__pycache__/\n")
     _git(root, "init", "-q", "-b", "main")
     _git(root, "add", ".")
@@ -125,7 +126,7 @@ def release_history(root: Path, new_revisions: list[Rev], new_models: str) -> Pa
     _git(root, "tag", "v1")
     make_project(root, [USERS, POSTS, LEGACY, *new_revisions],
                  'import os\nwith open(os.environ["IMPORT_LOG"], "a") as log:\n'
-                 '    log.write(f"{os.getcwd()}|{__file__}\\n")\n' + new_models)
+                 '    log.write(f"{os.getcwd()}|{__file__}\\n")\n' + new_models, template=template)
     return root
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import release
 from projects import GOOD_MODELS, POSTS, USERS, Rev, good_chain, make_project, tricky_chain, TRICKY_MODELS
 
 ALL = ("sqlite", "postgresql", "mysql")
@@ -24,9 +25,27 @@ def _only(run, dialect: str, check: str) -> dict:
     return diffs[0]
 
 
+#: SQLAlchemy before 1.4 gives ``Boolean`` a CHECK constraint with no name (``create_constraint`` defaulted to True)
+#: where the database has no boolean type (SQLite, MariaDB); the app's naming convention
+#: ``ck_%(table_name)s_%(constraint_name)s`` cannot name it, so ``flask db upgrade`` itself fails at b001 there
+#: (checked by hand with plain ``flask db upgrade`` on the 2020 stack: InvalidRequestError on SQLite and MariaDB,
+#: PostgreSQL, with its native boolean, upgrades and downgrades). Not a correct chain on that stack.
+UNNAMED_BOOLEAN_CHECK = release("SQLAlchemy") < (1, 4)
+
+
 @pytest.mark.fast
 def test_tricky_but_correct_models_pass_everything_everywhere(harness, tmp_path: Path) -> None:
     run = harness(make_project(tmp_path / "p", tricky_chain(), TRICKY_MODELS))
+    if UNNAMED_BOOLEAN_CHECK:
+        assert run.exit_code == 1, run.stdout + run.stderr
+        assert run.statuses("upgrade") == {"sqlite": "failed", "postgresql": "passed", "mysql": "failed"}
+        for dialect in ("sqlite", "mysql"):
+            failure = run.check(dialect, "upgrade")
+            assert failure["revision"] == "b001" and "InvalidRequestError: Naming convention including " \
+                "%(constraint_name)s token requires that constraint is explicitly named" in failure["message"], failure
+        for name in ("schema_matches_models", "no_pending_autogenerate", "downgrade", "leaves_no_trace", "stairway"):
+            assert run.check("postgresql", name)["status"] == "passed", (name, run.stdout)
+        return
     assert run.exit_code == 0, run.stdout + run.stderr
     for name in ("upgrade", "schema_matches_models", "no_pending_autogenerate", "downgrade", "leaves_no_trace"):
         assert run.statuses(name) == {d: "passed" for d in ALL}, (name, run.stdout)
@@ -164,7 +183,15 @@ def test_enum_values_differ_only_where_the_database_keeps_them(harness, tmp_path
     models = GOOD_MODELS + '    state = db.Column(sa.Enum("draft", "ready", "final", name="post_state"))\n'
     run = harness(make_project(tmp_path / "p", good_chain() + [ENUM_REV], models), *SCHEMA)
     # SQLite stores a non-native VARCHAR(5): the labels are not in the database, so nothing to report there.
-    assert run.statuses("schema_matches_models") == {"sqlite": "passed", "postgresql": "failed", "mysql": "failed"}
+    if release("SQLAlchemy") < (1, 4):
+        # ... but SQLAlchemy 1.3 gives a non-native Enum a CHECK, and alembic 1.4's batch mode on SQLite recreates
+        # the table with it twice: as ck_posts_post_state (the naming convention) and as post_state (the Enum's own
+        # name), which the models do not have (seen by hand: `flask db upgrade` on the 2020 stack, sqlite_master)
+        assert run.statuses("schema_matches_models") == {"sqlite": "failed", "postgresql": "failed", "mysql": "failed"}
+        diff = _only(run, "sqlite", "schema_matches_models")
+        assert (diff["object"], diff["name"], diff["aspect"]) == ("check_constraint", "post_state", "extra"), diff
+    else:
+        assert run.statuses("schema_matches_models") == {"sqlite": "passed", "postgresql": "failed", "mysql": "failed"}
     for dialect in ("postgresql", "mysql"):
         diff = _only(run, dialect, "schema_matches_models")
         assert (diff["object"], diff["aspect"], diff["model"], diff["database"]) == (

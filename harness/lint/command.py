@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -79,6 +79,8 @@ class LintResult:
     production: dict[str, Any] | None = None
     #: the lock budget the estimates were held to (``None`` without ``--sizes-from``)
     lock_budget_s: float | None = None
+    #: the app's side, as the worker that loaded the app saw it (``--python``); empty: the harness's own
+    app_versions: dict[str, str] = field(default_factory=dict)
 
     @property
     def failing(self) -> list[Finding]:
@@ -87,7 +89,7 @@ class LintResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "command": "lint", "harness_version": __version__,
-                "versions": versions(),
+                "versions": dict(self.app_versions) or versions(), "harness_versions": versions(),
                 "ok": self.exit_code == EXIT_OK, "exit_code": self.exit_code, "fail_on": self.fail_on,
                 "run_id": self.run_id, "started_at": self.started_at, "revisions": [dict(r) for r in self.revisions],
                 "databases": [d.to_dict() for d in self.databases],
@@ -128,7 +130,7 @@ def lint(config: RunConfig, options: LintOptions, say: Callable[[str], None] | N
                         tuple(_revision_record(r, config.cwd) for r in pending.revisions),
                         options.fail_on, EXIT_OK, run_id, started_at, tuple(sql_files),
                         production.to_dict() if production else None,
-                        options.estimates.lock_budget_s if production else None)
+                        options.estimates.lock_budget_s if production else None, dict(history.versions))
     return replace(result, exit_code=_exit_code(result))
 
 

@@ -3,7 +3,7 @@ DBA's review, and every revision whose SQL cannot be had that way (it reads the 
 parameters instead of values). No database is started: rendering only compiles."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
@@ -36,9 +36,12 @@ class ReviewResult:
     databases: tuple[ReviewDatabase, ...]
     exit_code: int
     run_id: str
+    #: the app's side, as the worker that loaded the app saw it (``--python``); empty: the harness's own
+    app_versions: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema_version": 1, "command": "sql", "harness_version": __version__, "versions": versions(),
+        return {"schema_version": 1, "command": "sql", "harness_version": __version__,
+                "versions": dict(self.app_versions) or versions(), "harness_versions": versions(),
                 "ok": self.exit_code == EXIT_OK, "exit_code": self.exit_code, "run_id": self.run_id,
                 "directory": self.directory, "databases": [d.to_dict() for d in self.databases]}
 
@@ -47,11 +50,12 @@ def review(config: RunConfig, directory: str) -> ReviewResult:
     """Render and write the SQL of ``config.from_revision`` → ``config.to_revision`` for every selected database."""
     run_id = config.run_id or ""
     with registered_run(run_id):
-        preflight(config, run_id)  # a bad app or --from is a usage error before anything is written
+        history = preflight(config, run_id)  # a bad app or --from is a usage error before anything is written
         jobs = [lambda d=s.dialect: _one(config, d, directory, run_id) for s in config.databases]
         databases = tuple(_in_threads(jobs, "sql"))
     failed = any(d.findings for d in databases)
-    return ReviewResult(directory, databases, EXIT_CHECK_FAILED if failed else EXIT_OK, run_id)
+    return ReviewResult(directory, databases, EXIT_CHECK_FAILED if failed else EXIT_OK, run_id,
+                        dict(history.versions))
 
 
 #: what makes a revision's offline SQL unusable for review: it could not be rendered, or it cannot be run as is

@@ -128,6 +128,8 @@ class RehearseResult:
     drift_ignored: tuple[dict[str, Any], ...] = ()
     #: what could not be proved (the verdict is ``unproved`` when this is all there is)
     unproved: tuple[str, ...] = ()
+    #: the app's side, as the worker that loaded the app saw it (``--python``); empty: the harness's own
+    app_versions: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": 1, "command": "rehearse", "verdict": self.verdict, "exit_code": self.exit_code,
@@ -232,7 +234,7 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
     return RehearseResult(verdict, exit_code, tuple(reasons), source_info,
                           throwaway, drift_status, tuple(findings), pending, steps,
                           schema, tuple(notes), run_id, started_at, time.monotonic() - started, drift_job.error,
-                          tuple(ignored), tuple(unproved))
+                          tuple(ignored), tuple(unproved), dict(history.versions))
 
 
 def _message(history: History, revision: str) -> str:

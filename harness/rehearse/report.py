@@ -76,7 +76,8 @@ def verdict_line(result: RehearseResult) -> str:
 def to_json(result: RehearseResult) -> dict:
     from .. import __version__
 
-    return {**result.to_dict(), "harness_version": __version__, "versions": versions()}
+    return {**result.to_dict(), "harness_version": __version__, "versions": dict(result.app_versions) or versions(),
+            "harness_versions": versions()}
 
 
 def write_json(result: RehearseResult, path: str, hide: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from ...compat import exec_driver_sql
 from ..findings import ERROR, INFO, Finding
 from .base import StepObserver, StepWatch
 
@@ -86,13 +87,13 @@ class MySQLObserver(StepObserver):
         with self._probe_connection() as conn:
             conn.execute(sa.text("SET SESSION lock_wait_timeout = 5"))
             try:
-                conn.exec_driver_sql(f"CREATE TABLE `{probe}` LIKE `{table}`")
+                exec_driver_sql(conn, f"CREATE TABLE `{probe}` LIKE `{table}`")
             except sa.exc.DBAPIError as exc:
                 return "unknown", _reason(exc)
             try:
                 for algorithm, clause in _ALGORITHMS:
                     try:
-                        conn.exec_driver_sql(f"ALTER TABLE `{probe}` {what}, {clause}".replace("%", "%%"))
+                        exec_driver_sql(conn, f"ALTER TABLE `{probe}` {what}, {clause}".replace("%", "%%"))
                         return algorithm, None
                     except sa.exc.DBAPIError as exc:
                         code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
@@ -100,7 +101,7 @@ class MySQLObserver(StepObserver):
                             return "unknown", _reason(exc)
                 return "COPY", None
             finally:
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS `{probe}`")
+                exec_driver_sql(conn, f"DROP TABLE IF EXISTS `{probe}`")
 
     def end_step(self, watch: StepWatch, conn: Any, file: str | None) -> list[Finding]:
         findings: list[Finding] = []

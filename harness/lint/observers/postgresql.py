@@ -46,7 +46,7 @@ class PostgreSQLObserver(StepObserver):
     dialect = "postgresql"
 
     def begin_step(self, watch: StepWatch, conn: Any) -> None:
-        watch.private["filenodes"] = dict(conn.execute(sa.text(_FILENODES)).all())
+        watch.private["filenodes"] = dict(conn.execute(sa.text(_FILENODES)).fetchall())
 
     def before_commit(self, watch: StepWatch, dbapi_connection: Any) -> None:
         # inside the step's own transaction, behind a savepoint: should the read fail, the step must not
@@ -77,7 +77,7 @@ class PostgreSQLObserver(StepObserver):
 
     def end_step(self, watch: StepWatch, conn: Any, file: str | None) -> list[Finding]:
         before: dict[str, int] = watch.private.get("filenodes", {})
-        after = dict(conn.execute(sa.text(_FILENODES)).all())
+        after = dict(conn.execute(sa.text(_FILENODES)).fetchall())
         findings: list[Finding] = []
         for table, node in before.items():
             if table in after and after[table] != node:
