@@ -170,7 +170,7 @@ def make_container(dialect: str, env: dict[str, str]) -> Any:
     # The same server settings as the harness's own throwaway containers (no durability, data on tmpfs): the
     # floor is the cost of the DDL on the same server, not of fsync.
     from harness.backends import get_backend
-    from harness.compat import with_tmpfs
+    from harness.versions import with_tmpfs
 
     backend = get_backend(dialect)
     kwargs: dict[str, Any] = {"labels": BENCH_LABEL}

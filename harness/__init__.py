@@ -12,7 +12,7 @@ from ._version import __version__
 from .config import DatabaseSettings, RunConfig, build_config  # noqa: E402
 from .errors import ConfigError, DatabaseUnavailable, HarnessError  # noqa: E402
 from .results import CheckResult, DatabaseResult, RunResult  # noqa: E402
-from .runner import run  # noqa: E402
+from .run.runner import run  # noqa: E402
 
 __all__ = ["CheckResult", "ConfigError", "DatabaseResult", "DatabaseSettings", "DatabaseUnavailable",
            "HarnessError", "RunConfig", "RunResult", "__version__", "build_config", "run"]

@@ -57,7 +57,7 @@ class MigrationsRun:
             from dataclasses import replace
 
             from .errors import HarnessError
-            from .runner import run
+            from .run.runner import run
 
             chosen = [i for i in items if isinstance(i, MigrationItem)]
             dialects, checks = {i.dialect for i in chosen}, {i.check for i in chosen}
@@ -163,7 +163,7 @@ def _migration_servers(pytestconfig: pytest.Config) -> Any:
 
     from .backends import get_backend
     from .backends.base import new_run_id
-    from .clean import registered_run
+    from .run.clean import registered_run
     from .config import build_config
 
     import os
@@ -175,9 +175,9 @@ def _migration_servers(pytestconfig: pytest.Config) -> Any:
 
     def server(dialect: str) -> tuple[Any, Any]:
         """The dialect's sessions (one worker, the app loaded once, a fresh scratch database per test)."""
-        from .redact import secrets_of
-        from .runner import _spec
-        from .sessions import DatabaseSessions
+        from .config.redact import secrets_of
+        from .run.runner import _spec
+        from .run.sessions import DatabaseSessions
 
         config = build_config(app=pytestconfig.getoption("migrations_app"), db=(dialect,),
                               cwd=str(pytestconfig.invocation_params.dir),

@@ -154,7 +154,7 @@ def server_urls() -> Iterator[dict[str, str]]:
     if os.environ.get("HARNESS_TEST_SERVERS") == "local":
         yield dict(LOCAL_URLS)
         return
-    from harness.compat import container_class
+    from harness.versions import container_class
 
     MySqlContainer = container_class("mysql", "MySqlContainer")
     PostgresContainer = container_class("postgres", "PostgresContainer")

@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from conftest import REPO, run_cli
-from harness.compat import strict_zip, tomllib
+from harness.versions import strict_zip, tomllib
 from projects import GOOD_MODELS, good_chain, make_project
 
 pytestmark = pytest.mark.fast

@@ -165,11 +165,11 @@ def test_a_missing_driver_names_the_package_to_add(tmp_path: Path, db: str, pack
 def test_the_worker_imports_none_of_the_harness_s_own_dependencies(tmp_path: Path, py2020: Path) -> None:
     """What the worker can import (every mode's modules) loads in an interpreter without testcontainers, docker,
     rich, tomli or squawk, and without putting the harness's site-packages on its path."""
-    from harness.process import worker_command
+    from harness.run.process import worker_command
 
     probe = worker_command(str(py2020))[2].replace(
-        "import harness.floor as w; sys.exit(w.main())",
-        "import importlib; [importlib.import_module(m) for m in ('harness.worker', 'harness.lint.offline', "
+        "import harness.run.floor as w; sys.exit(w.main())",
+        "import importlib; [importlib.import_module(m) for m in ('harness.run.worker', 'harness.lint.offline', "
         "'harness.lint.observe', 'harness.rehearse.steps', 'harness.lint.observers.postgresql', "
         "'harness.lint.observers.mysql', 'harness.lint.observers.sqlite')]; "
         "import json; print(json.dumps([sorted({n.split('.')[0] for n in sys.modules} & {'testcontainers', "

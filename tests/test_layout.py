@@ -3,7 +3,10 @@
 ``if TYPE_CHECKING``), since a cycle deferred into a function still means neither module can be read, tested or
 moved without the other. ``from pkg import name`` is an edge to the module ``pkg.name`` when there is one, else to
 ``pkg`` itself; the implicit import of a parent package's ``__init__`` is not an edge (each ``__init__`` would
-otherwise depend on every module below it)."""
+otherwise depend on every module below it).
+
+[layout] harness/ is grouped by stage: at most eight plain modules at its top, every package's ``__init__`` says
+what it owns and what it may import, and no package imports one above it (LAYERS, top to bottom)."""
 from __future__ import annotations
 
 import ast
@@ -12,6 +15,27 @@ from pathlib import Path
 from conftest import REPO
 
 PACKAGE = REPO / "harness"
+
+#: harness/'s units (a package, or a plain module at its top; ``harness`` is the package's own ``__init__``, the
+#: public API), top to bottom. A unit imports only units of the layers below its own: never one above, never a
+#: peer of its own layer. A new package must be placed here.
+LAYERS: list[list[str]] = [
+    ["harness", "__main__", "pytest_plugin", "flask_command"],
+    ["cli"],
+    ["lint"],
+    ["rehearse", "rolling"],
+    ["estimate", "reports"],
+    ["run"],
+    ["checks"],
+    ["chain", "schema", "datagen"],
+    ["backends"],
+    ["config"],
+    ["errors", "results"],
+    ["versions", "_version"],
+]
+#: imports that go up, each with the reason it is tolerated (importer → imported)
+ALLOWED_UPWARD: dict[tuple[str, str], str] = {}
+MAX_TOP_MODULES = 8
 
 
 def _modules(root: Path) -> dict[str, Path]:
@@ -116,3 +140,76 @@ def test_a_cycle_is_found_and_named(tmp_path: Path) -> None:
     assert cycles(import_graph(pkg)) == [["pkg.a", "pkg.sub.b", "pkg.a"]]
     (pkg / "sub" / "b.py").write_text("def thing():\n    return 1\n")
     assert cycles(import_graph(pkg)) == []
+
+
+def unit(module: str) -> str:
+    """The unit a dotted module belongs to: its package below harness/, or the plain module itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def layer_violations(graph: dict[str, set[str]], layers: list[list[str]],
+                     allowed: dict[tuple[str, str], str]) -> list[str]:
+    """Every import of a unit that is not below the importer's, and every unit with no layer."""
+    rank = {name: i for i, layer in enumerate(layers) for name in layer}
+    found = sorted({f"{unit(m)} has no layer (add it to LAYERS)" for m in graph if unit(m) not in rank})
+    for module in sorted(graph):
+        for target in sorted(graph[module]):
+            source_unit, target_unit = unit(module), unit(target)
+            if source_unit == target_unit or (module, target) in allowed:
+                continue
+            if source_unit in rank and target_unit in rank and rank[target_unit] <= rank[source_unit]:
+                where = "a peer" if rank[target_unit] == rank[source_unit] else "above it"
+                found.append(f"{module} imports {target} ({target_unit} is {where})")
+    return found
+
+
+def test_at_most_eight_plain_modules_at_the_top() -> None:
+    """The top of harness/ holds the public API and the few modules every stage shares; the rest lives in the
+    package of its stage, so that the layout shows the stages of a run."""
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= MAX_TOP_MODULES, f"{len(top)} plain modules at harness/'s top: {top}; move one into the " \
+                                        "package of its stage"
+
+
+def test_each_package_says_what_it_owns_and_may_import() -> None:
+    packages = sorted(p.parent for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE)
+    assert packages
+    for package in packages:
+        doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+        if package.parent == PACKAGE:  # a stage: it says what it may import
+            assert "may import" in " ".join(doc.split()).lower(), \
+                f"{package.relative_to(REPO)}/__init__.py: its docstring must say what it owns and what it may import"
+        else:
+            assert doc, f"{package.relative_to(REPO)}/__init__.py: its docstring must say what the package owns"
+
+
+def test_no_package_imports_one_above_it() -> None:
+    graph = import_graph(PACKAGE)
+    assert not layer_violations(graph, LAYERS, ALLOWED_UPWARD), "\n".join(
+        layer_violations(graph, LAYERS, ALLOWED_UPWARD))
+    for (importer, imported), reason in ALLOWED_UPWARD.items():  # an exception that is no longer needed goes
+        assert imported in graph.get(importer, set()), f"{importer} no longer imports {imported}: drop it " \
+                                                       f"from ALLOWED_UPWARD ({reason})"
+    assert {unit(m) for m in graph} <= {name for layer in LAYERS for name in layer}
+
+
+def test_an_upward_import_is_found_and_named(tmp_path: Path) -> None:
+    """The layer check above can fail: an import of a package above, of a peer, and a package with no layer."""
+    pkg = tmp_path / "pkg"
+    for sub in ("low", "high", "peer", "stray"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "high" / "a.py").write_text("from ..low import b\n")
+    (pkg / "low" / "b.py").write_text("def f():\n    from ..high import a\n    return a\n")
+    (pkg / "peer" / "c.py").write_text("from ..high.a import f\n")
+    layers = [["pkg"], ["high", "peer"], ["low"]]
+    graph = import_graph(pkg)
+    assert layer_violations(graph, layers, {}) == [
+        "stray has no layer (add it to LAYERS)",
+        "pkg.low.b imports pkg.high.a (high is above it)",
+        "pkg.peer.c imports pkg.high.a (high is a peer)",
+    ]
+    assert layer_violations(graph, layers, {("pkg.low.b", "pkg.high.a"): "why", ("pkg.peer.c", "pkg.high.a"): ""}) \
+        == ["stray has no layer (add it to LAYERS)"]

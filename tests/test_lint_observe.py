@@ -11,7 +11,7 @@ import pytest
 
 from harness.backends import get_backend
 from harness.config import DatabaseSettings
-from harness.process import run_worker
+from harness.run.process import run_worker
 from projects import GOOD_MODELS, OWN_ENGINE_ENV, Rev, good_chain, make_project
 
 SERVERS = ("postgresql", "mysql")

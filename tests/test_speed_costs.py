@@ -71,7 +71,7 @@ def test_rows_are_counted_in_one_statement_past_the_chunk_size(tmp_path: Path) -
 
 
 def test_env_py_compiled_once_is_read_again_when_it_changes(tmp_path: Path) -> None:
-    from harness.steps import run_env
+    from harness.chain.steps import run_env
 
     class Script:
         dir = str(tmp_path)
@@ -89,7 +89,7 @@ def test_env_py_compiled_once_is_read_again_when_it_changes(tmp_path: Path) -> N
 
 
 def test_the_worker_runs_its_exit_handlers_and_exits_at_once_after_done(tmp_path: Path) -> None:
-    from harness.process import worker_command
+    from harness.run.process import worker_command
 
     marker = tmp_path / "atexit.txt"
     app = tmp_path / "exitapp.py"

@@ -1,4 +1,8 @@
-"""One backend per dialect, found by name: ``get_backend("postgresql")``."""
+"""One backend per dialect, found by name: ``get_backend("postgresql")``.
+
+Layer: it may import ``config/`` and the plain modules ``errors``, ``results``, ``versions``, ``_version`` (the
+layers below it, tests/test_layout.py), never a package above it.
+"""
 from __future__ import annotations
 
 from .base import Backend, Server

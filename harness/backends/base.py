@@ -23,10 +23,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.url import URL, make_url
 from sqlalchemy.pool import NullPool
 
-from ..compat import with_tmpfs
+from ..versions import with_tmpfs
 from ..config import DatabaseSettings
 from ..errors import DatabaseUnavailable
-from ..redact import redact, safe_url, secrets_of
+from ..config.redact import redact, safe_url, secrets_of
 from .probe import container_state, log_line_with, remove_container
 
 #: Every scratch database (and SQLite temp directory) starts with this, so ``clean`` can find leftovers.

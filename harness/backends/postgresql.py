@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..compat import container_class, scalars
+from ..versions import container_class, scalars
 from .base import ServerBackend, TableSize
 
 

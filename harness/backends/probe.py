@@ -9,7 +9,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-from ..redact import redact
+from ..config.redact import redact
 
 #: Docker's states of a container that will not answer again by itself
 GONE = ("exited", "dead", "removing")

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-from ..compat import scalars
+from ..versions import scalars
 from ..config import DatabaseSettings
 from .base import SCRATCH_PREFIX, Backend, Server, TableSize
 

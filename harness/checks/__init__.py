@@ -1,5 +1,10 @@
 """Every check, by the name it has in the JSON report. Each is a plain function ``(CheckContext) -> CheckResult``
-whose docstring says why the check matters."""
+whose docstring says why the check matters.
+
+Layer: it may import ``chain/``, ``schema/``, ``datagen/``, ``backends/``, ``config/`` and the plain modules
+``errors``, ``results``, ``versions``, ``_version`` (the layers below it, tests/test_layout.py), never a package
+above it.
+"""
 from __future__ import annotations
 
 from typing import Callable

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 
 from ..results import FAILED, PASSED, SKIPPED, CheckResult
-from ..steps import downgrade_steps, upgrade_steps
+from ..chain.steps import downgrade_steps, upgrade_steps
 from .context import CheckContext
 
 #: ``--baseline`` values: how the scratch database is built before the window is checked

@@ -1,10 +1,10 @@
 """Checks of the chain itself: upgrade and downgrade one revision at a time, the stairway, a single head."""
 from __future__ import annotations
 
-from ..compat import strict_zip
+from ..versions import strict_zip
 from ..results import FAILED, PASSED, SKIPPED, CheckResult
 from ..schema.reflect import snapshot_differences
-from ..steps import downgrade_steps, upgrade_steps
+from ..chain.steps import downgrade_steps, upgrade_steps
 from .baseline import STATE_KEY, check_baseline_downgrade, check_baseline_upgrade
 from .context import CheckContext
 

@@ -8,13 +8,13 @@ from typing import Any, Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 
-from ..app_env import AppEnv
+from ..chain.app_env import AppEnv
 from ..config import IgnoreRule
-from ..history import Revision
+from ..chain.history import Revision
 from ..results import FAILED, PASSED, CheckResult
 from ..schema.differences import Difference
 from ..schema.reflect import Snapshot, snapshot
-from ..steps import UP, Step, StepFailure, run_steps
+from ..chain.steps import UP, Step, StepFailure, run_steps
 
 
 @dataclass
@@ -59,7 +59,8 @@ class CheckContext:
         self.emit(self.state["last_step"])
 
     def run_steps(self, steps: Sequence[Step]) -> StepFailure | None:
-        """Run migration steps with this context's announcements and timings (see :func:`harness.steps.run_steps`)."""
+        """Run migration steps with this context's announcements and timings
+        (see :func:`harness.chain.steps.run_steps`)."""
         if self.script is None:
             from alembic.script import ScriptDirectory
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..compat import select
+from ..versions import select
 from ..datagen import DEFAULT_EXCLUDE, count_rows, fill_database
 from ..errors import MigrationsError
 from ..results import FAILED, PASSED, CheckResult
-from ..steps import describe_error, upgrade_steps
+from ..chain.steps import describe_error, upgrade_steps
 from .context import CheckContext
 
 DATA_MODULE = "harness_data.py"

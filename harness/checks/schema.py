@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ..compat import pending_autogenerate
+from ..versions import pending_autogenerate
 from ..results import ERROR, FAILED, PASSED, SKIPPED, CheckResult
 from ..schema.compare import ModelComparison, differences_from_alembic
 from ..schema.differences import Difference
 from ..schema.reflect import Snapshot
-from ..steps import describe_error
+from ..chain.steps import describe_error
 from .baseline import leaves_no_trace_from_baseline
 from .context import CheckContext
 

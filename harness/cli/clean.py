@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from ..clean import clean as clean_leftovers
+from ..run.clean import clean as clean_leftovers
 from ..config import server_urls
 from ..errors import EXIT_UNAVAILABLE, HarnessError
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import click
 from sqlalchemy import exc as sa_exc
 
-from ..report import write_atomically
+from ..reports.report import write_atomically
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 4

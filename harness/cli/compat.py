@@ -12,8 +12,8 @@ import click
 from ..backends.base import new_run_id
 from ..config import build_config, server_urls
 from ..errors import HarnessError
-from ..interpreter import resolve_python
-from ..redact import redact, secrets_of
+from ..config.interpreter import resolve_python
+from ..config.redact import redact, secrets_of
 from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, app_options, stop_on_signals, write_json_report
 
 

@@ -15,8 +15,8 @@ from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, app_options, interrupt, wri
 from ..config import build_config, server_urls
 from ..errors import ConfigError, HarnessError
 from ..lint.findings import SEVERITIES
-from ..redact import redact, secrets_of
-from ..report import write_atomically
+from ..config.redact import redact, secrets_of
+from ..reports.report import write_atomically
 
 
 

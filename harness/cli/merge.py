@@ -7,10 +7,10 @@ import sys
 import click
 
 from ..errors import HarnessError
-from ..formats import write_junit, write_markdown
-from ..html_report import write_html
-from ..merge import load_report, merge
-from ..report import color_wanted, summary, write_json
+from ..reports.formats import write_junit, write_markdown
+from ..reports.html import write_html
+from ..reports.merge import load_report, merge
+from ..reports.report import color_wanted, summary, write_json
 
 
 @click.command("merge")

@@ -10,7 +10,7 @@ import click
 
 from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, app_options, interrupt
 from ..errors import HarnessError
-from ..redact import redact, secrets_of
+from ..config.redact import redact, secrets_of
 
 
 @click.command()

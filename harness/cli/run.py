@@ -13,14 +13,14 @@ import click
 
 from ..config import DIALECTS, build_config, server_urls
 from ..errors import HarnessError
-from ..formats import write_junit, write_markdown
-from ..html_report import write_html
-from ..redact import redact, secrets_of
+from ..reports.formats import write_junit, write_markdown
+from ..reports.html import write_html
+from ..config.redact import redact, secrets_of
 from ..results import RunResult
-from ..report import TextReporter, color_wanted, summary, verdict_line, write_json
+from ..reports.report import TextReporter, color_wanted, summary, verdict_line, write_json
 from ..backends.base import new_run_id
 from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, app_options, interrupt
-from ..runner import run as run_checks
+from ..run.runner import run as run_checks
 
 @click.command()
 @app_options
@@ -90,7 +90,7 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         text_out = sys.stderr if json_path == "-" else None
         config = dataclasses.replace(config, run_id=config.run_id or new_run_id())  # known to an interrupted report
         if sys.stdout.isatty() and not quiet and json_path != "-":  # a person at a terminal: live progress
-            from ..live import LiveReporter
+            from ..reports.live import LiveReporter
 
             with LiveReporter(verbose=verbose, color=color_wanted()) as live:
                 reporter = live

@@ -18,6 +18,9 @@ Design choices, each for a reason spelled out where it is made:
   other row: both mirror real data and both are what "alter to NOT NULL" / "change the default" migrations trip on;
 * a table that cannot be filled (a CHECK we cannot satisfy, a type we cannot produce) is retried once with
   alternate values and then reported in :attr:`FillResult.skipped` with the database's message, never raised.
+
+Layer: it may import ``backends/``, ``config/`` and the plain modules ``errors``, ``results``, ``versions``,
+``_version`` (the layers below it, tests/test_layout.py), never a package above it.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..compat import autoincrement_column, identity_of, select
+from ..versions import autoincrement_column, identity_of, select
 from .values import _Exhausted, _value
 
 DEFAULT_EXCLUDE = ("alembic_version",)

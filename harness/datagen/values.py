@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
-from ..compat import UUID_TYPES
+from ..versions import UUID_TYPES
 
 _WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet")
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"

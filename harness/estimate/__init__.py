@@ -11,6 +11,10 @@ generated sizes, fitted per row, extrapolated to production's row counts (read f
 
 It imports :mod:`harness.datagen`, :mod:`harness.lint.observe` (in the worker only) and the run machinery; the
 commands (``lint``, ``rehearse``) import it, never the other way round.
+
+Layer: it may import ``run/``, ``checks/``, ``chain/``, ``schema/``, ``datagen/``, ``backends/``, ``config/`` and the
+plain modules ``errors``, ``results``, ``versions``, ``_version`` (the layers below it, tests/test_layout.py), never
+a package above it.
 """
 from __future__ import annotations
 

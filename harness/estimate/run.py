@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..backends.base import Server
-from ..process import run_worker
-from ..redact import secrets_of
-from ..runner import _spec
+from ..run.process import run_worker
+from ..config.redact import secrets_of
+from ..run.runner import _spec
 
 
 @dataclass(frozen=True)

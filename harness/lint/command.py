@@ -9,17 +9,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import __version__
+from .._version import __version__
 from ..backends import get_backend
-from ..clean import registered_run
+from ..run.clean import registered_run
 from ..config import DatabaseSettings, RunConfig
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
-from ..history import window
-from ..process import WorkerOutcome, reset_cancel, run_worker
-from ..redact import secrets_of
-from ..report import versions
+from ..chain.history import window
+from ..run.process import WorkerOutcome, reset_cancel, run_worker
+from ..config.redact import secrets_of
+from ..reports.report import versions
 from ..estimate.settings import EstimateSettings
-from ..runner import _in_threads, _spec, preflight
+from ..run.runner import _in_threads, _spec, preflight
 from .estimates import Production, estimate_database, lock_timeout_findings, read_production
 from .findings import ERROR, Finding, at_least
 from .observe import BEFORE_WINDOW, DEFAULT_ROWS
@@ -288,7 +288,7 @@ def _environment_fault(outcome: WorkerOutcome, server: Any, settings: DatabaseSe
     """Why the observation says nothing about the migrations (the throwaway server died, froze or filled up, the
     worker was killed), asked of the server itself: then its ``step-fails`` is no finding, the database is
     ``error`` (exit 3), not a failure blamed on a revision."""
-    from ..faults import classify, worker_killed
+    from ..run.faults import classify, worker_killed
     from ..results import CheckResult
 
     if outcome.killed_by is not None:

@@ -62,7 +62,7 @@ class Production:
 
 def read_production(raw_url: str) -> Production:
     """Production's sizes at ``raw_url``, read-only (one read-only transaction, every statement a read)."""
-    from ..redact import safe_url
+    from ..config.redact import safe_url
     from ..rehearse.source import read_sizes
 
     try:

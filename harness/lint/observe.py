@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from ..checks import CheckContext
 from ..backends import get_backend
 from ..datagen import DEFAULT_EXCLUDE, count_rows, fill_database
-from ..history import window
+from ..chain.history import window
 from ..schema.reflect import Snapshot
-from ..steps import upgrade_steps
-from ..worker import on_scratch_database
+from ..chain.steps import upgrade_steps
+from ..run.worker import on_scratch_database
 from .findings import ERROR, Finding
 from .observers import StepObserver, StepWatch, observer_for
 

@@ -21,9 +21,9 @@ from typing import Any, Callable, Sequence
 
 from ..backends.base import SCRATCH_PREFIX
 from ..errors import ConfigError
-from ..history import Revision, window
-from ..process import run_worker
-from ..steps import describe_error
+from ..chain.history import Revision, window
+from ..run.process import run_worker
+from ..chain.steps import describe_error
 from .findings import INFO, WARNING, Finding
 from .source_rules import upgrade_line
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import __version__
-from ..clean import registered_run
+from .._version import __version__
+from ..run.clean import registered_run
 from ..config import RunConfig
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK
-from ..report import versions
-from ..runner import _in_threads, preflight
+from ..reports.report import versions
+from ..run.runner import _in_threads, preflight
 from .command import _relative
 from .findings import Finding
 from .offline import offline_findings, offline_sql, write_sql_files

@@ -33,20 +33,20 @@ from sqlalchemy.engine import make_url
 
 from ..backends import get_backend
 from ..backends.base import Server, new_run_id
-from ..clean import registered_run
+from ..run.clean import registered_run
 from ..config import DatabaseSettings, build_config, server_urls
 from ..estimate.settings import EstimateSettings
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, ConfigError, DatabaseUnavailable
-from ..history import ancestors
-from ..process import WorkerOutcome, reset_cancel, run_worker
-from ..redact import secrets_of
+from ..chain.history import ancestors
+from ..run.process import WorkerOutcome, reset_cancel, run_worker
+from ..config.redact import secrets_of
 from ..results import FAILED, PASSED, SKIPPED, CheckResult
-from ..runner import History, _in_threads, _spec, preflight
-from ..steps import describe_error
+from ..run.runner import History, _in_threads, _spec, preflight
+from ..chain.steps import describe_error
 from . import copy, drift
 from .drift import DriftFinding
 from ..estimate.fit import budget_reasons
-from ..faults import last_step, worker_killed
+from ..run.faults import last_step, worker_killed
 from .estimates import estimate_pending, unproved as unproved_estimates, with_estimates
 from .proofs import FAILS, UNPROVED as UNPROVED_PROOF, Proof, derive, summary
 from .source import ProductionMoved, Source, ask, locate_sqlite, parse_source_url, read_source
@@ -394,7 +394,7 @@ def _raise_if_throwaway_failed(server: Server, settings: DatabaseSettings, *jobs
                 if s.status == FAILED] + [CheckResult("rehearsal", FAILED, None, job.error) for job in jobs if job.error]
     if not problems:
         return
-    from ..faults import classify
+    from ..run.faults import classify
 
     faults = [c for c in classify(problems, WorkerOutcome(finished=True), server, settings).results if c.fault]
     if faults:

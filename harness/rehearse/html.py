@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from html import escape
 
-from ..html_report import _STYLE
-from ..redact import redact
-from ..report import write_atomically
+from ..reports.html import _STYLE
+from ..config.redact import redact
+from ..reports.report import write_atomically
 from .command import NOT_RUN, SAFE, UNPROVED, RehearseResult
 
 _CELL = {"passed": "passed", "failed": "failed", NOT_RUN: "notrun"}

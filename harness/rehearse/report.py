@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
-from ..redact import redact
-from ..report import versions, write_atomically
+from ..config.redact import redact
+from ..reports.report import versions, write_atomically
 from .command import NOT_RUN, SAFE, UNPROVED, RehearseResult
 
 _PROOF_MARK = {"fails": "FAILS  ", "passes": "ok     ", "unproved": "UNPROVED"}
@@ -74,7 +74,7 @@ def verdict_line(result: RehearseResult) -> str:
 
 
 def to_json(result: RehearseResult) -> dict:
-    from .. import __version__
+    from .._version import __version__
 
     return {**result.to_dict(), "harness_version": __version__, "versions": dict(result.app_versions) or versions(),
             "harness_versions": versions()}
@@ -93,7 +93,7 @@ def write_json(result: RehearseResult, path: str, hide: list[str] | None = None)
 def write_error(path: str, exit_code: int, message: str, hide: list[str] | None = None) -> None:
     """A rehearsal that stopped before its verdict still leaves its JSON report (``verdict`` ``error``), so a CI
     step that parses it learns why instead of finding no file."""
-    from .. import __version__
+    from .._version import __version__
 
     report = {"schema_version": 1, "command": "rehearse", "verdict": "error", "exit_code": exit_code,
               "error": message, "harness_version": __version__}

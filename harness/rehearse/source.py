@@ -22,7 +22,7 @@ from sqlalchemy.engine.url import URL, make_url
 from ..backends import get_backend
 from ..backends.base import Backend, TableSize, first_line
 from ..errors import ConfigError, DatabaseUnavailable
-from ..redact import safe_url, secrets_of
+from ..config.redact import safe_url, secrets_of
 from .proofs import Proof, Question, answer
 
 VERSION_TABLE = "alembic_version"

@@ -23,9 +23,9 @@ from alembic.script import ScriptDirectory
 
 from ..backends import get_backend
 from ..checks import CheckContext
-from ..steps import Step, run_steps, upgrade_steps
+from ..chain.steps import Step, run_steps, upgrade_steps
 from ..config import IgnoreRule
-from ..worker import on_scratch_database, run_check
+from ..run.worker import on_scratch_database, run_check
 from .record import Recorder
 
 _VERSION_WRITE = re.compile(r"^\s*(UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+[`\"]?alembic_version\b", re.IGNORECASE)

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..backends import get_backend
-from ..clean import registered_run
+from ..run.clean import registered_run
 from ..config import DatabaseSettings, RunConfig
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
-from ..process import WorkerOutcome, reset_cancel, run_worker
-from ..redact import redact, secrets_of
-from ..runner import History, _in_threads, _spec, preflight
+from ..run.process import WorkerOutcome, reset_cancel, run_worker
+from ..config.redact import redact, secrets_of
+from ..run.runner import History, _in_threads, _spec, preflight
 from .classify import SCHEMA_FIRST, RevisionVerdict, classify, deploy_problems
 from .exercise import Failure
 from .release import PreviousRelease, previous_migrations, previous_release

@@ -31,9 +31,9 @@ from typing import Any, Iterator
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from ..compat import autoincrement_column
+from ..versions import autoincrement_column
 from ..datagen.values import _Exhausted, _value
-from ..steps import describe_error
+from ..chain.steps import describe_error
 
 #: rows loaded per class by ``load``: enough to follow each relationship from a real row
 LOAD_ROWS = 5

@@ -1,4 +1,4 @@
-"""Worker modes of ``compat`` (:data:`harness.worker.EXTRA_MODES`), each in a release's own app and interpreter:
+"""Worker modes of ``compat`` (:data:`harness.run.worker.EXTRA_MODES`), each in a release's own app and interpreter:
 
 * ``compat-prepare`` (the previous release): its own migrations to its head, rows in every table (the ``data``
   check's generator), then its models exercised;
@@ -11,14 +11,13 @@ Each emits ``{"event": "exercise", "release", "at", "failures", "operations"}``;
 """
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any, Callable
 
 from ..backends import get_backend
 from ..checks import CheckContext
 from ..datagen import fill_database
-from ..steps import UP, Step, upgrade_steps
+from ..chain.steps import UP, Step, upgrade_steps
+from ..chain.paths import foreign_modules
 from .exercise import exercise, mapped_classes
 
 
@@ -74,52 +73,3 @@ def _emit_exercise(env: Any, engine: Any, release: str, at: str, emit: Callable[
     failures, count = exercise(env.db, engine, release)
     emit({"event": "exercise", "release": release, "at": at, "operations": count,
           "failures": [f.to_dict() for f in failures]})
-
-
-def _inside(path: str, roots: Any) -> bool:
-    real = os.path.realpath(path)
-    return any(real == root or real.startswith(root + os.sep) for root in roots)
-
-
-def _environment_roots() -> list[str]:
-    """The interpreter's own directories (a ``.venv`` inside the working tree is not the working tree's code)."""
-    return [os.path.realpath(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}]
-
-
-def keep_off_path(forbidden: Any, replacement: str | None = None) -> list[str]:
-    """Drop from ``sys.path`` every entry inside a ``forbidden`` directory (the working tree, when the previous
-    release runs: an editable install's ``.pth`` or a ``PYTHONPATH`` would import the new code), mapping it to the
-    same place under ``replacement`` (the previous release's checkout) when that exists; the entries dropped."""
-    roots = [os.path.realpath(r) for r in forbidden]
-    own = _environment_roots() + ([os.path.realpath(replacement)] if replacement else [])
-    dropped: list[str] = []
-    kept: list[str] = []
-    for entry in sys.path:
-        if entry and _inside(entry, roots) and not _inside(entry, own):
-            dropped.append(entry)
-            real = os.path.realpath(entry)
-            root = next(r for r in roots if real == r or real.startswith(r + os.sep))
-            if replacement:
-                mapped = os.path.join(replacement, os.path.relpath(real, root))
-                if os.path.isdir(mapped) and mapped not in kept:
-                    kept.append(mapped)
-            continue
-        kept.append(entry)
-    sys.path[:] = kept
-    return dropped
-
-
-def foreign_modules(forbidden: Any, allowed: str | None = None) -> list[str]:
-    """Modules this process imported from a ``forbidden`` directory (the harness's own code and the interpreter's
-    environment aside): proof that the previous release's worker ran only the previous release's code."""
-    if not forbidden:
-        return []
-    roots = [os.path.realpath(r) for r in forbidden]
-    harness_dir = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    own = _environment_roots() + [harness_dir] + ([os.path.realpath(allowed)] if allowed else [])
-    found = []
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if path and _inside(path, roots) and not _inside(path, own):
-            found.append(f"{name} ({path})")
-    return sorted(found)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import EXIT_OK
 from .classify import BREAKING, CODE_FIRST, CONTRACT, EXPAND, SPLIT_ADVICE, RevisionVerdict
 from .command import CompatDatabase, CompatResult

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..compat import autoincrement_column, has_sequence, identity_of
+from ..versions import autoincrement_column, has_sequence, identity_of
 from .differences import Difference
 from .reflect import type_text
 

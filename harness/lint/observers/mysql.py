@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from ...compat import exec_driver_sql
+from ...versions import exec_driver_sql
 from ..findings import ERROR, INFO, Finding
 from .base import StepObserver, StepWatch
 

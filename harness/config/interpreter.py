@@ -2,7 +2,7 @@
 
 The harness belongs in a venv of its own (``pipx install migration-harness``); the app's code, its Flask,
 Flask-SQLAlchemy, Flask-Migrate, alembic, SQLAlchemy and drivers stay in the app's venv, untouched. The worker
-runs in the app's interpreter with the harness's code put on its path (:mod:`harness.process`). Which one:
+runs in the app's interpreter with the harness's code put on its path (:mod:`harness.run.process`). Which one:
 ``--python`` / ``HARNESS_PYTHON`` / pyproject ``python``, else the active virtualenv's (``$VIRTUAL_ENV``) when it
 is not the harness's own, else the harness's own interpreter (the harness installed into the app's venv).
 """
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: the oldest Python the worker runs on
 MIN_PYTHON: tuple[int, int] = (3, 9)

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine.url import make_url
 
-from .results import ERROR, FAILED, SKIPPED, CheckResult
+from ..results import ERROR, FAILED, SKIPPED, CheckResult
 
 #: the engine name Flask-Migrate's multidb env.py gives the main database
 MAIN_ENGINE = ""
@@ -141,7 +141,7 @@ def bind_plans(plans: list[tuple[str, ...]], bind: str | None) -> list[tuple[str
 
 def for_bind_results(results: list[CheckResult], bind: str | None) -> list[CheckResult]:
     """A multi-database app's session on bind ``bind``: the verdicts the runner made itself (a check the worker
-    never reached, a timeout) name the bind like the worker's own (see :func:`harness.worker.for_bind`)."""
+    never reached, a timeout) name the bind like the worker's own (see :func:`harness.run.worker.for_bind`)."""
     if bind is None:
         return results
     return [r if r.bind == bind else replace(r, bind=bind, message=f"bind {bind}: {r.message}"

@@ -8,7 +8,7 @@ from typing import Any
 
 from .formats import database_labels
 from .report import verdict_text, write_atomically
-from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
+from ..results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
 
 ROW_PX = 24
 LANE_PX = 16

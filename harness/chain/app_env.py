@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from .binding import CONFIGURED, bind_keys, bound_elsewhere, check_single_database_env, force_database, same_database
-from .compat import default_engine, default_metadata, find_flask_app
+from ..versions import default_engine, default_metadata, find_flask_app
 from .multidb import bind_engine, bind_metadata, is_multidb_env
-from .errors import AppLoadError, MigrationsError, WrongDatabaseError
-from .redact import safe_url
+from ..errors import AppLoadError, MigrationsError, WrongDatabaseError
+from ..config.redact import safe_url
 
 
 @dataclass
@@ -47,7 +47,7 @@ class AppEnv:
 
     def metadata(self) -> Any:
         """The app's models: the MetaData of Flask-SQLAlchemy's default bind (``db.metadata``); for a
-        multi-database app, the models of the database under test (:func:`harness.multidb.bind_metadata`)."""
+        multi-database app, the models of the database under test (:func:`harness.chain.multidb.bind_metadata`)."""
         if self.multidb:
             return bind_metadata(self.db, self.bind)
         return default_metadata(self.db)
@@ -104,7 +104,7 @@ def load_app(import_path: str, url: str) -> tuple[Any, str]:
     Accepts ``module``, ``module:name``, ``module:factory``, ``module:factory(args)`` and file paths, relative to
     the working directory. A factory is called the way ``flask`` calls it: with no arguments unless the string
     gives them. ``DATABASE_URL`` and ``SQLALCHEMY_DATABASE_URI`` are set before anything runs, and Flask-SQLAlchemy
-    binds the scratch database whatever the app configures (:mod:`harness.binding`).
+    binds the scratch database whatever the app configures (:mod:`harness.chain.binding`).
     """
     from flask.cli import NoAppException, prepare_import
 

@@ -1,5 +1,5 @@
 """The run's verdict for CI systems and for pull requests: JUnit XML and Markdown (the JSON report is in
-:mod:`harness.report`). Each is built from a :class:`~harness.results.RunResult` alone; no reporter reaches back
+:mod:`harness.reports.report`). Each is built from a :class:`~harness.results.RunResult` alone; no reporter reaches back
 into a run."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Iterable
 from xml.etree import ElementTree as ET
 
 from .report import verdict_text, write_atomically
-from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
+from ..results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
 
 #: differences shown per failure in Markdown (all of them are in the JSON and JUnit reports)
 MARKDOWN_DIFFERENCES = 5

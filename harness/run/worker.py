@@ -30,22 +30,22 @@ import sqlalchemy as sa
 from sqlalchemy.engine.url import make_url
 from alembic.script import ScriptDirectory
 
-from .app_env import multidb_layout, open_app_env
-from .app_vars import expand_env
-from .backends import get_backend
-from .checks import CHECKS, CheckContext
-from .checks.baseline import start_from_baseline
-from .checks.data import load_user_data
-from .compat import sqlite_relative_base
-from .checks.schema import take_baseline
-from .config import IgnoreRule
-from .errors import ConfigError, HarnessError, MigrationsError
-from .app_stack import installed_versions, missing_driver
-from .results import ERROR, FAILED, SKIPPED, CheckResult
-from .steps import upgrade_at_once, upgrade_steps
-from .history import ordered_revisions, window
-from .multidb import only_engine
-from .redact import redact, secrets_of
+from ..chain.app_env import multidb_layout, open_app_env
+from ..config.app_vars import expand_env
+from ..backends import get_backend
+from ..checks import CHECKS, CheckContext
+from ..checks.baseline import start_from_baseline
+from ..checks.data import load_user_data
+from ..versions import sqlite_relative_base
+from ..checks.schema import take_baseline
+from ..config import IgnoreRule
+from ..errors import ConfigError, HarnessError, MigrationsError
+from ..chain.app_stack import installed_versions, missing_driver
+from ..results import ERROR, FAILED, SKIPPED, CheckResult
+from ..chain.steps import upgrade_at_once, upgrade_steps
+from ..chain.history import ordered_revisions, window
+from ..chain.multidb import only_engine
+from ..config.redact import redact, secrets_of
 
 
 def load_history(env: Any) -> tuple[list, list[str]]:
@@ -123,12 +123,12 @@ def run(spec: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     if problem:
         raise ConfigError(problem)
     if spec.get("forbid_roots"):  # ``compat``'s previous release: never the working tree's code
-        from .rolling.modes import keep_off_path
+        from ..chain.paths import keep_off_path
 
         keep_off_path(spec["forbid_roots"], spec.get("replacement_root"))
     load_dotenv()
     os.environ.update(expand_env(spec.get("env", ()), spec["url"], spec["dialect"]))  # --env: over .env, before the app
-    # made (and removed, even when this process is killed) by the parent: harness.process.run_worker
+    # made (and removed, even when this process is killed) by the parent: harness.run.process.run_worker
     bind_directory = Path(spec["bind_directory"])
     bind_urls = spec.get("bind_urls") if spec["mode"] in ("chain", "serve") else None
     env = open_app_env(spec["app"], spec["url"], spec.get("migrations"), bind_directory, bind_urls,
@@ -167,7 +167,7 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
         module, _, function = EXTRA_MODES[spec["mode"]].partition(":")
         getattr(importlib.import_module(module), function)(spec, env, revisions, heads, emit)
         return
-    if spec["mode"] == "serve":  # one app load, every session of the database (harness.serve)
+    if spec["mode"] == "serve":  # one app load, every session of the database (harness.run.serve)
         from .serve import serve
 
         serve(spec, env, revisions, heads, emit, run_chain)
@@ -179,7 +179,7 @@ def run_chain(spec: dict[str, Any], env: Any, revisions: list, heads: list[str],
               emit: Callable[[dict[str, Any]], None]) -> None:
     """One session of checks (``spec["checks"]``, in order) on the scratch database, from base; for a
     multi-database app, on the database of ``spec["bind"]`` (``None``: the main one), whose migrations alone run
-    (:func:`harness.multidb.only_engine`)."""
+    (:func:`harness.chain.multidb.only_engine`)."""
     if not env.multidb:
         _run_chain(spec, env, revisions, heads, emit)
         return
@@ -217,7 +217,7 @@ def _run_chain(spec: dict[str, Any], env: Any, revisions: list, heads: list[str]
         ctx.state["data_probe"] = spec["data_probe"]
     if spec.get("echo_sql"):
         _echo_sql(ctx, _scratch_urls(spec))
-    if spec.get("stairway_is_upgrade"):  # harness.serve: the stairway's first ups are the step-wise upgrade
+    if spec.get("stairway_is_upgrade"):  # harness.run.serve: the stairway's first ups are the step-wise upgrade
         ctx.state["stairway_is_upgrade"] = True
     checks: list[str] = spec["checks"]
     needs_database = [c for c in checks if c != "single_head"]

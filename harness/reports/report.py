@@ -11,9 +11,9 @@ from typing import Any, TextIO
 
 import click
 
-from .config import DatabaseSettings
-from .app_stack import installed_versions
-from .results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
+from ..config import DatabaseSettings
+from ..chain.app_stack import installed_versions
+from ..results import ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult
 
 JSON_SCHEMA_VERSION = 1
 SLOWEST_STEPS = 3
@@ -207,7 +207,7 @@ def versions() -> dict[str, str]:
 def to_json(result: RunResult) -> dict:
     """The JSON report: ``RunResult.to_dict()`` plus the schema version, the harness's version and the versions
     of the stack it ran on."""
-    from . import __version__
+    from .._version import __version__
 
     report = {"schema_version": JSON_SCHEMA_VERSION, "harness_version": __version__, **result.to_dict(),
               "versions": dict(result.versions) or versions(), "harness_versions": versions()}

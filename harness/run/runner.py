@@ -11,21 +11,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from .backends import Server, get_backend
-from .backends.base import SCRATCH_PREFIX, new_run_id
+from ..backends import Server, get_backend
+from ..backends.base import SCRATCH_PREFIX, new_run_id
 from .clean import registered_run
-from .config import DatabaseSettings, RunConfig
-from .errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
+from ..config import DatabaseSettings, RunConfig
+from ..errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
 from .faults import (SERVER_FROZEN, SERVER_GONE, WORKER_KILLED, between_sessions, classify, last_step,
                      wait_for_server, worker_killed)
-from .history import Revision
+from ..chain.history import Revision
 from .process import WorkerOutcome, cancel_workers, reset_cancel, run_worker
-from .multidb import bind_plans, binds_here, for_bind_results
+from ..chain.multidb import bind_plans, binds_here, for_bind_results
 from .sessions import DatabaseSessions
-from .since import since_split
-from .redact import secrets_of
-from .checks.data import MAX_SUSPECTS, probe_spec
-from .results import (ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult, database_status,
+from ..chain.since import since_split
+from ..config.redact import secrets_of
+from ..checks.data import MAX_SUSPECTS, probe_spec
+from ..results import (ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult, database_status,
                       link_root_causes)
 
 #: Worker sessions per database, each on a fresh scratch database, with the checks it runs in order.
@@ -121,8 +121,8 @@ def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[st
 
 def _driver_urls(config: RunConfig) -> list[str]:
     """The start of each server database's URL (``postgresql+psycopg2://``): the worker checks that the app's
-    environment has each driver (:mod:`harness.app_stack`), so the preflight names a missing one before any database
-    starts."""
+    environment has each driver (:mod:`harness.chain.app_stack`), so the preflight names a missing one before any
+    database starts."""
     schemes = []
     for settings in config.databases:
         if settings.dialect == "sqlite":
@@ -354,7 +354,7 @@ def _run_session(sessions: DatabaseSessions, settings: DatabaseSettings, planned
                  config: RunConfig, reporter: Reporter, steps: list[dict[str, Any]], retries: list[str],
                  merged: bool = False, bind: str | None = None) -> list[CheckResult]:
     """One session on a fresh scratch database; each passing check is reported as it ends, a failing one
-    once its cause is known (an environment fault, see :mod:`harness.faults`; for ``data``, see
+    once its cause is known (an environment fault, see :mod:`harness.run.faults`; for ``data``, see
     :func:`_explain_data_failure`). A session whose server dropped it and came back runs once more, on a fresh
     scratch database (said in the report), never a step again on a database it may have partly changed."""
     dialect = settings.dialect

@@ -12,7 +12,7 @@ import re
 import string
 from typing import Any, Iterable, Mapping
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: what a value may name, each filled in by the worker of each database
 PLACEHOLDERS: tuple[str, ...] = ("dialect", "driver", "url")

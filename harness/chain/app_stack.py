@@ -4,7 +4,7 @@ The worker runs in the app's own interpreter (``--python``), with the app's own 
 Flask-Migrate, alembic, SQLAlchemy and drivers. Below the oldest releases it supports, or without the driver of a
 database it is to run on, it says so in one line (a ``fatal`` event: a :class:`~harness.errors.ConfigError`, exit
 2) instead of failing somewhere inside with a traceback. The harness's preflight worker runs this before any
-database starts (:mod:`harness.floor` is the worker's entry point: these checks, then the worker). Standard library
+database starts (:mod:`harness.run.floor` is the worker's entry point: these checks, then the worker). Standard library
 only: this module must import on any stack.
 """
 from __future__ import annotations

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 if TYPE_CHECKING:  # alembic is imported where steps run (the worker), not by the parent, which needs only names
     from alembic.script import ScriptDirectory
 
-from .compat import downgrade_revs
+from ..versions import downgrade_revs
 from .history import Revision
 
 UP, DOWN = "up", "down"

@@ -1,6 +1,6 @@
 """The worker's entry point, in whichever interpreter runs the app: it checks that interpreter's stack
-(:mod:`harness.app_stack`: the oldest releases the worker supports, the drivers) before anything of the app or of
-the worker is imported, then hands over to :func:`harness.worker.main`. Below the floor it answers with one
+(:mod:`harness.chain.app_stack`: the oldest releases the worker supports, the drivers) before anything of the app or of
+the worker is imported, then hands over to :func:`harness.run.worker.main`. Below the floor it answers with one
 ``fatal`` event instead (a :class:`~harness.errors.ConfigError`, exit 2). Standard library only until the hand-over.
 """
 from __future__ import annotations
@@ -9,11 +9,11 @@ import json
 import sys
 from typing import Any
 
-from .app_stack import below_floor
+from ..chain.app_stack import below_floor
 
 
 def main() -> int:
-    """The worker's entry point: check the environment, then hand over to :func:`harness.worker.main`."""
+    """The worker's entry point: check the environment, then hand over to :func:`harness.run.worker.main`."""
     problem = below_floor()
     if problem is None:
         from . import worker

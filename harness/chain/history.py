@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # alembic is imported where it runs (the worker), not by the parent for these names
     from alembic.script import Script, ScriptDirectory
 
-from .errors import MigrationsError
+from ..errors import MigrationsError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import os
 import subprocess
 from typing import Any, Sequence
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .history import Revision
 
 

@@ -12,11 +12,11 @@ import os
 import re
 import time
 from dataclasses import dataclass, replace
-from .backends import Server, get_backend
-from .config import DatabaseSettings
+from ..backends import Server, get_backend
+from ..config import DatabaseSettings
 from .process import WorkerOutcome
-from .results import ERROR, FAILED, SKIPPED, CheckResult
-from .steps import step_phrase
+from ..results import ERROR, FAILED, SKIPPED, CheckResult
+from ..chain.steps import step_phrase
 
 SERVER_GONE, SERVER_FROZEN, DISK_FULL, WORKER_KILLED = "server_gone", "server_frozen", "disk_full", "worker_killed"
 #: how long a server given by URL that stopped answering may take to come back before its session is run again

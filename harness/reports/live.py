@@ -1,6 +1,6 @@
 """Progress a person can follow on a terminal: a live line per database (spinner, phase, the step as it happens,
 elapsed time) kept at the bottom, with each check's verdict printed above it as it ends. Not a terminal (CI logs):
-:class:`~harness.report.TextReporter`'s plain lines instead."""
+:class:`~harness.reports.report.TextReporter`'s plain lines instead."""
 from __future__ import annotations
 
 import threading
@@ -13,9 +13,9 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from .config import DatabaseSettings
+from ..config import DatabaseSettings
 from .report import TextReporter
-from .results import CheckResult, DatabaseResult
+from ..results import CheckResult, DatabaseResult
 
 
 class LiveReporter(TextReporter):

@@ -8,10 +8,10 @@ Flask-SQLAlchemy from 2.5 to 3.1 calls, from ``SQLAlchemy(app)`` too — to over
 scratch database's just before the engines are made. The configured database is never connected to.
 
 Other binds (``SQLALCHEMY_BINDS``) get a throwaway SQLite file each: a single-database ``env.py`` never migrates
-them, and whatever the app does with them at start-up then happens on a file the harness removes. A multi-database
-``env.py`` (``flask db init --multidb``, :mod:`harness.multidb`) migrates them too: then each bind under test gets a
-scratch database of its own (``bind_urls``), given by the parent; a multidb env.py without them is refused
-(:func:`check_single_database_env`).
+them, and whatever the app does with them at start-up then happens on a file the harness removes. A
+multi-database ``env.py`` (``flask db init --multidb``, :mod:`harness.chain.multidb`) migrates them too: then each
+bind under test gets a scratch database of its own (``bind_urls``), given by the parent; a multidb env.py without
+them is refused (:func:`check_single_database_env`).
 """
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ from typing import Any
 
 from sqlalchemy.engine.url import URL, make_url
 
-from .compat import bind_engines
-from .errors import AppLoadError
+from ..versions import bind_engines
+from ..errors import AppLoadError
 from .multidb import is_multidb_env, pinned_binds
 
 _FORCED = "_migration_harness_forced"
 #: what the app configured, seen when its ``init_app`` ran (before the harness overwrote it): ``pinned`` bind key →
-#: the dialect its URL names when that is not the main database's (see :func:`harness.multidb.pinned_binds`)
+#: the dialect its URL names when that is not the main database's (see :func:`harness.chain.multidb.pinned_binds`)
 CONFIGURED: dict[str, Any] = {"pinned": {}}
 
 

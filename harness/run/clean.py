@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
-from .backends import get_backend
-from .backends.base import CONTAINER_LABEL, SCRATCH_PREFIX, first_line
-from .redact import safe_url, secrets_of
+from ..backends import get_backend
+from ..backends.base import CONTAINER_LABEL, SCRATCH_PREFIX, first_line
+from ..config.redact import safe_url, secrets_of
 
 RUNS_DIR = Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}runs"
 _SCRATCH_DB = re.compile(rf"^{SCRATCH_PREFIX}([0-9a-f]{{8}})_\d+$")

@@ -1,4 +1,10 @@
-"""Run settings: flags over environment over ``[tool.migration-harness]`` in pyproject.toml over defaults."""
+"""Run settings: flags over environment over ``[tool.migration-harness]`` in pyproject.toml over defaults.
+
+Beside the settings: which Python runs the worker (:mod:`.interpreter`), the app's environment variables per database
+(:mod:`.app_vars`) and the secrets a URL holds, hidden wherever it is shown (:mod:`.redact`); standard library only,
+since the worker imports them too. Layer: it may import the plain modules ``errors``, ``results``, ``versions``,
+``_version`` (the layers below it, tests/test_layout.py), never a package above it.
+"""
 from __future__ import annotations
 
 import difflib
@@ -10,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .app_vars import parse_env
-from .errors import ConfigError
+from ..errors import ConfigError
 from .interpreter import resolve_python
 
 DIALECTS: tuple[str, ...] = ("sqlite", "postgresql", "mysql")
@@ -190,7 +196,7 @@ def read_pyproject(cwd: str) -> dict[str, Any]:
     path = Path(cwd) / "pyproject.toml"
     if not path.is_file():
         return {}
-    from .compat import tomllib  # tomli on Python 3.9 / 3.10: the harness's own dependency, never the worker's
+    from ..versions import tomllib  # tomli on Python 3.9 / 3.10: the harness's own dependency, never the worker's
 
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

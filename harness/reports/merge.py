@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .report import JSON_SCHEMA_VERSION
-from .results import DatabaseResult, RunResult
+from ..results import DatabaseResult, RunResult
 
 
 def load_report(path: str) -> RunResult:
@@ -36,7 +36,7 @@ def load_report(path: str) -> RunResult:
 def merge(results: list[RunResult]) -> RunResult:
     """One run of every database of ``results``, in order; its exit code is what one run over all of them would
     have had (1 beats 3 beats 0), and a head that differs between jobs is listed once per value."""
-    from .runner import exit_code_for
+    from ..run.runner import exit_code_for
 
     if not results:
         raise ConfigError("merge needs at least one report")

@@ -1,4 +1,4 @@
-"""Every session of one database through one worker: the app is loaded once (:mod:`harness.serve`), each
+"""Every session of one database through one worker: the app is loaded once (:mod:`harness.run.serve`), each
 session gets the scratch database made fresh again. Isolation stays as with a worker per session: a session
 that fails, crashes or outlives the step limit ends only its own checks, and a worker that died or was stopped
 is replaced by a fresh one (on a fresh database) for the sessions after it."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Callable
 
-from .backends import Server
+from ..backends import Server
 from .process import WorkerOutcome, WorkerProcess, binds_directory, worker_slot
 
 OnEvent = Callable[[dict[str, Any]], None]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine.url import URL, make_url
 
-from .compat import url_text
+from ..versions import url_text
 
 
 def safe_url(url: str | URL) -> str:

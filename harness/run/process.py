@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .backends.base import SCRATCH_PREFIX
-from .errors import ConfigError
-from .redact import redact
+from ..backends.base import SCRATCH_PREFIX
+from ..errors import ConfigError
+from ..config.redact import redact
 
-_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 
 
 @dataclass
@@ -56,14 +56,14 @@ class WorkerOutcome:
 #: the harness's code, nothing else.
 _BOOTSTRAP = (
     "import sys, types; h = types.ModuleType('harness'); h.__path__ = [{package!r}]; h.__version__ = {version!r}; "
-    "sys.modules['harness'] = h; import harness.floor as w; sys.exit(w.main())"
+    "sys.modules['harness'] = h; import harness.run.floor as w; sys.exit(w.main())"
 )
-_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
 
 
 def worker_command(python: str | None = None) -> list[str]:
     """The command that starts a worker: ``python`` (the app's interpreter), else this very one."""
-    from ._version import __version__
+    from .._version import __version__
 
     return [python or sys.executable, "-c", _BOOTSTRAP.format(package=_PACKAGE_DIR, version=__version__)]
 
@@ -104,7 +104,7 @@ def reset_cancel() -> None:
 
 def run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secrets: list[str],
                on_event: Callable[[dict[str, Any]], None] | None = None) -> WorkerOutcome:
-    """Run ``python -m harness.worker`` with ``spec``; no step (nor the app's start-up) may take longer than
+    """Run ``python -m harness.run.worker`` with ``spec``; no step (nor the app's start-up) may take longer than
     ``step_timeout_s``. The worker runs in its own process group so that stopping it stops its children too."""
     with worker_slot(), binds_directory(spec) as binds:
         return _run_worker({**spec, "bind_directory": binds}, cwd=cwd, step_timeout_s=step_timeout_s,
@@ -125,7 +125,7 @@ def worker_slot() -> Iterator[None]:
 
 @contextlib.contextmanager
 def binds_directory(spec: dict[str, Any]) -> Iterator[str]:
-    """The directory for the app's other binds (harness.binding): it belongs to this process, not the worker: a
+    """The directory for the app's other binds (harness.chain.binding): it belongs to this process, not the worker: a
     worker that is killed (a hung step, a crash, an interruption) cannot remove it, and it must go all the same."""
     binds = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{spec.get('run_id') or 'norun000'}_binds_")
     try:
@@ -153,7 +153,7 @@ def _run_worker(spec: dict[str, Any], *, cwd: str, step_timeout_s: float, secret
 
 class WorkerProcess:
     """A started worker: its spec written on stdin, its events read into a queue, its stderr's tail kept. A
-    one-shot worker gets only the spec; a serving one (:mod:`harness.serve`) a line per session after it."""
+    one-shot worker gets only the spec; a serving one (:mod:`harness.run.serve`) a line per session after it."""
 
     def __init__(self, spec: dict[str, Any], cwd: str) -> None:
         self.proc = subprocess.Popen(
