@@ -324,3 +324,42 @@ def test_compat_on_the_2020_stack_classifies_the_new_revisions(tmp_path: Path, p
                                                 "b004": "breaking", "b005": "breaking"}
     assert "release v1 selects Post.title" in done.stdout
     assert freeze(py2020) == before
+
+
+#: a line per app load: the app's SQLAlchemy and Python, written where LOAD_LOG says (which interpreter loaded it)
+LOAD_LOGGED = '''
+import os as _os
+import sys as _sys
+with open(_os.environ["LOAD_LOG"], "a") as _log:
+    _log.write(f"{sa.__version__} {_sys.version.split()[0]}\\n")
+
+''' + GOOD_MODELS
+
+
+def test_the_pytest_plugin_takes_the_app_s_interpreter_too(tmp_path: Path, py2020: Path,
+                                                           server_urls: dict[str, str]) -> None:
+    """``pytest --migrations --migrations-python PATH`` (pytest and the harness in the harness's interpreter): every
+    item's worker loads the app in the 2020 stack's interpreter, the items pass there, and not one pin moves. The
+    same run without the option loads the app in the harness's own interpreter (so the log tells them apart)."""
+    from conftest import cli_env
+
+    project = _project(tmp_path / "p", py2020, models=LOAD_LOGGED)
+    log = tmp_path / "loads.log"
+    env = cli_env({**_servers(server_urls), "LOAD_LOG": str(log)})
+    base = [sys.executable, "-m", "pytest", "--migrations", "--migrations-app", "app:create_app", "--migrations-db",
+            "sqlite,postgresql", "--migrations-checks", "upgrade,downgrade,schema_matches_models", "-p",
+            "no:cacheprovider", "-rA"]
+    before = freeze(py2020)
+    proc = subprocess.run(base + ["--migrations-python", str(py2020)], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "6 passed" in proc.stdout, proc.stdout
+    loads = set(log.read_text().splitlines())
+    assert loads and all(line.startswith("1.3.24 3.9.") for line in loads), loads
+    assert freeze(py2020) == before
+    # without --migrations-python: the harness's interpreter (SQLAlchemy 2) loads it, so the log above proves it
+    log.unlink()
+    proc = subprocess.run(base + ["--migrations-db", "sqlite"], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=300)
+    loads = set(log.read_text().splitlines())
+    assert loads and not any(line.startswith("1.3.24 ") for line in loads), (loads, proc.stdout)
