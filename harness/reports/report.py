@@ -24,11 +24,11 @@ def _status(status: str) -> str:
     return click.style(f"{status:<7}", fg=_COLOURS.get(status), bold=status in (FAILED, ERROR))
 
 
-def check_line(dialect: str, check: CheckResult) -> str:
+def check_line(dialect: str, check: CheckResult, width: int = 24) -> str:
     """``sqlite      upgrade                  passed   8 revisions applied…``: one line per check (``upgrade[users]``
-    on the bind ``users`` of a multi-database app)."""
+    on the bind ``users`` of a multi-database app); ``width``: the name's column."""
     where = f" at {check.revision}" if check.revision and check.status != PASSED else ""
-    return f"{dialect:<11} {check.label:<24} {_status(check.status)}{where}  {check.message}".rstrip()
+    return f"{dialect:<11} {check.label:<{width}} {_status(check.status)}{where}  {check.message}".rstrip()
 
 
 def difference_lines(check: CheckResult) -> list[str]:
@@ -154,11 +154,13 @@ def by_database(result: RunResult) -> str:
     as they run, and this block reads one database at a time."""
     lines = []
     for db in result.databases:
+        width = max([24] + [len(c.label) + 1 for c in db.checks])  # a bind's labels are longer: keep the column
         lines += ["", click.style(f"{db.dialect} ({db.server_version or db.backend})", bold=True)]
-        lines += [f"  {check_line('', replace(c, message=f'the same error as {c.same_as}') if c.same_as else c).lstrip()}"
-                  for c in db.checks]
+        for c in db.checks:
+            shown = replace(c, message=f"the same error as {c.same_as}") if c.same_as else c
+            lines.append(f"  {check_line('', shown, width).lstrip()}")
         if db.message:
-            lines.append(f"  {'(database)':<24} {_status(db.status)}  {db.message}")
+            lines.append(f"  {'(database)':<{width}} {_status(db.status)}  {db.message}")
     return "\n".join(lines)
 
 
