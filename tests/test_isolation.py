@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from conftest import ALL, run_cli
 from projects import GOOD_MODELS, Rev, flask_migrate_template, good_chain, make_project
+from test_rehearse import EMAIL_MODELS, UNIQUE_NAMES  # the same chain and models rehearse's own tests use
 from stacks import STACK_2020, STACK_BELOW_FLOOR, STACK_NEWEST, STACK_NO_DRIVERS, freeze, stack_python
 
 
@@ -247,16 +248,6 @@ ADD_EMAIL = Rev("a003", "add users email", """
     with op.batch_alter_table("users") as batch_op:
         batch_op.drop_column("email")
 """)
-UNIQUE_NAMES = Rev("a004", "unique user names", """
-    with op.batch_alter_table("users") as batch_op:
-        batch_op.create_unique_constraint("uq_users_name", ["name"])
-""", """
-    with op.batch_alter_table("users") as batch_op:
-        batch_op.drop_constraint("uq_users_name", type_="unique")
-""")
-EMAIL_MODELS = GOOD_MODELS.replace('    name = db.Column(sa.String(80), nullable=False)\n',
-                                   '    name = db.Column(sa.String(80), nullable=False)\n'
-                                   '    email = db.Column(sa.String(120), nullable=True)\n')
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
