@@ -651,3 +651,73 @@ def test_rehearse_whose_production_goes_away_mid_read_gives_no_verdict(tmp_path:
     written = json.loads(report.read_text())
     assert written["exit_code"] == 3 and written["verdict"] == "error" and "stopped answering" in written["error"]
     assert run_containers(proc.run_id) == set()
+
+
+# -- the SQLite file backend ----------------------------------------------------------------------------------------
+#: SLOW for SQLite: the first session to reach it writes ``<marker>.sqlite`` (the worker's pid) and sleeps in Python
+SLOW_SQLITE = Rev("a003", "slow step", """
+    import os, time
+    marker = os.environ.get("HARNESS_TEST_MARKER")
+    if marker and not op.get_context().as_sql:
+        try:
+            with open(f"{marker}.sqlite", "x") as f:
+                f.write(str(os.getpid()))
+        except FileExistsError:
+            pass
+        else:
+            time.sleep(60)
+""", "pass")
+
+#: Some 40 MB of rows in SQLite: more than the 8 MB tmpfs the test gives the run as its temporary directory.
+FILL_SQLITE = Rev("a003", "fill the disk", """
+    op.create_table("big", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("t", sa.Text()))
+    op.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+               "INSERT INTO big (t) SELECT hex(randomblob(1000)) FROM n")
+""", 'op.drop_table("big")')
+
+
+def test_sqlite_worker_killed_mid_step(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", good_chain() + [SLOW_SQLITE], GOOD_MODELS)
+    marker, report, temp = tmp_path / "marker", tmp_path / "report.json", tmp_path / "tmp"
+    temp.mkdir()
+    proc = start(project, ["--db", "sqlite", "--json", str(report)],
+                 {"HARNESS_TEST_MARKER": str(marker), "TMPDIR": str(temp)})
+    pid_file = Path(f"{marker}.sqlite")
+    wait_for(pid_file, proc)
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    out, err = finish(proc)
+    assert proc.returncode == 3, out + err
+    database = json.loads(report.read_text())["databases"][0]
+    [bad] = faulted({"databases": [database]}, "sqlite")
+    assert (bad["fault"], bad["revision"]) == ("worker_killed", None), bad
+    assert bad["message"].startswith("sqlite: the worker was killed (signal 9) during upgrade to a003 (slow step)")
+    assert NOT_A_VERDICT in bad["message"]
+    others = [c for c in database["checks"] if c["name"] != bad["name"] and c["status"] not in ("passed", "skipped")]
+    assert others == [], "the other sessions go on to their own verdicts"
+    assert "worker was killed" in out and "not ok (exit 3)" in out
+    # its scratch files and directories are gone (what is left is the registry of runs, which it left)
+    assert [p.name for p in temp.iterdir()] == ["mharness_runs"] and not list((temp / "mharness_runs").iterdir())
+
+
+def test_sqlite_disk_full_is_an_environment_fault(tmp_path: Path) -> None:
+    """The run's temporary directory (where SQLite's scratch files live) is a tmpfs of 8 MB, mounted in a mount
+    namespace of the run's own (``unshare``: nothing on the machine sees it, and it goes with the run)."""
+    project = make_project(tmp_path / "p", good_chain() + [FILL_SQLITE], GOOD_MODELS)
+    temp, report, listing = tmp_path / "tmp", tmp_path / "report.json", tmp_path / "left"
+    temp.mkdir()
+    full = cli_env({"TMPDIR": str(temp)})
+    script = ('mount -t tmpfs -o size=8m tmpfs "$TMPDIR" && "$@"; code=$?; ls -A "$TMPDIR" > "$LISTING"; '
+              'exit $code')
+    unshare = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--mount", "--map-root-user"]
+    proc = subprocess.run([*unshare, "sh", "-c", script, "sh", sys.executable, "-m", "harness", "run", "--app",
+                           "app:create_app", "--db", "sqlite", "--checks", "upgrade", "--json", str(report)],
+                          cwd=project, env={**full, "LISTING": str(listing)}, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    [check] = faulted(json.loads(report.read_text()), "sqlite")
+    assert (check["status"], check["fault"], check["revision"]) == ("error", "disk_full", None), check
+    assert check["message"].startswith("sqlite: the server ran out of disk space during the upgrade check, at "
+                                       "upgrade to a003 (fill the disk) (database or disk is full)"), check["message"]
+    assert "free space in the temporary directory (or point TMPDIR at a larger one)" in check["message"]
+    assert NOT_A_VERDICT in check["message"]
+    assert listing.read_text().split() == ["mharness_runs"]  # its scratch file was removed from the full tmpfs
