@@ -252,6 +252,43 @@ def test_container_killed_between_two_sessions(tmp_path: Path, worker: str) -> N
     assert run_containers(proc.run_id) == set()
 
 
+def hold(dialect: str) -> Rev:
+    """:data:`HOLD` on ``dialect``."""
+    return Rev(HOLD.revision, HOLD.message, HOLD.upgrade.replace('"postgresql"', repr(dialect)), HOLD.downgrade)
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_container_paused_between_two_sessions(tmp_path: Path, dialect: str) -> None:
+    """As ``shared`` above, but the container is paused: the next session's fresh scratch database cannot be made
+    (a paused server accepts the connection and never answers), and that must not wait for ever."""
+    project = make_project(tmp_path / "p", good_chain() + [hold(dialect)], GOOD_MODELS)
+    marker, report = tmp_path / "marker", tmp_path / "report.json"
+    proc = start(project, ["--db", dialect, "--checks", "upgrade,data", "--json", str(report)],
+                 {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
+    try:
+        wait_for(marker, proc)
+        container = container_of(proc.run_id, IMAGES[dialect])
+        os.kill(proc.pid, signal.SIGSTOP)
+        Path(f"{marker}.go").touch()
+        _idle(int(marker.read_text()))  # the upgrade's session is over, the data's not begun
+        subprocess.run(["docker", "pause", container], check=True, capture_output=True)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    resumed = time.monotonic()
+    out, err = finish(proc, timeout=90)
+    assert time.monotonic() - resumed < 20, "a paused server costs seconds, not a connect timeout per statement"
+    assert proc.returncode == 3, out + err
+    database = json.loads(report.read_text())["databases"][0]
+    checks = {c["name"]: c for c in database["checks"]}
+    assert database["status"] == "error" and checks["upgrade"]["status"] == "passed", database
+    data = checks["data"]
+    assert (data["status"], data["fault"], data["revision"]) == ("error", "server_frozen", None), data
+    assert data["message"].startswith(f"{dialect}: the server stopped answering between two sessions, before the "
+                                      "data check began (cannot create scratch database mharness_"), data["message"]
+    assert "the container is paused" in data["message"] and NOT_A_VERDICT in data["message"]
+    assert run_containers(proc.run_id) == set(), "the paused container is unpaused and removed"
+
+
 def test_container_paused_mid_step_ends_by_the_step_timeout(slow_project: Path, tmp_path: Path) -> None:
     marker, report = tmp_path / "marker", tmp_path / "report.json"
     proc = start(slow_project, ["--db", "postgresql", "--step-timeout", "10", "--json", str(report)],
