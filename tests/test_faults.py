@@ -426,11 +426,69 @@ def test_url_server_that_goes_away_leaves_what_clean_removes(
     assert bad and all(c["fault"] == "server_gone" for c in bad), bad
     assert "the server does not answer (connection refused)" in bad[0]["message"]
     assert database["leftovers"] and all("scratch database mharness_" in x for x in database["leftovers"])
+    assert database["retries"] == []  # waited for (bounded), never run again
     assert f"clean --run-id {proc.run_id}" in out
     _wait_until_up(url)
     assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")]
     cleaned = run_cli(["clean", "--run-id", proc.run_id], tmp_path, {"HARNESS_POSTGRESQL_URL": url})
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")] == []
+
+
+#: SLOW on PostgreSQL, the first two times it runs: ``<marker>.1``, then ``<marker>.2`` (the worker's pid)
+SLOW_TWICE = Rev("a003", "slow step", """
+    import os
+    marker = os.environ.get("HARNESS_TEST_MARKER")
+    if marker and op.get_bind().dialect.name == "postgresql" and not op.get_context().as_sql:
+        for n in (1, 2):
+            try:
+                with open(f"{marker}.{n}", "x") as f:
+                    f.write(str(os.getpid()))
+            except FileExistsError:
+                continue
+            op.execute("SELECT pg_sleep(60)")
+            break
+""", "pass")
+
+
+def test_url_server_that_restarts_twice_is_retried_once_only(tmp_path: Path,
+                                                             private_server: tuple[str, str]) -> None:
+    """The retry is bounded: a session the server dropped is run again once, and a second drop is its verdict
+    (``error``), said with the retry before it; never a third run."""
+    name, url = private_server
+    project = make_project(tmp_path / "p", good_chain() + [SLOW_TWICE], GOOD_MODELS)
+    marker, report = tmp_path / "marker", tmp_path / "report.json"
+    proc = start(project, ["--db", "postgresql", "--checks", "upgrade", "--json", str(report)],
+                 {"HARNESS_POSTGRESQL_URL": url, "HARNESS_TEST_MARKER": str(marker), "HARNESS_RECONNECT_WAIT": "90"})
+    try:
+        wait_for(Path(f"{marker}.1"), proc)
+        subprocess.run(["docker", "restart", "-t", "0", name], check=True, capture_output=True)
+        # the second time it stays down until the session is over (its worker gone: the harness drops the
+        # scratch database), then comes back: what it kept is dropped once it answers
+        wait_for(Path(f"{marker}.2"), proc)
+        subprocess.run(["docker", "stop", "-t", "0", name], check=True, capture_output=True)
+        worker, deadline = int(Path(f"{marker}.2").read_text()), time.monotonic() + 30
+        while Path(f"/proc/{worker}").exists():
+            assert time.monotonic() < deadline, "the worker did not exit"
+            time.sleep(0.1)
+        time.sleep(1)
+    finally:
+        subprocess.run(["docker", "start", name], check=True, capture_output=True)
+    try:
+        out, err = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _wait_until_up(url)
+    assert proc.returncode == 3, out + err
+    database = json.loads(report.read_text())["databases"][0]
+    [retry] = database["retries"]
+    assert retry.startswith("upgrade: run again on a fresh scratch database after postgresql: the "), retry
+    [check] = database["checks"]
+    assert (check["status"], check["fault"], check["revision"]) == ("error", "server_gone", None), check
+    assert "at upgrade to a003 (slow step)" in check["message"] and NOT_A_VERDICT in check["message"]
+    assert "retried:" in out and "not ok (exit 3)" in out
+    assert database["leftovers"] == []
     assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")] == []
 
 

@@ -55,6 +55,9 @@ class Server(ABC):
     #: what could not be removed (a dead server's scratch database, a container Docker would not remove), for
     #: the report and ``clean --run-id``
     leftovers: list[str]
+    #: a server given by URL that went away was waited for and did not come back in time (it is not waited for
+    #: again, to drop what it kept)
+    waited_in_vain: bool = False
 
     @abstractmethod
     def scratch_database(self) -> AbstractContextManager[str]:
