@@ -188,6 +188,11 @@ HOLD = Rev("a003", "hold", """
 """, "pass")
 
 
+def hold(dialect: str) -> Rev:
+    """:data:`HOLD` on ``dialect``."""
+    return Rev(HOLD.revision, HOLD.message, HOLD.upgrade.replace('"postgresql"', repr(dialect)), HOLD.downgrade)
+
+
 def _docker_kill(container: str) -> None:
     """``docker kill``, and wait until Docker says the container exited."""
     subprocess.run(["docker", "kill", container], check=True, capture_output=True)
@@ -206,23 +211,24 @@ def _idle(pid: int, limit: float = 60) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("worker", ["shared", "per_session"])
-def test_container_killed_between_two_sessions(tmp_path: Path, worker: str) -> None:
+@pytest.mark.parametrize("worker, dialect", [("shared", "postgresql"), ("per_session", "postgresql"),
+                                             ("shared", "mysql")])
+def test_container_killed_between_two_sessions(tmp_path: Path, worker: str, dialect: str) -> None:
     """``shared``: one worker serves both sessions (the app's start-up leaves the database empty); the harness is
     held (SIGSTOP) once the first session's last step has begun, and the container killed once the worker has
     finished that session and waits for the next. ``per_session``: the app's start-up writes to its database, so
     each session gets a worker of its own; the container is killed while the first one exits."""
-    project = make_project(tmp_path / "p", good_chain() + ([HOLD] if worker == "shared" else []), GOOD_MODELS)
+    project = make_project(tmp_path / "p", good_chain() + ([hold(dialect)] if worker == "shared" else []), GOOD_MODELS)
     if worker == "per_session":
         (project / "app.py").write_text(BETWEEN_SESSIONS)
     marker = tmp_path / "marker"
     reports = {ext: tmp_path / f"report.{ext}" for ext in ("json", "xml", "md", "html")}
-    proc = start(project, ["--db", "sqlite,postgresql", "--checks", "upgrade,data", "--json", str(reports["json"]),
+    proc = start(project, ["--db", f"sqlite,{dialect}", "--checks", "upgrade,data", "--json", str(reports["json"]),
                            "--junit", str(reports["xml"]), "--markdown", str(reports["md"]), "--html",
                            str(reports["html"])], {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
     try:
         wait_for(marker, proc)
-        container = container_of(proc.run_id, IMAGES["postgresql"])
+        container = container_of(proc.run_id, IMAGES[dialect])
         if worker == "shared":  # the worker is in the upgrade's last step: the harness waits for it
             os.kill(proc.pid, signal.SIGSTOP)
             Path(f"{marker}.go").touch()
@@ -238,23 +244,18 @@ def test_container_killed_between_two_sessions(tmp_path: Path, worker: str) -> N
     assert all(path.stat().st_size for path in reports.values())
     report = json.loads(reports["json"].read_text())
     assert next(d for d in report["databases"] if d["dialect"] == "sqlite")["status"] == "passed"
-    database = next(d for d in report["databases"] if d["dialect"] == "postgresql")
+    database = next(d for d in report["databases"] if d["dialect"] == dialect)
     checks = {c["name"]: c for c in database["checks"]}
     assert database["status"] == "error" and checks["upgrade"]["status"] == "passed", database
     assert database["leftovers"] == []  # the dead container took its scratch databases with it
     data = checks["data"]
     assert (data["status"], data["fault"], data["revision"]) == ("error", "server_gone", None), data
-    assert data["message"].startswith("postgresql: the server went away between two sessions, before the data "
+    assert data["message"].startswith(f"{dialect}: the server went away between two sessions, before the data "
                                       "check began (cannot create scratch database mharness_"), data["message"]
     assert "the container had exited with code 137" in data["message"] and NOT_A_VERDICT in data["message"]
     assert "went away between two sessions" in out and "not ok (exit 3)" in out
     assert "| ⚠️ error |" in reports["md"].read_text() and "❌ failed" not in reports["md"].read_text()
     assert run_containers(proc.run_id) == set()
-
-
-def hold(dialect: str) -> Rev:
-    """:data:`HOLD` on ``dialect``."""
-    return Rev(HOLD.revision, HOLD.message, HOLD.upgrade.replace('"postgresql"', repr(dialect)), HOLD.downgrade)
 
 
 @pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
@@ -289,18 +290,19 @@ def test_container_paused_between_two_sessions(tmp_path: Path, dialect: str) -> 
     assert run_containers(proc.run_id) == set(), "the paused container is unpaused and removed"
 
 
-def test_container_paused_mid_step_ends_by_the_step_timeout(slow_project: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_container_paused_mid_step_ends_by_the_step_timeout(slow_project: Path, tmp_path: Path, dialect: str) -> None:
     marker, report = tmp_path / "marker", tmp_path / "report.json"
-    proc = start(slow_project, ["--db", "postgresql", "--step-timeout", "10", "--json", str(report)],
+    proc = start(slow_project, ["--db", dialect, "--step-timeout", "10", "--json", str(report)],
                  {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
-    wait_for(Path(f"{marker}.postgresql"), proc)
-    subprocess.run(["docker", "pause", container_of(proc.run_id, IMAGES["postgresql"])], check=True)
+    wait_for(Path(f"{marker}.{dialect}"), proc)
+    subprocess.run(["docker", "pause", container_of(proc.run_id, IMAGES[dialect])], check=True)
     started = time.monotonic()
     out, err = proc.communicate(timeout=120)
     assert run_containers(proc.run_id) == set(), "the paused container must be removed"
     assert proc.returncode == 3, out + err
     assert time.monotonic() - started < 60
-    bad = faulted(json.loads(report.read_text()), "postgresql")
+    bad = faulted(json.loads(report.read_text()), dialect)
     frozen = [c for c in bad if c["fault"] == "server_frozen"]
     assert frozen and all(c["status"] == "error" for c in bad), bad
     assert "the server stopped answering during" in frozen[0]["message"]
