@@ -372,28 +372,44 @@ def _wait_until_up(url: str, limit: float = 60) -> None:
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="module")
-def private_server() -> Iterator[tuple[str, str]]:
-    """A PostgreSQL container of this test's own, given to the harness by URL (never the shared servers)."""
+@contextlib.contextmanager
+def _own_server(dialect: str) -> Iterator[tuple[str, str]]:
+    """A server container of this test's own, given to the harness by URL (never the shared servers)."""
     name, port = f"mharness-faults-{secrets.token_hex(3)}", _free_port()
+    env, inner, url = {
+        "postgresql": ("POSTGRES_PASSWORD=secret", 5432, "postgresql+psycopg2://postgres:secret@127.0.0.1:{}/postgres"),
+        "mysql": ("MYSQL_ROOT_PASSWORD=secret", 3306, "mysql+pymysql://root:secret@127.0.0.1:{}/"),
+    }[dialect]
     subprocess.run(["docker", "run", "-d", "--name", name, "--label", "org.migration-harness.test-session=1",
-                    "-e", "POSTGRES_PASSWORD=secret", "-p", f"127.0.0.1:{port}:5432", IMAGES["postgresql"]],
-                   check=True, capture_output=True)
-    url = f"postgresql+psycopg2://postgres:secret@127.0.0.1:{port}/postgres"
+                    "-e", env, "-p", f"127.0.0.1:{port}:{inner}", IMAGES[dialect]], check=True, capture_output=True)
     try:
-        _wait_until_up(url)
-        yield name, url
+        _wait_until_up(url.format(port), limit=120)
+        yield name, url.format(port)
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
-def _slow_step_begun(project: Path, tmp_path: Path, url: str,
-                     env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
+@pytest.fixture(scope="module")
+def private_server() -> Iterator[tuple[str, str]]:
+    """A PostgreSQL server of this test's own, given by URL."""
+    with _own_server("postgresql") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def private_mysql() -> Iterator[tuple[str, str]]:
+    """A MySQL / MariaDB server of this test's own, given by URL."""
+    with _own_server("mysql") as server:
+        yield server
+
+
+def _slow_step_begun(project: Path, tmp_path: Path, url: str, env: dict[str, str] | None = None,
+                     dialect: str = "postgresql") -> tuple[subprocess.Popen, Path]:
     """A run on the private server, once its slow step has begun; and where its JSON report goes."""
     marker, report = tmp_path / "marker", tmp_path / "report.json"
-    proc = start(project, ["--db", "postgresql", "--json", str(report)],
-                 {"HARNESS_POSTGRESQL_URL": url, "HARNESS_TEST_MARKER": str(marker), **(env or {})})
-    wait_for(Path(f"{marker}.postgresql"), proc)
+    proc = start(project, ["--db", dialect, "--json", str(report)],
+                 {f"HARNESS_{dialect.upper()}_URL": url, "HARNESS_TEST_MARKER": str(marker), **(env or {})})
+    wait_for(Path(f"{marker}.{dialect}"), proc)
     return proc, report
 
 
@@ -413,10 +429,12 @@ def test_url_server_that_restarts_is_waited_for_and_the_session_run_again(
     assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")] == []
 
 
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
 def test_url_server_that_goes_away_leaves_what_clean_removes(
-        slow_project: Path, tmp_path: Path, private_server: tuple[str, str]) -> None:
-    name, url = private_server
-    proc, report = _slow_step_begun(slow_project, tmp_path, url)
+        slow_project: Path, tmp_path: Path, dialect: str, request: pytest.FixtureRequest) -> None:
+    name, url = request.getfixturevalue("private_server") if dialect == "postgresql" else request.getfixturevalue(
+        "private_mysql")
+    proc, report = _slow_step_begun(slow_project, tmp_path, url, dialect=dialect)
     subprocess.run(["docker", "stop", "-t", "0", name], check=True, capture_output=True)
     try:
         out, err = finish(proc)
@@ -424,7 +442,7 @@ def test_url_server_that_goes_away_leaves_what_clean_removes(
         subprocess.run(["docker", "start", name], check=True, capture_output=True)
     assert proc.returncode == 3, out + err
     database = json.loads(report.read_text())["databases"][0]
-    bad = faulted({"databases": [database]}, "postgresql")
+    bad = faulted({"databases": [database]}, dialect)
     assert bad and all(c["fault"] == "server_gone" for c in bad), bad
     assert "the server does not answer (connection refused)" in bad[0]["message"]
     assert database["leftovers"] and all("scratch database mharness_" in x for x in database["leftovers"])
@@ -432,7 +450,7 @@ def test_url_server_that_goes_away_leaves_what_clean_removes(
     assert f"clean --run-id {proc.run_id}" in out
     _wait_until_up(url)
     assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")]
-    cleaned = run_cli(["clean", "--run-id", proc.run_id], tmp_path, {"HARNESS_POSTGRESQL_URL": url})
+    cleaned = run_cli(["clean", "--run-id", proc.run_id], tmp_path, {**NO_URLS, f"HARNESS_{dialect.upper()}_URL": url})
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
     assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")] == []
 
