@@ -188,6 +188,11 @@ HOLD = Rev("a003", "hold", """
 """, "pass")
 
 
+def hold(dialect: str) -> Rev:
+    """:data:`HOLD` on ``dialect``."""
+    return Rev(HOLD.revision, HOLD.message, HOLD.upgrade.replace('"postgresql"', repr(dialect)), HOLD.downgrade)
+
+
 def _docker_kill(container: str) -> None:
     """``docker kill``, and wait until Docker says the container exited."""
     subprocess.run(["docker", "kill", container], check=True, capture_output=True)
@@ -206,23 +211,24 @@ def _idle(pid: int, limit: float = 60) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("worker", ["shared", "per_session"])
-def test_container_killed_between_two_sessions(tmp_path: Path, worker: str) -> None:
+@pytest.mark.parametrize("worker, dialect", [("shared", "postgresql"), ("per_session", "postgresql"),
+                                             ("shared", "mysql")])
+def test_container_killed_between_two_sessions(tmp_path: Path, worker: str, dialect: str) -> None:
     """``shared``: one worker serves both sessions (the app's start-up leaves the database empty); the harness is
     held (SIGSTOP) once the first session's last step has begun, and the container killed once the worker has
     finished that session and waits for the next. ``per_session``: the app's start-up writes to its database, so
     each session gets a worker of its own; the container is killed while the first one exits."""
-    project = make_project(tmp_path / "p", good_chain() + ([HOLD] if worker == "shared" else []), GOOD_MODELS)
+    project = make_project(tmp_path / "p", good_chain() + ([hold(dialect)] if worker == "shared" else []), GOOD_MODELS)
     if worker == "per_session":
         (project / "app.py").write_text(BETWEEN_SESSIONS)
     marker = tmp_path / "marker"
     reports = {ext: tmp_path / f"report.{ext}" for ext in ("json", "xml", "md", "html")}
-    proc = start(project, ["--db", "sqlite,postgresql", "--checks", "upgrade,data", "--json", str(reports["json"]),
+    proc = start(project, ["--db", f"sqlite,{dialect}", "--checks", "upgrade,data", "--json", str(reports["json"]),
                            "--junit", str(reports["xml"]), "--markdown", str(reports["md"]), "--html",
                            str(reports["html"])], {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
     try:
         wait_for(marker, proc)
-        container = container_of(proc.run_id, IMAGES["postgresql"])
+        container = container_of(proc.run_id, IMAGES[dialect])
         if worker == "shared":  # the worker is in the upgrade's last step: the harness waits for it
             os.kill(proc.pid, signal.SIGSTOP)
             Path(f"{marker}.go").touch()
@@ -238,13 +244,13 @@ def test_container_killed_between_two_sessions(tmp_path: Path, worker: str) -> N
     assert all(path.stat().st_size for path in reports.values())
     report = json.loads(reports["json"].read_text())
     assert next(d for d in report["databases"] if d["dialect"] == "sqlite")["status"] == "passed"
-    database = next(d for d in report["databases"] if d["dialect"] == "postgresql")
+    database = next(d for d in report["databases"] if d["dialect"] == dialect)
     checks = {c["name"]: c for c in database["checks"]}
     assert database["status"] == "error" and checks["upgrade"]["status"] == "passed", database
     assert database["leftovers"] == []  # the dead container took its scratch databases with it
     data = checks["data"]
     assert (data["status"], data["fault"], data["revision"]) == ("error", "server_gone", None), data
-    assert data["message"].startswith("postgresql: the server went away between two sessions, before the data "
+    assert data["message"].startswith(f"{dialect}: the server went away between two sessions, before the data "
                                       "check began (cannot create scratch database mharness_"), data["message"]
     assert "the container had exited with code 137" in data["message"] and NOT_A_VERDICT in data["message"]
     assert "went away between two sessions" in out and "not ok (exit 3)" in out
@@ -252,18 +258,51 @@ def test_container_killed_between_two_sessions(tmp_path: Path, worker: str) -> N
     assert run_containers(proc.run_id) == set()
 
 
-def test_container_paused_mid_step_ends_by_the_step_timeout(slow_project: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_container_paused_between_two_sessions(tmp_path: Path, dialect: str) -> None:
+    """As ``shared`` above, but the container is paused: the next session's fresh scratch database cannot be made
+    (a paused server accepts the connection and never answers), and that must not wait for ever."""
+    project = make_project(tmp_path / "p", good_chain() + [hold(dialect)], GOOD_MODELS)
     marker, report = tmp_path / "marker", tmp_path / "report.json"
-    proc = start(slow_project, ["--db", "postgresql", "--step-timeout", "10", "--json", str(report)],
+    proc = start(project, ["--db", dialect, "--checks", "upgrade,data", "--json", str(report)],
                  {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
-    wait_for(Path(f"{marker}.postgresql"), proc)
-    subprocess.run(["docker", "pause", container_of(proc.run_id, IMAGES["postgresql"])], check=True)
+    try:
+        wait_for(marker, proc)
+        container = container_of(proc.run_id, IMAGES[dialect])
+        os.kill(proc.pid, signal.SIGSTOP)
+        Path(f"{marker}.go").touch()
+        _idle(int(marker.read_text()))  # the upgrade's session is over, the data's not begun
+        subprocess.run(["docker", "pause", container], check=True, capture_output=True)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    resumed = time.monotonic()
+    out, err = finish(proc, timeout=90)
+    assert time.monotonic() - resumed < 20, "a paused server costs seconds, not a connect timeout per statement"
+    assert proc.returncode == 3, out + err
+    database = json.loads(report.read_text())["databases"][0]
+    checks = {c["name"]: c for c in database["checks"]}
+    assert database["status"] == "error" and checks["upgrade"]["status"] == "passed", database
+    data = checks["data"]
+    assert (data["status"], data["fault"], data["revision"]) == ("error", "server_frozen", None), data
+    assert data["message"].startswith(f"{dialect}: the server stopped answering between two sessions, before the "
+                                      "data check began (cannot create scratch database mharness_"), data["message"]
+    assert "the container is paused" in data["message"] and NOT_A_VERDICT in data["message"]
+    assert run_containers(proc.run_id) == set(), "the paused container is unpaused and removed"
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_container_paused_mid_step_ends_by_the_step_timeout(slow_project: Path, tmp_path: Path, dialect: str) -> None:
+    marker, report = tmp_path / "marker", tmp_path / "report.json"
+    proc = start(slow_project, ["--db", dialect, "--step-timeout", "10", "--json", str(report)],
+                 {**NO_URLS, "HARNESS_TEST_MARKER": str(marker)})
+    wait_for(Path(f"{marker}.{dialect}"), proc)
+    subprocess.run(["docker", "pause", container_of(proc.run_id, IMAGES[dialect])], check=True)
     started = time.monotonic()
     out, err = proc.communicate(timeout=120)
     assert run_containers(proc.run_id) == set(), "the paused container must be removed"
     assert proc.returncode == 3, out + err
     assert time.monotonic() - started < 60
-    bad = faulted(json.loads(report.read_text()), "postgresql")
+    bad = faulted(json.loads(report.read_text()), dialect)
     frozen = [c for c in bad if c["fault"] == "server_frozen"]
     assert frozen and all(c["status"] == "error" for c in bad), bad
     assert "the server stopped answering during" in frozen[0]["message"]
@@ -333,28 +372,44 @@ def _wait_until_up(url: str, limit: float = 60) -> None:
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="module")
-def private_server() -> Iterator[tuple[str, str]]:
-    """A PostgreSQL container of this test's own, given to the harness by URL (never the shared servers)."""
+@contextlib.contextmanager
+def _own_server(dialect: str) -> Iterator[tuple[str, str]]:
+    """A server container of this test's own, given to the harness by URL (never the shared servers)."""
     name, port = f"mharness-faults-{secrets.token_hex(3)}", _free_port()
+    env, inner, url = {
+        "postgresql": ("POSTGRES_PASSWORD=secret", 5432, "postgresql+psycopg2://postgres:secret@127.0.0.1:{}/postgres"),
+        "mysql": ("MYSQL_ROOT_PASSWORD=secret", 3306, "mysql+pymysql://root:secret@127.0.0.1:{}/"),
+    }[dialect]
     subprocess.run(["docker", "run", "-d", "--name", name, "--label", "org.migration-harness.test-session=1",
-                    "-e", "POSTGRES_PASSWORD=secret", "-p", f"127.0.0.1:{port}:5432", IMAGES["postgresql"]],
-                   check=True, capture_output=True)
-    url = f"postgresql+psycopg2://postgres:secret@127.0.0.1:{port}/postgres"
+                    "-e", env, "-p", f"127.0.0.1:{port}:{inner}", IMAGES[dialect]], check=True, capture_output=True)
     try:
-        _wait_until_up(url)
-        yield name, url
+        _wait_until_up(url.format(port), limit=120)
+        yield name, url.format(port)
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
-def _slow_step_begun(project: Path, tmp_path: Path, url: str,
-                     env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
+@pytest.fixture(scope="module")
+def private_server() -> Iterator[tuple[str, str]]:
+    """A PostgreSQL server of this test's own, given by URL."""
+    with _own_server("postgresql") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def private_mysql() -> Iterator[tuple[str, str]]:
+    """A MySQL / MariaDB server of this test's own, given by URL."""
+    with _own_server("mysql") as server:
+        yield server
+
+
+def _slow_step_begun(project: Path, tmp_path: Path, url: str, env: dict[str, str] | None = None,
+                     dialect: str = "postgresql") -> tuple[subprocess.Popen, Path]:
     """A run on the private server, once its slow step has begun; and where its JSON report goes."""
     marker, report = tmp_path / "marker", tmp_path / "report.json"
-    proc = start(project, ["--db", "postgresql", "--json", str(report)],
-                 {"HARNESS_POSTGRESQL_URL": url, "HARNESS_TEST_MARKER": str(marker), **(env or {})})
-    wait_for(Path(f"{marker}.postgresql"), proc)
+    proc = start(project, ["--db", dialect, "--json", str(report)],
+                 {f"HARNESS_{dialect.upper()}_URL": url, "HARNESS_TEST_MARKER": str(marker), **(env or {})})
+    wait_for(Path(f"{marker}.{dialect}"), proc)
     return proc, report
 
 
@@ -374,10 +429,12 @@ def test_url_server_that_restarts_is_waited_for_and_the_session_run_again(
     assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")] == []
 
 
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
 def test_url_server_that_goes_away_leaves_what_clean_removes(
-        slow_project: Path, tmp_path: Path, private_server: tuple[str, str]) -> None:
-    name, url = private_server
-    proc, report = _slow_step_begun(slow_project, tmp_path, url)
+        slow_project: Path, tmp_path: Path, dialect: str, request: pytest.FixtureRequest) -> None:
+    name, url = request.getfixturevalue("private_server") if dialect == "postgresql" else request.getfixturevalue(
+        "private_mysql")
+    proc, report = _slow_step_begun(slow_project, tmp_path, url, dialect=dialect)
     subprocess.run(["docker", "stop", "-t", "0", name], check=True, capture_output=True)
     try:
         out, err = finish(proc)
@@ -385,15 +442,73 @@ def test_url_server_that_goes_away_leaves_what_clean_removes(
         subprocess.run(["docker", "start", name], check=True, capture_output=True)
     assert proc.returncode == 3, out + err
     database = json.loads(report.read_text())["databases"][0]
-    bad = faulted({"databases": [database]}, "postgresql")
+    bad = faulted({"databases": [database]}, dialect)
     assert bad and all(c["fault"] == "server_gone" for c in bad), bad
     assert "the server does not answer (connection refused)" in bad[0]["message"]
     assert database["leftovers"] and all("scratch database mharness_" in x for x in database["leftovers"])
+    assert database["retries"] == []  # waited for (bounded), never run again
     assert f"clean --run-id {proc.run_id}" in out
     _wait_until_up(url)
     assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")]
-    cleaned = run_cli(["clean", "--run-id", proc.run_id], tmp_path, {"HARNESS_POSTGRESQL_URL": url})
+    cleaned = run_cli(["clean", "--run-id", proc.run_id], tmp_path, {**NO_URLS, f"HARNESS_{dialect.upper()}_URL": url})
     assert cleaned.returncode == 0, cleaned.stdout + cleaned.stderr
+    assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")] == []
+
+
+#: SLOW on PostgreSQL, the first two times it runs: ``<marker>.1``, then ``<marker>.2`` (the worker's pid)
+SLOW_TWICE = Rev("a003", "slow step", """
+    import os
+    marker = os.environ.get("HARNESS_TEST_MARKER")
+    if marker and op.get_bind().dialect.name == "postgresql" and not op.get_context().as_sql:
+        for n in (1, 2):
+            try:
+                with open(f"{marker}.{n}", "x") as f:
+                    f.write(str(os.getpid()))
+            except FileExistsError:
+                continue
+            op.execute("SELECT pg_sleep(60)")
+            break
+""", "pass")
+
+
+def test_url_server_that_restarts_twice_is_retried_once_only(tmp_path: Path,
+                                                             private_server: tuple[str, str]) -> None:
+    """The retry is bounded: a session the server dropped is run again once, and a second drop is its verdict
+    (``error``), said with the retry before it; never a third run."""
+    name, url = private_server
+    project = make_project(tmp_path / "p", good_chain() + [SLOW_TWICE], GOOD_MODELS)
+    marker, report = tmp_path / "marker", tmp_path / "report.json"
+    proc = start(project, ["--db", "postgresql", "--checks", "upgrade", "--json", str(report)],
+                 {"HARNESS_POSTGRESQL_URL": url, "HARNESS_TEST_MARKER": str(marker), "HARNESS_RECONNECT_WAIT": "90"})
+    try:
+        wait_for(Path(f"{marker}.1"), proc)
+        subprocess.run(["docker", "restart", "-t", "0", name], check=True, capture_output=True)
+        # the second time it stays down until the session is over (its worker gone: the harness drops the
+        # scratch database), then comes back: what it kept is dropped once it answers
+        wait_for(Path(f"{marker}.2"), proc)
+        subprocess.run(["docker", "stop", "-t", "0", name], check=True, capture_output=True)
+        worker, deadline = int(Path(f"{marker}.2").read_text()), time.monotonic() + 30
+        while Path(f"/proc/{worker}").exists():
+            assert time.monotonic() < deadline, "the worker did not exit"
+            time.sleep(0.1)
+        time.sleep(1)
+    finally:
+        subprocess.run(["docker", "start", name], check=True, capture_output=True)
+    try:
+        out, err = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _wait_until_up(url)
+    assert proc.returncode == 3, out + err
+    database = json.loads(report.read_text())["databases"][0]
+    [retry] = database["retries"]
+    assert retry.startswith("upgrade: run again on a fresh scratch database after postgresql: the "), retry
+    [check] = database["checks"]
+    assert (check["status"], check["fault"], check["revision"]) == ("error", "server_gone", None), check
+    assert "at upgrade to a003 (slow step)" in check["message"] and NOT_A_VERDICT in check["message"]
+    assert "retried:" in out and "not ok (exit 3)" in out
+    assert database["leftovers"] == []
     assert [n for n in scratch_leftovers(url) if n.startswith(f"mharness_{proc.run_id}_")] == []
 
 
@@ -651,3 +766,73 @@ def test_rehearse_whose_production_goes_away_mid_read_gives_no_verdict(tmp_path:
     written = json.loads(report.read_text())
     assert written["exit_code"] == 3 and written["verdict"] == "error" and "stopped answering" in written["error"]
     assert run_containers(proc.run_id) == set()
+
+
+# -- the SQLite file backend ----------------------------------------------------------------------------------------
+#: SLOW for SQLite: the first session to reach it writes ``<marker>.sqlite`` (the worker's pid) and sleeps in Python
+SLOW_SQLITE = Rev("a003", "slow step", """
+    import os, time
+    marker = os.environ.get("HARNESS_TEST_MARKER")
+    if marker and not op.get_context().as_sql:
+        try:
+            with open(f"{marker}.sqlite", "x") as f:
+                f.write(str(os.getpid()))
+        except FileExistsError:
+            pass
+        else:
+            time.sleep(60)
+""", "pass")
+
+#: Some 40 MB of rows in SQLite: more than the 8 MB tmpfs the test gives the run as its temporary directory.
+FILL_SQLITE = Rev("a003", "fill the disk", """
+    op.create_table("big", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("t", sa.Text()))
+    op.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+               "INSERT INTO big (t) SELECT hex(randomblob(1000)) FROM n")
+""", 'op.drop_table("big")')
+
+
+def test_sqlite_worker_killed_mid_step(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", good_chain() + [SLOW_SQLITE], GOOD_MODELS)
+    marker, report, temp = tmp_path / "marker", tmp_path / "report.json", tmp_path / "tmp"
+    temp.mkdir()
+    proc = start(project, ["--db", "sqlite", "--json", str(report)],
+                 {"HARNESS_TEST_MARKER": str(marker), "TMPDIR": str(temp)})
+    pid_file = Path(f"{marker}.sqlite")
+    wait_for(pid_file, proc)
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    out, err = finish(proc)
+    assert proc.returncode == 3, out + err
+    database = json.loads(report.read_text())["databases"][0]
+    [bad] = faulted({"databases": [database]}, "sqlite")
+    assert (bad["fault"], bad["revision"]) == ("worker_killed", None), bad
+    assert bad["message"].startswith("sqlite: the worker was killed (signal 9) during upgrade to a003 (slow step)")
+    assert NOT_A_VERDICT in bad["message"]
+    others = [c for c in database["checks"] if c["name"] != bad["name"] and c["status"] not in ("passed", "skipped")]
+    assert others == [], "the other sessions go on to their own verdicts"
+    assert "worker was killed" in out and "not ok (exit 3)" in out
+    # its scratch files and directories are gone (what is left is the registry of runs, which it left)
+    assert [p.name for p in temp.iterdir()] == ["mharness_runs"] and not list((temp / "mharness_runs").iterdir())
+
+
+def test_sqlite_disk_full_is_an_environment_fault(tmp_path: Path) -> None:
+    """The run's temporary directory (where SQLite's scratch files live) is a tmpfs of 8 MB, mounted in a mount
+    namespace of the run's own (``unshare``: nothing on the machine sees it, and it goes with the run)."""
+    project = make_project(tmp_path / "p", good_chain() + [FILL_SQLITE], GOOD_MODELS)
+    temp, report, listing = tmp_path / "tmp", tmp_path / "report.json", tmp_path / "left"
+    temp.mkdir()
+    full = cli_env({"TMPDIR": str(temp)})
+    script = ('mount -t tmpfs -o size=8m tmpfs "$TMPDIR" && "$@"; code=$?; ls -A "$TMPDIR" > "$LISTING"; '
+              'exit $code')
+    unshare = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--mount", "--map-root-user"]
+    proc = subprocess.run([*unshare, "sh", "-c", script, "sh", sys.executable, "-m", "harness", "run", "--app",
+                           "app:create_app", "--db", "sqlite", "--checks", "upgrade", "--json", str(report)],
+                          cwd=project, env={**full, "LISTING": str(listing)}, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    [check] = faulted(json.loads(report.read_text()), "sqlite")
+    assert (check["status"], check["fault"], check["revision"]) == ("error", "disk_full", None), check
+    assert check["message"].startswith("sqlite: the server ran out of disk space during the upgrade check, at "
+                                       "upgrade to a003 (fill the disk) (database or disk is full)"), check["message"]
+    assert "free space in the temporary directory (or point TMPDIR at a larger one)" in check["message"]
+    assert NOT_A_VERDICT in check["message"]
+    assert listing.read_text().split() == ["mharness_runs"]  # its scratch file was removed from the full tmpfs

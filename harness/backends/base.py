@@ -55,6 +55,9 @@ class Server(ABC):
     #: what could not be removed (a dead server's scratch database, a container Docker would not remove), for
     #: the report and ``clean --run-id``
     leftovers: list[str]
+    #: a server given by URL that went away was waited for and did not come back in time (it is not waited for
+    #: again, to drop what it kept)
+    waited_in_vain: bool = False
 
     @abstractmethod
     def scratch_database(self) -> AbstractContextManager[str]:
@@ -507,6 +510,7 @@ class SqlServer(Server):
 
     def renew(self, url: str) -> bool:
         name = make_url(url).database
+        self._refuse_broken(name)
         spare = self._take_spare()
         if spare is None:
             if not self._drop(name, created=True):
@@ -560,7 +564,19 @@ class SqlServer(Server):
         if spare is not None:
             self._drop(spare, created=True)
 
+    def _refuse_broken(self, name: str) -> None:
+        """:class:`DatabaseUnavailable` at once when Docker says the container exited or is paused: a paused
+        server accepts a connection and never answers it (PyMySQL then waits for ever, psycopg2 for its connect
+        timeout at each statement), so a frozen container is asked of Docker before its server is."""
+        if self.container is None:
+            return
+        state = container_state(self.container)
+        if state.broken:
+            raise DatabaseUnavailable(
+                self.backend.name, f"cannot create scratch database {name} on {safe_url(self.admin_url)}: {state.text}")
+
     def _create(self, name: str) -> None:
+        self._refuse_broken(name)
         try:
             with self.engine.connect() as conn:
                 self.backend.create_database(conn, name)

@@ -36,13 +36,14 @@ class PostgreSQLBackend(ServerBackend):
     server_gone_markers: ClassVar[tuple[str, ...]] = ServerBackend.server_gone_markers + (
         "server closed the connection unexpectedly", "terminating connection due to administrator command",
         "the database system is shutting down", "the database system is starting up",
-        "the database system is in recovery mode", "connection already closed", "no connection to the server",
+        "the database system is in recovery mode", "the database system is not yet accepting connections",
+        "connection already closed", "no connection to the server",
         "ssl syscall error: eof detected", "could not receive data from server")
     # a server on its way down or up answers new connections so for a moment (or takes them and hangs up): the
     # probe waits for the outcome
     settling_markers: ClassVar[tuple[str, ...]] = (
         "the database system is shutting down", "the database system is starting up",
-        "server closed the connection unexpectedly")
+        "the database system is not yet accepting connections", "server closed the connection unexpectedly")
 
     def make_container(self, image: str, password: str) -> Any:
         PostgresContainer = container_class("postgres", "PostgresContainer")

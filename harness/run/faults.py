@@ -185,9 +185,18 @@ def wait_for_server(server: Server, limit_s: float | None = None) -> bool:
         if server.probe() is None:
             return True
         if time.monotonic() >= deadline:
+            server.waited_in_vain = True
             return False
         time.sleep(1.0)
 
 
+def sweep_when_back(server: Server) -> None:
+    """Drop what a server given by URL could not drop while it was down (it restarted as the run ended), once it
+    answers again: waited for as a dropped session is (:func:`wait_for_server`), unless it already did not come
+    back in time. What still cannot be dropped stays in :attr:`Server.leftovers`, for ``clean --run-id``."""
+    if server.kind == "url" and server.leftovers and not server.waited_in_vain and wait_for_server(server):
+        server.sweep()
+
+
 __all__ = ["Classified", "DISK_FULL", "SERVER_FROZEN", "SERVER_GONE", "WORKER_KILLED", "between_sessions", "classify",
-           "last_step", "wait_for_server", "where_it_struck", "worker_killed"]
+           "last_step", "sweep_when_back", "wait_for_server", "where_it_struck", "worker_killed"]

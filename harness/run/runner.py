@@ -17,7 +17,7 @@ from .clean import registered_run
 from ..config import DatabaseSettings, RunConfig
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
 from .faults import (SERVER_FROZEN, SERVER_GONE, WORKER_KILLED, between_sessions, classify, last_step,
-                     wait_for_server, worker_killed)
+                     sweep_when_back, wait_for_server, worker_killed)
 from ..chain.history import Revision
 from .process import WorkerOutcome, cancel_workers, reset_cancel, run_worker
 from ..chain.multidb import bind_plans, binds_here, for_bind_results
@@ -285,6 +285,7 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
                 for result in elsewhere:
                     reporter.check_finished(settings.dialect, result)
                 checks.extend(elsewhere)
+            sweep_when_back(server)  # its scratch databases are dropped by now, or kept by a server that is down
             order = {bind: i for i, bind in enumerate((None, *(binds or {})))}
             checks.sort(key=lambda c: (order.get(c.bind, len(order)),
                                        ORDER.index(c.name) if c.name in ORDER else len(ORDER)))
