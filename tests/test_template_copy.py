@@ -56,11 +56,12 @@ STATEMENTS: dict[str, list[str]] = {
         "CREATE TABLE users (id INTEGER NOT NULL AUTO_INCREMENT PRIMARY KEY, email VARCHAR(80) NOT NULL UNIQUE, "
         "age INTEGER CHECK (age >= 0), full_email VARCHAR(90) AS (concat('<', email, '>')) VIRTUAL)",
         "CREATE TABLE posts (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, user_id INTEGER NOT NULL, "
-        "title TEXT, CONSTRAINT fk_posts_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE, "
+        "title TEXT, created DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), "
+        "CONSTRAINT fk_posts_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE, "
         "KEY ix_posts_title (title(20))) COMMENT 'the posts'",
         "CREATE TABLE zero (id INTEGER NOT NULL AUTO_INCREMENT PRIMARY KEY)",
         "INSERT INTO users (email, age) VALUES ('a@x', 1), ('b@x', 2), ('c@x', 3)",
-        "INSERT INTO posts (user_id, title) VALUES (1, 'one'), (2, 'two')",
+        "INSERT INTO posts (user_id, title, created) VALUES (1, 'one', '2020-01-01'), (2, 'two', '2020-01-02')",
         "DELETE FROM users WHERE id = 3",
         "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')",
         "INSERT INTO zero (id) VALUES (0)",

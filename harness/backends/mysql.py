@@ -60,7 +60,9 @@ class MySQLBackend(ServerBackend):
             return False
         generated = {(t, c) for t, c in conn.execute(sa.text(
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = :s "
-            "AND (extra LIKE '%GENERATED%' OR extra LIKE '%PERSISTENT%' OR extra LIKE '%VIRTUAL%')"), params)}
+            # not MySQL 8's DEFAULT_GENERATED (a column with an expression default: its values are copied)
+            "AND (extra LIKE '%VIRTUAL GENERATED%' OR extra LIKE '%STORED GENERATED%' OR extra LIKE '%PERSISTENT%')"),
+            params)}
         columns: dict[str, list[str]] = {}
         for table, column in conn.execute(sa.text(
                 "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = :s "
