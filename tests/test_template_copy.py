@@ -180,3 +180,19 @@ def test_since_applies_the_old_revisions_once_per_database(harness, tmp_path: Pa
     run = harness(project, "--since", "main", db=("postgresql", "mysql"))
     assert run.exit_code == 0, run.stdout + run.stderr
     assert (_applies(run, "postgresql"), _applies(run, "mysql")) == (1, 2)
+
+
+def test_old_revisions_that_do_not_apply_fail_as_before(harness, tmp_path: Path) -> None:
+    """No template when the old revisions fail: each session applies them itself and says where it failed."""
+    from projects import POSTS, USERS, Rev
+
+    broken = Rev(POSTS.revision, POSTS.message, POSTS.upgrade + '    op.execute("SELECT nothing FROM no_such_table")\n',
+                 POSTS.downgrade)
+    project = committed(tmp_path / "p", [USERS, broken], GOOD_MODELS)
+    make_project(project, [USERS, broken, COMMENTS], COMMENTS_MODELS)
+    run = harness(project, "--since", "main", db=("sqlite", "postgresql"))
+    assert run.exit_code == 1, run.stdout + run.stderr
+    for dialect in ("sqlite", "postgresql"):
+        failed = [c for c in run.database(dialect)["checks"] if c["status"] == "failed"]
+        assert failed and all("applying the revisions that exist at main" in c["message"] for c in failed), failed
+        assert {c["name"] for c in failed} >= {"data"}, failed  # the data session applied them too, and failed
