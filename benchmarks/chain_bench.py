@@ -2,6 +2,8 @@
 
     python benchmarks/chain_bench.py [--sizes 50,100,200] [--repeat 1] [--output BENCHMARKS-chain.md]
     python benchmarks/chain_bench.py --quick          # N=10 only: a smoke test of this script
+    python benchmarks/chain_bench.py --since-only --sizes 100 --repeat 3 --compare /tmp/old-checkout \
+        --postgresql-url postgresql+psycopg2://postgres@127.0.0.1:5432/postgres --mysql-url mysql+pymysql://root@127.0.0.1:3306/
 
 For each chain length N, a synthetic Flask-Migrate app with N revisions is generated (benchmarks/chain_app.py) and
 measured three ways, one after another, on the same chain:
@@ -20,6 +22,10 @@ measured three ways, one after another, on the same chain:
 (d) ``run --since HEAD`` (issue #17): the app's directory made a git repository whose commit lacks the chain's
     last two revisions, every check on those two, on the containers of (c) by URL; against (e) one process running
     ``upgrade head`` on a fresh database of each, the slowest.
+
+``--since-only``: (d) and (e) alone, on the servers of ``--postgresql-url`` / ``--mysql-url`` (else containers), with
+``--compare DIR`` (a directory holding another checkout's ``harness/``) measured interleaved with this one, each
+repeat's load average printed.
 
 Targets printed and written: (d) <= 1.5 x (e); (b) <= 1.5 x (a); (c) >= 3 x (b); (b at N=200) <= 2.0 x (b at N=100); peak RSS <= 150
 MiB. Medians over --repeat runs. Containers come from HARNESS_POSTGRESQL_IMAGE / HARNESS_MYSQL_IMAGE (default
@@ -42,7 +48,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -520,6 +526,32 @@ def render(results: dict[int, dict[str, Any]], args: argparse.Namespace, env: di
     return "\n".join(lines), ratios
 
 
+def since_only(args: argparse.Namespace, sizes: list[int], env: dict[str, str]) -> None:
+    """(d) against (e) alone, this checkout's harness and ``--compare``'s interleaved, repeat by repeat."""
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="mh-since-bench-"))
+    roots = {"this": snapshot_harness(workdir / "harness-src")["path"]}
+    if args.compare:
+        roots["compare"] = args.compare
+    with ExitStack() as stack:
+        urls = {"postgresql": args.postgresql_url, "mysql": args.mysql_url}
+        for dialect in ("postgresql", "mysql"):
+            if not urls[dialect]:
+                urls[dialect] = stack.enter_context(started_container(dialect, env))[0]
+        for n in sizes:
+            app_dir = workdir / f"chain_{n}"
+            write_app(app_dir, n)
+            ratios: dict[str, list[float]] = {name: [] for name in roots}
+            for repeat in range(args.repeat):
+                for name, root in roots.items():
+                    load = os.getloadavg()[0]
+                    got = measure_since(app_dir, env, args.timeout, Path(root), urls)
+                    ratios[name].append(got["wall"] / got["upgrade_slowest"])
+                    log(f"N={n} run {repeat + 1} {name}: (d) {got['wall']:.1f}s / (e) {got['upgrade_slowest']:.1f}s "
+                        f"= {ratios[name][-1]:.2f}; load {load:.1f} -> {os.getloadavg()[0]:.1f}")
+            for name, values in ratios.items():
+                log(f"N={n} {name}: (d)/(e) median {median(values):.2f} (target <= {TARGETS['since']})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50,100,200", help="chain lengths, comma-separated")
@@ -532,6 +564,11 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600, help="per process, seconds")
     parser.add_argument("--live-harness", action="store_true", help="run the checkout's harness/ itself, not a "
                         "copy taken at the start (edits made meanwhile then apply to later runs)")
+    parser.add_argument("--since-only", action="store_true", help="(d) and (e) only, printed (nothing written)")
+    parser.add_argument("--compare", default=None, help="with --since-only: a directory holding another harness/ "
+                        "(e.g. a checkout of main), measured interleaved with this one")
+    parser.add_argument("--postgresql-url", default=None, help="with --since-only: a server's admin URL (no container)")
+    parser.add_argument("--mysql-url", default=None, help="with --since-only: a server's admin URL (no container)")
     parser.add_argument("--raw", default=None, help="also write every run's measurements to this JSON file")
     args = parser.parse_args()
     sizes = [10] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -539,6 +576,9 @@ def main() -> None:
     # SIGTERM ends the run like Ctrl-C, so the finally blocks remove this script's containers.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     env = base_env()
+    if args.since_only:
+        since_only(args, sizes, env)
+        return
     python = ensure_pytest_venv(Path(args.pytest_venv))
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="mh-chain-bench-"))
     if args.live_harness:

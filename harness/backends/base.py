@@ -64,15 +64,27 @@ class Server(ABC):
         """Create a fresh, uniquely named database; yield its URL (with password); drop it on exit (a drop that
         fails is recorded in :attr:`leftovers`, never raised)."""
 
-    def renew(self, url: str) -> bool:
+    def renew(self, url: str, template: str | None = None) -> bool:
         """Make the scratch database at ``url`` fresh again, under the same name (the app a worker loaded on it
-        keeps pointing at it): dropped and created. False when it could not be dropped (it is then one of
-        :attr:`leftovers`, and the caller takes a new one); :class:`DatabaseUnavailable` when it cannot be made."""
+        keeps pointing at it): dropped and created (a copy of ``template``, one :meth:`keep_as_template` made, when
+        given). False when it could not be dropped (it is then one of :attr:`leftovers`, and the caller takes a new
+        one); :class:`DatabaseUnavailable` when it cannot be made."""
         raise NotImplementedError  # pragma: no cover - every server kind implements it
 
-    def prepare_renewal(self) -> None:
+    def prepare_renewal(self, template: str | None = None) -> None:
         """Start making, in the background, what the next :meth:`renew` will need (a caller that expects another
         session says so while the current one runs); nothing where renewing is cheap."""
+
+    def keep_as_template(self, url: str) -> str | None:
+        """Copy the scratch database at ``url`` (a session just brought it to where every later session starts;
+        nobody is connected to it) into a new scratch database of this run, the template :meth:`renew` makes later
+        ones from: an exact copy (tables, rows, sequences and AUTO_INCREMENT counters, views, triggers, functions,
+        types), as if the same revisions had been applied to it. Its name, or ``None`` where this server cannot
+        copy a database exactly (the sessions then apply the revisions themselves, as without a template)."""
+        return None
+
+    def drop_template(self, template: str) -> None:
+        """Drop a template :meth:`keep_as_template` made (one that cannot be dropped is one of :attr:`leftovers`)."""
 
     def probe(self) -> str | None:
         """Why the server cannot be used any more ("the container had exited with code 137"), or ``None`` while
@@ -298,6 +310,16 @@ class ServerBackend(Backend):
         """Give database ``name`` (nobody is connected to it) the name ``new_name``."""
         raise NotImplementedError  # pragma: no cover - only called when renames_databases is set
 
+    #: the server can make an exact copy of a database (:meth:`copy_database`); without it a ``--since`` run
+    #: applies the old revisions in every session
+    copies_databases: ClassVar[bool] = False
+
+    def copy_database(self, conn: Connection, name: str, template: str) -> bool:
+        """Create database ``name`` as an exact copy of ``template`` (nobody is connected to it): every object,
+        row, sequence and counter as it is there. False (nothing created) where ``template`` holds something this
+        dialect cannot copy exactly."""
+        raise NotImplementedError  # pragma: no cover - only called when copies_databases is set
+
     @abstractmethod
     def list_databases(self, conn: Connection) -> list[str]:
         """Names of all databases on the server."""
@@ -449,8 +471,8 @@ class _Spare:
     #: how long :meth:`wait` waits for the CREATE (a frozen server never answers: renew then finds out itself)
     WAIT_S = 60.0
 
-    def __init__(self, server: SqlServer, name: str) -> None:
-        self.server, self.name = server, name
+    def __init__(self, server: SqlServer, name: str, template: str | None = None) -> None:
+        self.server, self.name, self.template = server, name, template
         self.made = False
         self._thread = threading.Thread(target=self._make, name=f"spare-{name}", daemon=True)
         self._thread.start()
@@ -458,7 +480,10 @@ class _Spare:
     def _make(self) -> None:
         try:
             with self.server.engine.connect() as conn:
-                self.server.backend.create_database(conn, self.name)
+                if self.template is None:
+                    self.server.backend.create_database(conn, self.name)
+                else:
+                    self.server.backend.copy_database(conn, self.name, self.template)
             self.made = True
         except Exception:  # noqa: BLE001 - renew makes its database itself, and says why it cannot
             pass
@@ -484,6 +509,7 @@ class SqlServer(Server):
         self._numbers = itertools.count(1)
         self._spare: _Spare | None = None  # the next renew's database, being made (prepare_renewal)
         self._dropping: list[threading.Thread] = []  # databases renew set aside, being dropped
+        self._templates: list[str] = []  # what keep_as_template made (dropped by drop_template, else at the end)
         with engine.connect() as conn:
             self.server_version = backend.describe_version(conn)
             self.version_info = tuple(int(p) for p in conn.dialect.server_version_info if isinstance(p, int))
@@ -505,17 +531,19 @@ class SqlServer(Server):
             for thread in self._dropping:
                 thread.join(_Spare.WAIT_S)
             self._dropping.clear()
+            for template in list(self._templates):
+                self.drop_template(template)
             # also when interrupted mid-CREATE (the database may exist without ``created`` being set)
             self._drop(name, created)
 
-    def renew(self, url: str) -> bool:
+    def renew(self, url: str, template: str | None = None) -> bool:
         name = make_url(url).database
         self._refuse_broken(name)
-        spare = self._take_spare()
+        spare = self._take_spare(template)
         if spare is None:
             if not self._drop(name, created=True):
                 return False
-            self._create(name)
+            self._create_fresh(name, template)
             return True
         # The spare was made while the last session ran. The used database is renamed out of the way (nobody is
         # connected to it any more) and dropped in the background: PostgreSQL's DROP DATABASE waits for a
@@ -528,8 +556,35 @@ class SqlServer(Server):
             return False
         if not self._rename(spare, name):
             self._drop(spare, created=True)
-            self._create(name)
+            self._create_fresh(name, template)
         return True
+
+    def _create_fresh(self, name: str, template: str | None) -> None:
+        """:meth:`_create` for a session: a template kept by :meth:`keep_as_template` copied once and can be again;
+        should it not, the session must not run on an empty database it takes for a copy (its verdicts would be
+        about revisions it never applied), so that is :class:`DatabaseUnavailable`."""
+        if not self._create(name, template):
+            self._drop(name, created=False)
+            raise DatabaseUnavailable(self.backend.name, f"cannot copy template {template} into scratch database "
+                                                         f"{name} on {safe_url(self.admin_url)}")
+
+    def keep_as_template(self, url: str) -> str | None:
+        if not self.backend.copies_databases:
+            return None
+        template = f"{SCRATCH_PREFIX}{self.run_id}_{next(self._numbers)}"  # a scratch name: clean --run-id finds it
+        self._templates.append(template)
+        try:
+            if self._create(template, make_url(url).database):
+                return template
+        except DatabaseUnavailable:
+            pass
+        self.drop_template(template)  # a copy that failed half-way may exist all the same
+        return None
+
+    def drop_template(self, template: str) -> None:
+        if template in self._templates:
+            self._templates.remove(template)
+            self._drop(template, created=True)
 
     def _rename(self, name: str, new_name: str) -> bool:
         try:
@@ -544,25 +599,29 @@ class SqlServer(Server):
         thread.start()
         self._dropping.append(thread)
 
-    def prepare_renewal(self) -> None:
+    def prepare_renewal(self, template: str | None = None) -> None:
         if self.backend.renames_databases and self._spare is None:
-            self._spare = _Spare(self, f"{SCRATCH_PREFIX}{self.run_id}_{next(self._numbers)}")
+            self._spare = _Spare(self, f"{SCRATCH_PREFIX}{self.run_id}_{next(self._numbers)}", template)
 
-    def _take_spare(self) -> str | None:
-        """The spare database's name once it is made, else ``None`` (its making failed: renew makes one itself,
-        and says why it cannot)."""
+    def _take_spare(self, template: str | None = None) -> str | None:
+        """The spare database's name once it is made (from ``template``), else ``None`` (its making failed, or it
+        was made from another template: renew makes one itself, and says why it cannot)."""
         spare, self._spare = self._spare, None
         if spare is None:
             return None
-        if spare.wait():
+        if spare.wait() and spare.template == template:
             return spare.name
+        if spare.made:
+            self._drop(spare.name, created=True)
+            return None
         self._drop(spare.name, created=False)  # interrupted mid-CREATE, it may exist all the same
         return None
 
     def _discard_spare(self) -> None:
-        spare = self._take_spare()
-        if spare is not None:
-            self._drop(spare, created=True)
+        spare = self._spare.template if self._spare is not None else None
+        name = self._take_spare(spare)
+        if name is not None:
+            self._drop(name, created=True)
 
     def _refuse_broken(self, name: str) -> None:
         """:class:`DatabaseUnavailable` at once when Docker says the container exited or is paused: a paused
@@ -575,17 +634,22 @@ class SqlServer(Server):
             raise DatabaseUnavailable(
                 self.backend.name, f"cannot create scratch database {name} on {safe_url(self.admin_url)}: {state.text}")
 
-    def _create(self, name: str) -> None:
+    def _create(self, name: str, template: str | None = None) -> bool:
+        """Create ``name`` (a copy of ``template`` when given); False when ``template`` cannot be copied exactly."""
         self._refuse_broken(name)
         try:
             with self.engine.connect() as conn:
-                self.backend.create_database(conn, name)
+                if template is None:
+                    self.backend.create_database(conn, name)
+                elif not self.backend.copy_database(conn, name, template):
+                    return False
         except sa.exc.DBAPIError as exc:
             reason = first_line(exc.orig or exc, secrets_of(self.engine.url))
             gone = self.probe()
             raise DatabaseUnavailable(
                 self.backend.name, f"cannot create scratch database {name} on {safe_url(self.admin_url)}: {reason}"
                 + (f"; {gone}" if gone else "")) from exc
+        return True
 
     def _drop(self, name: str, created: bool) -> bool:
         """Drop scratch database ``name``; when the server cannot, remember it (never raised: the run's verdicts

@@ -61,6 +61,14 @@ class PostgreSQLBackend(ServerBackend):
     def rename_database(self, conn: Connection, name: str, new_name: str) -> None:
         conn.execute(sa.text(f"ALTER DATABASE {_quote(name)} RENAME TO {_quote(new_name)}"))
 
+    # CREATE DATABASE ... TEMPLATE copies the template's files: every object, row and sequence's state as it is
+    # (only database-level settings, ALTER DATABASE ... SET, and grants on the database itself are not copied)
+    copies_databases: ClassVar[bool] = True
+
+    def copy_database(self, conn: Connection, name: str, template: str) -> bool:
+        conn.execute(sa.text(f"CREATE DATABASE {_quote(name)} TEMPLATE {_quote(template)}"))
+        return True
+
     def drop_database(self, conn: Connection, name: str) -> None:
         # A killed client does not stop PostgreSQL: its backend may still hold the database, and a plain DROP
         # DATABASE then fails with "being accessed by other users". 13+ has WITH (FORCE); older servers need

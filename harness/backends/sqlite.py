@@ -35,9 +35,29 @@ class SQLiteServer(Server):
         finally:
             _remove(path)
 
-    def renew(self, url: str) -> bool:
-        _remove(Path(url[len("sqlite:///"):]))
+    def renew(self, url: str, template: str | None = None) -> bool:
+        path = Path(url[len("sqlite:///"):])
+        _remove(path)
+        if template is not None:
+            _copy(Path(template), path)
         return True
+
+    def keep_as_template(self, url: str) -> str | None:
+        template = self.directory / f"template_{next(self._numbers)}.db"  # removed with the run's directory
+        _copy(Path(url[len("sqlite:///"):]), template)
+        return str(template)
+
+    def drop_template(self, template: str) -> None:
+        _remove(Path(template))
+
+
+def _copy(source: Path, target: Path) -> None:
+    """SQLite's online backup: every page of ``source`` (a write-ahead log's included, which a file copy would
+    miss) into a new file ``target``: the same schema, rows, ``sqlite_sequence`` and header (``user_version``)."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
 
 
 def _remove(path: Path) -> None:

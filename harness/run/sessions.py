@@ -1,7 +1,11 @@
 """Every session of one database through one worker: the app is loaded once (:mod:`harness.run.serve`), each
 session gets the scratch database made fresh again. Isolation stays as with a worker per session: a session
 that fails, crashes or outlives the step limit ends only its own checks, and a worker that died or was stopped
-is replaced by a fresh one (on a fresh database) for the sessions after it."""
+is replaced by a fresh one (on a fresh database) for the sessions after it.
+
+``--since``: the revisions that existed at the ref are the same in every session, so where the server copies a
+database exactly (:meth:`harness.backends.Server.keep_as_template`) they are applied once, in a session of their own
+with no checks, the database then kept as a template, and every session's fresh database made as its copy."""
 from __future__ import annotations
 
 import contextlib
@@ -36,6 +40,10 @@ class DatabaseSessions:
         self._worker: WorkerProcess | None = None
         self._pristine = False
         self._failed_start: WorkerOutcome | None = None  # how :meth:`prestart`'s worker failed to get up
+        #: ``--since``: the template every fresh database is copied from (``None``: none, or not yet tried)
+        self.template: str | None = None
+        self._template_tried = False
+        self._carried: list[dict[str, Any]] = []  # the template's steps, reported with the first session's
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> DatabaseSessions:
@@ -70,8 +78,9 @@ class DatabaseSessions:
         """Make every scratch database of this server fresh again; one that could not be dropped is replaced by a
         new one, and then the app is loaded again (on the new URLs)."""
         stale = False
-        if not self.server.renew(self.url):  # could not be dropped: a new one, and an app loaded on it
+        if not self.server.renew(self.url, self.template):  # could not be dropped: a new one, and an app loaded on it
             stale = True
+            self.template = None  # the new one is empty: the sessions apply the revisions themselves again
             self.url = self._stack.enter_context(self.server.scratch_database())
         for key, url in (self.bind_urls or {}).items():
             if not self.server.renew(url):
@@ -84,10 +93,15 @@ class DatabaseSessions:
         """One session (``{"checks": [...], ...}`` over the spec) on a fresh scratch database; its outcome as a
         one-shot worker's would be (``finished`` when the session ended normally)."""
         session = {**self.extra, **session}
+        if self._failed_start is None and not self._template_tried and self.expect_more and session.get("applied"):
+            self._template_tried = True
+            self._make_template(session)
         if self._failed_start is not None:  # the app did not get up on this database: said as this session's
             outcome, self._failed_start = self._failed_start, None
             self.used = True
             return outcome
+        if self._worker is None:  # an app loads on an empty database, as it always did: no copy from here on
+            self.template = None
         if self.used:
             self._renew()
         self.used = True
@@ -96,8 +110,12 @@ class DatabaseSessions:
             return outcome
         worker = self._worker
         assert worker is not None
+        if self.template is not None:
+            session["prepared"] = True  # the revisions before the checks' are in the copy already
+            outcome.events.extend(self._carried)
+            self._carried = []
         if self.expect_more:
-            self.server.prepare_renewal()
+            self.server.prepare_renewal(self.template)
         with worker_slot():
             ended = not worker.send(session) or not worker.collect(outcome, self.step_timeout_s, on_event,
                                                                   end="session_done")
@@ -108,6 +126,39 @@ class DatabaseSessions:
             if not self._pristine:  # its start-up wrote to the database: the next session needs its own load
                 self._close()
         return outcome
+
+    def _make_template(self, session: dict[str, Any]) -> None:
+        """Apply the revisions every session starts from (``session["applied"]``) once, in a session without
+        checks, and keep that database as the template of the next ones. Not done where it could change a
+        verdict: an app whose start-up writes to the database, a multi-database app, ``--baseline``; where it
+        fails (a revision that does not apply: the first session applies them itself and says so as today)."""
+        if self.bind_urls is not None or session.get("baseline") or self.spec.get("baseline"):
+            return
+        if self.used:
+            self._renew()
+            self.used = False
+        outcome = WorkerOutcome()
+        if self._worker is None and not self._start(outcome, None):
+            self._failed_start = outcome  # said as the next session's outcome, as prestart's would be
+            return
+        worker = self._worker
+        assert worker is not None
+        if not self._pristine:  # its start-up wrote to the database: the next session runs on it, as without
+            return
+        self.used = True
+        with worker_slot():
+            ended = not worker.send({**session, "checks": [], "apply_only": True}) or not worker.collect(
+                outcome, self.step_timeout_s, None, end="session_done")
+        if ended:
+            self._discard()
+            return
+        applied = outcome.of_kind("applied")
+        if not applied or not applied[0].get("ok"):
+            return
+        self.template = self.server.keep_as_template(self.url)
+        if self.template is not None:
+            self.used = False  # the scratch database is where every session starts: the first one runs on it
+            self._carried = [e for e in outcome.events if e.get("event") == "step_done"]
 
     def _start(self, outcome: WorkerOutcome, on_event: OnEvent | None) -> bool:
         """Load the app on the scratch database; False (``outcome`` says why) when it did not get up."""
