@@ -100,6 +100,13 @@ def wait_for(path: Path, proc: subprocess.Popen, limit: float = 120) -> None:
         time.sleep(0.1)
 
 
+def kill_worker_mid_step(marker: Path, dialect: str, proc: subprocess.Popen) -> None:
+    """SIGKILL the worker running the slow step on ``dialect`` once it has begun (its pid is in the marker file)."""
+    pid_file = Path(f"{marker}.{dialect}")
+    wait_for(pid_file, proc)
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
 def container_of(run_id: str, image: str) -> str:
     out = subprocess.run(["docker", "ps", "-a", "-q", "--filter", f"label=org.migration-harness.run={run_id}",
                           "--filter", f"ancestor={image}"], capture_output=True, text=True, check=True).stdout.split()
@@ -313,9 +320,7 @@ def test_worker_killed_mid_step(slow_project: Path, tmp_path: Path, server_urls:
     marker, report = tmp_path / "marker", tmp_path / "report.json"
     proc = start(slow_project, ["--db", "sqlite,postgresql", "--json", str(report)],
                  {"HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_TEST_MARKER": str(marker)})
-    pid_file = Path(f"{marker}.postgresql")
-    wait_for(pid_file, proc)
-    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    kill_worker_mid_step(marker, "postgresql", proc)
     out, err = finish(proc)
     assert proc.returncode == 3, out + err
     written = json.loads(report.read_text())
@@ -704,9 +709,7 @@ def test_rehearse_whose_worker_is_killed_is_no_verdict_not_unsafe(
         # the throwaway server is the test's server too: no container to wait for
         proc = start_rehearse(slow_project, production, report,
                               {**NO_URLS, "HARNESS_POSTGRESQL_URL": admin, "HARNESS_TEST_MARKER": str(marker)})
-        pid_file = Path(f"{marker}.postgresql")
-        wait_for(pid_file, proc)
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        kill_worker_mid_step(marker, "postgresql", proc)
         out, err = finish(proc)
         assert proc.returncode == 3, out + err
         written = json.loads(report.read_text())
@@ -799,9 +802,7 @@ def test_sqlite_worker_killed_mid_step(tmp_path: Path) -> None:
     temp.mkdir()
     proc = start(project, ["--db", "sqlite", "--json", str(report)],
                  {"HARNESS_TEST_MARKER": str(marker), "TMPDIR": str(temp)})
-    pid_file = Path(f"{marker}.sqlite")
-    wait_for(pid_file, proc)
-    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    kill_worker_mid_step(marker, "sqlite", proc)
     out, err = finish(proc)
     assert proc.returncode == 3, out + err
     database = json.loads(report.read_text())["databases"][0]
