@@ -109,7 +109,8 @@ def test_kill_9_leaves_things_that_clean_removes_and_nothing_else(tmp_path: Path
         for name in leftover:
             assert f"removed database {name}" in cleaned.stdout
         assert own_databases(pg, proc.run_id) == set()
-        assert own_databases(pg, live.run_id) == live_databases  # the live run's are still there
+        # the live run's are still there (it may have made another since, a scratch database for its next session)
+        assert live_databases <= own_databases(pg, live.run_id)
         assert len(run_containers(live.run_id)) == 1
         assert keep in list_databases(pg)
         live.send_signal(signal.SIGINT)
