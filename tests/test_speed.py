@@ -245,3 +245,34 @@ def test_the_fixture_loads_the_app_once_per_database(tmp_path: Path, server_urls
     proc = _pytest(project, server_urls, record, "--migrations-app", "app:create_app", "test_mine.py")
     assert proc.returncode == 0 and "4 passed" in proc.stdout, proc.stdout + proc.stderr
     assert loads(record) == {"sqlite": 1, "postgresql": 1}
+
+
+#: reads the database through the app's own engine, not ``op.get_bind()``: rendered offline that connection is
+#: refused (the SQL must not depend on a database), now that the render runs in the worker that observes next
+READS_ITSELF = Rev("a003", "add users.nick after counting users", '''
+from app import db
+with db.engine.connect() as conn:
+    conn.execute(sa.text("SELECT count(*) FROM users"))
+op.add_column("users", sa.Column("nick", sa.String(40), nullable=True))
+''', 'op.drop_column("users", "nick")')
+NICK_MODELS = GOOD_MODELS.replace('    name = db.Column(', '    nick = db.Column(sa.String(40))\n    name = db.Column(')
+
+
+def test_lint_loads_the_app_once_per_database_and_renders_without_a_database(tmp_path: Path, server_urls) -> None:
+    from test_lint import lint
+
+    record = tmp_path / "loads.txt"
+    project = counting_project(tmp_path / "p", [*good_chain(), READS_ITSELF], NICK_MODELS)
+    proc, report = lint(project, server_urls, "--from", "a002", env={"HARNESS_TEST_LOADS": str(record)})
+    assert proc.returncode == 0 and report is not None, proc.stdout + proc.stderr
+    # the preflight (on a throwaway SQLite file), then one worker per database: the offline SQL, then the observation
+    assert loads(record) == {"sqlite": 2, "postgresql": 1, "mysql": 1}
+    assert [(d["dialect"], d["status"], len(d["observations"])) for d in report["databases"]] == [
+        ("sqlite", "ok", 1), ("postgresql", "ok", 1), ("mysql", "ok", 1)]
+    unrendered = {f["database"]: f["message"] for f in report["findings"] if f["rule"] == "offline-sql-failed"}
+    # as on the unreachable URL the render used before: refused on the servers; SQLite's file is empty while it
+    # renders (the observation gets it made fresh again), as the throwaway file was
+    assert sorted(unrendered) == ["mysql", "postgresql", "sqlite"], report["findings"]
+    assert all(m.startswith("a003 cannot be rendered offline") for m in unrendered.values()), unrendered
+    assert "connection refused" in unrendered["postgresql"] and "connection refused" in unrendered["mysql"]
+    assert "no such table: users" in unrendered["sqlite"]

@@ -15,14 +15,16 @@ from ..run.clean import registered_run
 from ..config import DatabaseSettings, RunConfig
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
 from ..chain.history import window
-from ..run.process import WorkerOutcome, reset_cancel, run_worker
+from ..run.process import WorkerOutcome, reset_cancel
+from ..run.sessions import DatabaseSessions
 from ..config.redact import secrets_of
 from ..reports.report import versions
 from ..estimate.settings import EstimateSettings
-from ..run.runner import _in_threads, _spec, preflight
+from ..run.runner import Preflight, _in_threads, _spec
 from .estimates import Production, estimate_database, lock_timeout_findings, read_production
 from .findings import ERROR, Finding, at_least
 from .observe import BEFORE_WINDOW, DEFAULT_ROWS
+from .offline import offline_events, offline_findings, offline_sql, write_sql_files
 
 #: ``schema_version`` of the lint JSON report; fields are only ever added within a version
 SCHEMA_VERSION = 1
@@ -107,14 +109,20 @@ def lint(config: RunConfig, options: LintOptions, say: Callable[[str], None] | N
     pyproject_allowances = allowances_from_pyproject(config.cwd)  # a bad entry is a usage error, before any work
     reset_cancel()
     with registered_run(run_id):
-        history = preflight(config, run_id)
-        pending = window(list(history.revisions), list(history.heads), config.from_revision, config.to_revision)
+        gate = Preflight(config, run_id, multidb=False)  # while the servers start and each loads the app
+        try:
+            production = _production(options, config)
+            jobs = [lambda s=s: _lint_database(s, config, options, run_id, say, gate, production)
+                    for s in config.databases]
+            parts = _in_threads(jobs, "lint")
+        except BaseException:
+            gate.wait()  # the preflight's own error (a bad --app) comes first
+            raise
+        history = gate.history
+        assert history is not None
+        pending = _pending(gate, config)
         if not pending.revisions:
             raise ConfigError(f"nothing to lint: no revision after {config.from_revision}")
-        production = _production(options, config)
-        estimating = (production, pending.revisions) if production else None
-        jobs = [lambda s=s: _lint_database(s, config, options, run_id, say, estimating) for s in config.databases]
-        parts = _in_threads(jobs, "lint")
     findings: list[Finding] = []
     sql_files: list[str] = []
     for database, found, files in parts:
@@ -164,26 +172,49 @@ def _production(options: LintOptions, config: RunConfig) -> Production | None:
     return production
 
 
+def _pending(gate: Preflight, config: RunConfig) -> Any:
+    """The revisions to lint, once the preflight read the history (raises its error)."""
+    gate.wait()
+    assert gate.history is not None
+    return window(list(gate.history.revisions), list(gate.history.heads), config.from_revision, config.to_revision)
+
+
+_NOTHING = (LintDatabase("", ""), [], [])  # a job's result when there is nothing to lint (``lint`` says so)
+
+
 def _lint_database(settings: DatabaseSettings, config: RunConfig, options: LintOptions, run_id: str,
-                   say: Callable[[str], None], estimating: tuple[Production, list[Any]] | None = None,
+                   say: Callable[[str], None], gate: Preflight, production: Production | None,
                    ) -> tuple[LintDatabase, list[Finding], list[str]]:
-    """Offline SQL and its rules (no server needed), then the observed run on a scratch database."""
+    """Offline SQL and its rules, then the observed run on a scratch database: both in one worker, so the app is
+    loaded once (while the preflight runs; the render first, refused any connection; the observation on the
+    scratch database made fresh again). Without a database (``--no-observe``, or it could not be provided) the SQL
+    is rendered alone."""
     started = time.monotonic()
     dialect = settings.dialect
-    findings, files = _offline(dialect, config, options, run_id)
-    unrendered = sorted({f.revision for f in findings if f.rule == "offline-sql-failed"})
-    say(f"{dialect}: offline SQL of {len(unrendered)} revision(s) could not be rendered ({', '.join(unrendered)}); "
-        "the rest rendered and linted" if unrendered else f"{dialect}: offline SQL rendered and linted")
     kind = "url" if settings.url else ("file" if dialect == "sqlite" else "container")
+    rendered: tuple[list[Finding], list[str]] | None = None
     if not options.observe:
+        if not _pending(gate, config).revisions:
+            return _NOTHING
+        findings, files = _rendered(dialect, _offline(dialect, config, options, run_id), options, say)
         return LintDatabase(dialect, kind, status="ok", message="not observed (--no-observe)",
                             duration_s=time.monotonic() - started), findings, files
     try:
+        gate.wait_unless_failed()  # a bad --app found by the preflight starts no container
         with get_backend(dialect).server(settings, run_id) as server:
-            with server.scratch_database() as url:
-                spec = {**_spec(config, url, dialect, "observe", (), run_id), "rows": options.rows}
-                outcome = run_worker(spec, cwd=config.cwd, step_timeout_s=config.step_timeout_s,
-                                     secrets=secrets_of(url), on_event=_announcer(dialect, say))
+            spec = _spec(config, "", dialect, "observe", (), run_id)
+            with DatabaseSessions(server, spec, config.cwd, config.step_timeout_s, secrets_of) as sessions:
+                sessions.prestart()  # the app loads while the preflight runs
+                pending = _pending(gate, config)
+                if not pending.revisions:
+                    return _NOTHING
+                estimating = (production, pending.revisions) if production else None
+                sessions.expect_more = True  # the observation's fresh database is made while the SQL renders
+                events = offline_events(sessions.run({"mode": "offline", "refuse_connections": True}),
+                                        config.app, dialect, config.step_timeout_s)
+                rendered = _rendered(dialect, _offline_findings(dialect, events, options), options, say)
+                sessions.expect_more = False
+                outcome = sessions.run({"mode": "observe", "rows": options.rows}, on_event=_announcer(dialect, say))
             estimated: tuple[list[Any], list[Finding], list[str]] = ([], [], [])
             if estimating and estimating[0].dialect == dialect and not _unfinished(outcome, dialect):
                 estimated = estimate_database(config, server, dialect, run_id, options.estimates, estimating[0],
@@ -193,9 +224,14 @@ def _lint_database(settings: DatabaseSettings, config: RunConfig, options: LintO
             if fault:
                 raise DatabaseUnavailable(dialect, fault)
     except DatabaseUnavailable as exc:
+        if rendered is None:  # the SQL needs no database: rendered all the same
+            if not _pending(gate, config).revisions:
+                return _NOTHING
+            rendered = _rendered(dialect, _offline(dialect, config, options, run_id), options, say)
         status = "skipped" if config.skip_unavailable else "error"
         return LintDatabase(dialect, kind, status=status, message=f"unavailable: {exc.reason}",
-                            duration_s=time.monotonic() - started), findings, files
+                            duration_s=time.monotonic() - started), *rendered
+    findings, files = rendered
     findings += [_located(Finding.from_dict(e)) for e in outcome.of_kind("finding")]
     findings += estimated[1]
     problem = _unfinished(outcome, dialect) or "; ".join(estimated[2]) or None
@@ -317,14 +353,28 @@ def _unfinished(outcome: WorkerOutcome, dialect: str) -> str | None:
     return None
 
 
-def _offline(dialect: str, config: RunConfig, options: LintOptions, run_id: str) -> tuple[list[Finding], list[str]]:
-    """The offline SQL of each pending revision on ``dialect``: a revision that cannot be rendered is a
-    finding; the rest is linted (squawk on PostgreSQL, the harness's own rules elsewhere)."""
-    from .offline import offline_findings, offline_sql, write_sql_files
-    from .rules import sql_findings
+def _rendered(dialect: str, found: tuple[list[Finding], list[str]], options: LintOptions,
+              say: Callable[[str], None]) -> tuple[list[Finding], list[str]]:
+    findings, _ = found
+    unrendered = sorted({f.revision for f in findings if f.rule == "offline-sql-failed"})
+    say(f"{dialect}: offline SQL of {len(unrendered)} revision(s) could not be rendered ({', '.join(unrendered)}); "
+        "the rest rendered and linted" if unrendered else f"{dialect}: offline SQL rendered and linted")
+    return found
 
+
+def _offline(dialect: str, config: RunConfig, options: LintOptions, run_id: str) -> tuple[list[Finding], list[str]]:
+    """The offline SQL of each pending revision on ``dialect``, rendered by a worker of its own (no database)."""
     events = offline_sql(config.app, config.migrations, dialect, config.from_revision, config.to_revision,
                          config.cwd, run_id, config.step_timeout_s, config.python)
+    return _offline_findings(dialect, events, options)
+
+
+def _offline_findings(dialect: str, events: list[dict[str, Any]],
+                      options: LintOptions) -> tuple[list[Finding], list[str]]:
+    """A revision that cannot be rendered is a finding; the rest is linted (squawk on PostgreSQL, the harness's
+    own rules elsewhere), and written to ``--sql-dir``."""
+    from .rules import sql_findings
+
     findings = offline_findings(dialect, events)
     for event in events:
         if event.get("sql") and not event.get("error"):

@@ -1,7 +1,8 @@
 """The offline SQL of each pending revision (``upgrade --sql``), per dialect, one revision at a time.
 
 The worker side (:func:`run_mode`) runs inside the user's app, loaded on a URL of the wanted dialect that is never
-connected to: alembic's offline mode only compiles. The parent side (:func:`offline_sql`) starts that worker and
+connected to (or, in ``lint``'s worker, on its scratch database, every connection refused while it renders):
+alembic's offline mode only compiles. The parent side (:func:`offline_sql`) starts that worker and
 returns its events; :func:`write_sql_files` is ``--sql-dir``.
 
 Each revision is rendered from its own parents (``<parents>:<rev>``, from base for a root), so a merge renders
@@ -22,7 +23,7 @@ from typing import Any, Callable, Sequence
 from ..backends.base import SCRATCH_PREFIX
 from ..errors import ConfigError
 from ..chain.history import Revision, window
-from ..run.process import run_worker
+from ..run.process import WorkerOutcome, run_worker
 from ..chain.steps import describe_error
 from .findings import INFO, WARNING, Finding
 from .source_rules import upgrade_line
@@ -84,22 +85,36 @@ def run_mode(spec: dict[str, Any], env: Any, revisions: list[Revision], heads: l
              emit: Callable[[dict[str, Any]], None]) -> None:
     """Worker mode ``offline``: one ``{"event": "offline", "revision", "file", "sql", "error"}`` per revision of
     the window ``spec["from"]`` … ``spec["to"]``, in chain order."""
+    import sqlalchemy as sa
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(env.alembic_config)
     span = window(revisions, heads, spec.get("from"), spec.get("to"))
     versions_dirs = tuple(sorted({os.path.dirname(os.path.abspath(r.path)) for r in revisions}))
-    for rev in span.revisions:
-        sql: str | None = None
-        error: str | None = None
-        try:
-            sql = render_revision(env, script, rev)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # SystemExit too: some env.py files call sys.exit on errors
-            error = offline_error(rev, spec["dialect"], describe_error(exc, versions_dirs))
-        emit({"event": OFFLINE, "revision": rev.revision, "file": rev.path, "message": rev.message,
-              "parents": list(rev.down_revisions), "sql": sql, "error": error})
+    # ``lint`` renders in the worker that observes next, whose app points at a live scratch database: a connection
+    # the migration opens by itself is refused here, as on :data:`OFFLINE_URLS`, so the SQL never depends on it
+    refuse = spec.get("refuse_connections") and spec["dialect"] in OFFLINE_URLS
+    if refuse:
+        sa.event.listen(sa.engine.Engine, "do_connect", _refused)
+    try:
+        for rev in span.revisions:
+            sql: str | None = None
+            error: str | None = None
+            try:
+                sql = render_revision(env, script, rev)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # SystemExit too: some env.py files call sys.exit on errors
+                error = offline_error(rev, spec["dialect"], describe_error(exc, versions_dirs))
+            emit({"event": OFFLINE, "revision": rev.revision, "file": rev.path, "message": rev.message,
+                  "parents": list(rev.down_revisions), "sql": sql, "error": error})
+    finally:
+        if refuse:
+            sa.event.remove(sa.engine.Engine, "do_connect", _refused)
+
+
+def _refused(*args: Any) -> None:
+    raise ConnectionRefusedError("connection refused: offline SQL is rendered without a database")
 
 
 def offline_sql(app: str, migrations: str | None, dialect: str, from_rev: str | None, to_rev: str | None,
@@ -124,6 +139,14 @@ def offline_sql(app: str, migrations: str | None, dialect: str, from_rev: str | 
         outcome = run_worker(spec, cwd=cwd, step_timeout_s=step_timeout_s, secrets=[])
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+    return offline_events(outcome, app, dialect, step_timeout_s)
+
+
+def offline_events(outcome: WorkerOutcome, app: str, dialect: str, step_timeout_s: float) -> list[dict[str, Any]]:
+    """The offline events of a worker's ``offline`` run (its own, or a session of ``lint``'s worker).
+
+    Raises :class:`ConfigError` when the app or the migrations cannot be loaded, or the worker died or hung.
+    """
     outcome.raise_fatal()
     if not outcome.finished:
         done = outcome.of_kind(OFFLINE)

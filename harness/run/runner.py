@@ -162,8 +162,9 @@ class Preflight:
     """The preflight (:func:`preflight`) in a thread of its own, while the servers start: the database jobs wait
     for it before their first worker, and report nothing before it passed (a bad ``--app`` is still one line)."""
 
-    def __init__(self, config: RunConfig, run_id: str) -> None:
+    def __init__(self, config: RunConfig, run_id: str, multidb: bool = True) -> None:
         self.config = config
+        self.multidb = multidb  # ``run`` checks multi-database apps; ``lint`` refuses them (see :func:`preflight`)
         self.history: History | None = None
         self.extra: dict[str, Any] = {}  # what every worker's spec gets from it (``--since``: the applied ones)
         self.since: dict[str, Any] | None = None
@@ -173,7 +174,7 @@ class Preflight:
 
     def _run(self, run_id: str) -> None:
         try:
-            self.history = preflight(self.config, run_id, multidb=True)
+            self.history = preflight(self.config, run_id, multidb=self.multidb)
             if self.config.since:
                 self.since = since_split(self.config.since, self.config.cwd, self.history.revisions)
                 self.extra = {"since": self.config.since, "applied": self.since["applied"]}

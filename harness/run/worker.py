@@ -164,13 +164,22 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
             load_user_data(env.directory)  # a broken harness_data.py is a usage error, found before any database
         return
     if spec["mode"] in EXTRA_MODES:  # rollout commands: each mode lives in its own module
-        module, _, function = EXTRA_MODES[spec["mode"]].partition(":")
-        getattr(importlib.import_module(module), function)(spec, env, revisions, heads, emit)
+        run_session(spec, env, revisions, heads, emit)
         return
     if spec["mode"] == "serve":  # one app load, every session of the database (harness.run.serve)
         from .serve import serve
 
-        serve(spec, env, revisions, heads, emit, run_chain)
+        serve(spec, env, revisions, heads, emit, run_session)
+        return
+    run_chain(spec, env, revisions, heads, emit)
+
+
+def run_session(spec: dict[str, Any], env: Any, revisions: list, heads: list[str],
+                emit: Callable[[dict[str, Any]], None]) -> None:
+    """One session of a serving worker: the checks (mode ``chain``), or a rollout command's mode."""
+    if spec["mode"] in EXTRA_MODES:
+        module, _, function = EXTRA_MODES[spec["mode"]].partition(":")
+        getattr(importlib.import_module(module), function)(spec, env, revisions, heads, emit)
         return
     run_chain(spec, env, revisions, heads, emit)
 
