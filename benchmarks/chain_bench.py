@@ -68,6 +68,11 @@ PYTEST_PACKAGES = ["pytest==9.1.1", "pytest-alembic", "flask", "flask-sqlalchemy
 TARGETS = {"b_over_a": 1.5, "c_over_b": 3.0, "scaling": 2.0, "rss_mib": 150.0, "since": 1.5}
 
 
+#: the harness as a command; ``-P`` (Python 3.11+): the working directory is not put first on ``sys.path``, so that
+#: in this checkout (the example app's directory) the harness given by PYTHONPATH runs, not the checkout's
+HARNESS = [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", "harness"]
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -272,7 +277,7 @@ def measure_harness(app_dir: Path, env: dict[str, str], timeout: float, harness_
     report_path = app_dir / "report.json"
     report_path.unlink(missing_ok=True)
     pythonpath = os.pathsep.join(p for p in (str(harness_root), env.get("PYTHONPATH", "")) if p)
-    run = checked(run_process([sys.executable, "-m", "harness", "run", "--app", "app:create_app",
+    run = checked(run_process([*HARNESS, "run", "--app", "app:create_app",
                                "--json", str(report_path)], cwd=app_dir, timeout=timeout, poll_rss=True,
                               env={**env, "PYTHONPATH": pythonpath}), "harness")
     report = json.loads(report_path.read_text())
@@ -344,7 +349,7 @@ def measure_since(app_dir: Path, env: dict[str, str], timeout: float, harness_ro
     report_path.unlink(missing_ok=True)
     pythonpath = os.pathsep.join(p for p in (str(harness_root), env.get("PYTHONPATH", "")) if p)
     urls = {"HARNESS_POSTGRESQL_URL": admin_urls["postgresql"], "HARNESS_MYSQL_URL": admin_urls["mysql"]}
-    run = checked(run_process([sys.executable, "-m", "harness", "run", "--app", "app:create_app", "--since", "HEAD",
+    run = checked(run_process([*HARNESS, "run", "--app", "app:create_app", "--since", "HEAD",
                                "--json", str(report_path)], cwd=app_dir, timeout=timeout,
                               env={**env, **urls, "PYTHONPATH": pythonpath}), "harness --since")
     report = json.loads(report_path.read_text())

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chain_bench import REPO, log, run_process, snapshot_harness  # noqa: E402
+from chain_bench import HARNESS, REPO, log, run_process, snapshot_harness  # noqa: E402
 
 DIALECTS = ("sqlite", "postgresql", "mysql")
 DEFAULT_URLS = {"postgresql": "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
@@ -184,7 +184,7 @@ def measure_harness(app: App, checkout: Path, python: Path, urls: dict[str, str]
     report = checkout / f"mharness-bench-{label}.json"
     report.unlink(missing_ok=True)
     pythonpath = os.pathsep.join(p for p in (str(harness_root), env.get("PYTHONPATH", "")) if p)
-    run = run_process([sys.executable, "-m", "harness", "run", "--app", app.app, "--python", str(python),
+    run = run_process([*HARNESS, "run", "--app", app.app, "--python", str(python),
                        "--json", str(report), "-q"], cwd=checkout, timeout=1800, poll_rss=True,
                       env={**env, **app.env, "PYTHONPATH": pythonpath, "HARNESS_POSTGRESQL_URL": urls["postgresql"],
                            "HARNESS_MYSQL_URL": urls["mysql"]})
@@ -270,11 +270,11 @@ def render(results: dict[str, dict[str, list[dict[str, Any]]]], args: argparse.N
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
+def write_section(path: Path, text: str, start: str = START, end: str = END) -> None:
     old = path.read_text() if path.exists() else ""
-    block = f"{START}\n{text}{END}\n"
-    if START in old and END in old:
-        new = old[:old.index(START)] + block + old[old.index(END) + len(END) + 1:]
+    block = f"{start}\n{text}{end}\n"
+    if start in old and end in old:
+        new = old[:old.index(start)] + block + old[old.index(end) + len(end) + 1:]
     else:
         new = old.rstrip("\n") + "\n\n" + block
     path.write_text(new)
