@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chain_bench import HARNESS, log, run_process, snapshot_harness  # noqa: E402
-from real_apps_bench import APPS, DEFAULT_URLS, exported, median, prepare, write_section  # noqa: E402
+from real_apps_bench import APPS, exported, median, prepare, servers_and_env, write_section  # noqa: E402
 
 START, END = "<!-- lint-bench:start -->", "<!-- lint-bench:end -->"
 
@@ -91,9 +91,7 @@ def main() -> None:
     parser.add_argument("--compare", required=True, help="the harness of this git ref, interleaved (e.g. main~3)")
     parser.add_argument("--output", type=Path, help="write the table into this Markdown file (e.g. BENCHMARKS.md)")
     args = parser.parse_args()
-    urls = {d: os.environ.get(f"HARNESS_{d.upper()}_URL") or u for d, u in DEFAULT_URLS.items()}
-    env = {k: v for k, v in os.environ.items() if k not in (
-        "HARNESS_POSTGRESQL_URL", "HARNESS_MYSQL_URL", "DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "FLASK_APP")}
+    urls, env = servers_and_env()
     started = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     workdir = Path(tempfile.mkdtemp(prefix="mharness_lintbench_"))
     current = snapshot_harness(workdir / "after")

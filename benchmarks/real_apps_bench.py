@@ -280,6 +280,15 @@ def write_section(path: Path, text: str, start: str = START, end: str = END) -> 
     path.write_text(new)
 
 
+def servers_and_env() -> tuple[dict[str, str], dict[str, str]]:
+    """The servers' URLs (HARNESS_<DIALECT>_URL, else the machine's), and this environment without the variables
+    that would point an app or the harness elsewhere."""
+    urls = {d: os.environ.get(f"HARNESS_{d.upper()}_URL") or u for d, u in DEFAULT_URLS.items()}
+    env = {k: v for k, v in os.environ.items() if k not in (
+        "HARNESS_POSTGRESQL_URL", "HARNESS_MYSQL_URL", "DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "FLASK_APP")}
+    return urls, env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--apps", default="microblog,ctfd")
@@ -288,9 +297,7 @@ def main() -> None:
     parser.add_argument("--compare", help="also run the harness of this git ref (e.g. main), interleaved")
     parser.add_argument("--output", type=Path, help="write the table into this Markdown file (e.g. BENCHMARKS.md)")
     args = parser.parse_args()
-    urls = {d: os.environ.get(f"HARNESS_{d.upper()}_URL") or u for d, u in DEFAULT_URLS.items()}
-    env = {k: v for k, v in os.environ.items() if k not in (
-        "HARNESS_POSTGRESQL_URL", "HARNESS_MYSQL_URL", "DATABASE_URL", "SQLALCHEMY_DATABASE_URI", "FLASK_APP")}
+    urls, env = servers_and_env()
     started = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     workdir = Path(tempfile.mkdtemp(prefix="mharness_bench_"))
     current = snapshot_harness(workdir / "after")
