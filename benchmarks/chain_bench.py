@@ -19,11 +19,12 @@ measured three ways, one after another, on the same chain:
 (c) pytest-alembic's four default tests on each database one after another (the sum of the three pytest
     processes' wall times), against one container per dialect started once by this script and kept for all N;
     every test gets a fresh database. pytest-alembic runs from its own venv (--pytest-venv, created if missing).
-(d) ``run --since HEAD`` (issue #17): the app's directory made a git repository whose commit lacks the chain's
-    last two revisions, every check on those two, on the containers of (c) by URL; against (e) one process running
-    ``upgrade head`` on a fresh database of each, the slowest.
+(d) ``run --since base`` (issue #17): the app's directory made a git repository whose commit ``base`` lacks the
+    chain's last two revisions, every check on those two, on the containers of (c) by URL; against (e) one process
+    running ``upgrade head`` on a fresh database of each, the slowest; and (f) ``run --since all`` (the commit
+    holding every revision): the commonest pre-push, nothing new.
 
-``--since-only``: (d) and (e) alone, on the servers of ``--postgresql-url`` / ``--mysql-url`` (else containers), with
+``--since-only``: (d), (e) and (f) alone, on the servers of ``--postgresql-url`` / ``--mysql-url`` (else containers), with
 ``--compare DIR`` (a directory holding another checkout's ``harness/``) measured interleaved with this one, each
 repeat's load average printed.
 
@@ -321,9 +322,10 @@ def _fresh_database(admin_url: str, name: str, drop: bool = False) -> str:
 
 def measure_since(app_dir: Path, env: dict[str, str], timeout: float, harness_root: Path,
                   admin_urls: dict[str, str]) -> dict[str, Any]:
-    """(d) the pre-push run: the app's directory a git repository whose last commit lacks the chain's last two
-    revisions (untracked files), ``run --since HEAD`` on the servers already running (by URL), against (e) one
-    process running ``upgrade head`` (base to head) on a fresh database of each, the slowest."""
+    """(d) the pre-push run: the app's directory a git repository whose commit ``base`` lacks the chain's last two
+    revisions, ``run --since base`` on the servers already running (by URL), and (f) ``run --since all`` (nothing
+    new), against (e) one process running ``upgrade head`` (base to head) on a fresh database of each, the
+    slowest."""
     def git(*argv: str) -> None:
         subprocess.run(["git", "-c", "user.email=bench@example.com", "-c", "user.name=bench", *argv], cwd=app_dir,
                        check=True, capture_output=True)
@@ -334,6 +336,10 @@ def measure_since(app_dir: Path, env: dict[str, str], timeout: float, harness_ro
         git("add", "-A")
         git("rm", "-q", "--cached", *[str(p.relative_to(app_dir)) for p in newest])
         git("commit", "-q", "-m", "all but the last two revisions")
+        git("tag", "base")
+        git("add", "-A")
+        git("commit", "-q", "-m", "the last two")
+        git("tag", "all")
     (app_dir / "upgrade.py").write_text(UPGRADE_PY)
     upgrade: dict[str, float] = {}
     for dialect in DIALECTS:
@@ -349,14 +355,20 @@ def measure_since(app_dir: Path, env: dict[str, str], timeout: float, harness_ro
     report_path.unlink(missing_ok=True)
     pythonpath = os.pathsep.join(p for p in (str(harness_root), env.get("PYTHONPATH", "")) if p)
     urls = {"HARNESS_POSTGRESQL_URL": admin_urls["postgresql"], "HARNESS_MYSQL_URL": admin_urls["mysql"]}
-    run = checked(run_process([*HARNESS, "run", "--app", "app:create_app", "--since", "HEAD",
+    run = checked(run_process([*HARNESS, "run", "--app", "app:create_app", "--since", "base",
                                "--json", str(report_path)], cwd=app_dir, timeout=timeout,
                               env={**env, **urls, "PYTHONPATH": pythonpath}), "harness --since")
     report = json.loads(report_path.read_text())
     assert len(report["since"]["checked"]) == 2, report["since"]
-    log(f"  (d) harness --since HEAD (2 new revisions, servers by URL): {run['wall']:.1f}s; (e) upgrade head: "
-        + ", ".join(f"{d} {t:.1f}s" for d, t in upgrade.items()))
-    return {"wall": run["wall"], "upgrade": upgrade, "upgrade_slowest": max(upgrade.values())}
+    # (f) the commonest pre-push: no revision added or changed since the ref
+    unchanged = checked(run_process([*HARNESS, "run", "--app", "app:create_app", "--since", "all",
+                                     "--json", str(report_path)], cwd=app_dir, timeout=timeout,
+                                    env={**env, **urls, "PYTHONPATH": pythonpath}), "harness --since, nothing new")
+    assert json.loads(report_path.read_text())["since"]["checked"] == []
+    log(f"  (d) harness --since (2 new revisions, servers by URL): {run['wall']:.1f}s; (f) nothing new: "
+        f"{unchanged['wall']:.1f}s; (e) upgrade head: " + ", ".join(f"{d} {t:.1f}s" for d, t in upgrade.items()))
+    return {"wall": run["wall"], "unchanged": unchanged["wall"], "upgrade": upgrade,
+            "upgrade_slowest": max(upgrade.values())}
 
 
 def ensure_pytest_venv(venv: Path) -> Path:
@@ -486,7 +498,7 @@ def render(results: dict[int, dict[str, Any]], args: argparse.Namespace, env: di
         other = {d: hd[d]["duration"] - sum(hd[d]["checks"].values()) for d in DIALECTS}
         lines.append("| (b) database minus its checks (s): provisioning, worker start-ups (< 0: sessions overlap) | "
                      + " | ".join(f"{other[d]:.1f}" for d in DIALECTS) + f" | {sum(other.values()):.1f} |")
-        lines.append(f"| **(d) harness `--since HEAD`, 2 new revisions, servers by URL (s)** | | | | "
+        lines.append(f"| **(d) harness `--since base`, 2 new revisions, servers by URL (s)** | | | | "
                      f"**{s['since_wall']:.1f}** (command wall time) |")
         lines.append("| (e) one `upgrade head` process, fresh database (s) | "
                      + " | ".join(f"{s['upgrade'][d]:.1f}" for d in DIALECTS) + f" | {s['upgrade_slowest']:.1f} (slowest) |")
@@ -546,15 +558,19 @@ def since_only(args: argparse.Namespace, sizes: list[int], env: dict[str, str]) 
             app_dir = workdir / f"chain_{n}"
             write_app(app_dir, n)
             ratios: dict[str, list[float]] = {name: [] for name in roots}
+            unchanged: dict[str, list[float]] = {name: [] for name in roots}
             for repeat in range(args.repeat):
-                for name, root in roots.items():
+                for name, root in (roots.items() if repeat % 2 == 0 else reversed(roots.items())):
                     load = os.getloadavg()[0]
                     got = measure_since(app_dir, env, args.timeout, Path(root), urls)
                     ratios[name].append(got["wall"] / got["upgrade_slowest"])
+                    unchanged[name].append(got["unchanged"] / got["upgrade_slowest"])
                     log(f"N={n} run {repeat + 1} {name}: (d) {got['wall']:.1f}s / (e) {got['upgrade_slowest']:.1f}s "
-                        f"= {ratios[name][-1]:.2f}; load {load:.1f} -> {os.getloadavg()[0]:.1f}")
+                        f"= {ratios[name][-1]:.2f}; (f) {got['unchanged']:.1f}s = {unchanged[name][-1]:.2f}; "
+                        f"load {load:.1f} -> {os.getloadavg()[0]:.1f}")
             for name, values in ratios.items():
-                log(f"N={n} {name}: (d)/(e) median {median(values):.2f} (target <= {TARGETS['since']})")
+                log(f"N={n} {name}: (d)/(e) median {median(values):.2f} (target <= {TARGETS['since']}); "
+                    f"(f)/(e) median {median(unchanged[name]):.2f}")
 
 
 def main() -> None:
@@ -569,7 +585,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600, help="per process, seconds")
     parser.add_argument("--live-harness", action="store_true", help="run the checkout's harness/ itself, not a "
                         "copy taken at the start (edits made meanwhile then apply to later runs)")
-    parser.add_argument("--since-only", action="store_true", help="(d) and (e) only, printed (nothing written)")
+    parser.add_argument("--since-only", action="store_true", help="(d), (e) and (f) only, printed (nothing written)")
     parser.add_argument("--compare", default=None, help="with --since-only: a directory holding another harness/ "
                         "(e.g. a checkout of main), measured interleaved with this one")
     parser.add_argument("--postgresql-url", default=None, help="with --since-only: a server's admin URL (no container)")

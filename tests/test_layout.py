@@ -213,3 +213,28 @@ def test_an_upward_import_is_found_and_named(tmp_path: Path) -> None:
     ]
     assert layer_violations(graph, layers, {("pkg.low.b", "pkg.high.a"): "why", ("pkg.peer.c", "pkg.high.a"): ""}) \
         == ["stray has no layer (add it to LAYERS)"]
+
+
+def test_a_command_starts_its_preflight_before_it_imports_sqlalchemy() -> None:
+    """``run`` starts its preflight (the app loading in a worker) before the parent imports SQLAlchemy, the
+    backends or the Docker client (docs/speed.md): what the command line and the preflight import stays light."""
+    import subprocess
+    import sys
+
+    heavy = ("sqlalchemy", "alembic", "docker", "testcontainers", "rich")
+    code = ("import sys, harness.cli, harness.cli.run, harness.run.preflight; "
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_the_public_run_is_the_function_whatever_was_imported_first() -> None:
+    """``from harness import run`` is the runner's ``run`` even when the ``harness.run`` package was imported before
+    it (a subpackage of that name would otherwise take the attribute's place)."""
+    import subprocess
+    import sys
+
+    code = ("import harness.run.process, harness.run.runner, harness; from harness import run; "
+            "print(callable(run), harness.run is run, run.__module__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True", "harness"], done.stdout

@@ -27,17 +27,9 @@ from ..versions import with_tmpfs
 from ..config import DatabaseSettings
 from ..errors import DatabaseUnavailable
 from ..config.redact import redact, safe_url, secrets_of
+from .names import CONTAINER_LABEL, SCRATCH_PREFIX, new_run_id  # noqa: F401 - imported from here too
 from .probe import container_state, log_line_with, remove_container
 
-#: Every scratch database (and SQLite temp directory) starts with this, so ``clean`` can find leftovers.
-SCRATCH_PREFIX = "mharness_"
-#: Every container the harness starts carries this label, its value the run id.
-CONTAINER_LABEL = "org.migration-harness.run"
-
-
-def new_run_id() -> str:
-    """A short random id, unique enough that two concurrent runs never share a scratch name."""
-    return secrets.token_hex(4)
 
 
 def first_line(exc: BaseException, hide: list[str] | None = None) -> str:

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..versions import container_class, scalars
+from .names import DEFAULT_DRIVERS
 from .base import ServerBackend, TableSize
 
 
@@ -16,7 +17,7 @@ def _quote(name: str) -> str:
 
 
 class MySQLBackend(ServerBackend):
-    default_driver: ClassVar[str] = "pymysql"
+    default_driver: ClassVar[str] = DEFAULT_DRIVERS["mysql"]
     name: ClassVar[str] = "mysql"
     # the official images (and MariaDB's) take server options as the command; the binary log is on by default in
     # MySQL 8 and only costs writes here

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..versions import container_class, scalars
+from .names import DEFAULT_DRIVERS
 from .base import ServerBackend, TableSize
 
 
@@ -25,7 +26,7 @@ def _quote(name: str) -> str:
 
 
 class PostgreSQLBackend(ServerBackend):
-    default_driver: ClassVar[str] = "psycopg2"
+    default_driver: ClassVar[str] = DEFAULT_DRIVERS["postgresql"]
     name: ClassVar[str] = "postgresql"
     admin_database: ClassVar[str | None] = "postgres"
     fast_command: ClassVar[str | None] = "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off"

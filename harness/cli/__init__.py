@@ -8,25 +8,43 @@ Layer: it may import ``lint/``, ``rehearse/``, ``rolling/``, ``estimate/``, ``re
 """
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from .._version import __version__
-from .clean import clean
 from .common import OneLineErrors
-from .compat import compat
-from .lint import lint, sql
-from .merge import merge_reports
-from .rehearse import rehearse
-from .run import run
+
+#: command → (module of this package, function): a command's module (and what it imports: SQLAlchemy, the Docker
+#: client, rich) is imported when that command runs, so ``run`` starts its preflight before the rest is imported
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "run"),
+    "merge": ("merge", "merge_reports"),
+    "clean": ("clean", "clean"),
+    "lint": ("lint", "lint"),
+    "sql": ("lint", "sql"),
+    "rehearse": ("rehearse", "rehearse"),
+    "compat": ("compat", "compat"),
+}
 
 
-@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(OneLineErrors):
+    """The commands of :data:`COMMANDS`, each imported when it is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, function = COMMANDS[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), function)  # type: ignore[no-any-return]
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="migration-harness")
 def main() -> None:
     """Verify a Flask-Migrate chain on SQLite, PostgreSQL and MySQL before anyone deploys it."""
 
-
-for _command in (run, merge_reports, clean, lint, sql, rehearse, compat):
-    main.add_command(_command)
 
 __all__ = ["main"]

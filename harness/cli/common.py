@@ -9,7 +9,6 @@ import warnings
 from typing import Any, Callable
 
 import click
-from sqlalchemy import exc as sa_exc
 
 from ..reports.report import write_atomically
 
@@ -18,7 +17,7 @@ EXIT_INTERNAL = 4
 
 # Tables that reference each other (users.team_id <-> teams.captain_id) are a normal schema; SQLAlchemy warns about
 # each cycle every time it sorts them, which would bury the verdict. The copy and the comparisons handle cycles.
-warnings.filterwarnings("ignore", message="Cannot correctly sort tables", category=sa_exc.SAWarning)
+warnings.filterwarnings("ignore", message="Cannot correctly sort tables")  # SQLAlchemy's SAWarning: not imported yet
 
 
 def interrupt(signum: int, frame: Any) -> None:

@@ -18,9 +18,9 @@ from ..reports.html import write_html
 from ..config.redact import redact, secrets_of
 from ..results import RunResult
 from ..reports.report import TextReporter, color_wanted, summary, verdict_line, write_json
-from ..backends.base import new_run_id
+from ..backends.names import new_run_id
 from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, app_options, interrupt
-from ..run.runner import run as run_checks
+from ..run.preflight import started_preflight
 
 @click.command()
 @app_options
@@ -89,15 +89,18 @@ def run(app: str | None, migrations: str | None, db: tuple[str, ...], json_path:
         # with --json - the report is standard output, and everything for people goes to stderr
         text_out = sys.stderr if json_path == "-" else None
         config = dataclasses.replace(config, run_id=config.run_id or new_run_id())  # known to an interrupted report
-        if sys.stdout.isatty() and not quiet and json_path != "-":  # a person at a terminal: live progress
-            from ..reports.live import LiveReporter
+        with started_preflight(config, config.run_id) as gate:  # the app loads while the rest is imported
+            from ..run.runner import run as run_checks  # SQLAlchemy, the backends, the Docker client
 
-            with LiveReporter(verbose=verbose, color=color_wanted()) as live:
-                reporter = live
-                result = run_checks(config, live)
-        else:
-            reporter = TextReporter(out=text_out, verbose=verbose, quiet=quiet)
-            result = run_checks(config, reporter)
+            if sys.stdout.isatty() and not quiet and json_path != "-":  # a person at a terminal: live progress
+                from ..reports.live import LiveReporter
+
+                with LiveReporter(verbose=verbose, color=color_wanted()) as live:
+                    reporter = live
+                    result = run_checks(config, live, gate)
+            else:
+                reporter = TextReporter(out=text_out, verbose=verbose, quiet=quiet)
+                result = run_checks(config, reporter, gate)
     except HarnessError as exc:
         click.echo(f"migration-harness: error: {exc}", err=True)
         _stopped_report(json_path, exc.exit_code, str(exc), started_at)

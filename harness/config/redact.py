@@ -1,9 +1,25 @@
-"""Keep passwords out of everything the harness prints or writes."""
+"""Keep passwords out of everything the harness prints or writes.
+
+SQLAlchemy (to parse a URL) is imported when a URL is first read, not with this module: :func:`redact` is part of
+the worker launcher, which a command uses before it imports SQLAlchemy (its preflight starts meanwhile)."""
 from __future__ import annotations
 
-from sqlalchemy.engine.url import URL, make_url
+from typing import TYPE_CHECKING, Any
 
-from ..versions import url_text
+if TYPE_CHECKING:
+    from sqlalchemy.engine.url import URL
+
+
+def make_url(url: str | URL) -> URL:
+    from sqlalchemy.engine.url import make_url as parse
+
+    return parse(url)
+
+
+def url_text(url: Any, hide_password: bool) -> str:
+    from ..versions import url_text as text
+
+    return text(url, hide_password)
 
 
 def safe_url(url: str | URL) -> str:

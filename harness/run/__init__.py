@@ -1,4 +1,5 @@
-"""A run of the checks: the runner (databases × sessions, at once: :mod:`.runner`, :mod:`.sessions`), one worker per
+"""A run of the checks: the preflight (:mod:`.preflight`, started before the rest is imported), the runner
+(databases × sessions, at once: :mod:`.runner`, :mod:`.sessions`), one worker per
 database (:mod:`.process` starts it in the app's interpreter through :mod:`.floor`, :mod:`.worker` runs the checks,
 :mod:`.serve` keeps one app load for several sessions), what a lost server or a killed worker means (:mod:`.faults`)
 and the scratch databases a run leaves behind (:mod:`.clean`). The worker side (floor, worker, serve) runs in the

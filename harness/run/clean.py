@@ -17,12 +17,18 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 from ..backends import get_backend
-from ..backends.base import CONTAINER_LABEL, SCRATCH_PREFIX, first_line
+from ..backends.names import CONTAINER_LABEL, SCRATCH_PREFIX
 from ..config.redact import safe_url, secrets_of
 
 RUNS_DIR = Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}runs"
 _SCRATCH_DB = re.compile(rf"^{SCRATCH_PREFIX}([0-9a-f]{{8}})_\d+$")
 _TEMP_DIR = re.compile(rf"^{SCRATCH_PREFIX}([0-9a-f]{{8}})_")
+
+
+def _first_line(exc: BaseException, hide: list[str] | None = None) -> str:
+    from ..backends.base import first_line  # SQLAlchemy: not needed to register a run
+
+    return first_line(exc, hide)
 
 
 @contextmanager
@@ -100,7 +106,7 @@ def _containers(dry_run: bool, problems: list[str], wanted: set[str]) -> list[Le
         client = docker.from_env()
         containers = client.containers.list(all=True, filters={"label": CONTAINER_LABEL})
     except Exception as exc:  # no Docker here: nothing of ours can be running in it either
-        problems.append(f"Docker not reachable, containers not checked: {first_line(exc)}")
+        problems.append(f"Docker not reachable, containers not checked: {_first_line(exc)}")
         return []
     out = []
     for container in containers:
@@ -119,7 +125,7 @@ def _databases(dialect: str, url: str, dry_run: bool, problems: list[str], wante
     try:
         engine = backend.connect_admin(url)
     except Exception as exc:
-        problems.append(f"{dialect}: cannot check {safe_url(url)}: {first_line(exc, secrets_of(url))}")
+        problems.append(f"{dialect}: cannot check {safe_url(url)}: {_first_line(exc, secrets_of(url))}")
         return []
     out = []
     try:
@@ -132,7 +138,7 @@ def _databases(dialect: str, url: str, dry_run: bool, problems: list[str], wante
                     backend.drop_database(conn, name)
                 out.append(Leftover("database", name, safe_url(engine.url), match.group(1)))
     except Exception as exc:
-        problems.append(f"{dialect}: cannot clean {safe_url(url)}: {first_line(exc, secrets_of(url))}")
+        problems.append(f"{dialect}: cannot clean {safe_url(url)}: {_first_line(exc, secrets_of(url))}")
     finally:
         engine.dispose()
     return out

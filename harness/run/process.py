@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..backends.base import SCRATCH_PREFIX
+from ..backends.names import SCRATCH_PREFIX
 from ..errors import ConfigError
 from ..config.redact import redact
 

@@ -2,27 +2,23 @@
 its own scratch database, and turn what the workers say into results."""
 from __future__ import annotations
 
+import contextlib
 import datetime
-import shutil
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any, Callable, Protocol
 
 from ..backends import Server, get_backend
-from ..backends.base import SCRATCH_PREFIX, new_run_id
-from .clean import registered_run
+from ..backends.names import new_run_id
 from ..config import DatabaseSettings, RunConfig
-from ..errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
+from ..errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, DatabaseUnavailable
 from .faults import (SERVER_FROZEN, SERVER_GONE, WORKER_KILLED, between_sessions, classify, last_step,
                      sweep_when_back, wait_for_server, worker_killed)
-from ..chain.history import Revision
-from .process import WorkerOutcome, cancel_workers, reset_cancel, run_worker
+from .process import WorkerOutcome, cancel_workers, reset_cancel
 from ..chain.multidb import bind_plans, binds_here, for_bind_results
+from .preflight import History, Preflight, _spec, preflight, started_preflight  # noqa: F401 - lint, rehearse, compat use them from here
 from .sessions import DatabaseSessions
-from ..chain.since import since_split
 from ..config.redact import secrets_of
 from ..checks.data import MAX_SUSPECTS, probe_spec
 from ..results import (ERROR, FAILED, PASSED, SKIPPED, CheckResult, DatabaseResult, RunResult, database_status,
@@ -92,109 +88,6 @@ class SilentReporter:
 
     def database_finished(self, result: DatabaseResult) -> None:
         pass
-
-
-@dataclass(frozen=True)
-class History:
-    """What the preflight learnt about the migrations: ordered revisions and heads."""
-
-    revisions: tuple[Revision, ...]
-    heads: tuple[str, ...]
-    directory: str
-    #: where Flask-SQLAlchemy resolves the app's relative ``sqlite:///name.db`` paths (its instance folder on 3.x)
-    sqlite_base: str = ""
-    #: where the app ran: Python's and its packages' versions in the app's interpreter
-    versions: dict[str, str] = field(default_factory=dict)
-    #: a multi-database app: bind key → the dialect its configured URL pins it to, or ``None`` (it follows the
-    #: database under test); ``None`` for a single-database app
-    binds: dict[str, str | None] | None = None
-
-
-def _spec(config: RunConfig, url: str, dialect: str, mode: str, checks: tuple[str, ...], run_id: str) -> dict[str, Any]:
-    return {"run_id": run_id, "app": config.app, "migrations": config.migrations, "url": url, "dialect": dialect,
-            "mode": mode, "checks": list(checks), "ignore": [r.to_dict() for r in config.ignore],
-            "from": config.from_revision, "to": config.to_revision,
-            "allow_multiple_heads": config.allow_multiple_heads, "lock_timeout_s": config.lock_timeout_s,
-            "echo_sql": config.echo_sql, "python": config.python, "drivers": _driver_urls(config),
-            "baseline": config.baseline, "env": [list(pair) for pair in config.env], "multidb": config.multidb}
-
-
-def _driver_urls(config: RunConfig) -> list[str]:
-    """The start of each server database's URL (``postgresql+psycopg2://``): the worker checks that the app's
-    environment has each driver (:mod:`harness.chain.app_stack`), so the preflight names a missing one before any
-    database starts."""
-    schemes = []
-    for settings in config.databases:
-        if settings.dialect == "sqlite":
-            continue
-        scheme = (settings.url or "").split("://")[0]
-        if "+" not in scheme:
-            scheme = f"{settings.dialect}+{get_backend(settings.dialect).default_driver}"
-        schemes.append(f"{scheme}://")
-    return schemes
-
-
-def preflight(config: RunConfig, run_id: str, multidb: bool = False) -> History:
-    """Load the app and read the revision graph on a throwaway SQLite file, before any database is started,
-    so a bad ``--app`` or a broken migrations directory costs no container and leaves nothing behind.
-    ``multidb``: the caller checks multi-database apps (``run``), so a multidb env.py is described
-    (:attr:`History.binds`), not refused as the single-database commands refuse it."""
-    directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{run_id}_preflight_"))
-    try:
-        url = f"sqlite:///{directory / 'preflight.db'}"
-        spec = {**_spec(config, url, "sqlite", "inspect", config.checks, run_id), "multidb_ok": multidb}
-        outcome = run_worker(spec, cwd=config.cwd,
-                             step_timeout_s=config.step_timeout_s, secrets=[])
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-    outcome.raise_fatal()
-    history = outcome.of_kind("history")
-    if not history:
-        reason = outcome.crash or f"loading the app took longer than {config.step_timeout_s:g}s"
-        raise ConfigError(f"cannot load the app {config.app}: {reason}")
-    h = history[0]
-    layout = h.get("multidb")
-    return History(tuple(Revision.from_dict(r) for r in h["revisions"]), tuple(h["heads"]), h["directory"],
-                   h.get("sqlite_base", ""), h.get("versions", {}), layout["binds"] if layout else None)
-
-
-class Preflight:
-    """The preflight (:func:`preflight`) in a thread of its own, while the servers start: the database jobs wait
-    for it before their first worker, and report nothing before it passed (a bad ``--app`` is still one line)."""
-
-    def __init__(self, config: RunConfig, run_id: str, multidb: bool = True) -> None:
-        self.config = config
-        self.multidb = multidb  # ``run`` checks multi-database apps; ``lint`` refuses them (see :func:`preflight`)
-        self.history: History | None = None
-        self.extra: dict[str, Any] = {}  # what every worker's spec gets from it (``--since``: the applied ones)
-        self.since: dict[str, Any] | None = None
-        self.error: BaseException | None = None
-        self._done = threading.Event()
-        threading.Thread(target=self._run, args=(run_id,), name="preflight", daemon=True).start()
-
-    def _run(self, run_id: str) -> None:
-        try:
-            self.history = preflight(self.config, run_id, multidb=self.multidb)
-            if self.config.since:
-                self.since = since_split(self.config.since, self.config.cwd, self.history.revisions)
-                self.extra = {"since": self.config.since, "applied": self.since["applied"]}
-        except BaseException as exc:  # noqa: BLE001 - raised in every thread that waits for it
-            self.error = exc
-        finally:
-            self._done.set()
-
-    def wait_unless_failed(self) -> None:
-        """Raise the preflight's error if it already failed (before a container is started for nothing)."""
-        if self._done.is_set() and self.error is not None:
-            raise self.error
-
-    def wait(self) -> dict[str, Any]:
-        """Wait for the preflight; raise its error, or return what the workers' specs get from it."""
-        while not self._done.wait(0.2):
-            pass
-        if self.error is not None:
-            raise self.error
-        return self.extra
 
 
 def _session_results(outcome: WorkerOutcome, planned: tuple[str, ...], dialect: str) -> list[CheckResult]:
@@ -442,8 +335,9 @@ def _explain_data_failure(sessions: DatabaseSessions, result: CheckResult, suspe
                                    "schema does not promise")
 
 
-def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
-    """Run every check on every selected database and return the verdict.
+def run(config: RunConfig, reporter: Reporter | None = None, gate: Preflight | None = None) -> RunResult:
+    """Run every check on every selected database and return the verdict. ``gate``: the run's preflight, already
+    started by the caller (:func:`harness.run.preflight.started_preflight`, with ``config.run_id``).
 
     >>> from harness.config import build_config
     >>> result = run(build_config(app="app:create_app", db=("sqlite",)))  # doctest: +SKIP
@@ -453,9 +347,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunResult:
     reporter = reporter or SilentReporter()
     run_id = config.run_id or new_run_id()
     started_at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
-    with registered_run(run_id):
-        reset_cancel()
-        gate = Preflight(config, run_id)
+    with contextlib.nullcontext(gate) if gate is not None else started_preflight(config, run_id) as gate:
         try:
             if config.since:  # nothing added since the ref: no server is started at all
                 gate.wait()
