@@ -227,3 +227,45 @@ def test_a_worker_that_dies_mid_step_is_an_error_naming_the_step_and_leaves_noth
     import tempfile
     # nor a temporary directory of the run (the workers' bind files), although every worker was killed mid-step
     assert list(Path(tempfile.gettempdir()).glob(f"mharness_{run.report['run_id']}_*")) == []
+
+
+#: the app's factory stalls while the preflight loads it (on its throwaway SQLite file), after saying so
+STALLS_IN_THE_PREFLIGHT = '''
+
+_create_app = create_app
+
+
+def create_app(config=None):
+    if "_preflight_" in os.environ.get("DATABASE_URL", "") and os.environ.get("HARNESS_TEST_MARKER"):
+        import pathlib, time
+        pathlib.Path(os.environ["HARNESS_TEST_MARKER"]).write_text(str(os.getpid()))
+        time.sleep(120)
+    return _create_app(config)
+'''
+
+
+def test_sigint_while_the_preflight_loads_the_app_stops_it_and_leaves_nothing(tmp_path: Path) -> None:
+    """The preflight starts before the parent has imported what the databases need: interrupted then, its worker
+    is stopped and its throwaway directory removed, and the run says it was interrupted."""
+    import os
+    import tempfile
+
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    (project / "app.py").write_text((project / "app.py").read_text() + STALLS_IN_THE_PREFLIGHT)
+    marker = tmp_path / "marker"
+    proc = start(project, ["--db", "sqlite"], {"HARNESS_TEST_MARKER": str(marker)})
+    wait_for(marker, proc)
+    worker = int(marker.read_text())
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err, out + err
+    assert time.monotonic() - started < 20, "the stalled preflight was waited for instead of stopped"
+    try:
+        os.kill(worker, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive, "the preflight's worker is still running"
+    left = [p.name for p in Path(tempfile.gettempdir()).glob(f"mharness_{proc.run_id}_*")]
+    assert left == [], left

@@ -21,7 +21,7 @@ from ..chain.since import since_split
 from ..config import RunConfig
 from ..errors import ConfigError
 from .clean import registered_run
-from .process import reset_cancel, run_worker
+from .process import cancel_workers, reset_cancel, run_worker
 
 
 @dataclass(frozen=True)
@@ -118,10 +118,14 @@ class Preflight:
         if self._done.is_set() and self.error is not None:
             raise self.error
 
-    def wait(self) -> dict[str, Any]:
-        """Wait for the preflight; raise its error, or return what the workers' specs get from it."""
+    def join(self) -> None:
+        """Wait for the preflight's thread to end (its worker stopped, its throwaway file removed)."""
         while not self._done.wait(0.2):
             pass
+
+    def wait(self) -> dict[str, Any]:
+        """Wait for the preflight; raise its error, or return what the workers' specs get from it."""
+        self.join()
         if self.error is not None:
             raise self.error
         return self.extra
@@ -133,7 +137,13 @@ def started_preflight(config: RunConfig, run_id: str) -> Iterator[Preflight]:
     on, while the caller imports and starts what the databases need (:func:`harness.run.runner.run` takes it)."""
     with registered_run(run_id):
         reset_cancel()
-        yield Preflight(config, run_id)
+        gate = Preflight(config, run_id)
+        try:
+            yield gate
+        except BaseException:  # e.g. interrupted before the runner took it: its worker stopped, its files removed
+            cancel_workers()
+            gate.join()
+            raise
 
 
 __all__ = ["History", "Preflight", "preflight", "started_preflight"]
