@@ -342,6 +342,12 @@ def _tickets(identity: str) -> Rev:
     """, 'op.drop_table("tickets")')
 
 
+#: ``sa.Identity`` is SQLAlchemy 1.4's: on an older app stack (``nox -s isolated``'s 2020 one) no model can declare an
+#: identity column, and the models below do not import there
+NEEDS_IDENTITY = pytest.mark.skipif(release("SQLAlchemy") < (1, 4), reason="sa.Identity is SQLAlchemy 1.4+")
+
+
+@NEEDS_IDENTITY
 def test_identity_columns_are_compared_with_their_options(harness, tmp_path: Path) -> None:
     """An identity column as the model says (what privacyIDEA's create_all makes): a pass everywhere, not the error
     alembic 1.18 raised reading the reflected Identity ("'Identity' object has no attribute 'arg'"). A model
@@ -367,6 +373,7 @@ def test_identity_columns_are_compared_with_their_options(harness, tmp_path: Pat
         assert (diff["model"], diff["database"]) == (model, database), diff
 
 
+@NEEDS_IDENTITY
 def test_a_model_sequence_against_an_identity_column_is_a_difference_on_postgresql(harness, tmp_path: Path) -> None:
     """privacyIDEA's shape: the model numbers rows with a Sequence, the chain creates an identity column. A fresh
     install (create_all) and a migrated database differ on PostgreSQL, and the difference says both sides."""
