@@ -17,7 +17,8 @@ from .faults import (SERVER_FROZEN, SERVER_GONE, WORKER_KILLED, between_sessions
                      sweep_when_back, wait_for_server, worker_killed)
 from .process import WorkerOutcome, cancel_workers, reset_cancel
 from ..chain.multidb import bind_plans, binds_here, for_bind_results
-from .preflight import History, Preflight, _spec, preflight, started_preflight  # noqa: F401 - lint, rehearse, compat use them from here
+# lint, rehearse and compat import these from here
+from .preflight import History, Preflight, _spec, preflight, started_preflight  # noqa: F401
 from .sessions import DatabaseSessions
 from ..config.redact import secrets_of
 from ..checks.data import MAX_SUSPECTS, probe_spec
