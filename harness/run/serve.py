@@ -4,9 +4,9 @@ points at it). Loading the app is most of a small chain's cost; a run loads it o
 
 After the spec line (mode ``serve``) the worker says ``{"event": "ready", "pristine": bool}`` once the app is up
 (``pristine``: its start-up left the scratch database empty, so a database made fresh again is what a fresh load
-would have found); each further line on stdin is a session (``{"checks": [...], ...}`` over the spec; ``lint`` sends sessions of its own
-modes, ``{"mode": "offline"}`` then ``{"mode": "observe"}``), answered with its events and
-``{"event": "session_done"}``; the end of stdin ends the worker. Between sessions every engine
+would have found); each further line on stdin is a session (``{"checks": [...], ...}`` over the spec; ``lint``
+sends sessions of its own modes, ``{"mode": "offline"}`` then ``{"mode": "observe"}``), answered with its events
+and ``{"event": "session_done"}``; the end of stdin ends the worker. Between sessions every engine
 the process connected with is disposed (and the app's ORM session removed), so nothing holds the database the
 parent drops. Standard library and the app's own SQLAlchemy only: this runs in the app's interpreter.
 """
