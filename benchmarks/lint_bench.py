@@ -27,7 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chain_bench import HARNESS, log, run_process, snapshot_harness  # noqa: E402
-from real_apps_bench import APPS, exported, median, prepare, servers_and_env, write_section  # noqa: E402
+from real_apps_bench import (APPS, exported, median, parse_args, prepare, servers_and_env,  # noqa: E402
+                             write_section)
 
 START, END = "<!-- lint-bench:start -->", "<!-- lint-bench:end -->"
 
@@ -84,13 +85,8 @@ def render(results: dict[str, dict[str, list[dict[str, Any]]]], args: argparse.N
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--apps", default="example,microblog,ctfd")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--root", type=Path, default=Path("/tmp/speed-apps"))
-    parser.add_argument("--compare", required=True, help="the harness of this git ref, interleaved (e.g. main~3)")
-    parser.add_argument("--output", type=Path, help="write the table into this Markdown file (e.g. BENCHMARKS.md)")
-    args = parser.parse_args()
+    args = parse_args(__doc__ or "", "example,microblog,ctfd",
+                      {"required": True, "help": "the harness of this git ref, interleaved (e.g. main~3)"})
     urls, env = servers_and_env()
     started = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     workdir = Path(tempfile.mkdtemp(prefix="mharness_lintbench_"))

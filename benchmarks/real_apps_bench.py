@@ -289,14 +289,20 @@ def servers_and_env() -> tuple[dict[str, str], dict[str, str]]:
     return urls, env
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--apps", default="microblog,ctfd")
+def parse_args(doc: str, apps: str, compare: dict[str, Any]) -> argparse.Namespace:
+    """The options the real-app benchmarks share (``compare``: ``--compare``'s help, and whether it is required)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--apps", default=apps)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--root", type=Path, default=Path("/tmp/speed-apps"))
-    parser.add_argument("--compare", help="also run the harness of this git ref (e.g. main), interleaved")
+    parser.add_argument("--compare", **compare)
     parser.add_argument("--output", type=Path, help="write the table into this Markdown file (e.g. BENCHMARKS.md)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args(__doc__ or "", "microblog,ctfd",
+                      {"help": "also run the harness of this git ref (e.g. main), interleaved"})
     urls, env = servers_and_env()
     started = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     workdir = Path(tempfile.mkdtemp(prefix="mharness_bench_"))
