@@ -471,12 +471,7 @@ class _Spare:
 
     def _make(self) -> None:
         try:
-            with self.server.engine.connect() as conn:
-                if self.template is None:
-                    self.server.backend.create_database(conn, self.name)
-                else:
-                    self.server.backend.copy_database(conn, self.name, self.template)
-            self.made = True
+            self.made = self.server.make_database(self.name, self.template)
         except Exception:  # noqa: BLE001 - renew makes its database itself, and says why it cannot
             pass
 
@@ -610,8 +605,8 @@ class SqlServer(Server):
         return None
 
     def _discard_spare(self) -> None:
-        spare = self._spare.template if self._spare is not None else None
-        name = self._take_spare(spare)
+        template = self._spare.template if self._spare is not None else None  # the spare's own: its name is given
+        name = self._take_spare(template)
         if name is not None:
             self._drop(name, created=True)
 
@@ -626,15 +621,21 @@ class SqlServer(Server):
             raise DatabaseUnavailable(
                 self.backend.name, f"cannot create scratch database {name} on {safe_url(self.admin_url)}: {state.text}")
 
+    def make_database(self, name: str, template: str | None = None) -> bool:
+        """CREATE ``name``, or copy ``template`` into it; False (nothing created) when the backend cannot copy
+        ``template`` exactly. Errors are the driver's: :meth:`_create` says what they mean, a spare ignores them."""
+        with self.engine.connect() as conn:
+            if template is None:
+                self.backend.create_database(conn, name)
+                return True
+            return self.backend.copy_database(conn, name, template)
+
     def _create(self, name: str, template: str | None = None) -> bool:
         """Create ``name`` (a copy of ``template`` when given); False when ``template`` cannot be copied exactly."""
         self._refuse_broken(name)
         try:
-            with self.engine.connect() as conn:
-                if template is None:
-                    self.backend.create_database(conn, name)
-                elif not self.backend.copy_database(conn, name, template):
-                    return False
+            if not self.make_database(name, template):
+                return False
         except sa.exc.DBAPIError as exc:
             reason = first_line(exc.orig or exc, secrets_of(self.engine.url))
             gone = self.probe()
