@@ -49,18 +49,18 @@ def where_it_struck(check: CheckResult, outcome: WorkerOutcome, dialect: str, st
         steps = own
     if not steps:
         return during if outcome.finished else f"{during}, before its first step (while the app started)"
-    step = (own or steps)[-1]
-    label = f"{step['revision']} ({step['message']})" if step.get("message") else step["revision"]
-    return f"{during}, at {step_phrase(step['direction'], label, step.get('parents', ()))}"
+    return f"{during}, at {_phrase((own or steps)[-1])}"
 
 
 def last_step(outcome: WorkerOutcome) -> str:
     """The step the worker was in when it stopped (``upgrade to a003 (posts)``), from its last ``step`` event;
     ``""`` before its first step."""
     steps = outcome.of_kind("step")
-    if not steps:
-        return ""
-    step = steps[-1]
+    return _phrase(steps[-1]) if steps else ""
+
+
+def _phrase(step: dict) -> str:
+    """A ``step`` event as words: ``upgrade to a003 (posts)``."""
     label = f"{step['revision']} ({step['message']})" if step.get("message") else step["revision"]
     return step_phrase(step["direction"], label, step.get("parents", ()))
 
