@@ -18,7 +18,7 @@ from ..chain.history import window
 from ..run.process import WorkerOutcome, reset_cancel
 from ..run.sessions import DatabaseSessions
 from ..config.redact import secrets_of
-from ..reports.report import versions
+from ..reports.report import version_fields
 from ..estimate.settings import EstimateSettings
 from ..run.runner import Preflight, _in_threads, _spec
 from .estimates import Production, estimate_database, lock_timeout_findings, read_production
@@ -91,7 +91,7 @@ class LintResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION, "command": "lint", "harness_version": __version__,
-                "versions": dict(self.app_versions) or versions(), "harness_versions": versions(),
+                **version_fields(self.app_versions),
                 "ok": self.exit_code == EXIT_OK, "exit_code": self.exit_code, "fail_on": self.fail_on,
                 "run_id": self.run_id, "started_at": self.started_at, "revisions": [dict(r) for r in self.revisions],
                 "databases": [d.to_dict() for d in self.databases],

@@ -10,7 +10,7 @@ from .._version import __version__
 from ..run.clean import registered_run
 from ..config import RunConfig
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK
-from ..reports.report import versions
+from ..reports.report import version_fields
 from ..run.runner import _in_threads, preflight
 from .command import _relative
 from .findings import Finding
@@ -41,7 +41,7 @@ class ReviewResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": 1, "command": "sql", "harness_version": __version__,
-                "versions": dict(self.app_versions) or versions(), "harness_versions": versions(),
+                **version_fields(self.app_versions),
                 "ok": self.exit_code == EXIT_OK, "exit_code": self.exit_code, "run_id": self.run_id,
                 "directory": self.directory, "databases": [d.to_dict() for d in self.databases]}
 

@@ -5,7 +5,7 @@ import json
 import sys
 
 from ..config.redact import redact
-from ..reports.report import versions, write_atomically
+from ..reports.report import version_fields, write_atomically
 from .command import NOT_RUN, SAFE, UNPROVED, RehearseResult
 
 _PROOF_MARK = {"fails": "FAILS  ", "passes": "ok     ", "unproved": "UNPROVED"}
@@ -76,8 +76,7 @@ def verdict_line(result: RehearseResult) -> str:
 def to_json(result: RehearseResult) -> dict:
     from .._version import __version__
 
-    return {**result.to_dict(), "harness_version": __version__, "versions": dict(result.app_versions) or versions(),
-            "harness_versions": versions()}
+    return {**result.to_dict(), "harness_version": __version__, **version_fields(result.app_versions)}
 
 
 def write_json(result: RehearseResult, path: str, hide: list[str] | None = None) -> None:

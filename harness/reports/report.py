@@ -206,13 +206,20 @@ def versions() -> dict[str, str]:
     return installed_versions()
 
 
+def version_fields(app_versions: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The JSON reports' ``versions`` (the app's side, as the worker that loaded the app saw it; the harness's own
+    when it ran there) and ``harness_versions`` (the harness's own)."""
+    own = versions()
+    return {"versions": dict(app_versions) or own, "harness_versions": own}
+
+
 def to_json(result: RunResult) -> dict:
     """The JSON report: ``RunResult.to_dict()`` plus the schema version, the harness's version and the versions
     of the stack it ran on."""
     from .._version import __version__
 
     report = {"schema_version": JSON_SCHEMA_VERSION, "harness_version": __version__, **result.to_dict(),
-              "versions": dict(result.versions) or versions(), "harness_versions": versions()}
+              **version_fields(result.versions)}
     if result.merged_from:  # the versions each job ran on; "versions" is then the merging machine's
         report["merged_from"] = [dict(job) for job in result.merged_from]
     return report
