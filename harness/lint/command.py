@@ -192,13 +192,20 @@ def _lint_database(settings: DatabaseSettings, config: RunConfig, options: LintO
     started = time.monotonic()
     dialect = settings.dialect
     kind = "url" if settings.url else ("file" if dialect == "sqlite" else "container")
+
+    def alone() -> tuple[list[Finding], list[str]] | None:
+        """The SQL rendered by a worker of its own (it needs no database); ``None``: nothing to lint."""
+        if not _pending(gate, config).revisions:
+            return None
+        return _rendered(dialect, _offline(dialect, config, options, run_id), say)
+
     rendered: tuple[list[Finding], list[str]] | None = None
     if not options.observe:
-        if not _pending(gate, config).revisions:
+        rendered = alone()
+        if rendered is None:
             return _NOTHING
-        findings, files = _rendered(dialect, _offline(dialect, config, options, run_id), options, say)
         return LintDatabase(dialect, kind, status="ok", message="not observed (--no-observe)",
-                            duration_s=time.monotonic() - started), findings, files
+                            duration_s=time.monotonic() - started), *rendered
     try:
         gate.wait_unless_failed()  # a bad --app found by the preflight starts no container
         with get_backend(dialect).server(settings, run_id) as server:
@@ -208,26 +215,25 @@ def _lint_database(settings: DatabaseSettings, config: RunConfig, options: LintO
                 pending = _pending(gate, config)
                 if not pending.revisions:
                     return _NOTHING
-                estimating = (production, pending.revisions) if production else None
                 sessions.expect_more = True  # the observation's fresh database is made while the SQL renders
                 events = offline_events(sessions.run({"mode": "offline", "refuse_connections": True}),
                                         config.app, dialect, config.step_timeout_s)
-                rendered = _rendered(dialect, _offline_findings(dialect, events, options), options, say)
+                rendered = _rendered(dialect, _offline_findings(dialect, events, options), say)
                 sessions.expect_more = False
                 outcome = sessions.run({"mode": "observe", "rows": options.rows}, on_event=_announcer(dialect, say))
             estimated: tuple[list[Any], list[Finding], list[str]] = ([], [], [])
-            if estimating and estimating[0].dialect == dialect and not _unfinished(outcome, dialect):
-                estimated = estimate_database(config, server, dialect, run_id, options.estimates, estimating[0],
-                                              estimating[1], say)
+            if production and production.dialect == dialect and not _unfinished(outcome, dialect):
+                estimated = estimate_database(config, server, dialect, run_id, options.estimates, production,
+                                              pending.revisions, say)
             version = server.server_version
             fault = _environment_fault(outcome, server, settings)
             if fault:
                 raise DatabaseUnavailable(dialect, fault)
     except DatabaseUnavailable as exc:
         if rendered is None:  # the SQL needs no database: rendered all the same
-            if not _pending(gate, config).revisions:
+            rendered = alone()
+            if rendered is None:
                 return _NOTHING
-            rendered = _rendered(dialect, _offline(dialect, config, options, run_id), options, say)
         status = "skipped" if config.skip_unavailable else "error"
         return LintDatabase(dialect, kind, status=status, message=f"unavailable: {exc.reason}",
                             duration_s=time.monotonic() - started), *rendered
@@ -353,8 +359,9 @@ def _unfinished(outcome: WorkerOutcome, dialect: str) -> str | None:
     return None
 
 
-def _rendered(dialect: str, found: tuple[list[Finding], list[str]], options: LintOptions,
+def _rendered(dialect: str, found: tuple[list[Finding], list[str]],
               say: Callable[[str], None]) -> tuple[list[Finding], list[str]]:
+    """``found`` (the offline findings and ``--sql-dir`` files), once it has said how the rendering went."""
     findings, _ = found
     unrendered = sorted({f.revision for f in findings if f.rule == "offline-sql-failed"})
     say(f"{dialect}: offline SQL of {len(unrendered)} revision(s) could not be rendered ({', '.join(unrendered)}); "
