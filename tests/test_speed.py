@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from projects import GOOD_MODELS, Rev, good_chain, make_project
+from projects import GOOD_MODELS, OWN_ENGINE_ENV, Rev, good_chain, make_project
 from test_real_apps import DOMAIN_MODELS, DOMAINS, _lowercase
 
 ALL = ("sqlite", "postgresql", "mysql")
@@ -276,3 +276,88 @@ def test_lint_loads_the_app_once_per_database_and_renders_without_a_database(tmp
     assert all(m.startswith("a003 cannot be rendered offline") for m in unrendered.values()), unrendered
     assert "connection refused" in unrendered["postgresql"] and "connection refused" in unrendered["mysql"]
     assert "no such table: users" in unrendered["sqlite"]
+
+
+# --- steps that share a run of env.py --------------------------------------------------------------------------------
+
+#: env.py notes every run of itself in $HARNESS_TEST_ENV_RUNS (alembic runs it afresh for every command)
+ENV_RUNS = '''import os as _os
+if _os.environ.get("HARNESS_TEST_ENV_RUNS"):
+    with open(_os.environ["HARNESS_TEST_ENV_RUNS"], "a") as _f:
+        _f.write("run\\n")
+'''
+
+#: PostgreSQL: a value added to an enum cannot be used in the transaction that added it ("unsafe use of new value"):
+#: the chain passes one revision at a time, each committed, and fails where a004 and a005 share a transaction
+MOOD = Rev("a003", "create moods", """
+    op.execute("CREATE TYPE mood AS ENUM ('calm')")
+    op.execute("CREATE TABLE moods (id INTEGER PRIMARY KEY, m mood)")
+""", """
+    op.execute("DROP TABLE moods")
+    op.execute("DROP TYPE mood")
+""")
+GLAD = Rev("a004", "add glad to mood", """
+    op.execute("ALTER TYPE mood ADD VALUE 'glad'")
+""", """
+    op.execute("ALTER TYPE mood RENAME TO mood_old")
+    op.execute("CREATE TYPE mood AS ENUM ('calm')")
+    op.execute("ALTER TABLE moods ALTER COLUMN m TYPE mood USING m::text::mood")
+    op.execute("DROP TYPE mood_old")
+""")
+BE_GLAD = Rev("a005", "a glad row", """
+    op.execute("INSERT INTO moods (id, m) VALUES (1, 'glad')")
+""", """
+    op.execute("DELETE FROM moods WHERE id = 1")
+""")
+
+
+def env_counting_project(root: Path, env_py: str | None = None) -> Path:
+    project = make_project(root, [*good_chain(), MOOD, GLAD, BE_GLAD], GOOD_MODELS)
+    env = project / "migrations" / "env.py"
+    env.write_text(ENV_RUNS + (env_py if env_py is not None else env.read_text()))
+    return project
+
+
+def test_the_steps_of_a_check_share_a_run_of_env_py_and_each_commits_on_its_own(harness, tmp_path: Path) -> None:
+    record = tmp_path / "env-runs.txt"
+    run = harness(env_counting_project(tmp_path / "p"), "--checks", "upgrade,downgrade,stairway",
+                  db=("postgresql",), env={"HARNESS_TEST_ENV_RUNS": str(record)})
+    # each step committed before the next: a005 may use the value a004 added (it could not in one transaction)
+    assert run.statuses("upgrade") == {"postgresql": "passed"}, run.stdout + run.stderr
+    assert run.statuses("downgrade") == {"postgresql": "passed"}
+    assert run.statuses("stairway") == {"postgresql": "passed"}
+    # 5 revisions: 5 + 5 + 15 steps; a run of env.py for the first step of each check, one for the rest
+    assert len(record.read_text().split()) <= 6, record.read_text()
+    timed = [s for s in run.database("postgresql")["steps"] if s["check"] == "stairway"]
+    assert [(s["direction"], s["revision"]) for s in timed[:6]] == [
+        ("up", "a001"), ("down", "a001"), ("up", "a001"), ("up", "a002"), ("down", "a002"), ("up", "a002")]
+
+
+#: env.py that migrates inside a transaction of its own: the steps cannot commit one by one in a shared run
+OWN_TRANSACTION_ENV = OWN_ENGINE_ENV.replace(
+    "    connection = engine.connect()\n", "    connection = engine.connect()\n    outer = connection.begin()\n"
+).replace("            context.run_migrations()\n    finally:", "            context.run_migrations()\n        outer.commit()\n    finally:")
+
+
+def test_an_env_py_with_its_own_transaction_runs_every_step_alone(harness, tmp_path: Path) -> None:
+    assert "outer.commit()" in OWN_TRANSACTION_ENV
+    record = tmp_path / "env-runs.txt"
+    run = harness(env_counting_project(tmp_path / "p", OWN_TRANSACTION_ENV), "--checks", "upgrade,downgrade,stairway",
+                  db=("postgresql",), env={"HARNESS_TEST_ENV_RUNS": str(record)})
+    assert run.statuses("stairway") == {"postgresql": "passed"}, run.stdout + run.stderr
+    assert run.statuses("upgrade") == {"postgresql": "passed"}
+    assert run.statuses("downgrade") == {"postgresql": "passed"}
+    assert len(record.read_text().split()) == 15 + 5  # the stairway (its first ups are the upgrade), the downgrade
+
+
+def test_a_step_that_fails_in_a_shared_run_is_named_with_its_check_and_role(harness, tmp_path: Path) -> None:
+    broken = Rev("a005", "a glad row", BE_GLAD.upgrade, 'op.execute("DELETE FROM no_such_table")')
+    project = make_project(tmp_path / "p", [*good_chain(), MOOD, GLAD, broken], GOOD_MODELS)
+    run = harness(project, "--checks", "upgrade,downgrade,stairway", db=("postgresql",))
+    stairway = run.check("postgresql", "stairway")
+    assert stairway["status"] == "failed" and stairway["revision"] == "a005", stairway
+    assert stairway["message"].startswith("downgrade: downgrade of a005"), stairway["message"]
+    assert "no_such_table" in stairway["message"]
+    downgrade = run.check("postgresql", "downgrade")
+    assert downgrade["status"] == "failed" and downgrade["revision"] == "a005", downgrade
+    assert run.statuses("upgrade") == {"postgresql": "passed"}

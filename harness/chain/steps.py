@@ -199,23 +199,166 @@ def run_env(script: ScriptDirectory) -> None:
     spec.loader.exec_module(module)
 
 
-def run_steps(config: Any, steps: Sequence[Step], before_step: Callable[[Step], None],
+def run_steps(config: Any, steps: Sequence[Step], before_step: Callable[[Step], bool | None],
               versions_dir: str | Sequence[str] | None = None,
               after_step: Callable[[Step, float, bool], None] | None = None,
-              script: ScriptDirectory | None = None) -> StepFailure | None:
+              script: ScriptDirectory | None = None, *, together: bool = False,
+              between: Callable[[Step], bool | None] | None = None) -> StepFailure | None:
     """Run ``steps`` through alembic (one ``script`` directory for all, see :func:`apply_step`); stop at the first
-    failure and return it. ``after_step`` gets each step's wall time and whether it passed."""
-    for step in steps:
-        before_step(step)
-        started = time.monotonic()
+    failure and return it. ``before_step`` is called before each step, ``after_step`` gets its wall time and whether
+    it passed, ``between`` is called once it has passed and is committed; either callback stops the walk (no
+    failure) by returning False.
+
+    ``together``: where env.py allows it, the steps after the first run in one run of env.py, each in a
+    transaction of its own (:class:`_Walk`): what the step-by-step runs would do, less one env.py run, engine
+    checkout and version-table lookup per step. Only for steps of one revision each (:func:`upgrade_steps`,
+    :func:`downgrade_steps`): a step of several (:func:`upgrade_at_once`) runs them in one transaction, as
+    ``flask db upgrade`` does, which a transaction per migration would not.
+    """
+    walk = _Walk(list(steps), before_step, after_step, between, together and script is not None
+                 and hasattr(script, "_upgrade_revs"))
+    while walk.pending and not walk.stopped:
+        first = walk.pending[0]
+        if before_step(first) is False:
+            break
+        walk.begin(first)
         try:
-            apply_step(config, step, script)
+            if walk.together:
+                walk.run_env(config, script)  # type: ignore[arg-type]
+            else:
+                apply_step(config, first, script)
         except KeyboardInterrupt:
             raise
+        except _HookError as hook:  # the caller's own callback, between two committed steps
+            raise hook.error from None
         except BaseException as exc:  # SystemExit too: some env.py files call sys.exit on errors
+            step = walk.current or first
             if after_step:
-                after_step(step, time.monotonic() - started, False)
+                after_step(step, time.monotonic() - walk.started, False)
             return StepFailure(step, describe_error(exc, versions_dir))
-        if after_step:
-            after_step(step, time.monotonic() - started, True)
+        if walk.current is not None:  # a step of its own (or env.py ran no migration): done once env.py returned
+            walk.finish()
     return None
+
+
+class _HookError(Exception):
+    """A callback of the caller raised between steps: its own exception, not the migration's."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Walk:
+    """The steps of one :func:`run_steps` call and where they are.
+
+    The first run of env.py applies one step, as alone. It tells whether env.py runs its migrations once, on a
+    connection that is not inside a transaction of env.py's own (Flask-Migrate's env.py: ``connect()``, then
+    ``begin_transaction()``). If so, every later run applies as many steps as are left, asking alembic for a
+    transaction per migration (``transaction_per_migration``): each step commits before the next starts, so every
+    step runs exactly as in a run of its own: a later one cannot rescue an earlier one inside a shared
+    transaction, and ``between`` sees each step's committed schema. Otherwise (a multi-database env.py, which
+    begins a transaction per engine; an env.py that calls ``run_migrations`` twice) every step stays a run of its
+    own.
+    """
+
+    def __init__(self, pending: list[Step], before_step: Callable[[Step], bool | None],
+                 after_step: Callable[[Step, float, bool], None] | None,
+                 between: Callable[[Step], bool | None] | None, together: bool) -> None:
+        self.pending = pending
+        self.before_step, self.after_step, self.between = before_step, after_step, between
+        self.together = together
+        self.batch = False  # this run of env.py applies every step left
+        self.current: Step | None = None
+        self.started = 0.0
+        self.stopped = False
+        self.heads: tuple[str, ...] = ()  # the database's heads after the last migration step (in a run)
+
+    def begin(self, step: Step) -> None:
+        self.current, self.started = step, time.monotonic()
+
+    def finish(self) -> bool:
+        """The current step passed (and is committed): tell the caller; False when ``between`` stops the walk."""
+        step, self.current = self.current, None
+        assert step is not None
+        self.pending.pop(0)
+        if self.after_step:
+            self.after_step(step, time.monotonic() - self.started, True)
+        if self.between is not None and self.between(step) is False:
+            self.stopped = True
+        return not self.stopped
+
+    def run_env(self, config: Any, script: ScriptDirectory) -> None:
+        """One run of env.py: the first step left (its ``before_step`` called by the caller), and then, where
+        env.py allows it, every other step left."""
+        from alembic.runtime.environment import EnvironmentContext
+
+        walk, first = self, self.pending[0]
+        state = {"calls": 0}
+
+        environment = EnvironmentContext(config, script, fn=lambda heads, context: migrations(heads, context),
+                                         as_sql=False, starting_rev=None, destination_rev=self.pending[0].target,
+                                         tag=None)
+
+        def configure(*args: Any, **kw: Any) -> None:
+            """env.py's ``context.configure``, noted (alembic's module proxy calls the instance's method): a
+            transaction per migration once the walk goes on in one run, and the heads each step leaves."""
+            state["configures"] = state.get("configures", 0) + 1
+            if walk.batch:
+                kw["transaction_per_migration"] = True
+            kw["on_version_apply"] = (*_as_tuple(kw.get("on_version_apply")), walk._applied)
+            EnvironmentContext.configure(environment, *args, **kw)
+            connection = getattr(environment.get_context(), "connection", None)
+            state["own_transaction"] = bool(args) or connection is None or connection.in_transaction()
+
+        environment.configure = configure  # type: ignore[method-assign]
+
+        def migrations(heads: Any, context: Any) -> Any:
+            state["calls"] += 1
+            if state["calls"] > 1:  # env.py runs its migrations again (another engine): the first step, as alone
+                return walk._revs(script, first, heads)
+            return walk._steps(script, heads, state)
+
+        self.heads = ()
+        with environment:
+            run_env(script)
+        # go on in one run from now on only if env.py ran its migrations once, outside a transaction of its own
+        self.batch = state["calls"] == 1 and state.get("configures") == 1 and not state.get("own_transaction")
+
+    def _applied(self, *, heads: Any, **_: Any) -> None:
+        """alembic's ``on_version_apply``: the heads after a migration step."""
+        self.heads = tuple(heads)
+
+    @staticmethod
+    def _revs(script: ScriptDirectory, step: Step, heads: Any) -> list[Any]:
+        if step.direction == UP:
+            return list(script._upgrade_revs(step.target, heads))
+        return downgrade_revs(script, step.target, step.revision.revision, heads)
+
+    def _steps(self, script: ScriptDirectory, heads: Any, state: dict[str, Any]) -> Any:
+        """alembic's ``fn`` in this run: the first step left; then, when this run commits each step, every step
+        left, from the heads each one leaves. The callbacks run between two steps, once the one before is
+        committed (alembic asks for the next step after its transaction ended)."""
+        batch = self.batch and state.get("configures") == 1 and not state.get("own_transaction")
+        yield from self._revs(script, self.pending[0], heads)
+        if not batch:
+            return  # finished by the caller once env.py returned (and committed)
+        while True:
+            try:
+                going_on = self.finish()
+                if not going_on or not self.pending:
+                    return
+                step = self.pending[0]
+                if self.before_step(step) is False:
+                    self.stopped = True
+                    return
+            except Exception as exc:  # noqa: BLE001 - the caller's, re-raised as it is by run_steps
+                raise _HookError(exc) from exc
+            self.begin(step)
+            yield from self._revs(script, step, self.heads)
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)

@@ -1,10 +1,12 @@
 """Checks of the chain itself: upgrade and downgrade one revision at a time, the stairway, a single head."""
 from __future__ import annotations
 
+from typing import Any
+
 from ..versions import strict_zip
 from ..results import FAILED, PASSED, SKIPPED, CheckResult
 from ..schema.reflect import snapshot_differences
-from ..chain.steps import downgrade_steps, upgrade_steps
+from ..chain.steps import Step, downgrade_steps, upgrade_steps
 from .baseline import STATE_KEY, check_baseline_downgrade, check_baseline_upgrade
 from .context import CheckContext
 
@@ -85,23 +87,38 @@ def check_stairway(ctx: CheckContext) -> CheckResult:
     A downgrade that forgets an index or an enum type, or an upgrade that is not repeatable, passes a single
     up-then-down run and fails here, on the revision at fault: the way a real rollback-and-retry goes.
     """
+    steps: list[Step] = []
     for up, down in strict_zip(upgrade_steps(ctx.revisions), reversed(downgrade_steps(ctx.revisions))):
-        rev = up.revision.revision
-        for step, when in ((up, "first"), (down, "then"), (up, "again")):
-            failure = ctx.run_steps([step])
-            if failure:
-                what = {"first": "upgrade", "then": "downgrade", "again": "upgrade again"}[when]
-                return CheckResult("stairway", FAILED, rev, f"{what}: {failure.describe(ctx.dialect)}")
-            if when == "first":
-                first = ctx.snapshot()
-                if ctx.state.get("stairway_is_upgrade"):  # this very step is the upgrade's, timed once
-                    ctx.emit({**ctx.state["last_step"], "check": "upgrade", "shared_with": "stairway"})
-        second = ctx.snapshot()
-        if first != second:
-            lines = snapshot_differences(first, second)
-            return CheckResult("stairway", FAILED, rev,
-                               f"the schema after upgrading to {up.revision.label} again differs from the first time "
-                               f"on {ctx.dialect}", tuple({"object": "schema", "text": line} for line in lines))
+        steps += [up, down, up]
+    roles = ("first", "then", "again")
+    walk: dict[str, Any] = {"done": 0, "first": None, "result": None}
+
+    def between(step: Step) -> bool:
+        """After each committed step: the schema after the first upgrade, compared after the second."""
+        when = roles[walk["done"] % 3]
+        walk["done"] += 1
+        if when == "first":
+            walk["first"] = ctx.snapshot()
+            if ctx.state.get("stairway_is_upgrade"):  # this very step is the upgrade's, timed once
+                ctx.emit({**ctx.state["last_step"], "check": "upgrade", "shared_with": "stairway"})
+        elif when == "again":
+            second = ctx.snapshot()
+            if walk["first"] != second:
+                lines = snapshot_differences(walk["first"], second)
+                walk["result"] = CheckResult(
+                    "stairway", FAILED, step.revision.revision, f"the schema after upgrading to {step.revision.label} "
+                    f"again differs from the first time on {ctx.dialect}",
+                    tuple({"object": "schema", "text": line} for line in lines))
+                return False
+        return True
+
+    failure = ctx.run_steps(steps, between=between)
+    if failure:
+        what = {"first": "upgrade", "then": "downgrade", "again": "upgrade again"}[roles[walk["done"] % 3]]
+        return CheckResult("stairway", FAILED, failure.step.revision.revision,
+                           f"{what}: {failure.describe(ctx.dialect)}")
+    if walk["result"] is not None:
+        return walk["result"]
     ctx.at_head, ctx.at_base = True, False
     # Each revision was applied one at a time from base to the top (between its ups, its down was undone by
     # the same up, and the schema proved the same): the step-wise upgrade, which the session need not run again.

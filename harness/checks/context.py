@@ -39,6 +39,8 @@ class CheckContext:
     current_check: str = ""
     #: one alembic ScriptDirectory for every step of the session (its revision map is read once)
     script: Any = None
+    #: steps may share a run of env.py, each committed on its own (:func:`harness.chain.steps.run_steps`)
+    together: bool = False
 
     def announce(self, step: Step) -> None:
         """Tell the parent which step starts, so a step that hangs can be named and stopped, and a person can
@@ -58,15 +60,26 @@ class CheckContext:
                                    "passed": passed}
         self.emit(self.state["last_step"])
 
-    def run_steps(self, steps: Sequence[Step]) -> StepFailure | None:
-        """Run migration steps with this context's announcements and timings
-        (see :func:`harness.chain.steps.run_steps`)."""
+    def run_steps(self, steps: Sequence[Step], *, prepare: Callable[[Step], bool | None] | None = None,
+                  between: Callable[[Step], bool | None] | None = None, one_revision_each: bool = True
+                  ) -> StepFailure | None:
+        """Run migration steps with this context's announcements and timings (see
+        :func:`harness.chain.steps.run_steps`): ``prepare`` runs before a step is announced, ``between`` after it
+        passed and was committed; either stops the walk by returning False. ``one_revision_each=False`` for
+        steps of several revisions (:func:`harness.chain.steps.upgrade_at_once`), which never share a run."""
         if self.script is None:
             from alembic.script import ScriptDirectory
 
             self.script = ScriptDirectory.from_config(self.env.alembic_config)
-        failure = run_steps(self.env.alembic_config, steps, self.announce, self.versions_dir, self.step_done,
-                            self.script)
+
+        def before(step: Step) -> bool | None:
+            if prepare is not None and prepare(step) is False:
+                return False
+            self.announce(step)
+            return None
+
+        failure = run_steps(self.env.alembic_config, steps, before, self.versions_dir, self.step_done,
+                            self.script, together=self.together and one_revision_each, between=between)
         if failure is not None and failure.step.direction == UP and "start_baseline" not in self.state:
             missing = self.missing_model_tables(failure.error)
             if missing:

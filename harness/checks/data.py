@@ -22,7 +22,7 @@ from ..versions import select
 from ..datagen import DEFAULT_EXCLUDE, count_rows, fill_database
 from ..errors import MigrationsError
 from ..results import FAILED, PASSED, CheckResult
-from ..chain.steps import describe_error, upgrade_steps
+from ..chain.steps import Step, describe_error, upgrade_steps
 from .context import CheckContext
 
 DATA_MODULE = "harness_data.py"
@@ -72,19 +72,26 @@ def check_data(ctx: CheckContext) -> CheckResult:
     engine = ctx.env.engine()
     unfilled: dict[str, str] = {}
     filled_at: dict[str, str] = {}  # table -> its fingerprint when it last got rows
-    asserted = 0
-    carried: dict[str, int] | None = None  # the counts after the last step, when nothing has written since
-    for number, step in enumerate(upgrade_steps(ctx.revisions)):
+    walk: dict[str, Any] = {
+        "number": 0, "asserted": 0, "result": None, "before": {},
+        "carried": None,  # the counts after the last step, when nothing has written since
+    }
+
+    def prepare(step: Step) -> bool:
+        """Before a step: the user's rows for the revision it starts from, and generated rows in every table."""
+        number = walk["number"]
+        walk["number"] += 1
         current = step.revision.down_revisions[0] if len(step.revision.down_revisions) == 1 else None
         with engine.connect() as conn:
             try:
                 if current and current in user_rows:
-                    carried = None
+                    walk["carried"] = None
                     _insert_user_rows(conn, user_rows[current])
             except Exception as exc:
-                return CheckResult("data", FAILED, current, f"inserting the rows ROWS[{current!r}] of {DATA_MODULE} "
-                                   f"failed on {ctx.dialect}: {describe_error(exc)}")
-            counts = carried if carried is not None else count_rows(conn)
+                walk["result"] = CheckResult("data", FAILED, current, f"inserting the rows ROWS[{current!r}] of "
+                                             f"{DATA_MODULE} failed on {ctx.dialect}: {describe_error(exc)}")
+                return False
+            counts = walk["carried"] if walk["carried"] is not None else count_rows(conn)
             with conn.begin():  # fill_database needs the connection outside a transaction afterwards
                 marks = ctx.backend.table_fingerprints(conn) or {}
             # A table that holds enough rows and has not changed since it was last filled gets no more: rows
@@ -94,39 +101,51 @@ def check_data(ctx: CheckContext) -> CheckResult:
                                    exclude=(*DEFAULT_EXCLUDE, *rested))
             filled_at.update({t: marks.get(t, "") for t in filled.inserted})
             unfilled.update(filled.skipped)
-            before = {t: n + filled.inserted.get(t, 0) for t, n in counts.items()}
-        failure = ctx.run_steps([step])
-        if failure:
-            if probe is None:
-                suspects = null_suspects(engine, step.revision.path)
-                if suspects:
-                    ctx.emit({"event": "data_suspects", "revision": step.revision.revision, "columns": suspects})
-            rows = sum(before.values())
-            return CheckResult("data", FAILED, step.revision.revision,
-                               f"with {rows} rows in the tables, {failure.describe(ctx.dialect)}")
+            walk["before"] = {t: n + filled.inserted.get(t, 0) for t, n in counts.items()}
+        return True
+
+    def between(step: Step) -> bool:
+        """After a step (committed): no table lost rows, and the user's assertions hold."""
         with engine.connect() as conn:
-            after = carried = count_rows(conn)
+            after = walk["carried"] = count_rows(conn)
         lost = [{"object": "table", "table": t, "name": t, "aspect": "rows_lost", "before": n, "after": after[t],
                  "text": f"table {t}: {n} rows before {step.revision.label}, {after[t]} after"}
-                for t, n in before.items() if t in after and after[t] < n]
+                for t, n in walk["before"].items() if t in after and after[t] < n]
         if lost:
             result = ctx.verdict("data", lost, "", f"table(s) lost rows in {step.revision.label}",
                                  revision=step.revision.revision)
             if result.status == FAILED:
-                return result
+                walk["result"] = result
+                return False
         hook = getattr(user, f"after_{step.revision.revision}", None) if user else None
         if hook:
-            asserted += 1
-            carried = None  # the user's function may write: the next step counts again
+            walk["asserted"] += 1
+            walk["carried"] = None  # the user's function may write: the next step counts again
             try:
                 with engine.connect() as conn, conn.begin():
                     hook(conn)
             except Exception as exc:
-                return CheckResult("data", FAILED, step.revision.revision,
-                                   f"after_{step.revision.revision} in {DATA_MODULE} failed on {ctx.dialect}: "
-                                   f"{describe_error(exc)}")
+                walk["result"] = CheckResult("data", FAILED, step.revision.revision,
+                                             f"after_{step.revision.revision} in {DATA_MODULE} failed on "
+                                             f"{ctx.dialect}: {describe_error(exc)}")
+                return False
         if probe is not None and step.revision.revision == probe["until"]:
-            return CheckResult("data", PASSED, None, f"probe: {step.revision.label} passed")
+            walk["result"] = CheckResult("data", PASSED, None, f"probe: {step.revision.label} passed")
+            return False
+        return True
+
+    failure = ctx.run_steps(upgrade_steps(ctx.revisions), prepare=prepare, between=between)
+    if failure:
+        if probe is None:
+            suspects = null_suspects(engine, failure.step.revision.path)
+            if suspects:
+                ctx.emit({"event": "data_suspects", "revision": failure.step.revision.revision, "columns": suspects})
+        rows = sum(walk["before"].values())
+        return CheckResult("data", FAILED, failure.step.revision.revision,
+                           f"with {rows} rows in the tables, {failure.describe(ctx.dialect)}")
+    if walk["result"] is not None:
+        return walk["result"]
+    asserted = walk["asserted"]
     ctx.at_head, ctx.at_base = True, False
     note = f"; {asserted} assertion(s) of {DATA_MODULE} held" if asserted else ""
     if unfilled:
