@@ -310,9 +310,26 @@ BE_GLAD = Rev("a005", "a glad row", """
     op.execute("DELETE FROM moods WHERE id = 1")
 """)
 
+#: outside any transaction (alembic's autocommit_block), in the middle of a shared run
+CONCURRENT = Rev("a006", "index moods concurrently", """
+    with op.get_context().autocommit_block():
+        op.execute("CREATE INDEX CONCURRENTLY ix_moods_m ON moods (m)")
+""", """
+    with op.get_context().autocommit_block():
+        op.execute("DROP INDEX CONCURRENTLY ix_moods_m")
+""")
+BUT_CALM = Rev("a007", "calm again", """
+    op.execute("UPDATE moods SET m = 'calm' WHERE id = 1")
+""", """
+    op.execute("UPDATE moods SET m = 'glad' WHERE id = 1")
+""")
 
-def env_counting_project(root: Path, env_py: str | None = None) -> Path:
-    project = make_project(root, [*good_chain(), MOOD, GLAD, BE_GLAD], GOOD_MODELS)
+
+def env_counting_project(root: Path, env_py: str | None = None, *, concurrent: bool = True) -> Path:
+    """The mood chain (7 revisions; without ``concurrent``, 5: an env.py inside its own transaction cannot run
+    alembic's autocommit_block, with or without the harness)."""
+    revisions = [*good_chain(), MOOD, GLAD, BE_GLAD] + ([CONCURRENT, BUT_CALM] if concurrent else [])
+    project = make_project(root, revisions, GOOD_MODELS)
     env = project / "migrations" / "env.py"
     env.write_text(ENV_RUNS + (env_py if env_py is not None else env.read_text()))
     return project
@@ -326,8 +343,9 @@ def test_the_steps_of_a_check_share_a_run_of_env_py_and_each_commits_on_its_own(
     assert run.statuses("upgrade") == {"postgresql": "passed"}, run.stdout + run.stderr
     assert run.statuses("downgrade") == {"postgresql": "passed"}
     assert run.statuses("stairway") == {"postgresql": "passed"}
-    # 5 revisions: 5 + 5 + 15 steps; a run of env.py for the first step of each check, one for the rest
-    assert len(record.read_text().split()) <= 6, record.read_text()
+    # 7 revisions: 21 steps for the stairway (its first ups are the upgrade), 7 for the downgrade; a run of env.py
+    # for the first step of each, one for the rest
+    assert len(record.read_text().split()) <= 4, record.read_text()
     timed = [s for s in run.database("postgresql")["steps"] if s["check"] == "stairway"]
     assert [(s["direction"], s["revision"]) for s in timed[:6]] == [
         ("up", "a001"), ("down", "a001"), ("up", "a001"), ("up", "a002"), ("down", "a002"), ("up", "a002")]
@@ -342,7 +360,8 @@ OWN_TRANSACTION_ENV = OWN_ENGINE_ENV.replace(
 def test_an_env_py_with_its_own_transaction_runs_every_step_alone(harness, tmp_path: Path) -> None:
     assert "outer.commit()" in OWN_TRANSACTION_ENV
     record = tmp_path / "env-runs.txt"
-    run = harness(env_counting_project(tmp_path / "p", OWN_TRANSACTION_ENV), "--checks", "upgrade,downgrade,stairway",
+    run = harness(env_counting_project(tmp_path / "p", OWN_TRANSACTION_ENV, concurrent=False),
+                  "--checks", "upgrade,downgrade,stairway",
                   db=("postgresql",), env={"HARNESS_TEST_ENV_RUNS": str(record)})
     assert run.statuses("stairway") == {"postgresql": "passed"}, run.stdout + run.stderr
     assert run.statuses("upgrade") == {"postgresql": "passed"}
@@ -352,7 +371,7 @@ def test_an_env_py_with_its_own_transaction_runs_every_step_alone(harness, tmp_p
 
 def test_a_step_that_fails_in_a_shared_run_is_named_with_its_check_and_role(harness, tmp_path: Path) -> None:
     broken = Rev("a005", "a glad row", BE_GLAD.upgrade, 'op.execute("DELETE FROM no_such_table")')
-    project = make_project(tmp_path / "p", [*good_chain(), MOOD, GLAD, broken], GOOD_MODELS)
+    project = make_project(tmp_path / "p", [*good_chain(), MOOD, GLAD, broken, CONCURRENT, BUT_CALM], GOOD_MODELS)
     run = harness(project, "--checks", "upgrade,downgrade,stairway", db=("postgresql",))
     stairway = run.check("postgresql", "stairway")
     assert stairway["status"] == "failed" and stairway["revision"] == "a005", stairway
@@ -361,3 +380,6 @@ def test_a_step_that_fails_in_a_shared_run_is_named_with_its_check_and_role(harn
     downgrade = run.check("postgresql", "downgrade")
     assert downgrade["status"] == "failed" and downgrade["revision"] == "a005", downgrade
     assert run.statuses("upgrade") == {"postgresql": "passed"}
+    timed = [(s["check"], s["direction"], s["revision"], s["passed"]) for s in run.database("postgresql")["steps"]]
+    assert ("stairway", "down", "a005", False) in timed and ("downgrade", "down", "a005", False) in timed, timed
+    assert ("stairway", "up", "a006", True) not in timed  # the walk stopped at the failure
