@@ -280,7 +280,8 @@ def test_lint_loads_the_app_once_per_database_and_renders_without_a_database(tmp
 
 # --- steps that share a run of env.py --------------------------------------------------------------------------------
 
-#: env.py notes every run of itself in $HARNESS_TEST_ENV_RUNS (alembic runs it afresh for every command)
+#: env.py notes every run of itself in $HARNESS_TEST_ENV_RUNS (alembic runs it afresh for every command), once it
+#: has migrated
 ENV_RUNS = '''import os as _os
 if _os.environ.get("HARNESS_TEST_ENV_RUNS"):
     with open(_os.environ["HARNESS_TEST_ENV_RUNS"], "a") as _f:
@@ -331,7 +332,7 @@ def env_counting_project(root: Path, env_py: str | None = None, *, concurrent: b
     revisions = [*good_chain(), MOOD, GLAD, BE_GLAD] + ([CONCURRENT, BUT_CALM] if concurrent else [])
     project = make_project(root, revisions, GOOD_MODELS)
     env = project / "migrations" / "env.py"
-    env.write_text(ENV_RUNS + (env_py if env_py is not None else env.read_text()))
+    env.write_text((env_py if env_py is not None else env.read_text()) + "\n" + ENV_RUNS)  # after a __future__ import
     return project
 
 
