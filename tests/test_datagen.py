@@ -271,3 +271,76 @@ def test_same_seed_same_rows(tmp_path) -> None:
     a, b, c = (_contents(tmp_path / f"{n}.db") for n in "abc")
     assert a == b
     assert a != c
+
+
+def _fingerprints(conn: sa.Connection) -> dict[str, str]:
+    from harness.backends import get_backend
+
+    with conn.begin():
+        return get_backend(conn.dialect.name).table_fingerprints(conn) or {}
+
+
+def test_a_reflection_is_reused_until_its_table_or_the_table_it_refers_to_changes(engine: Engine) -> None:
+    """The data check fills before every step: an unchanged table keeps its reflection, a changed one (and a
+    table whose foreign key points at it) is reflected again, so the new columns get values."""
+    from harness.datagen import Reflected
+
+    md = sa.MetaData()
+    sa.Table("owners", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(20)))
+    sa.Table("pets", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("owner_id", sa.ForeignKey("owners.id"), nullable=False))
+    sa.Table("plain", md, sa.Column("id", sa.Integer, primary_key=True), sa.Column("note", sa.String(20)))
+    md.create_all(engine)
+    reflected = Reflected()
+    with engine.connect() as conn:
+        fill_database(conn, 2, reflected=reflected, marks=_fingerprints(conn))
+        first = dict(reflected.metadata.tables)
+        assert set(first) == {"owners", "pets", "plain"}
+        with conn.begin():
+            conn.exec_driver_sql("ALTER TABLE owners ADD COLUMN age INTEGER")
+        result = fill_database(conn, 2, seed=1, reflected=reflected, marks=_fingerprints(conn))
+        assert result.inserted == {"owners": 2, "pets": 2, "plain": 2}, result
+        tables = reflected.metadata.tables
+        assert tables["plain"] is first["plain"]  # unchanged: not reflected again
+        assert tables["owners"] is not first["owners"] and "age" in tables["owners"].c
+        assert tables["pets"] is not first["pets"]  # it refers to owners
+        with conn.begin():
+            ages = conn.exec_driver_sql("SELECT count(*) FROM owners WHERE age IS NOT NULL").scalar()
+        assert ages >= 1  # the new column got values: its table was reflected again
+        with conn.begin():
+            conn.exec_driver_sql("DROP TABLE plain")
+        assert "plain" not in fill_database(conn, 2, seed=2, reflected=reflected, marks=_fingerprints(conn)).inserted
+        assert "plain" not in reflected.metadata.tables
+
+
+def test_an_enum_whose_labels_changed_is_reflected_again(tmp_path) -> None:
+    """PostgreSQL: an enum type recreated with fewer labels (a downgrade's way to remove one) keeps its name; the
+    fingerprint holds the labels, so the fill never offers the removed one."""
+    from harness.datagen import Reflected
+
+    name = f"mharness_test_{secrets.token_hex(6)}"
+    admin = sa.create_engine(SERVER_URLS["postgresql"], isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine = sa.create_engine(make_url(SERVER_URLS["postgresql"]).set(database=name))
+    try:
+        with engine.connect() as conn:
+            with conn.begin():
+                conn.exec_driver_sql("CREATE TYPE mood AS ENUM ('calm', 'glad', 'sad')")
+                conn.exec_driver_sql("CREATE TABLE moods (id INTEGER PRIMARY KEY, m mood NOT NULL)")
+            reflected = Reflected()
+            fill_database(conn, 3, reflected=reflected, marks=_fingerprints(conn))
+            with conn.begin():
+                conn.exec_driver_sql("DELETE FROM moods")
+                conn.exec_driver_sql("ALTER TYPE mood RENAME TO mood_old")
+                conn.exec_driver_sql("CREATE TYPE mood AS ENUM ('calm')")
+                conn.exec_driver_sql("ALTER TABLE moods ALTER COLUMN m TYPE mood USING m::text::mood")
+                conn.exec_driver_sql("DROP TYPE mood_old")
+            result = fill_database(conn, 3, seed=1, reflected=reflected, marks=_fingerprints(conn))
+            assert result == FillResult({"moods": 3}, {}), result
+            assert list(reflected.metadata.tables["moods"].c.m.type.enums) == ["calm"]
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()

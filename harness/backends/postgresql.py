@@ -117,11 +117,15 @@ class PostgreSQLBackend(ServerBackend):
 
     def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
         """Per table of the current schema, from the catalogue in one query: columns in order (name, type with
-        modifiers, NOT NULL, default expression, identity, generated), every constraint's definition, every index's."""
+        modifiers, an enum type's labels, NOT NULL, default expression, identity, generated), every constraint's
+        definition, every index's. (The labels: a reflected column's Enum holds them, and the data check generates
+        its values from them.)"""
         rows = conn.execute(sa.text("""
             SELECT c.relname, concat_ws(E'\n',
               (SELECT string_agg(concat_ws(':', a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                                           pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated),
+                                           pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
+                                           (SELECT string_agg(e.enumlabel, '|' ORDER BY e.enumsortorder)
+                                              FROM pg_enum e WHERE e.enumtypid = a.atttypid)),
                                  ',' ORDER BY a.attnum)
                  FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..versions import select
-from ..datagen import DEFAULT_EXCLUDE, count_rows, fill_database
+from ..datagen import DEFAULT_EXCLUDE, Reflected, count_rows, fill_database
 from ..errors import MigrationsError
 from ..results import FAILED, PASSED, CheckResult
 from ..chain.steps import Step, describe_error, upgrade_steps
@@ -72,6 +72,7 @@ def check_data(ctx: CheckContext) -> CheckResult:
     engine = ctx.env.engine()
     unfilled: dict[str, str] = {}
     filled_at: dict[str, str] = {}  # table -> its fingerprint when it last got rows
+    reflected = Reflected()  # the tables' reflections, reused while their fingerprints stay the same
     walk: dict[str, Any] = {
         "number": 0, "asserted": 0, "result": None, "before": {},
         "carried": None,  # the counts after the last step, when nothing has written since
@@ -98,7 +99,7 @@ def check_data(ctx: CheckContext) -> CheckResult:
             # would pile up with every step (quadratic in the chain's length) and show the step nothing new.
             rested = {t for t, n in counts.items() if n >= SATURATED_ROWS and t in marks and filled_at.get(t) == marks[t]}
             filled = fill_database(conn, ROWS_PER_TABLE, seed=number, nulls=policy,
-                                   exclude=(*DEFAULT_EXCLUDE, *rested))
+                                   exclude=(*DEFAULT_EXCLUDE, *rested), reflected=reflected, marks=marks)
             filled_at.update({t: marks.get(t, "") for t in filled.inserted})
             unfilled.update(filled.skipped)
             walk["before"] = {t: n + filled.inserted.get(t, 0) for t, n in counts.items()}

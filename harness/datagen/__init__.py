@@ -31,7 +31,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -79,12 +79,54 @@ class _ForeignKey:
 NullPolicy = Callable[[str, str], bool]
 
 
+@dataclass
+class Reflected:
+    """Tables reflected by earlier :func:`fill_database` calls on one database, each with the catalogue fingerprint
+    it had then (:meth:`harness.backends.Backend.table_fingerprints`). The data check fills before every step of a
+    chain and a step changes a table or two: the others are the same as last time, and were reflected already.
+
+    A table is reflected again when its fingerprint changed or is unknown, and so is every table whose foreign key
+    points at one that is (its reflection holds the old table's columns)."""
+
+    metadata: sa.MetaData = field(default_factory=sa.MetaData)
+    marks: dict[str, str] = field(default_factory=dict)
+
+    def keep(self, marks: dict[str, str]) -> None:
+        """Drop every table that must be reflected again, given the database's fingerprints now."""
+        stale = {name for name in self.metadata.tables
+                 if marks.get(name) is None or marks[name] != self.marks.get(name)}
+        while True:
+            more = {table.name for table in self.metadata.tables.values() if table.name not in stale
+                    and any(_referred_name(fkc) in stale for fkc in table.foreign_key_constraints)}
+            if not more:
+                break
+            stale |= more
+        for name in stale:
+            self.metadata.remove(self.metadata.tables[name])
+            self.marks.pop(name, None)
+
+    def note(self, marks: dict[str, str]) -> None:
+        for name in self.metadata.tables:
+            if name not in self.marks and marks.get(name) is not None:
+                self.marks[name] = marks[name]
+
+
+def _referred_name(constraint: sa.ForeignKeyConstraint) -> str:
+    """The referred table's name, without resolving it (it may be gone from the MetaData)."""
+    target = constraint.elements[0].target_fullname if constraint.elements else ""
+    return target.rsplit(".", 1)[0].rsplit(".", 1)[-1]
+
+
 def fill_database(conn: Connection, rows_per_table: int = 3, *, seed: int = 0,
-                  exclude: Iterable[str] = DEFAULT_EXCLUDE, nulls: NullPolicy | None = None) -> FillResult:
+                  exclude: Iterable[str] = DEFAULT_EXCLUDE, nulls: NullPolicy | None = None,
+                  reflected: Reflected | None = None, marks: dict[str, str] | None = None) -> FillResult:
     """Insert ``rows_per_table`` rows into every reflected table, parents before children.
 
     ``nulls(table, column)`` says whether a nullable column may get its generated NULL (default: every one); the
     data check narrows it to tell a migration that breaks on NULLs the schema allows from one that breaks anyway.
+
+    ``reflected`` with ``marks`` (the tables' fingerprints, just taken on ``conn``): reuse the tables an earlier
+    call reflected that have not changed since (:class:`Reflected`).
 
     ``conn`` must not be inside a transaction: each table is filled in its own ``conn.begin()`` block so a failed
     table rolls back alone. Savepoints would allow an outer transaction, but pysqlite's savepoint support needs
@@ -93,9 +135,16 @@ def fill_database(conn: Connection, rows_per_table: int = 3, *, seed: int = 0,
     if conn.in_transaction():
         raise ValueError("fill_database needs a Connection outside a transaction; it commits one per table")
     excluded = set(exclude)
-    metadata = sa.MetaData()
+    if reflected is not None and marks:  # the tables whose fingerprint is unchanged are not reflected again
+        reflected.keep(marks)
+        metadata = reflected.metadata
+    else:
+        metadata = sa.MetaData()
     with conn.begin(), _quiet():
+        # tables already in the MetaData are skipped (SQLAlchemy reflects only those it does not hold)
         metadata.reflect(bind=conn, only=lambda name, _meta: name not in excluded)
+    if reflected is not None and marks:
+        reflected.note(marks)
     tables = [t for t in _fill_order(metadata) if t.name not in excluded]
     inserted: dict[str, int] = {}
     skipped: dict[str, str] = {}
