@@ -141,8 +141,10 @@ def fill_database(conn: Connection, rows_per_table: int = 3, *, seed: int = 0,
     else:
         metadata = sa.MetaData()
     with conn.begin(), _quiet():
-        # tables already in the MetaData are skipped (SQLAlchemy reflects only those it does not hold)
-        metadata.reflect(bind=conn, only=lambda name, _meta: name not in excluded)
+        load = [name for name in sa.inspect(conn).get_table_names()
+                if name not in excluded and name not in metadata.tables]
+        if load:  # (SQLAlchemy 2 given nothing to load reads the catalogue of every table all the same)
+            metadata.reflect(bind=conn, only=load)
     if reflected is not None and marks:
         reflected.note(marks)
     tables = [t for t in _fill_order(metadata) if t.name not in excluded]
