@@ -172,8 +172,9 @@ def apply_step(config: Any, step: Step, script: ScriptDirectory | None = None) -
 
 class _CompiledOnce(importlib.machinery.SourceFileLoader):
     """A source loader that compiles a file once per process (per size and modification time): alembic runs
-    ``env.py`` afresh at every step, and where no bytecode can be cached (``PYTHONDONTWRITEBYTECODE=1``, common
-    in CI images; a read-only checkout) it was compiled again for every one of the ~6 steps per revision."""
+    ``env.py`` afresh at every command, and where no bytecode can be cached (``PYTHONDONTWRITEBYTECODE=1``, common
+    in CI images; a read-only checkout) it was compiled again at every run (a walk's first step, and every step of
+    an env.py that keeps a run per step: :class:`_Walk`)."""
 
     codes: ClassVar[dict[tuple[str, int, int], CodeType]] = {}
 
