@@ -21,7 +21,7 @@ from ..chain.since import since_split
 from ..config import RunConfig
 from ..errors import ConfigError
 from .clean import registered_run
-from .process import cancel_workers, reset_cancel, run_worker
+from .process import WorkerOutcome, WorkerProcess, cancel_workers, reset_cancel, worker_slot
 
 
 @dataclass(frozen=True)
@@ -64,19 +64,86 @@ def _driver_urls(config: RunConfig) -> list[str]:
     return schemes
 
 
-def preflight(config: RunConfig, run_id: str, multidb: bool = False) -> History:
+@dataclass
+class KeptWorker:
+    """The preflight's worker, kept loaded to serve SQLite's sessions (:mod:`harness.run.serve`): its app was
+    loaded on ``url``, a file of the throwaway ``directories``, which go when it ends."""
+
+    worker: WorkerProcess
+    url: str
+    pristine: bool
+    directories: tuple[str, ...]
+    #: set once its files are removed: the thread that started the worker lives until then (Linux kills a worker
+    #: when the thread that started it ends: PR_SET_PDEATHSIG, see harness.run.worker)
+    ended: threading.Event = field(default_factory=threading.Event)
+
+    def close(self) -> None:
+        """End the worker (its stdin closed, or stopped), then remove its files."""
+        if self.worker.send(None):
+            self.worker.wait()
+        else:
+            self.worker.stop()
+        self.worker.join()
+        self.remove_files()
+
+    def remove_files(self) -> None:
+        for directory in self.directories:
+            shutil.rmtree(directory, ignore_errors=True)
+        self.ended.set()
+
+
+def preflight(config: RunConfig, run_id: str, multidb: bool = False, keep: bool = False) -> History:
     """Load the app and read the revision graph on a throwaway SQLite file, before any database is started,
     so a bad ``--app`` or a broken migrations directory costs no container and leaves nothing behind.
     ``multidb``: the caller checks multi-database apps (``run``), so a multidb env.py is described
-    (:attr:`History.binds`), not refused as the single-database commands refuse it."""
-    directory = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{run_id}_preflight_"))
+    (:attr:`History.binds`), not refused as the single-database commands refuse it. ``keep``: see
+    :func:`load_and_keep`."""
+    history, kept = load_and_keep(config, run_id, multidb, keep)
+    if kept is not None:
+        kept.close()
+    return history
+
+
+def load_and_keep(config: RunConfig, run_id: str, multidb: bool, keep: bool) -> tuple[History, KeptWorker | None]:
+    """:func:`preflight`; with ``keep``, a single-database app's worker is kept loaded, to serve SQLite's sessions
+    on its file (SQLite would otherwise load the app again, at once, on a file just like it)."""
+    directory = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{run_id}_preflight_")
+    binds = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{run_id}_binds_")
+    url = f"sqlite:///{Path(directory) / 'preflight.db'}"
+    spec = {**_spec(config, url, "sqlite", "inspect", config.checks, run_id), "multidb_ok": multidb,
+            "bind_directory": binds, **({"then_serve": True} if keep else {})}
+    kept: KeptWorker | None = None
+    outcome = WorkerOutcome()
     try:
-        url = f"sqlite:///{directory / 'preflight.db'}"
-        spec = {**_spec(config, url, "sqlite", "inspect", config.checks, run_id), "multidb_ok": multidb}
-        outcome = run_worker(spec, cwd=config.cwd,
-                             step_timeout_s=config.step_timeout_s, secrets=[])
+        with worker_slot():
+            worker = WorkerProcess(spec, config.cwd)
+            try:
+                if not keep:
+                    worker.send(None)  # the spec is all it gets
+                ready = worker.collect(outcome, config.step_timeout_s, None, end="ready" if keep else "done")
+            except BaseException:
+                worker.stop()
+                worker.join()
+                raise
+        if ready and keep:
+            kept = KeptWorker(worker, url, bool(outcome.of_kind("ready")[0].get("pristine")), (directory, binds))
+        else:  # ended (a multi-database app, which SQLite's sessions load with its binds; a failure)
+            worker.wait()
+            worker.join()
+            worker.conclude(outcome, [])
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        if kept is None:
+            shutil.rmtree(directory, ignore_errors=True)
+            shutil.rmtree(binds, ignore_errors=True)
+    try:
+        return _history(config, outcome), kept
+    except BaseException:
+        if kept is not None:
+            kept.close()
+        raise
+
+
+def _history(config: RunConfig, outcome: WorkerOutcome) -> History:
     outcome.raise_fatal()
     history = outcome.of_kind("history")
     if not history:
@@ -92,9 +159,13 @@ class Preflight:
     """The preflight (:func:`preflight`) in a thread of its own, while the servers start: the database jobs wait
     for it before their first worker, and report nothing before it passed (a bad ``--app`` is still one line)."""
 
-    def __init__(self, config: RunConfig, run_id: str, multidb: bool = True) -> None:
+    def __init__(self, config: RunConfig, run_id: str, multidb: bool = True, keep: bool = False) -> None:
         self.config = config
         self.multidb = multidb  # ``run`` checks multi-database apps; ``lint`` refuses them (see :func:`preflight`)
+        #: ``run``: the preflight's worker goes on as SQLite's (:meth:`take`), when SQLite is one of the databases
+        self.keep = keep and any(d.dialect == "sqlite" and not d.url for d in config.databases)
+        self._kept: KeptWorker | None = None
+        self._lock = threading.Lock()
         self.history: History | None = None
         self.extra: dict[str, Any] = {}  # what every worker's spec gets from it (``--since``: the applied ones)
         self.since: dict[str, Any] | None = None
@@ -103,8 +174,11 @@ class Preflight:
         threading.Thread(target=self._run, args=(run_id,), name="preflight", daemon=True).start()
 
     def _run(self, run_id: str) -> None:
+        kept = None
         try:
-            self.history = preflight(self.config, run_id, multidb=self.multidb)
+            self.history, kept = load_and_keep(self.config, run_id, self.multidb, self.keep)
+            with self._lock:
+                self._kept = kept
             if self.config.since:
                 self.since = since_split(self.config.since, self.config.cwd, self.history.revisions)
                 self.extra = {"since": self.config.since, "applied": self.since["applied"]}
@@ -112,6 +186,8 @@ class Preflight:
             self.error = exc
         finally:
             self._done.set()
+        if kept is not None:  # this thread started the kept worker: it must outlive it (KeptWorker.ended)
+            kept.ended.wait()
 
     def wait_unless_failed(self) -> None:
         """Raise the preflight's error if it already failed (before a container is started for nothing)."""
@@ -130,6 +206,25 @@ class Preflight:
             raise self.error
         return self.extra
 
+    def take(self) -> KeptWorker | None:
+        """The preflight's worker, still loaded, for SQLite's sessions (once; ``None``: none was kept). Waits for
+        the preflight; its error is not raised here (:meth:`wait` says it)."""
+        if not self.keep:
+            return None
+        self.join()
+        with self._lock:
+            kept, self._kept = self._kept, None
+        return kept
+
+    def release(self) -> None:
+        """End the kept worker if no database took it (no SQLite session ran: ``--since`` with nothing new, an
+        error, an interruption)."""
+        self.join()
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is not None:
+            kept.close()
+
 
 @contextmanager
 def started_preflight(config: RunConfig, run_id: str) -> Iterator[Preflight]:
@@ -137,13 +232,15 @@ def started_preflight(config: RunConfig, run_id: str) -> Iterator[Preflight]:
     on, while the caller imports and starts what the databases need (:func:`harness.run.runner.run` takes it)."""
     with registered_run(run_id):
         reset_cancel()
-        gate = Preflight(config, run_id)
+        gate = Preflight(config, run_id, keep=True)
         try:
             yield gate
         except BaseException:  # e.g. interrupted before the runner took it: its worker stopped, its files removed
             cancel_workers()
             gate.join()
             raise
+        finally:
+            gate.release()
 
 
-__all__ = ["History", "Preflight", "preflight", "started_preflight"]
+__all__ = ["History", "KeptWorker", "Preflight", "load_and_keep", "preflight", "started_preflight"]

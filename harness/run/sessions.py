@@ -44,6 +44,7 @@ class DatabaseSessions:
         self.template: str | None = None
         self._template_tried = False
         self._carried: list[dict[str, Any]] = []  # the template's steps, reported with the first session's
+        self._adopted = False  # the worker is the preflight's (:meth:`adopt`): its spec is not :attr:`spec`
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> DatabaseSessions:
@@ -63,6 +64,20 @@ class DatabaseSessions:
             outcome = WorkerOutcome()
             if not self._start(outcome, None):
                 self._failed_start = outcome
+
+    def adopt(self, kept: Any) -> None:
+        """Serve the sessions with the preflight's worker, still loaded (:class:`harness.run.preflight.KeptWorker`):
+        its app was loaded on a SQLite file of its own, which becomes this database's scratch database (made fresh
+        for every session as any other), its files removed once the worker ended."""
+        self.loads += 1
+        self._worker, self.url, self._pristine = kept.worker, kept.url, kept.pristine
+        self._adopted = True
+
+        def close_then_remove() -> None:
+            self._close()
+            kept.remove_files()
+
+        self._stack.callback(close_then_remove)
 
     def use_binds(self, keys: list[str]) -> None:
         """A multi-database app (known once the preflight read its env.py): each bind in ``keys`` gets a scratch
@@ -117,7 +132,7 @@ class DatabaseSessions:
         if self.expect_more:
             self.server.prepare_renewal(self.template)
         with worker_slot():
-            ended = not worker.send(session) or not worker.collect(outcome, self.step_timeout_s, on_event,
+            ended = not self._send(session) or not worker.collect(outcome, self.step_timeout_s, on_event,
                                                                   end="session_done")
         if ended:  # it died, was stopped, or gave up (a fatal): a fresh one serves the next session
             self._discard(outcome)
@@ -147,7 +162,7 @@ class DatabaseSessions:
             return
         self.used = True
         with worker_slot():
-            ended = not worker.send({**session, "checks": [], "apply_only": True}) or not worker.collect(
+            ended = not self._send({**session, "checks": [], "apply_only": True}) or not worker.collect(
                 outcome, self.step_timeout_s, None, end="session_done")
         if ended:
             self._discard()
@@ -160,9 +175,15 @@ class DatabaseSessions:
             self.used = False  # the scratch database is where every session starts: the first one runs on it
             self._carried = [e for e in outcome.events if e.get("event") == "step_done"]
 
+    def _send(self, session: dict[str, Any]) -> bool:
+        """Hand the worker a session; the preflight's worker started from its own spec, so it gets this one's too."""
+        assert self._worker is not None
+        return self._worker.send({**self.spec, "url": self.url, **session} if self._adopted else session)
+
     def _start(self, outcome: WorkerOutcome, on_event: OnEvent | None) -> bool:
         """Load the app on the scratch database; False (``outcome`` says why) when it did not get up."""
         self.loads += 1
+        self._adopted = False
         with worker_slot():
             self._worker = WorkerProcess({**self.spec, "url": self.url, "mode": "serve", "bind_directory": self._binds,
                                           **({"bind_urls": self.bind_urls} if self.bind_urls is not None else {})},

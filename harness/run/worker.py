@@ -162,6 +162,10 @@ def _run_in_app(spec: dict[str, Any], env: Any, emit: Callable[[dict[str, Any]],
     if spec["mode"] == "inspect":
         if "data" in spec.get("checks", ()):
             load_user_data(env.directory)  # a broken harness_data.py is a usage error, found before any database
+        if spec.get("then_serve") and layout is None:  # the preflight's app goes on as SQLite's (harness.run.serve)
+            from .serve import serve
+
+            serve(spec, env, revisions, heads, emit, run_session)
         return
     if spec["mode"] in EXTRA_MODES:  # rollout commands: each mode lives in its own module
         run_session(spec, env, revisions, heads, emit)
