@@ -109,7 +109,8 @@ def lint(config: RunConfig, options: LintOptions, say: Callable[[str], None] | N
     pyproject_allowances = allowances_from_pyproject(config.cwd)  # a bad entry is a usage error, before any work
     reset_cancel()
     with registered_run(run_id):
-        gate = Preflight(config, run_id, multidb=False)  # while the servers start and each loads the app
+        # while the servers start and each loads the app; its own worker goes on as SQLite's
+        gate = Preflight(config, run_id, multidb=False, keep=options.observe)
         try:
             production = _production(options, config)
             jobs = [lambda s=s: _lint_database(s, config, options, run_id, say, gate, production)
@@ -118,6 +119,8 @@ def lint(config: RunConfig, options: LintOptions, say: Callable[[str], None] | N
         except BaseException:
             gate.wait()  # the preflight's own error (a bad --app) comes first
             raise
+        finally:
+            gate.release()  # its worker, if no database took it
         history = gate.history
         assert history is not None
         pending = _pending(gate, config)
@@ -211,7 +214,11 @@ def _lint_database(settings: DatabaseSettings, config: RunConfig, options: LintO
         with get_backend(dialect).server(settings, run_id) as server:
             spec = _spec(config, "", dialect, "observe", (), run_id)
             with DatabaseSessions(server, spec, config.cwd, config.step_timeout_s, secrets_of) as sessions:
-                sessions.prestart()  # the app loads while the preflight runs
+                kept = gate.take() if dialect == "sqlite" and not settings.url else None
+                if kept is not None:  # the preflight's app, loaded on a SQLite file: not loaded again
+                    sessions.adopt(kept)
+                else:
+                    sessions.prestart()  # the app loads while the preflight runs
                 pending = _pending(gate, config)
                 if not pending.revisions:
                     return _NOTHING
