@@ -156,7 +156,8 @@ ISOLATED_TESTS = ["tests/test_core.py", "tests/test_schema.py", "tests/test_chai
                   # steps sharing a run of env.py, each committed (alembic 1.4's transactions differ from 1.5+'s)
                   "tests/test_speed.py::test_the_steps_of_a_check_share_a_run_of_env_py_and_each_commits_on_its_own",
                   "tests/test_speed.py::test_an_env_py_with_its_own_transaction_runs_every_step_alone",
-                  "tests/test_speed.py::test_a_step_that_fails_in_a_shared_run_is_named_with_its_check_and_role"]
+                  "tests/test_speed.py::test_a_step_that_fails_in_a_shared_run_is_named_with_its_check_and_role",
+                  "tests/test_speed.py::test_an_env_py_that_sends_sql_of_its_own_before_migrating_runs_every_step_alone"]
 
 
 @nox.session(default=False)

@@ -386,3 +386,22 @@ def test_a_step_that_fails_in_a_shared_run_is_named_with_its_check_and_role(harn
     timed = [(s["check"], s["direction"], s["revision"], s["passed"]) for s in run.database("postgresql")["steps"]]
     assert ("stairway", "down", "a005", False) in timed and ("downgrade", "down", "a005", False) in timed, timed
     assert ("stairway", "up", "a006", True) not in timed  # the walk stopped at the failure
+
+
+def test_an_env_py_that_sends_sql_of_its_own_before_migrating_runs_every_step_alone(harness, tmp_path: Path) -> None:
+    """A ``SET LOCAL`` before the migrations holds for env.py's transaction only: in a shared run it would hold for
+    the first step alone, so the steps keep a run of env.py each (each run sends it again)."""
+    record = tmp_path / "env-runs.txt"
+    project = env_counting_project(tmp_path / "p", concurrent=False)
+    env = project / "migrations" / "env.py"
+    text = env.read_text()
+    assert "            context.run_migrations()\n" in text
+    env.write_text(text.replace("            context.run_migrations()\n",
+                                "            context.execute(\"SET LOCAL statement_timeout = '30s'\")\n"
+                                "            context.run_migrations()\n", 1))
+    run = harness(project, "--checks", "upgrade,downgrade,stairway", db=("postgresql",),
+                  env={"HARNESS_TEST_ENV_RUNS": str(record)})
+    assert run.statuses("stairway") == {"postgresql": "passed"}, run.stdout + run.stderr
+    assert run.statuses("downgrade") == {"postgresql": "passed"}
+    assert len(record.read_text().split()) == 15 + 5
+

@@ -311,8 +311,22 @@ class _Walk:
             EnvironmentContext.configure(environment, *args, **kw)
             connection = getattr(environment.get_context(), "connection", None)
             state["own_transaction"] = bool(args) or connection is None or connection.in_transaction()
+            if connection is not None and "connection" not in state:
+                state["connection"] = connection
+                sa.event.listen(connection, "before_cursor_execute", own_statement)
+
+        def own_statement(*_: Any) -> None:
+            """A statement env.py sends itself before its migrations (``SET LOCAL``, a lock): it holds for one
+            transaction, or it must come before each step, so the steps keep a run of their own."""
+            if not state.get("migrating"):
+                state["own_sql"] = True
+
+        def run_migrations(**kw: Any) -> None:
+            state["migrating"] = True
+            EnvironmentContext.run_migrations(environment, **kw)
 
         environment.configure = configure  # type: ignore[method-assign]
+        environment.run_migrations = run_migrations  # type: ignore[method-assign]
 
         def migrations(heads: Any, context: Any) -> Any:
             state["calls"] += 1
@@ -321,10 +335,18 @@ class _Walk:
             return walk._steps(script, heads, state)
 
         self.heads = ()
-        with environment:
-            run_env(script)
-        # go on in one run from now on only if env.py ran its migrations once, outside a transaction of its own
-        self.batch = state["calls"] == 1 and state.get("configures") == 1 and not state.get("own_transaction")
+        try:
+            with environment:
+                run_env(script)
+        finally:
+            if "connection" in state:
+                try:
+                    sa.event.remove(state["connection"], "before_cursor_execute", own_statement)
+                except Exception:  # noqa: BLE001 - a connection env.py closed: its listeners went with it
+                    pass
+        # go on in one run from now on only if env.py ran its migrations once, outside a transaction of its own,
+        # and sent no statement of its own before them
+        self.batch = _shareable(state)
 
     def _applied(self, *, heads: Any, **_: Any) -> None:
         """alembic's ``on_version_apply``: the heads after a migration step."""
@@ -340,7 +362,7 @@ class _Walk:
         """alembic's ``fn`` in this run: the first step left; then, when this run commits each step, every step
         left, from the heads each one leaves. The callbacks run between two steps, once the one before is
         committed (alembic asks for the next step after its transaction ended)."""
-        batch = self.batch and state.get("configures") == 1 and not state.get("own_transaction")
+        batch = self.batch and _shareable(state)
         yield from self._revs(script, self.pending[0], heads)
         if not batch:
             return  # finished by the caller once env.py returned (and committed)
@@ -357,6 +379,14 @@ class _Walk:
                 raise _HookError(exc) from exc
             self.begin(step)
             yield from self._revs(script, step, self.heads)
+
+
+def _shareable(state: dict[str, Any]) -> bool:
+    """Whether a run of env.py (what it did so far: ``state``) lets its steps share one run: it configured alembic
+    once, ran its migrations once, on a connection outside a transaction of its own, and sent no SQL of its own
+    before them."""
+    return (state["calls"] <= 1 and state.get("configures") == 1 and not state.get("own_transaction")
+            and not state.get("own_sql"))
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:
