@@ -259,8 +259,8 @@ class _Walk:
     transaction per migration (``transaction_per_migration``): each step commits before the next starts, so every
     step runs exactly as in a run of its own: a later one cannot rescue an earlier one inside a shared
     transaction, and ``between`` sees each step's committed schema. Otherwise (a multi-database env.py, which
-    begins a transaction per engine; an env.py that calls ``run_migrations`` twice) every step stays a run of its
-    own.
+    begins a transaction per engine; an env.py that calls ``run_migrations`` twice, or sends SQL of its own before
+    it, such as a ``SET LOCAL``) every step stays a run of its own.
     """
 
     def __init__(self, pending: list[Step], before_step: Callable[[Step], bool | None],
