@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -90,19 +91,22 @@ def main() -> None:
     urls, env = servers_and_env()
     started = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     workdir = Path(tempfile.mkdtemp(prefix="mharness_lintbench_"))
-    current = snapshot_harness(workdir / "after")
-    before = exported(args.compare, workdir / "before")
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     loads: list[float] = []
-    for name in args.apps.split(","):
-        checkout, python = prepare(APPS[name], args.root)
-        runs: dict[str, list[dict[str, Any]]] = {"after": [], "before": []}
-        for repeat in range(args.repeat):
-            order = [("after", current), ("before", before)]
-            for label, harness in order if repeat % 2 == 0 else order[::-1]:
-                loads.append(os.getloadavg()[0])
-                runs[label].append(measure(name, checkout, python, urls, env, Path(harness["path"]), label))
-        results[name] = runs
+    try:
+        current = snapshot_harness(workdir / "after")
+        before = exported(args.compare, workdir / "before")
+        for name in args.apps.split(","):
+            checkout, python = prepare(APPS[name], args.root)
+            runs: dict[str, list[dict[str, Any]]] = {"after": [], "before": []}
+            for repeat in range(args.repeat):
+                order = [("after", current), ("before", before)]
+                for label, harness in order if repeat % 2 == 0 else order[::-1]:
+                    loads.append(os.getloadavg()[0])
+                    runs[label].append(measure(name, checkout, python, urls, env, Path(harness["path"]), label))
+            results[name] = runs
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # the two harness copies (the apps stay under --root)
     text = render(results, args, current, before, loads, started)
     print(text)
     if args.output:
