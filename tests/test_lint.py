@@ -260,3 +260,36 @@ def test_sql_writes_each_revisions_offline_sql_and_names_what_cannot_be_reviewed
     bad = run_cli(["sql", "--app", "app:create_app", "--sql-dir", str(tmp_path / "x"), "--from", "nope"], project)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()  # bad input leaves nothing behind
+
+
+#: the app's factory notes every load in $HARNESS_TEST_LOADS, then takes its time (the preflight is still loading
+#: when lint reads pyproject.toml)
+SLOW_LOAD = '''
+
+_create_app = create_app
+
+
+def create_app(config=None):
+    import time
+    with open(os.environ["HARNESS_TEST_LOADS"], "a") as f:
+        f.write("load\\n")
+    time.sleep(1)
+    return _create_app(config)
+'''
+
+
+def test_a_bad_lint_setting_stops_the_preflight_already_loading_and_leaves_nothing(tmp_path: Path,
+                                                                                  server_urls) -> None:
+    """lint starts its preflight before it imports the rest of itself and reads pyproject.toml: a usage error found
+    there is one line and exit 2, and the preflight's worker and files are gone."""
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    (project / "app.py").write_text((project / "app.py").read_text() + SLOW_LOAD)
+    (project / "pyproject.toml").write_text('[tool.migration-harness.lint]\nfail_on = "fatal"\n')
+    temp, loads = tmp_path / "tmp", tmp_path / "loads.txt"
+    temp.mkdir()
+    proc, report = lint(project, server_urls, env={"TMPDIR": str(temp), "HARNESS_TEST_LOADS": str(loads)})
+    assert proc.returncode == 2 and report is None, proc.stdout + proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "fatal" in proc.stderr, proc.stderr
+    # the preflight's worker was stopped wherever it was (before or while loading the app), its files removed
+    assert (loads.read_text().split() if loads.exists() else []) in ([], ["load"])
+    assert [p.name for p in temp.iterdir()] == ["mharness_runs"] and not list((temp / "mharness_runs").iterdir())

@@ -10,13 +10,14 @@ import traceback
 
 import click
 
-from ..backends.base import new_run_id
+from ..backends.names import new_run_id
 from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, app_options, interrupt, write_json_report
 from ..config import build_config, server_urls
 from ..errors import ConfigError, HarnessError
 from ..lint.findings import SEVERITIES
 from ..config.redact import redact, secrets_of
 from ..reports.report import write_atomically
+from ..run.preflight import started_preflight
 
 
 
@@ -61,21 +62,15 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
     """What each pending migration step will do to a live database: the locks it takes and the tables it
     rewrites or copies (observed on scratch databases holding rows), rules on its offline SQL (squawk on
     PostgreSQL), and whether its offline SQL can be generated at all."""
-    from ..lint import catalogue
-    from ..lint.command import LintOptions, lint as run_lint
-    from ..lint.observe import DEFAULT_ROWS
-    from ..lint import report
+    if list_rules or explain_rule:
+        from ..lint import catalogue
 
-    try:
-        if list_rules:
-            click.echo(catalogue.list_rules())
-            sys.exit(0)
-        if explain_rule:
-            click.echo(catalogue.explain(explain_rule))
-            sys.exit(0)
-    except HarnessError as exc:
-        click.echo(f"migration-harness: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        try:
+            click.echo(catalogue.list_rules() if list_rules else catalogue.explain(explain_rule or ""))
+        except HarnessError as exc:
+            click.echo(f"migration-harness: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(0)
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     to_stderr = output_format != "text" or json_path == "-"
@@ -85,20 +80,25 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
                               from_revision=from_revision, to_revision=to_revision, checks=("upgrade",),
                               python=python)
         config = dataclasses.replace(config, run_id=config.run_id or new_run_id())
-        from ..lint.allow import lint_settings
+        # the app loads from here on, while the rest of lint is imported (a usage error below stops it)
+        with started_preflight(config, config.run_id, multidb=False, keep=not no_observe) as gate:
+            from ..lint.allow import lint_settings
+            from ..lint.command import LintOptions, lint as run_lint
+            from ..lint.observe import DEFAULT_ROWS
 
-        settings = lint_settings(config.cwd)
-        from ..estimate.settings import estimate_settings
+            settings = lint_settings(config.cwd)
+            from ..estimate.settings import estimate_settings
 
-        estimates = estimate_settings(config.cwd, "lint", lock_budget=lock_budget, sizes=estimate_rows,
-                                      sizes_from=sizes_from)
-        if estimates.sizes_from and no_observe:
-            raise ConfigError("--sizes-from measures each step on a scratch database: it cannot go with --no-observe")
-        options = LintOptions(fail_on=fail_on or settings.fail_on, rows=rows or DEFAULT_ROWS, observe=not no_observe,
-                              sql_dir=sql_dir, disabled=tuple(settings.disable), enable=tuple(settings.enable),
-                              estimates=estimates)
-        say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
-        result = run_lint(config, options, say if verbose or not sys.stderr.isatty() else None)
+            estimates = estimate_settings(config.cwd, "lint", lock_budget=lock_budget, sizes=estimate_rows,
+                                          sizes_from=sizes_from)
+            if estimates.sizes_from and no_observe:
+                raise ConfigError("--sizes-from measures each step on a scratch database: it cannot go with "
+                                  "--no-observe")
+            options = LintOptions(fail_on=fail_on or settings.fail_on, rows=rows or DEFAULT_ROWS,
+                                  observe=not no_observe, sql_dir=sql_dir, disabled=tuple(settings.disable),
+                                  enable=tuple(settings.enable), estimates=estimates)
+            say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
+            result = run_lint(config, options, say if verbose or not sys.stderr.isatty() else None, gate=gate)
     except HarnessError as exc:
         click.echo(f"migration-harness: error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -110,6 +110,8 @@ def lint(app: str | None, migrations: str | None, db: tuple[str, ...], from_revi
         click.echo(redact(f"migration-harness: internal error (please report it):\n{traceback.format_exc()}", hide),
                    err=True)
         sys.exit(EXIT_INTERNAL)
+    from ..lint import report
+
     if output_format == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
     elif output_format == "github":

@@ -2,6 +2,7 @@
 pending revisions and lint it, and run the pending steps on a scratch database with rows to see what they do."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import time
@@ -11,15 +12,15 @@ from typing import Any, Callable
 
 from .._version import __version__
 from ..backends import get_backend
-from ..run.clean import registered_run
 from ..config import DatabaseSettings, RunConfig
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
 from ..chain.history import window
-from ..run.process import WorkerOutcome, reset_cancel
+from ..run.process import WorkerOutcome
 from ..run.sessions import DatabaseSessions
 from ..config.redact import secrets_of
 from ..reports.report import version_fields
 from ..estimate.settings import EstimateSettings
+from ..run.preflight import started_preflight
 from ..run.runner import Preflight, _in_threads, _spec
 from .estimates import Production, estimate_database, lock_timeout_findings, read_production
 from .findings import ERROR, Finding, at_least
@@ -99,18 +100,20 @@ class LintResult:
                 "production": self.production, "lock_budget_s": self.lock_budget_s}
 
 
-def lint(config: RunConfig, options: LintOptions, say: Callable[[str], None] | None = None) -> LintResult:
-    """Lint the pending revisions (``config.from_revision`` → ``config.to_revision``) on every selected database."""
+def lint(config: RunConfig, options: LintOptions, say: Callable[[str], None] | None = None,
+         gate: Preflight | None = None) -> LintResult:
+    """Lint the pending revisions (``config.from_revision`` → ``config.to_revision``) on every selected database.
+    ``gate``: the preflight, already started by the caller (:func:`harness.run.preflight.started_preflight`, with
+    ``config.run_id``, ``multidb=False``, ``keep=options.observe``), which then ends it."""
     say = say or (lambda text: None)
     run_id = config.run_id or ""
     started_at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
     from .allow import allowances_from_pyproject
 
     pyproject_allowances = allowances_from_pyproject(config.cwd)  # a bad entry is a usage error, before any work
-    reset_cancel()
-    with registered_run(run_id):
-        # while the servers start and each loads the app; its own worker goes on as SQLite's
-        gate = Preflight(config, run_id, multidb=False, keep=options.observe)
+    # the preflight runs while the servers start and each loads the app; its own worker goes on as SQLite's
+    with (contextlib.nullcontext(gate) if gate is not None
+          else started_preflight(config, run_id, multidb=False, keep=options.observe)) as gate:
         try:
             production = _production(options, config)
             jobs = [lambda s=s: _lint_database(s, config, options, run_id, say, gate, production)
@@ -119,8 +122,6 @@ def lint(config: RunConfig, options: LintOptions, say: Callable[[str], None] | N
         except BaseException:
             gate.wait()  # the preflight's own error (a bad --app) comes first
             raise
-        finally:
-            gate.release()  # its worker, if no database took it
         history = gate.history
         assert history is not None
         pending = _pending(gate, config)

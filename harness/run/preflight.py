@@ -227,12 +227,13 @@ class Preflight:
 
 
 @contextmanager
-def started_preflight(config: RunConfig, run_id: str) -> Iterator[Preflight]:
+def started_preflight(config: RunConfig, run_id: str, multidb: bool = True, keep: bool = True) -> Iterator[Preflight]:
     """The run registered as alive (``clean`` leaves it alone) and its preflight started: the app loads from here
-    on, while the caller imports and starts what the databases need (:func:`harness.run.runner.run` takes it)."""
+    on, while the caller imports and starts what the databases need (:func:`harness.run.runner.run` and
+    :func:`harness.lint.command.lint` take it). ``multidb``, ``keep``: see :class:`Preflight`."""
     with registered_run(run_id):
         reset_cancel()
-        gate = Preflight(config, run_id, keep=True)
+        gate = Preflight(config, run_id, multidb=multidb, keep=keep)
         try:
             yield gate
         except BaseException:  # e.g. interrupted before the runner took it: its worker stopped, its files removed
