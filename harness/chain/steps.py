@@ -298,7 +298,7 @@ class _Walk:
         state = {"calls": 0}
 
         environment = EnvironmentContext(config, script, fn=lambda heads, context: migrations(heads, context),
-                                         as_sql=False, starting_rev=None, destination_rev=self.pending[0].target,
+                                         as_sql=False, starting_rev=None, destination_rev=first.target,
                                          tag=None)
 
         def configure(*args: Any, **kw: Any) -> None:

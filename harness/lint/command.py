@@ -215,11 +215,7 @@ def _lint_database(settings: DatabaseSettings, config: RunConfig, options: LintO
         with get_backend(dialect).server(settings, run_id) as server:
             spec = _spec(config, "", dialect, "observe", (), run_id)
             with DatabaseSessions(server, spec, config.cwd, config.step_timeout_s, secrets_of) as sessions:
-                kept = gate.take() if dialect == "sqlite" and not settings.url else None
-                if kept is not None:  # the preflight's app, loaded on a SQLite file: not loaded again
-                    sessions.adopt(kept)
-                else:
-                    sessions.prestart()  # the app loads while the preflight runs
+                sessions.prestart(gate.take(settings))  # the app loads while the preflight runs (SQLite: its own)
                 pending = _pending(gate, config)
                 if not pending.revisions:
                     return _NOTHING

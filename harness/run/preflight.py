@@ -18,10 +18,10 @@ from typing import Any, Iterator
 from ..backends.names import DEFAULT_DRIVERS, SCRATCH_PREFIX
 from ..chain.history import Revision
 from ..chain.since import since_split
-from ..config import RunConfig
+from ..config import DatabaseSettings, RunConfig
 from ..errors import ConfigError
 from .clean import registered_run
-from .process import WorkerOutcome, WorkerProcess, cancel_workers, reset_cancel, worker_slot
+from .process import WorkerOutcome, WorkerProcess, cancel_workers, reset_cancel, run_worker, worker_slot
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,7 @@ class KeptWorker:
 
     def close(self) -> None:
         """End the worker (its stdin closed, or stopped), then remove its files."""
-        if self.worker.send(None):
-            self.worker.wait()
-        else:
-            self.worker.stop()
-        self.worker.join()
+        self.worker.close()
         self.remove_files()
 
     def remove_files(self) -> None:
@@ -92,42 +88,43 @@ class KeptWorker:
         self.ended.set()
 
 
-def preflight(config: RunConfig, run_id: str, multidb: bool = False, keep: bool = False) -> History:
+def preflight(config: RunConfig, run_id: str, multidb: bool = False) -> History:
     """Load the app and read the revision graph on a throwaway SQLite file, before any database is started,
     so a bad ``--app`` or a broken migrations directory costs no container and leaves nothing behind.
     ``multidb``: the caller checks multi-database apps (``run``), so a multidb env.py is described
-    (:attr:`History.binds`), not refused as the single-database commands refuse it. ``keep``: see
-    :func:`load_and_keep`."""
-    history, kept = load_and_keep(config, run_id, multidb, keep)
-    if kept is not None:
-        kept.close()
-    return history
+    (:attr:`History.binds`), not refused as the single-database commands refuse it."""
+    directory = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{run_id}_preflight_")
+    try:
+        url = f"sqlite:///{Path(directory) / 'preflight.db'}"
+        spec = {**_spec(config, url, "sqlite", "inspect", config.checks, run_id), "multidb_ok": multidb}
+        outcome = run_worker(spec, cwd=config.cwd, step_timeout_s=config.step_timeout_s, secrets=[])
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return _history(config, outcome)
 
 
-def load_and_keep(config: RunConfig, run_id: str, multidb: bool, keep: bool) -> tuple[History, KeptWorker | None]:
-    """:func:`preflight`; with ``keep``, a single-database app's worker is kept loaded, to serve SQLite's sessions
-    on its file (SQLite would otherwise load the app again, at once, on a file just like it)."""
+def load_and_keep(config: RunConfig, run_id: str, multidb: bool) -> tuple[History, KeptWorker | None]:
+    """:func:`preflight`, its worker then kept loaded (a single-database app's) to serve SQLite's sessions on its
+    file: SQLite would otherwise load the app again, at once, on a file just like it."""
     directory = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{run_id}_preflight_")
     binds = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{run_id}_binds_")
     url = f"sqlite:///{Path(directory) / 'preflight.db'}"
     spec = {**_spec(config, url, "sqlite", "inspect", config.checks, run_id), "multidb_ok": multidb,
-            "bind_directory": binds, **({"then_serve": True} if keep else {})}
+            "bind_directory": binds, "then_serve": True}
     kept: KeptWorker | None = None
     outcome = WorkerOutcome()
     try:
         with worker_slot():
-            worker = WorkerProcess(spec, config.cwd)
+            worker = WorkerProcess(spec, config.cwd)  # its stdin stays open: the sessions come on it
             try:
-                if not keep:
-                    worker.send(None)  # the spec is all it gets
-                ready = worker.collect(outcome, config.step_timeout_s, None, end="ready" if keep else "done")
+                ready = worker.collect(outcome, config.step_timeout_s, None, end="ready")
             except BaseException:
                 worker.stop()
                 worker.join()
                 raise
-        if ready and keep:
+        if ready:
             kept = KeptWorker(worker, url, bool(outcome.of_kind("ready")[0].get("pristine")), (directory, binds))
-        else:  # ended (a multi-database app, which SQLite's sessions load with its binds; a failure)
+        else:  # it ended (a multi-database app, which SQLite's sessions load with its binds; a failure)
             worker.wait()
             worker.join()
             worker.conclude(outcome, [])
@@ -141,6 +138,11 @@ def load_and_keep(config: RunConfig, run_id: str, multidb: bool, keep: bool) -> 
         if kept is not None:
             kept.close()
         raise
+
+
+def _served(settings: DatabaseSettings) -> bool:
+    """Whether the preflight's worker can serve this database's sessions: SQLite on a file of the harness's own."""
+    return settings.dialect == "sqlite" and not settings.url
 
 
 def _history(config: RunConfig, outcome: WorkerOutcome) -> History:
@@ -163,7 +165,7 @@ class Preflight:
         self.config = config
         self.multidb = multidb  # ``run`` checks multi-database apps; ``lint`` refuses them (see :func:`preflight`)
         #: ``run``: the preflight's worker goes on as SQLite's (:meth:`take`), when SQLite is one of the databases
-        self.keep = keep and any(d.dialect == "sqlite" and not d.url for d in config.databases)
+        self.keep = keep and any(_served(d) for d in config.databases)
         self._kept: KeptWorker | None = None
         self._lock = threading.Lock()
         self.history: History | None = None
@@ -176,9 +178,12 @@ class Preflight:
     def _run(self, run_id: str) -> None:
         kept = None
         try:
-            self.history, kept = load_and_keep(self.config, run_id, self.multidb, self.keep)
-            with self._lock:
-                self._kept = kept
+            if self.keep:
+                self.history, kept = load_and_keep(self.config, run_id, self.multidb)
+                with self._lock:
+                    self._kept = kept
+            else:
+                self.history = preflight(self.config, run_id, multidb=self.multidb)
             if self.config.since:
                 self.since = since_split(self.config.since, self.config.cwd, self.history.revisions)
                 self.extra = {"since": self.config.since, "applied": self.since["applied"]}
@@ -206,10 +211,11 @@ class Preflight:
             raise self.error
         return self.extra
 
-    def take(self) -> KeptWorker | None:
-        """The preflight's worker, still loaded, for SQLite's sessions (once; ``None``: none was kept). Waits for
-        the preflight; its error is not raised here (:meth:`wait` says it)."""
-        if not self.keep:
+    def take(self, settings: DatabaseSettings) -> KeptWorker | None:
+        """The preflight's worker, still loaded, for the sessions of ``settings`` if it is the SQLite file database
+        (once; ``None``: none was kept, or another database). Waits for the preflight; its error is not raised here
+        (:meth:`wait` says it)."""
+        if not self.keep or not _served(settings):
             return None
         self.join()
         with self._lock:

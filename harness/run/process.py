@@ -241,6 +241,14 @@ class WorkerProcess:
         self.ended = True
         _stop(self.proc)
 
+    def close(self) -> None:
+        """Let a serving worker end (its stdin closed), or stop it; then wait for its readers."""
+        if self.send(None):
+            self.wait()
+        else:
+            self.stop()
+        self.join()
+
     def join(self) -> None:
         for t in self.readers:
             t.join(timeout=5)

@@ -154,11 +154,8 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
             version = server.server_version
             spec = _spec(config, "", settings.dialect, "chain", (), run_id)
             with DatabaseSessions(server, spec, config.cwd, config.step_timeout_s, secrets_of) as sessions:
-                kept = gate.take() if gate is not None and settings.dialect == "sqlite" and not settings.url else None
-                if kept is not None:  # the preflight's app, loaded on a SQLite file: SQLite's, not loaded again
-                    sessions.adopt(kept)
-                elif gate is not None:
-                    sessions.prestart()  # the app loads while the preflight runs
+                if gate is not None:  # the app loads while the preflight runs (SQLite: the preflight's own)
+                    sessions.prestart(gate.take(settings))
                 sessions.extra = announce()
                 unavailable: list[DatabaseUnavailable] = []
                 plans = plan_sessions(config.checks)  # --baseline: its window's upgrade is not the stairway's

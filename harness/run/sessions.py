@@ -44,7 +44,7 @@ class DatabaseSessions:
         self.template: str | None = None
         self._template_tried = False
         self._carried: list[dict[str, Any]] = []  # the template's steps, reported with the first session's
-        self._adopted = False  # the worker is the preflight's (:meth:`adopt`): its spec is not :attr:`spec`
+        self._adopted = False  # the worker is the preflight's (:meth:`_adopt`): its spec is not :attr:`spec`
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> DatabaseSessions:
@@ -58,14 +58,17 @@ class DatabaseSessions:
             self._discard()
         self._stack.close()
 
-    def prestart(self) -> None:
-        """Load the app now (while the preflight runs): the first session then finds it up, or how it failed."""
-        if self._worker is None and self._failed_start is None:
+    def prestart(self, kept: Any = None) -> None:
+        """Load the app now (while the preflight runs): the first session then finds it up, or how it failed.
+        ``kept``: the preflight's worker, already loaded on a SQLite file (:meth:`adopt`), instead."""
+        if kept is not None:
+            self._adopt(kept)
+        elif self._worker is None and self._failed_start is None:
             outcome = WorkerOutcome()
             if not self._start(outcome, None):
                 self._failed_start = outcome
 
-    def adopt(self, kept: Any) -> None:
+    def _adopt(self, kept: Any) -> None:
         """Serve the sessions with the preflight's worker, still loaded (:class:`harness.run.preflight.KeptWorker`):
         its app was loaded on a SQLite file of its own, which becomes this database's scratch database (made fresh
         for every session as any other), its files removed once the worker ended."""
@@ -212,13 +215,8 @@ class DatabaseSessions:
     def _close(self) -> None:
         """Let the worker end (its stdin closed), or stop it."""
         worker, self._worker = self._worker, None
-        if worker is None:
-            return
-        if worker.send(None):
-            worker.wait()
-        else:
-            worker.stop()
-        worker.join()
+        if worker is not None:
+            worker.close()
 
 
 __all__ = ["DatabaseSessions"]
