@@ -117,3 +117,87 @@ def test_reused_reflections_are_the_same_as_fresh_ones(server_urls, tmp_path: Pa
             with admin.connect() as conn:
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {scratch}"))
             admin.dispose()
+
+
+# Every kind of object a snapshot lists, per dialect, made in a database of the test's own.
+CATALOGUE_OBJECTS = {
+    "sqlite": ["CREATE TABLE counted (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER)",  # makes sqlite_sequence
+               "CREATE VIEW v_counted AS SELECT id FROM counted",
+               "CREATE TRIGGER tr_counted AFTER INSERT ON counted BEGIN SELECT 1; END"],
+    "postgresql": ["CREATE TYPE mood AS ENUM ('calm', 'glad')",
+                   "CREATE TABLE counted (id SERIAL PRIMARY KEY, m mood, n INTEGER CHECK (n > 0))",
+                   "CREATE VIEW v_counted AS SELECT id FROM counted",
+                   "CREATE MATERIALIZED VIEW mv_counted AS SELECT id FROM counted",
+                   "CREATE SEQUENCE free_counter",
+                   "CREATE FUNCTION add_one(i integer) RETURNS integer AS 'SELECT i + 1' LANGUAGE SQL",
+                   # a table in another schema on the search path: listed by SQLAlchemy 2's Inspector, not 1.x's
+                   "CREATE SCHEMA elsewhere", "CREATE TABLE elsewhere.far (id INTEGER PRIMARY KEY)",
+                   "ALTER DATABASE {database} SET search_path = \"$user\", public, elsewhere"],
+    "mysql": ["CREATE TABLE counted (id INTEGER AUTO_INCREMENT PRIMARY KEY, n INTEGER, CHECK (n > 0))",
+              "CREATE VIEW v_counted AS SELECT id FROM counted",
+              "CREATE TRIGGER tr_counted BEFORE INSERT ON counted FOR EACH ROW SET NEW.n = NEW.n + 1",
+              "CREATE PROCEDURE noop() SELECT 1"],
+}
+CATALOGUE_EXPECTED = {
+    "sqlite": {"view": ["v_counted"], "table": ["sqlite_sequence"], "trigger": ["tr_counted"]},
+    "postgresql": {"view": ["v_counted"], "materialized_view": ["mv_counted"], "enum_type": ["mood"],
+                   "sequence": ["free_counter"], "function": ["add_one"]},
+    "mysql": {"view": ["v_counted"], "routine": ["noop"], "trigger": ["tr_counted"], "sequence": []},
+}
+
+
+def test_the_catalogue_read_at_once_is_what_the_separate_reads_give(server_urls, tmp_path: Path) -> None:
+    """A snapshot reads the fingerprints, the other objects and (MySQL) the table names in one go
+    (``Backend.catalogue``): on each database it must give exactly the fingerprints, every kind of object, and the
+    Inspector's table and view names, also beside a temporary table and (PostgreSQL) another schema's table."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    from harness.backends import get_backend
+
+    scratch = f"catalogue_test_{secrets.token_hex(4)}"  # this test's own: other runs may share the servers
+    urls = {"sqlite": f"sqlite:///{tmp_path / 'catalogue.db'}"}
+    for dialect in ("postgresql", "mysql"):
+        admin = sa.create_engine(server_urls[dialect], isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {scratch}"))
+        admin.dispose()
+        urls[dialect] = sa.engine.make_url(server_urls[dialect]).set(database=scratch).render_as_string(False)
+    try:
+        for dialect, url in urls.items():
+            backend = get_backend(dialect)
+            engine = sa.create_engine(url)
+            expected = dict(CATALOGUE_EXPECTED[dialect])
+            with engine.begin() as conn:
+                conn.execute(sa.text("CREATE TABLE plain (id INTEGER PRIMARY KEY, name VARCHAR(20) UNIQUE)"))
+                for statement in CATALOGUE_OBJECTS[dialect]:
+                    conn.execute(sa.text(statement.format(database=scratch)))
+                if getattr(conn.dialect, "is_mariadb", False) or getattr(conn.dialect, "_is_mariadb", False):
+                    conn.execute(sa.text("CREATE SEQUENCE seq_counter"))  # MariaDB's: a table of its own type
+                    expected["sequence"] = ["seq_counter"]
+            engine.dispose()  # the search_path set on the database applies to new connections
+            engine = sa.create_engine(url)
+            with engine.connect() as conn:
+                conn.execute(sa.text("CREATE TEMPORARY TABLE scratchpad (id INTEGER PRIMARY KEY)"))
+                catalogue = backend.catalogue(conn)
+                inspector = sa.inspect(conn)
+                assert catalogue.fingerprints == backend.table_fingerprints(conn), dialect
+                assert set(catalogue.fingerprints) >= {"plain", "counted"}, dialect
+                assert "scratchpad" not in catalogue.fingerprints and "far" not in catalogue.fingerprints
+                objects = {kind: sorted(names) for kind, names in catalogue.objects.items()}
+                assert objects == expected, dialect
+                assert objects["view"] == sorted(inspector.get_view_names()), dialect
+                if dialect == "mysql":  # the table names come with the catalogue: the Inspector's exactly
+                    assert catalogue.tables is not None
+                    assert sorted(catalogue.tables) == sorted(inspector.get_table_names()) == ["counted", "plain"]
+                else:  # which tables SQLAlchemy lists depends on its version: the Inspector is asked
+                    assert catalogue.tables is None, dialect
+            engine.dispose()
+    finally:
+        for dialect in ("postgresql", "mysql"):
+            admin = sa.create_engine(server_urls[dialect], isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                force = " WITH (FORCE)" if dialect == "postgresql" else ""
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {scratch}{force}"))
+            admin.dispose()

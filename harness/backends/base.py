@@ -32,6 +32,17 @@ from .probe import container_state, log_line_with, remove_container
 
 
 
+@dataclass(frozen=True)
+class Catalogue:
+    """What a schema snapshot reads of the catalogue besides the reflection of changed tables
+    (:meth:`Backend.catalogue`): the tables' fingerprints, the other schema objects by kind and, where the same
+    round trip gives exactly the Inspector's ``get_table_names()``, the table names (``None``: ask the Inspector)."""
+
+    fingerprints: dict[str, str] | None
+    objects: dict[str, list[str]]
+    tables: list[str] | None = None
+
+
 def first_line(exc: BaseException, hide: list[str] | None = None) -> str:
     """The first non-empty line of an exception's text, passwords removed: what a one-line reason shows."""
     text = str(exc).strip() or type(exc).__name__
@@ -171,6 +182,12 @@ class Backend(ABC):
         query where the dialect allows), so an unchanged table's reflection can be reused between two snapshots.
         ``None``: no fingerprint, reflect every table every time."""
         return None
+
+    def catalogue(self, conn: Connection) -> Catalogue:
+        """:meth:`table_fingerprints` and :meth:`schema_objects` together, in as few round trips as the dialect
+        allows: the stairway takes two snapshots per revision, and on a long chain the catalogue round trips
+        were most of its time. Dialects override it to read both at once; the result must equal the two calls'."""
+        return Catalogue(self.table_fingerprints(conn), self.schema_objects(conn))
 
     def session_settings(self, lock_timeout_s: float) -> list[str]:
         """Statements run on every connection a worker's app opens: how long a step may wait for a lock

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from ..versions import container_class, scalars
 from .names import DEFAULT_DRIVERS
-from .base import ServerBackend, TableSize
+from .base import Catalogue, ServerBackend, TableSize
 
 
 def _quote(name: str) -> str:
@@ -110,21 +110,39 @@ class MySQLBackend(ServerBackend):
     # -- schema quirks ---------------------------------------------------------------------------------------
     def schema_objects(self, conn: Connection) -> dict[str, list[str]]:
         """Views, plus stored routines, triggers and (MariaDB) sequences of the scratch database."""
-        objects = super().schema_objects(conn)
-        objects["routine"] = list(scalars(conn.execute(sa.text(
-            "SELECT routine_name FROM information_schema.routines WHERE routine_schema = DATABASE()"))))
-        objects["trigger"] = list(scalars(conn.execute(sa.text(
-            "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE()"))))
-        objects["sequence"] = list(scalars(conn.execute(sa.text(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = DATABASE() AND table_type = 'SEQUENCE'"))))
-        return objects
+        return self.catalogue(conn).objects
 
     def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
         """``SHOW CREATE TABLE`` of each table (what SQLAlchemy's MySQL reflection parses), without the
         AUTO_INCREMENT counter, which moves with every insert."""
         names = scalars(conn.execute(sa.text("SELECT table_name FROM information_schema.tables "
                                              "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'")))
+        return self._show_create(conn, names)
+
+    def catalogue(self, conn: Connection) -> Catalogue:
+        """One query lists the tables, views, sequences, routines and triggers; then a ``SHOW CREATE TABLE`` per
+        table. The table names are the Inspector's: its ``get_table_names()`` is ``SHOW FULL TABLES``' rows of
+        type ``BASE TABLE``, and its ``get_view_names()`` those of type ``VIEW`` and ``SYSTEM VIEW``, the same
+        rows as ``information_schema.tables``' for the current database."""
+        rows = list(conn.execute(sa.text(
+            "SELECT table_type, table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+            "UNION ALL SELECT 'ROUTINE', routine_name FROM information_schema.routines "
+            "WHERE routine_schema = DATABASE() "
+            "UNION ALL SELECT 'TRIGGER', trigger_name FROM information_schema.triggers "
+            "WHERE trigger_schema = DATABASE()")))
+        objects: dict[str, list[str]] = {"view": [], "routine": [], "trigger": [], "sequence": []}
+        kinds = {"VIEW": "view", "SYSTEM VIEW": "view", "ROUTINE": "routine", "TRIGGER": "trigger",
+                 "SEQUENCE": "sequence"}
+        tables = []
+        for kind, name in rows:
+            if kind == "BASE TABLE":
+                tables.append(name)
+            elif kind in kinds:
+                objects[kinds[kind]].append(name)
+        return Catalogue(self._show_create(conn, tables), objects, sorted(tables))
+
+    @staticmethod
+    def _show_create(conn: Connection, names: list[str]) -> dict[str, str]:
         out = {}
         for name in names:
             create = conn.execute(sa.text(f"SHOW CREATE TABLE {_quote(name)}")).first()[1]

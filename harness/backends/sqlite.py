@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from ..versions import scalars
 from ..config import DatabaseSettings
-from .base import SCRATCH_PREFIX, Backend, Server, TableSize
+from .base import SCRATCH_PREFIX, Backend, Catalogue, Server, TableSize
 
 
 class SQLiteServer(Server):
@@ -130,12 +130,7 @@ class SQLiteBackend(Backend):
 
     def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
         """The CREATE statements of each table and its indexes: everything SQLite reflects is parsed from them."""
-        out: dict[str, list[str]] = {}
-        for kind, name, table, sql in conn.execute(sa.text(
-                "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE type IN ('table', 'index') "
-                "ORDER BY tbl_name, type, name")):
-            out.setdefault(table, []).append(f"{kind}:{name}:{sql}")
-        return {table: "\n".join(parts) for table, parts in out.items()}
+        return self.catalogue(conn).fingerprints
 
     def schema_objects(self, conn: Connection) -> dict[str, list[str]]:
         """Views and triggers (SQLite has no sequences, types or functions), and SQLite's own tables.
@@ -143,9 +138,18 @@ class SQLiteBackend(Backend):
         SQLAlchemy's inspector hides ``sqlite_*`` tables; they are listed here so that what they leave behind
         is shown in the report (ignored by default, with the reason) rather than dropped silently.
         """
-        objects = super().schema_objects(conn)
-        objects["table"] = list(scalars(conn.execute(sa.text(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'sqlite\\_%' ESCAPE '\\'"))))
-        objects["trigger"] = list(scalars(conn.execute(sa.text(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger'"))))
-        return objects
+        return self.catalogue(conn).objects
+
+    def catalogue(self, conn: Connection) -> Catalogue:
+        """One read of ``sqlite_master``. Views as the Inspector lists them (names ``sqlite_*`` are reserved,
+        so its filter changes nothing); the table names stay the Inspector's, which lists SQLite's own tables
+        before SQLAlchemy 2.0 and not since."""
+        parts: dict[str, list[str]] = {}
+        objects: dict[str, list[str]] = {"view": [], "table": [], "trigger": []}
+        for kind, name, table, sql in conn.execute(sa.text(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY tbl_name, type, name")):
+            if kind in ("table", "index"):
+                parts.setdefault(table, []).append(f"{kind}:{name}:{sql}")
+            if kind in ("view", "trigger") or (kind == "table" and name.lower().startswith("sqlite_")):
+                objects[kind].append(name)
+        return Catalogue({table: "\n".join(lines) for table, lines in parts.items()}, objects)

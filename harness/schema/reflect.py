@@ -72,12 +72,16 @@ def snapshot(conn: Connection, backend: Any, cache: dict[str, tuple[str, dict[st
 
     With a ``cache`` (kept by the caller between snapshots of the same database), a table whose catalogue
     fingerprint (:meth:`Backend.table_fingerprints`) is unchanged is not reflected again: the stairway takes two
-    snapshots per revision, and reflecting every table each time made it quadratic in the chain's length.
+    snapshots per revision, and reflecting every table each time made it quadratic in the chain's length. The
+    fingerprints, the other objects and (where the dialect gives them exactly) the table names are then read
+    together (:meth:`Backend.catalogue`).
     """
     inspector = sa.inspect(conn)
-    fingerprints = backend.table_fingerprints(conn) if cache is not None else None
+    catalogue = backend.catalogue(conn) if cache is not None else None
+    fingerprints = catalogue.fingerprints if catalogue is not None else None
+    names = catalogue.tables if catalogue is not None and catalogue.tables is not None else inspector.get_table_names()
     tables = {}
-    for name in sorted(inspector.get_table_names()):
+    for name in sorted(names):
         mark = fingerprints.get(name) if fingerprints is not None else None
         known = cache.get(name) if cache is not None and mark is not None else None
         if known is not None and known[0] == mark:
@@ -86,7 +90,8 @@ def snapshot(conn: Connection, backend: Any, cache: dict[str, tuple[str, dict[st
         tables[name] = reflect_table(inspector, name, conn.dialect)
         if cache is not None and mark is not None:
             cache[name] = (mark, tables[name])
-    objects = {kind: tuple(sorted(names)) for kind, names in backend.schema_objects(conn).items()}
+    found = catalogue.objects if catalogue is not None else backend.schema_objects(conn)
+    objects = {kind: tuple(sorted(items)) for kind, items in found.items()}
     return Snapshot(tables=tables, objects=objects)
 
 
