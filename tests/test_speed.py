@@ -188,6 +188,50 @@ def test_since_with_nothing_new_starts_no_database(harness, tmp_path: Path) -> N
     assert "nothing to check: no revision was added or changed since main" in run.stdout
 
 
+#: the preflight's load (the one on a SQLite file) takes 2 s more, and notes when it is done
+SLOW_PREFLIGHT = '''
+    if os.environ["DATABASE_URL"].startswith("sqlite"):
+        import time as _time
+        _time.sleep(2)
+        with open(os.environ["HARNESS_TEST_LOADS"], "a") as f:
+            f.write("preflight-done\\n")
+'''
+
+
+def test_since_with_a_new_revision_starts_the_databases_while_the_app_loads(harness, tmp_path: Path) -> None:
+    """A revision file added under the migrations directory: the server databases load the app while the
+    preflight still runs, instead of after it."""
+    record = tmp_path / "loads.txt"
+    project = committed(tmp_path / "p", good_chain(), GOOD_MODELS)
+    counting_project(project, good_chain() + [COMMENTS], COMMENTS_MODELS, start_up=SLOW_PREFLIGHT)
+    run = harness(project, "--since", "main", db=("postgresql",), env={"HARNESS_TEST_LOADS": str(record)})
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.report["since"]["checked"] == ["a003"]
+    order = record.read_text().split()
+    assert order.index("postgresql") < order.index("preflight-done"), order
+
+
+def test_since_with_only_other_files_changed_starts_nothing_before_the_preflight_says_so(harness,
+                                                                                        tmp_path: Path) -> None:
+    """A change outside the migrations directory (the app's code) loads nothing but the preflight; a change
+    inside it that is no revision (env.py) may start the databases with the preflight, and they are stopped
+    unreported, their scratch databases dropped (the fixture checks that)."""
+    record = tmp_path / "loads.txt"
+    project = committed(tmp_path / "p", good_chain(), GOOD_MODELS)
+    counting_project(project, good_chain(), GOOD_MODELS, start_up=SLOW_PREFLIGHT)  # app.py changed
+    run = harness(project, "--since", "main", env={"HARNESS_TEST_LOADS": str(record)})
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.report["databases"] == [] and run.report["since"]["checked"] == []
+    assert record.read_text().split() == ["sqlite", "preflight-done"]
+    env_py = project / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text() + "\n# reviewed\n")
+    run = harness(project, "--since", "main", env={"HARNESS_TEST_LOADS": str(record)})
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.report["databases"] == [] and run.report["since"]["checked"] == []
+    assert "nothing to check: no revision was added or changed since main" in run.stdout
+    assert not any(d in run.stdout for d in ("postgresql", "mysql")), run.stdout
+
+
 def test_since_a_ref_that_does_not_exist_is_a_usage_error(harness, tmp_path: Path) -> None:
     project = committed(tmp_path / "p", good_chain(), GOOD_MODELS)
     run = harness(project, "--since", "origin/nope", db=("sqlite",))

@@ -49,4 +49,16 @@ def since_split(ref: str, cwd: str, revisions: Sequence[Revision]) -> dict[str, 
             "checked": [r.revision for r in revisions if r.revision in checked]}
 
 
-__all__ = ["changed_files", "since_split"]
+def touches(ref: str, cwd: str, directory: str) -> bool:
+    """Whether a file under ``directory`` (the migrations directory, as far as it is known before the app loads)
+    was added or changed since ``ref`` and is there now: a ``--since`` run that may check something, whose
+    databases can start while the app loads. ``False`` when git cannot tell (the preflight then says why)."""
+    try:
+        changed = changed_files(ref, cwd)
+    except ConfigError:
+        return False
+    root = os.path.realpath(os.path.join(cwd, directory))
+    return any(path.startswith(root + os.sep) and path.endswith(".py") and os.path.isfile(path) for path in changed)
+
+
+__all__ = ["changed_files", "since_split", "touches"]

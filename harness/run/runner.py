@@ -17,6 +17,7 @@ from .faults import (SERVER_FROZEN, SERVER_GONE, WORKER_KILLED, between_sessions
                      sweep_when_back, wait_for_server, worker_killed)
 from .process import WorkerOutcome, cancel_workers, reset_cancel
 from ..chain.multidb import bind_plans, binds_here, for_bind_results
+from ..chain.since import touches
 # lint, rehearse and compat import these from here
 from .preflight import History, Preflight, _spec, preflight, started_preflight  # noqa: F401
 from .sessions import DatabaseSessions
@@ -131,10 +132,13 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
     kind = "url" if settings.url else ("file" if settings.dialect == "sqlite" else "container")
     announced: list[bool] = []
 
+    def nothing_to_check() -> bool:  # --since found no revision added or changed: this database is not used
+        return gate is not None and gate.since is not None and not gate.since["checked"]
+
     def announce() -> dict[str, Any]:
         """Once the preflight passed (a bad --app stays one line): say the database started; the specs' extra."""
         extra = gate.wait() if gate is not None else {}
-        if not announced:
+        if not announced and not nothing_to_check():
             announced.append(True)
             reporter.database_started(settings)
         return extra
@@ -157,6 +161,8 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
                 if gate is not None:  # the app loads while the preflight runs (SQLite: the preflight's own)
                     sessions.prestart(gate.take(settings))
                 sessions.extra = announce()
+                if nothing_to_check():  # started with the preflight for nothing: stopped, said nowhere
+                    return DatabaseResult(settings.dialect, kind, version, SKIPPED, time.monotonic() - started, ())
                 unavailable: list[DatabaseUnavailable] = []
                 plans = plan_sessions(config.checks)  # --baseline: its window's upgrade is not the stairway's
                 binds = gate.history.binds if gate is not None and gate.history is not None else None
@@ -188,6 +194,8 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
                 raise unavailable[0]
     except DatabaseUnavailable as exc:
         announce()
+        if nothing_to_check():
+            return DatabaseResult(settings.dialect, kind, version, SKIPPED, time.monotonic() - started, ())
         status = SKIPPED if config.skip_unavailable else ERROR
         result = DatabaseResult(settings.dialect, kind, version, status, time.monotonic() - started,
                                 tuple(checks), f"unavailable: {exc.reason}",  # keep what earlier sessions found
@@ -350,10 +358,14 @@ def run(config: RunConfig, reporter: Reporter | None = None, gate: Preflight | N
     started_at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
     with contextlib.nullcontext(gate) if gate is not None else started_preflight(config, run_id) as gate:
         try:
-            if config.since:  # nothing added since the ref: no server is started at all
+            # --since: the databases start with the preflight only if a file of the migrations directory changed
+            # since the ref; else the preflight says first whether there is anything to check (no server started)
+            if config.since and not touches(config.since, config.cwd, config.migrations or "migrations"):
                 gate.wait()
             nothing = gate.since is not None and not gate.since["checked"]
             databases = () if nothing else run_databases(config, run_id, reporter, gate)
+            nothing = gate.since is not None and not gate.since["checked"]  # known now, also if they had started
+            databases = () if nothing else databases
         except BaseException:
             gate.wait()  # the preflight's own error (a bad --app) comes first
             raise
