@@ -258,3 +258,40 @@ def test_previous_path_and_previous_python(tmp_path: Path, server_urls: dict[str
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert report["previous"]["path"] == str(checkout.resolve())
     assert _classes(report["databases"][0]) == {"b001": "expand", "b002": "expand"}
+
+
+#: a models module whose import (the app's load) on a SQLite file, the preflight's, takes 1.5 s and is logged
+SLOW_ON_SQLITE = '''
+import os as _os
+import time as _time
+if _os.environ.get("DATABASE_URL", "").startswith("sqlite"):
+    with open(_os.environ["LOAD_LOG"], "a") as _log:
+        _log.write("start\\n")
+    _time.sleep(1.5)
+    with open(_os.environ["LOAD_LOG"], "a") as _log:
+        _log.write("done\\n")
+'''
+
+
+def test_both_releases_load_at_once(tmp_path: Path, server_urls: dict[str, str]) -> None:
+    """The working tree's app and the previous release's are loaded side by side, each in a worker of its own,
+    not one after the other; a bad working tree is still the error said (exit 2), even with the previous
+    release loading fine."""
+    models = V1_MODELS.split("\n\n\n", 1)[1].replace(
+        "    name = db.Column(sa.String(80), nullable=False)\n",
+        "    name = db.Column(sa.String(80), nullable=False)\n    nickname = db.Column(sa.String(80))\n")
+    project = release_history(tmp_path / "blog", [NICKNAME], models)
+    checkout = tmp_path / "v1-checkout"
+    subprocess.run(["git", "clone", "-q", "--branch", "v1", str(project), str(checkout)], check=True)
+    for models in (project / "models.py", checkout / "models.py"):
+        models.write_text(models.read_text() + SLOW_ON_SQLITE)
+    log = tmp_path / "loads.log"
+    proc, report = compat(project, tmp_path, server_urls, "--previous-path", str(checkout), db=("postgresql",),
+                          env={"LOAD_LOG": str(log)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _classes(report["databases"][0]) == {"b001": "expand"}
+    assert log.read_text().split() == ["start", "start", "done", "done"]
+    (project / "models.py").write_text((project / "models.py").read_text() + "\nraise RuntimeError('broken tree')\n")
+    proc, report = compat(project, tmp_path, server_urls, "--previous-path", str(checkout), db=("postgresql",),
+                          env={"LOAD_LOG": str(log)})
+    assert proc.returncode == 2 and "broken tree" in proc.stderr, proc.stdout + proc.stderr

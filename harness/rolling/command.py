@@ -88,8 +88,7 @@ def compat(config: RunConfig, options: CompatOptions, say: Callable[[str], None]
         old_config = dataclasses.replace(
             config, cwd=release.cwd, migrations=previous_migrations(config.migrations, config.cwd, release),
             python=options.previous_python or config.python, from_revision=None, to_revision=None)
-        new_history = preflight(config, run_id)
-        old_history = preflight(old_config, run_id)
+        new_history, old_history = _preflights(config, old_config, run_id)
         new_revisions = _new_revisions(old_history, new_history, release)
         say(f"previous release {release.label}: head {', '.join(old_history.heads)}; "
             f"{len(new_revisions)} new revision(s)")
@@ -103,6 +102,22 @@ def compat(config: RunConfig, options: CompatOptions, say: Callable[[str], None]
                           tuple({"revision": r.revision, "message": r.message} for r in new_revisions),
                           databases, EXIT_OK, run_id, started_at, config.python, old_config.python)
     return dataclasses.replace(result, exit_code=_exit_code(databases))
+
+
+def _preflights(config: RunConfig, old_config: RunConfig, run_id: str) -> tuple[History, History]:
+    """Both releases' apps loaded at once (each a worker of its own); the working tree's error is said first."""
+    def attempt(which: RunConfig) -> tuple[History | None, Exception | None]:
+        try:
+            return preflight(which, run_id), None
+        except Exception as exc:  # noqa: BLE001 - raised below, in a fixed order
+            return None, exc
+
+    (new, new_error), (old, old_error) = _in_threads([lambda: attempt(config), lambda: attempt(old_config)],
+                                                     "preflight")
+    if new_error or old_error:
+        raise new_error or old_error  # type: ignore[misc]
+    assert new is not None and old is not None
+    return new, old
 
 
 def _kind(settings: DatabaseSettings) -> str:
