@@ -216,14 +216,14 @@ def test_an_upward_import_is_found_and_named(tmp_path: Path) -> None:
 
 
 def test_a_command_starts_its_preflight_before_it_imports_sqlalchemy() -> None:
-    """``run`` and ``lint`` start their preflight (the app loading in a worker) before the parent imports
+    """``run``, ``lint`` and ``rehearse`` start their preflight (the app loading in a worker) before the parent imports
     SQLAlchemy, the backends or the Docker client (docs/speed.md): what the command line and the preflight import
     stays light."""
     import subprocess
     import sys
 
     heavy = ("sqlalchemy", "alembic", "docker", "testcontainers", "rich")
-    code = ("import sys, harness.cli, harness.cli.run, harness.cli.lint, harness.run.preflight; "
+    code = ("import sys, harness.cli, harness.cli.run, harness.cli.lint, harness.cli.rehearse, harness.run.preflight; "
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout

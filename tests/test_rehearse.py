@@ -379,6 +379,36 @@ def test_a_bad_url_is_one_line_without_the_password(source, code, needle, server
     assert "s3cr3t-pw" not in proc.stdout + proc.stderr + json.dumps(report)
 
 
+#: the app's load notes itself and takes a second (tests/test_lint.py has the same)
+SLOW_LOAD = '''
+
+_create_app = create_app
+
+
+def create_app(config=None):
+    import time
+    with open(os.environ["HARNESS_TEST_LOADS"], "a") as f:
+        f.write("load\\n")
+    time.sleep(1)
+    return _create_app(config)
+'''
+
+
+def test_a_bad_url_stops_the_preflight_already_loading_and_leaves_nothing(server_urls, tmp_path) -> None:
+    """rehearse starts its preflight before it imports the rest of itself and reads --from: a URL it cannot parse
+    is one line and exit 2, and the preflight's worker and files are gone."""
+    project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    (project / "app.py").write_text((project / "app.py").read_text() + SLOW_LOAD)
+    temp, loads = tmp_path / "tmp", tmp_path / "loads.txt"
+    temp.mkdir()
+    proc, report = rehearse(project, "not a url", server_urls,
+                            env={"TMPDIR": str(temp), "HARNESS_TEST_LOADS": str(loads)})
+    assert proc.returncode == 2 and report is not None and report["exit_code"] == 2, proc.stdout + proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "cannot parse" in proc.stderr, proc.stderr
+    assert (loads.read_text().split() if loads.exists() else []) in ([], ["load"])
+    assert [p.name for p in temp.iterdir()] == ["mharness_runs"] and not list((temp / "mharness_runs").iterdir())
+
+
 # -- the copy is faithful: every type and constraint that reflects differently somewhere ------------------------------
 THING_ROWS = [{"id": i, "code": f"c{i}", "kind": "k", "label": f"l{i}", "price": i, "status": "draft"}
               for i in range(1, 10)]

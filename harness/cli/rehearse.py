@@ -1,6 +1,7 @@
 """The ``rehearse`` click command: parse options, call :func:`harness.rehearse.command.rehearse`, print, exit."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -8,8 +9,11 @@ import traceback
 
 import click
 
+from ..backends.names import new_run_id
 from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, app_options, interrupt
+from ..config import build_config
 from ..errors import HarnessError
+from ..run.preflight import started_preflight
 from ..config.redact import redact, secrets_of
 
 
@@ -43,9 +47,6 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
     """Is `flask db upgrade` safe on the database at --from? Reads it read-only, checks it for drift against its
     own migrations, rehearses the pending migrations on a copy on a throwaway server, and asks production itself
     (read-only) what each step that depends on existing rows will meet. Exit 0 safe, 1 unsafe, 5 unproved."""
-    from ..rehearse.command import RehearseConfig, rehearse as run_rehearsal
-    from ..rehearse.report import to_text, verdict_line, write_error, write_json, write_markdown
-
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
     hide = secrets_of(from_url, *(os.environ.get(f"HARNESS_{d}_URL") for d in ("POSTGRESQL", "MYSQL")))
@@ -56,20 +57,30 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
             click.echo(redact(text, hide), err=True)
 
     try:
-        from ..estimate.settings import estimate_settings
+        # the app loads from here on, while the rest of rehearse is imported (a usage error below stops it)
+        loading = build_config(app=app, migrations=migrations, db=("sqlite",), checks=("upgrade",),
+                               step_timeout_s=step_timeout, python=python)
+        loading = dataclasses.replace(loading, run_id=loading.run_id or new_run_id())
+        with started_preflight(loading, loading.run_id, multidb=False, keep=False) as gate:
+            from ..rehearse.command import RehearseConfig, rehearse as run_rehearsal
+            from ..estimate.settings import estimate_settings
 
-        estimates = None if no_estimate else estimate_settings(os.getcwd(), "rehearse", lock_budget=lock_budget,
-                                                               sizes=estimate_rows)
-        result = run_rehearsal(RehearseConfig(from_url=from_url, app=app, migrations=migrations, image=image,
-                                              sample_rows=sample_rows, step_timeout_s=step_timeout,
-                                              ignore_tables=ignore_tables, estimates=estimates, python=python),
-                                progress)
+            estimates = None if no_estimate else estimate_settings(os.getcwd(), "rehearse", lock_budget=lock_budget,
+                                                                   sizes=estimate_rows)
+            result = run_rehearsal(RehearseConfig(from_url=from_url, app=app, migrations=migrations, image=image,
+                                                  sample_rows=sample_rows, step_timeout_s=step_timeout,
+                                                  ignore_tables=ignore_tables, estimates=estimates, python=python),
+                                   progress, gate=gate)
     except HarnessError as exc:
+        from ..rehearse.report import write_error
+
         click.echo(redact(f"migration-harness: error: {exc}", hide), err=True)
         if json_path:
             write_error(json_path, exc.exit_code, str(exc), hide)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
+        from ..rehearse.report import write_error
+
         click.echo("migration-harness: interrupted; containers and scratch databases were removed", err=True)
         if json_path:
             write_error(json_path, EXIT_INTERRUPTED, "interrupted (SIGINT / SIGTERM)", hide)
@@ -78,6 +89,8 @@ def rehearse(from_url: str, app: str | None, migrations: str | None, image: str 
         click.echo(redact(f"migration-harness: internal error (please report it):\n{traceback.format_exc()}", hide),
                    err=True)
         sys.exit(EXIT_INTERNAL)
+    from ..rehearse.report import to_text, verdict_line, write_json, write_markdown
+
     text = verdict_line(result) if quiet else to_text(result, verbose)
     click.echo(redact(text, hide), err=out_err)
     if json_path:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -33,15 +34,14 @@ from sqlalchemy.engine import make_url
 
 from ..backends import get_backend
 from ..backends.base import Server, new_run_id
-from ..run.clean import registered_run
 from ..config import DatabaseSettings, build_config, server_urls
 from ..estimate.settings import EstimateSettings
 from ..errors import EXIT_CHECK_FAILED, EXIT_OK, ConfigError, DatabaseUnavailable
 from ..chain.history import ancestors
-from ..run.process import WorkerOutcome, reset_cancel, run_worker
+from ..run.process import WorkerOutcome, run_worker
 from ..config.redact import secrets_of
 from ..results import FAILED, PASSED, SKIPPED, CheckResult
-from ..run.runner import History, _in_threads, _spec, preflight
+from ..run.runner import History, Preflight, _in_threads, _spec, started_preflight
 from ..chain.steps import describe_error
 from . import copy, drift
 from .drift import DriftFinding
@@ -156,8 +156,11 @@ class _Job:
     killed: str | None = None
 
 
-def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = None) -> RehearseResult:
-    """Rehearse the pending migrations of ``config.app`` against the database at ``config.from_url``."""
+def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = None,
+             gate: Preflight | None = None) -> RehearseResult:
+    """Rehearse the pending migrations of ``config.app`` against the database at ``config.from_url``. ``gate``:
+    the app's preflight, already started by the caller on the same app options (the CLI starts it before it
+    imports this module); its run id is the rehearsal's."""
     say = progress or (lambda text: None)
     started = time.monotonic()
     started_at = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
@@ -167,10 +170,13 @@ def rehearse(config: RehearseConfig, progress: Callable[[str], None] | None = No
     run_config = build_config(app=config.app, migrations=config.migrations, db=(dialect,), checks=("upgrade",),
                               step_timeout_s=config.step_timeout_s, cwd=config.cwd,
                               ignore_tables=config.ignore_tables, python=config.python)
-    run_id = run_config.run_id or new_run_id()
-    reset_cancel()
-    with registered_run(run_id):
-        history = preflight(run_config, run_id)
+    run_id = gate.config.run_id if gate is not None and gate.config.run_id else run_config.run_id or new_run_id()
+    run_config = replace(run_config, run_id=run_id)
+    with nullcontext(gate) if gate is not None else started_preflight(run_config, run_id, multidb=False,
+                                                                       keep=False) as gate:
+        gate.wait()  # production is not read before the app loaded: a bad --app never reaches it
+        history = gate.history
+        assert history is not None
         from_url = locate_sqlite(config.from_url, history.sqlite_base, run_config.cwd)
         source = read_source(from_url, config.sample_rows)
         say(f"production {source.url} ({source.server_version}) is at {', '.join(source.revisions) or 'base'}")
