@@ -16,6 +16,25 @@ def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def _listing(conn: Connection) -> tuple[list[str], dict[str, list[str]]]:
+    """The current database's tables, and its views, routines, triggers and (MariaDB) sequences, in one query. Views
+    as the Inspector's ``get_view_names()`` lists them: ``SHOW FULL TABLES``' rows of type ``VIEW`` and ``SYSTEM
+    VIEW``, which ``information_schema.tables`` holds too."""
+    rows = conn.execute(sa.text(
+        "SELECT table_type, table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+        "UNION ALL SELECT 'ROUTINE', routine_name FROM information_schema.routines WHERE routine_schema = DATABASE() "
+        "UNION ALL SELECT 'TRIGGER', trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE()"))
+    kinds = {"VIEW": "view", "SYSTEM VIEW": "view", "ROUTINE": "routine", "TRIGGER": "trigger", "SEQUENCE": "sequence"}
+    tables: list[str] = []
+    objects: dict[str, list[str]] = {"view": [], "routine": [], "trigger": [], "sequence": []}
+    for kind, name in rows:
+        if kind == "BASE TABLE":
+            tables.append(name)
+        elif kind in kinds:
+            objects[kinds[kind]].append(name)
+    return sorted(tables), objects
+
+
 class MySQLBackend(ServerBackend):
     default_driver: ClassVar[str] = DEFAULT_DRIVERS["mysql"]
     name: ClassVar[str] = "mysql"
@@ -110,7 +129,7 @@ class MySQLBackend(ServerBackend):
     # -- schema quirks ---------------------------------------------------------------------------------------
     def schema_objects(self, conn: Connection) -> dict[str, list[str]]:
         """Views, plus stored routines, triggers and (MariaDB) sequences of the scratch database."""
-        return self.catalogue(conn).objects
+        return _listing(conn)[1]
 
     def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
         """``SHOW CREATE TABLE`` of each table (what SQLAlchemy's MySQL reflection parses), without the
@@ -120,26 +139,11 @@ class MySQLBackend(ServerBackend):
         return self._show_create(conn, names)
 
     def catalogue(self, conn: Connection) -> Catalogue:
-        """One query lists the tables, views, sequences, routines and triggers; then a ``SHOW CREATE TABLE`` per
+        """One query lists the tables and every other object (:func:`_listing`), then a ``SHOW CREATE TABLE`` per
         table. The table names are the Inspector's: its ``get_table_names()`` is ``SHOW FULL TABLES``' rows of
-        type ``BASE TABLE``, and its ``get_view_names()`` those of type ``VIEW`` and ``SYSTEM VIEW``, the same
-        rows as ``information_schema.tables``' for the current database."""
-        rows = list(conn.execute(sa.text(
-            "SELECT table_type, table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
-            "UNION ALL SELECT 'ROUTINE', routine_name FROM information_schema.routines "
-            "WHERE routine_schema = DATABASE() "
-            "UNION ALL SELECT 'TRIGGER', trigger_name FROM information_schema.triggers "
-            "WHERE trigger_schema = DATABASE()")))
-        objects: dict[str, list[str]] = {"view": [], "routine": [], "trigger": [], "sequence": []}
-        kinds = {"VIEW": "view", "SYSTEM VIEW": "view", "ROUTINE": "routine", "TRIGGER": "trigger",
-                 "SEQUENCE": "sequence"}
-        tables = []
-        for kind, name in rows:
-            if kind == "BASE TABLE":
-                tables.append(name)
-            elif kind in kinds:
-                objects[kinds[kind]].append(name)
-        return Catalogue(self._show_create(conn, tables), objects, sorted(tables))
+        type ``BASE TABLE``, the same rows as ``information_schema.tables``' for the current database."""
+        tables, objects = _listing(conn)
+        return Catalogue(self._show_create(conn, tables), objects, tables)
 
     @staticmethod
     def _show_create(conn: Connection, names: list[str]) -> dict[str, str]:
