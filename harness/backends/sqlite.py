@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-from ..versions import scalars
 from ..config import DatabaseSettings
 from .base import SCRATCH_PREFIX, Backend, Catalogue, Server, TableSize
 
