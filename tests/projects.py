@@ -100,6 +100,21 @@ def _body(code: str) -> str:
     return textwrap.indent(code, "    ")
 
 
+#: appended to a project's app.py: each load of the app notes itself in $HARNESS_TEST_LOADS and takes a second more
+SLOW_LOAD = '''
+
+_create_app = create_app
+
+
+def create_app(config=None):
+    import time
+    with open(os.environ["HARNESS_TEST_LOADS"], "a") as f:
+        f.write("load\\n")
+    time.sleep(1)
+    return _create_app(config)
+'''
+
+
 def make_project(root: Path, revisions: list[Rev], models: str = "", template: Path | None = None) -> Path:
     """Write ``app.py``, ``models.py`` and ``migrations/`` under ``root``; return ``root``.
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO, run_cli, run_containers, scratch_leftovers
-from projects import GOOD_MODELS, Rev, good_chain, make_project
+from projects import GOOD_MODELS, SLOW_LOAD, Rev, good_chain, make_project
 
 ALL = ("sqlite", "postgresql", "mysql")
 
@@ -262,27 +262,12 @@ def test_sql_writes_each_revisions_offline_sql_and_names_what_cannot_be_reviewed
     assert not (tmp_path / "x").exists()  # bad input leaves nothing behind
 
 
-#: the app's factory notes every load in $HARNESS_TEST_LOADS, then takes its time (the preflight is still loading
-#: when lint reads pyproject.toml)
-SLOW_LOAD = '''
-
-_create_app = create_app
-
-
-def create_app(config=None):
-    import time
-    with open(os.environ["HARNESS_TEST_LOADS"], "a") as f:
-        f.write("load\\n")
-    time.sleep(1)
-    return _create_app(config)
-'''
-
-
 def test_a_bad_lint_setting_stops_the_preflight_already_loading_and_leaves_nothing(tmp_path: Path,
                                                                                   server_urls) -> None:
     """lint starts its preflight before it imports the rest of itself and reads pyproject.toml: a usage error found
     there is one line and exit 2, and the preflight's worker and files are gone."""
     project = make_project(tmp_path / "p", good_chain(), GOOD_MODELS)
+    # each load notes itself, then takes its time: the preflight is still loading when lint reads pyproject.toml
     (project / "app.py").write_text((project / "app.py").read_text() + SLOW_LOAD)
     (project / "pyproject.toml").write_text('[tool.migration-harness.lint]\nfail_on = "fatal"\n')
     temp, loads = tmp_path / "tmp", tmp_path / "loads.txt"

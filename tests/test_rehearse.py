@@ -24,7 +24,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from conftest import APP_PYTHON, IMAGES, cli_env, run_cli, run_containers, scratch_leftovers
-from projects import GOOD_MODELS, OWN_ENGINE_ENV, TRICKY_MODELS, Rev, good_chain, make_project, tricky_chain
+from projects import (GOOD_MODELS, OWN_ENGINE_ENV, SLOW_LOAD, TRICKY_MODELS, Rev, good_chain, make_project,
+                      tricky_chain)
 
 ADD_EMAIL = Rev("a003", "add users email", """
     with op.batch_alter_table("users") as batch_op:
@@ -377,21 +378,6 @@ def test_a_bad_url_is_one_line_without_the_password(source, code, needle, server
     assert line.startswith("migration-harness: error: ") and needle in line
     assert report["exit_code"] == code
     assert "s3cr3t-pw" not in proc.stdout + proc.stderr + json.dumps(report)
-
-
-#: the app's load notes itself and takes a second (tests/test_lint.py has the same)
-SLOW_LOAD = '''
-
-_create_app = create_app
-
-
-def create_app(config=None):
-    import time
-    with open(os.environ["HARNESS_TEST_LOADS"], "a") as f:
-        f.write("load\\n")
-    time.sleep(1)
-    return _create_app(config)
-'''
 
 
 def test_a_bad_url_stops_the_preflight_already_loading_and_leaves_nothing(server_urls, tmp_path) -> None:
