@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from conftest import run_containers
 from projects import GOOD_MODELS, OWN_ENGINE_ENV, Rev, good_chain, make_project
 from test_real_apps import DOMAIN_MODELS, DOMAINS, _lowercase
 
@@ -230,6 +231,12 @@ def test_since_with_only_other_files_changed_starts_nothing_before_the_preflight
     assert run.report["databases"] == [] and run.report["since"]["checked"] == []
     assert "nothing to check: no revision was added or changed since main" in run.stdout
     assert not any(d in run.stdout for d in ("postgresql", "mysql")), run.stdout
+    # the same with a container of the harness's own: started with the preflight, then removed
+    run = harness(project, "--since", "main", db=("postgresql",), use_servers=False,
+                  env={"HARNESS_TEST_LOADS": str(record), "HARNESS_POSTGRESQL_URL": ""})
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.report["databases"] == [] and "postgresql" not in run.stdout, run.stdout
+    assert not run_containers(run.report["run_id"])
 
 
 def test_since_a_ref_that_does_not_exist_is_a_usage_error(harness, tmp_path: Path) -> None:
