@@ -22,11 +22,14 @@ UP, DOWN = "up", "down"
 
 @dataclass(frozen=True)
 class Step:
-    """Apply (``up``) or revert (``down``) one revision; ``target`` is what alembic is asked to reach."""
+    """Apply (``up``) or revert (``down``) one revision; ``target`` is what alembic is asked to reach. ``several``:
+    the step applies every revision below ``target`` not applied yet, in one transaction, as ``flask db upgrade``
+    does (:func:`upgrade_at_once`)."""
 
     direction: str
     revision: Revision
     target: str
+    several: bool = False
 
     @property
     def verb(self) -> str:
@@ -69,7 +72,7 @@ def upgrade_at_once(revisions: Sequence[Revision]) -> list[Step]:
     """base → the top of ``revisions`` in one go: one alembic upgrade per head of ``revisions`` (a revision none of
     the others names as a parent), as ``flask db upgrade`` runs it."""
     parents = {p for r in revisions for p in r.down_revisions}
-    return [Step(UP, r, r.revision) for r in revisions if r.revision not in parents]
+    return [Step(UP, r, r.revision, several=True) for r in revisions if r.revision not in parents]
 
 
 def downgrade_steps(revisions: Sequence[Revision]) -> list[Step]:
@@ -213,11 +216,12 @@ def run_steps(config: Any, steps: Sequence[Step], before_step: Callable[[Step], 
     ``together``: where env.py allows it, the steps after the first run in one run of env.py, each in a
     transaction of its own (:class:`_Walk`): what the step-by-step runs would do, less one env.py run, engine
     checkout and version-table lookup per step. Only for steps of one revision each (:func:`upgrade_steps`,
-    :func:`downgrade_steps`): a step of several (:func:`upgrade_at_once`) runs them in one transaction, as
+    :func:`downgrade_steps`): a step of ``several`` (:func:`upgrade_at_once`) runs them in one transaction, as
     ``flask db upgrade`` does, which a transaction per migration would not.
     """
-    walk = _Walk(list(steps), before_step, after_step, between, together and script is not None
-                 and hasattr(script, "_upgrade_revs"))
+    together = (together and script is not None and hasattr(script, "_upgrade_revs")
+                and not any(step.several for step in steps))
+    walk = _Walk(list(steps), before_step, after_step, between, together)
     while walk.pending and not walk.stopped:
         first = walk.pending[0]
         if before_step(first) is False:

@@ -61,12 +61,10 @@ class CheckContext:
         self.emit(self.state["last_step"])
 
     def run_steps(self, steps: Sequence[Step], *, prepare: Callable[[Step], bool | None] | None = None,
-                  between: Callable[[Step], bool | None] | None = None, one_revision_each: bool = True
-                  ) -> StepFailure | None:
+                  between: Callable[[Step], bool | None] | None = None) -> StepFailure | None:
         """Run migration steps with this context's announcements and timings (see
         :func:`harness.chain.steps.run_steps`): ``prepare`` runs before a step is announced, ``between`` after it
-        passed and was committed; either stops the walk by returning False. ``one_revision_each=False`` for
-        steps of several revisions (:func:`harness.chain.steps.upgrade_at_once`), which never share a run."""
+        passed and was committed; either stops the walk by returning False."""
         if self.script is None:
             from alembic.script import ScriptDirectory
 
@@ -79,7 +77,7 @@ class CheckContext:
             return None
 
         failure = run_steps(self.env.alembic_config, steps, before, self.versions_dir, self.step_done,
-                            self.script, together=self.together and one_revision_each, between=between)
+                            self.script, together=self.together, between=between)
         if failure is not None and failure.step.direction == UP and "start_baseline" not in self.state:
             missing = self.missing_model_tables(failure.error)
             if missing:

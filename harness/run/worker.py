@@ -236,8 +236,7 @@ def _run_chain(spec: dict[str, Any], env: Any, revisions: list, heads: list[str]
     needs_database = [c for c in checks if c != "single_head"]
     since = spec.get("since")  # --since: what existed at the ref, in one go (one alembic upgrade per head)
     if spec.get("apply_only"):  # harness.run.sessions: the template every later session's database is copied from
-        failure = ctx.run_steps(upgrade_at_once(span.before) if since else upgrade_steps(span.before),
-                                one_revision_each=not since)
+        failure = ctx.run_steps(upgrade_at_once(span.before) if since else upgrade_steps(span.before))
         emit({"event": "applied", "ok": failure is None})
         return
     if spec.get("baseline") and needs_database:  # --baseline: the window is checked from the baseline at head
@@ -245,8 +244,7 @@ def _run_chain(spec: dict[str, Any], env: Any, revisions: list, heads: list[str]
     elif spec.get("prepared"):  # the scratch database is a copy of one where span.before was applied (the same)
         pass
     elif span.before and needs_database:  # --from: apply what comes before the window first, unchecked
-        failure = ctx.run_steps(upgrade_at_once(span.before) if since else upgrade_steps(span.before),
-                                one_revision_each=not since)
+        failure = ctx.run_steps(upgrade_at_once(span.before) if since else upgrade_steps(span.before))
         if failure:  # still a real failure of the chain
             where = f"applying the revisions that exist at {since}" if since else "before --from"
             emit({"event": "check", **CheckResult(needs_database[0], FAILED, failure.step.revision.revision,
