@@ -157,6 +157,8 @@ ISOLATED_TESTS = ["tests/test_core.py", "tests/test_schema.py", "tests/test_chai
                   "tests/test_speed.py::test_the_steps_of_a_check_share_a_run_of_env_py_and_each_commits_on_its_own",
                   "tests/test_speed.py::test_an_env_py_with_its_own_transaction_runs_every_step_alone",
                   "tests/test_speed.py::test_a_step_that_fails_in_a_shared_run_is_named_with_its_check_and_role",
+                  # workers forked from a fork server in that stack's interpreter
+                  "tests/test_speed.py::test_a_run_starts_the_apps_interpreter_once_and_forks_every_worker_from_it",
                   "tests/test_speed.py::test_an_env_py_that_sends_sql_of_its_own_before_migrating_runs_every_step_alone"]
 
 

@@ -321,16 +321,41 @@ def test_worker_killed_mid_step(slow_project: Path, tmp_path: Path, server_urls:
     proc = start(slow_project, ["--db", "sqlite,postgresql", "--json", str(report)],
                  {"HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_TEST_MARKER": str(marker)})
     kill_worker_mid_step(marker, "postgresql", proc)
+    only_the_killed_session_faulted(proc, report, server_urls)
+
+
+def only_the_killed_session_faulted(proc: subprocess.Popen, report: Path,
+                                    server_urls: dict[str, str]) -> list[dict[str, Any]]:
+    """The run ends with exit 3: the slow step's session on PostgreSQL is a ``worker_killed`` fault, every other
+    session has its own verdict, no scratch database is left. Returns PostgreSQL's checks."""
     out, err = finish(proc)
     assert proc.returncode == 3, out + err
     written = json.loads(report.read_text())
     bad = faulted(written, "postgresql")
     assert len(bad) == 1 and bad[0]["fault"] == "worker_killed", bad
     assert bad[0]["message"].startswith("postgresql: the worker was killed (signal 9) during upgrade to a003 (slow step)")
-    others = [c for c in next(d for d in written["databases"] if d["dialect"] == "postgresql")["checks"]
-              if c["name"] != bad[0]["name"] and c["status"] not in ("passed", "skipped")]
+    checks = next(d for d in written["databases"] if d["dialect"] == "postgresql")["checks"]
+    others = [c for c in checks if c["name"] != bad[0]["name"] and c["status"] not in ("passed", "skipped")]
     assert others == [], "the other sessions go on to their own verdicts"
     assert [n for n in scratch_leftovers(server_urls["postgresql"]) if n.startswith(f"mharness_{proc.run_id}_")] == []
+    return checks
+
+
+def test_fork_server_killed_mid_step(slow_project: Path, tmp_path: Path, server_urls: dict[str, str]) -> None:
+    """SIGKILL the fork server (the parent of the worker running the slow step): that worker goes with it, its
+    session is an environment fault, and every other session, on a fork server started anew, has its verdict."""
+    marker, report = tmp_path / "marker", tmp_path / "report.json"
+    proc = start(slow_project, ["--db", "sqlite,postgresql", "--json", str(report)],
+                 {"HARNESS_POSTGRESQL_URL": server_urls["postgresql"], "HARNESS_TEST_MARKER": str(marker)})
+    pid_file = Path(f"{marker}.postgresql")
+    wait_for(pid_file, proc)
+    worker = int(pid_file.read_text())
+    server = int(Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert server != proc.pid, "the worker was not forked from a fork server"
+    os.kill(server, signal.SIGKILL)
+    checks = only_the_killed_session_faulted(proc, report, server_urls)
+    assert any(c["status"] == "passed" and c["name"] == "data" for c in checks), checks
+    assert not Path(f"/proc/{worker}").exists()
 
 
 @pytest.mark.parametrize("dialect, fill, size", [("mysql", FILL, "256m"), ("postgresql", FILL_PG, "128m")])

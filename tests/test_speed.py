@@ -4,6 +4,7 @@ revisions added or changed since a git ref), against real databases and a real g
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -90,6 +91,79 @@ def test_every_check_on_three_databases_loads_the_app_once_per_database_and_once
                      "leaves_no_trace", "stairway", "data"]
     upgrade = [(s["direction"], s["revision"]) for s in run.database("mysql")["steps"] if s["check"] == "upgrade"]
     assert upgrade == [("up", "a001"), ("up", "a002")]
+
+
+#: a sitecustomize that writes "<pid> <parent's pid> <what>" to $HARNESS_TEST_STARTS whenever an interpreter starts:
+#: a fork server, a worker of its own, or something else (the harness itself, its probe of --python)
+STARTS = """
+import os
+if os.environ.get("HARNESS_TEST_STARTS"):
+    with open("/proc/self/cmdline", "rb") as f:
+        command = f.read()
+    what = ("server" if b"harness.run.forkserver" in command else "worker" if b"harness.run.floor" in command
+            else "other")
+    with open(os.environ["HARNESS_TEST_STARTS"], "a") as f:
+        f.write(f"{os.getpid()} {os.getppid()} {what}\\n")
+"""
+
+
+def interpreters(starts: Path) -> dict[str, list[tuple[int, int]]]:
+    """What :data:`STARTS` recorded: (pid, parent's pid) of each start, by what started."""
+    found: dict[str, list[tuple[int, int]]] = {"server": [], "worker": [], "other": []}
+    for line in starts.read_text().splitlines():
+        pid, parent, what = line.split()
+        found[what].append((int(pid), int(parent)))
+    return found
+
+
+def test_a_run_starts_the_apps_interpreter_once_and_forks_every_worker_from_it(harness, tmp_path: Path) -> None:
+    """The preflight and each database's worker are forked from one fork server, which imported SQLAlchemy,
+    alembic and Flask once; each still loads the app itself, on its own database. The server is gone when the run
+    is."""
+    site, starts, record = tmp_path / "site", tmp_path / "starts.txt", tmp_path / "loads.txt"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(STARTS)
+    run = harness(counting_project(tmp_path / "p", good_chain(), GOOD_MODELS),
+                  env={"PYTHONPATH": str(site), "HARNESS_TEST_STARTS": str(starts), "HARNESS_TEST_LOADS": str(record)})
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert loads(record) == {"sqlite": 1, "postgresql": 1, "mysql": 1}
+    started = interpreters(starts)
+    assert len(started["server"]) == 1 and started["worker"] == [], started
+    [(server, _)] = started["server"]
+    assert not Path(f"/proc/{server}").exists(), "the fork server outlived the run"
+
+
+def test_without_the_fork_server_each_worker_starts_an_interpreter_of_its_own(harness, tmp_path: Path) -> None:
+    """HARNESS_FORKSERVER=0: the same run, the same verdicts, one interpreter per worker."""
+    site, starts = tmp_path / "site", tmp_path / "starts.txt"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(STARTS)
+    run = harness(make_project(tmp_path / "p", good_chain(), GOOD_MODELS),
+                  env={"PYTHONPATH": str(site), "HARNESS_TEST_STARTS": str(starts), "HARNESS_FORKSERVER": "0"})
+    assert run.exit_code == 0, run.stdout + run.stderr
+    started = interpreters(starts)
+    assert started["server"] == [] and len(started["worker"]) == 3, started  # the preflight, PostgreSQL, MySQL
+
+
+def test_a_fork_server_with_no_worker_left_ends_by_itself(monkeypatch, tmp_path: Path) -> None:
+    """In a process that lives on after its runs (pytest with the plugin), a fork server whose workers have all
+    ended goes by itself; the worker's exit status came from it (this worker read no spec: exit 1)."""
+    import sys
+    import time
+
+    from harness.run import forks
+
+    monkeypatch.setattr(forks, "_LINGER_S", 0.5)
+    worker = forks.launch([sys.executable, "-c", "unused when forked"], str(tmp_path), dict(os.environ))
+    worker.stdin.close()
+    assert worker.wait(timeout=120) == 1, worker.stderr.read()
+    [server] = [s for key, s in list(forks._SERVERS.items()) if key[1] == os.path.realpath(tmp_path)]
+    assert server.usable and Path(f"/proc/{server.proc.pid}").exists()
+    deadline = time.monotonic() + 30
+    while server.proc.poll() is None:
+        assert time.monotonic() < deadline, "the idle fork server did not end"
+        time.sleep(0.1)
+    assert server.key not in forks._SERVERS
 
 
 def test_the_null_probes_of_the_data_check_reuse_the_worker(harness, tmp_path: Path) -> None:

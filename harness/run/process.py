@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 from ..backends.names import SCRATCH_PREFIX
 from ..errors import ConfigError
 from ..config.redact import redact
+from .forks import Launched, bootstrap, launch
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 
@@ -48,24 +49,9 @@ class WorkerOutcome:
             raise error
 
 
-#: How a worker starts, in whichever interpreter runs the app (``--python``): the ``harness`` package is
-#: registered from the directory it lies in without running its ``__init__`` (which imports the harness's own
-#: dependencies) and without putting that directory on ``sys.path``. That directory may be the harness's own
-#: site-packages (its Flask, SQLAlchemy, click, rich...) or a source checkout holding the repository's example
-#: ``app`` package: neither may shadow the app's own packages. The worker sees the user's code, their packages and
-#: the harness's code, nothing else.
-_BOOTSTRAP = (
-    "import sys, types; h = types.ModuleType('harness'); h.__path__ = [{package!r}]; h.__version__ = {version!r}; "
-    "sys.modules['harness'] = h; import harness.run.floor as w; sys.exit(w.main())"
-)
-_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
-
-
 def worker_command(python: str | None = None) -> list[str]:
-    """The command that starts a worker: ``python`` (the app's interpreter), else this very one."""
-    from .._version import __version__
-
-    return [python or sys.executable, "-c", _BOOTSTRAP.format(package=_PACKAGE_DIR, version=__version__)]
+    """The command that starts a worker on its own: ``python`` (the app's interpreter), else this very one."""
+    return [python or sys.executable, "-c", bootstrap("harness.run.floor")]
 
 
 def _worker_env(url: str) -> dict[str, str]:
@@ -156,10 +142,7 @@ class WorkerProcess:
     one-shot worker gets only the spec; a serving one (:mod:`harness.run.serve`) a line per session after it."""
 
     def __init__(self, spec: dict[str, Any], cwd: str) -> None:
-        self.proc = subprocess.Popen(
-            worker_command(spec.get("python")), cwd=cwd, env=_worker_env(spec["url"]),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        )
+        self.proc = launch(worker_command(spec.get("python")), cwd, _worker_env(spec["url"]))
         self.events: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.stderr_lines: collections.deque[str] = collections.deque(maxlen=40)
         self.ended = False  # its stdout closed: it exited, or was stopped
@@ -267,6 +250,9 @@ class WorkerProcess:
             if proc.returncode is not None and proc.returncode < 0:  # not its own exit: a signal from outside
                 outcome.killed_by = -proc.returncode
                 outcome.crash = f"the worker was killed (signal {outcome.killed_by})"
+            elif proc.returncode is None:  # its fork server was killed, and took it along (PR_SET_PDEATHSIG)
+                outcome.killed_by = int(signal.SIGKILL)
+                outcome.crash = "the worker was killed (signal 9) with the fork server that had started it"
             else:
                 outcome.crash = f"the worker exited with code {proc.returncode}" + (f": {tail}" if tail else "")
 
@@ -286,12 +272,9 @@ def _drain(events: queue.Queue[dict[str, Any] | None], outcome: WorkerOutcome,
             on_event(event)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: Launched) -> None:
     """Kill the worker's whole process group, then reap it."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    proc.kill_group()
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:  # pragma: no cover - a process that survives SIGKILL
