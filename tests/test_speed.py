@@ -166,6 +166,24 @@ def test_a_fork_server_with_no_worker_left_ends_by_itself(monkeypatch, tmp_path:
     assert server.key not in forks._SERVERS
 
 
+def test_a_process_forked_from_the_harness_starts_fork_servers_of_its_own(tmp_path: Path) -> None:
+    """A process forked from one that has a fork server (multiprocessing in a test suite using the plugin) must not
+    talk to it over its parent's socket: it starts with none."""
+    import sys
+
+    from harness.run import forks
+
+    worker = forks.launch([sys.executable, "-c", "unused when forked"], str(tmp_path), dict(os.environ))
+    worker.stdin.close()
+    worker.wait(timeout=120)
+    assert any(key[1] == os.path.realpath(tmp_path) for key in list(forks._SERVERS))
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the forked test process
+        os._exit(0 if not forks._SERVERS else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "the forked process kept its parent's fork servers"
+
+
 def test_the_null_probes_of_the_data_check_reuse_the_worker(harness, tmp_path: Path) -> None:
     record = tmp_path / "loads.txt"
     project = counting_project(tmp_path / "p", [DOMAINS, _lowercase("note")], DOMAIN_MODELS)

@@ -48,6 +48,7 @@ def bootstrap(module: str, argument: str = "") -> str:
 
     return _BOOTSTRAP.format(package=_PACKAGE_DIR, version=__version__, module=module, argument=argument)
 
+
 Key = tuple[str, str, tuple[tuple[str, str], ...]]
 _LOCK = threading.Lock()
 _SERVERS: dict[Key, "ForkServer"] = {}
@@ -80,6 +81,20 @@ def close_all() -> None:
 
 
 atexit.register(close_all)
+
+
+def _forget_in_child() -> None:
+    """This process was forked (multiprocessing, a test runner): the fork servers are its parent's, and the
+    threads that read them did not come along. Start afresh, and let go of the parent's sockets."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    for server in list(_SERVERS.values()):
+        server.sock.close()
+    _SERVERS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _server_for(python: str, cwd: str, env: dict[str, str]) -> ForkServer | None:
