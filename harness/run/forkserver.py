@@ -43,8 +43,9 @@ _FDS = 3  # stdin, stdout, stderr
 
 
 def main(fd: int) -> int:
-    """Serve on the socket ``fd``. Returns in the server when the harness closes the socket (0), and in each forked
-    child, which then is the worker: its return value is the worker's exit code."""
+    """Serve on the socket ``fd``: the server ends when the harness closes the socket, and this returns only in
+    each forked child, which then is the worker (its return value is the worker's exit code), or when the server
+    cannot serve (0)."""
     sock = socket.socket(fileno=fd)
     problem = below_floor() or _preload()
     if problem is not None:
@@ -60,8 +61,8 @@ def main(fd: int) -> int:
         gc.freeze()
     _send(sock, {"ready": True})
     child = _serve(sock)
-    if child is None:
-        return 0
+    if child is None:  # the harness is done (or gone): end now, without tearing down what was imported
+        os._exit(0)
     return worker.main()
 
 
