@@ -145,6 +145,21 @@ def test_without_the_fork_server_each_worker_starts_an_interpreter_of_its_own(ha
     assert started["server"] == [] and len(started["worker"]) == 3, started  # the preflight, PostgreSQL, MySQL
 
 
+def test_an_environment_too_large_for_the_fork_server_starts_each_worker_on_its_own(harness, tmp_path: Path) -> None:
+    """300 kB of environment does not fit in one message to the fork server: every worker then starts an
+    interpreter of its own, and the run is the same."""
+    site, starts = tmp_path / "site", tmp_path / "starts.txt"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(STARTS)
+    big = {f"HARNESS_TEST_BIG_{i}": "x" * 100_000 for i in range(3)}
+    run = harness(make_project(tmp_path / "p", good_chain(), GOOD_MODELS), db=("sqlite", "postgresql"),
+                  env={"PYTHONPATH": str(site), "HARNESS_TEST_STARTS": str(starts), **big})
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.statuses("data") == {"sqlite": "passed", "postgresql": "passed"}
+    started = interpreters(starts)
+    assert len(started["worker"]) == 2, started  # the preflight (then SQLite's), PostgreSQL's
+
+
 def test_a_fork_server_with_no_worker_left_ends_by_itself(monkeypatch, tmp_path: Path) -> None:
     """In a process that lives on after its runs (pytest with the plugin), a fork server whose workers have all
     ended goes by itself; the worker's exit status came from it (this worker read no spec: exit 1)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import array
 import atexit
+import errno
 import json
 import os
 import queue
@@ -171,7 +172,10 @@ class ForkServer:
             try:
                 self.sock.sendmsg([json.dumps({"env": env, "cwd": cwd}).encode()],
                                   [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-            except OSError:  # it died, or the environment is too large for one message
+            except OSError as exc:  # it died, or the environment is too large for one message
+                if exc.errno == errno.EMSGSIZE:  # and will be for every worker of this key: no second try
+                    with _LOCK:
+                        _REFUSED.add(self.key)
                 return None
             return self._pids.get()
 
