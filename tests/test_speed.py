@@ -181,6 +181,30 @@ def test_a_fork_server_with_no_worker_left_ends_by_itself(monkeypatch, tmp_path:
     assert server.key not in forks._SERVERS
 
 
+def test_a_fork_server_that_never_gets_ready_is_given_up(monkeypatch, tmp_path: Path) -> None:
+    """Its imports hang (here a sitecustomize that sleeps in the fork server only): the worker starts as a process
+    of its own after the wait, the server is stopped, and the next worker of that key does not wait for one."""
+    import sys
+    import time
+
+    from harness.run import forks
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import time\nif b'harness.run.forkserver' in open('/proc/self/cmdline', 'rb').read():\n    time.sleep(60)\n")
+    monkeypatch.setattr(forks, "_READY_S", 1.0)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    started = time.monotonic()
+    worker = forks.launch([sys.executable, "-c", "import sys; sys.exit(7)"], str(tmp_path), env)
+    assert worker.wait(timeout=60) == 7  # the command itself ran: no fork server served it
+    assert time.monotonic() - started < 30
+    [key] = [k for k in forks._REFUSED if k[1] == os.path.realpath(tmp_path)]
+    assert key not in forks._SERVERS
+    again = forks.launch([sys.executable, "-c", "import sys; sys.exit(8)"], str(tmp_path), env)
+    assert again.wait(timeout=10) == 8
+
+
 def test_a_process_forked_from_the_harness_starts_fork_servers_of_its_own(tmp_path: Path) -> None:
     """A process forked from one that has a fork server (multiprocessing in a test suite using the plugin) must not
     talk to it over its parent's socket: it starts with none."""

@@ -164,7 +164,12 @@ class ForkServer:
         waited = 0.0
         while not self.ready.wait(0.25):
             waited += 0.25
-            if waited >= _READY_S or given_up():
+            if given_up():
+                return None
+            if waited >= _READY_S:  # its imports hang: no worker of this key waits for it again
+                with _LOCK:
+                    _REFUSED.add(self.key)
+                self.close()
                 return None
         if not self.usable:
             return None
