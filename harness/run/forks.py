@@ -149,7 +149,6 @@ class ForkServer:
             theirs.close()
         self.ready = threading.Event()
         self.usable = False
-        self.gone = False
         self.spawning = 0  # workers being started on it (under _LOCK)
         self.children: dict[int, _Exit] = {}
         self.idle_since = time.monotonic()
@@ -230,8 +229,9 @@ class ForkServer:
             self.close()
 
     def _gone(self) -> None:
+        """Its socket ended (it exited, was killed, or was closed): out of the registry; its workers still alive are
+        orphans, whose end only /proc can tell; a worker still waiting for it starts on its own."""
         with _LOCK:
-            self.gone = True
             if _SERVERS.get(self.key) is self:
                 del _SERVERS[self.key]
             orphans = list(self.children.values())

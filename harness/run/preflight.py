@@ -199,6 +199,11 @@ class Preflight:
         if self._done.is_set() and self.error is not None:
             raise self.error
 
+    @property
+    def nothing_to_check(self) -> bool:
+        """``--since`` found no revision added or changed since the ref (known once the preflight has ended)."""
+        return self.since is not None and not self.since["checked"]
+
     def join(self) -> None:
         """Wait for the preflight's thread to end (its worker stopped, its throwaway file removed)."""
         while not self._done.wait(0.2):

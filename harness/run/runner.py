@@ -133,7 +133,7 @@ def run_database(settings: DatabaseSettings, config: RunConfig, run_id: str,
     announced: list[bool] = []
 
     def nothing_to_check() -> bool:  # --since found no revision added or changed: this database is not used
-        return gate is not None and gate.since is not None and not gate.since["checked"]
+        return gate is not None and gate.nothing_to_check
 
     def announce() -> dict[str, Any]:
         """Once the preflight passed (a bad --app stays one line): say the database started; the specs' extra."""
@@ -362,9 +362,8 @@ def run(config: RunConfig, reporter: Reporter | None = None, gate: Preflight | N
             # since the ref; else the preflight says first whether there is anything to check (no server started)
             if config.since and not touches(config.since, config.cwd, config.migrations or "migrations"):
                 gate.wait()
-            nothing = gate.since is not None and not gate.since["checked"]
-            databases = () if nothing else run_databases(config, run_id, reporter, gate)
-            nothing = gate.since is not None and not gate.since["checked"]  # known now, also if they had started
+            databases = () if gate.nothing_to_check else run_databases(config, run_id, reporter, gate)
+            nothing = gate.nothing_to_check  # known now, also if the databases started with the preflight
             databases = () if nothing else databases
         except BaseException:
             gate.wait()  # the preflight's own error (a bad --app) comes first
