@@ -177,6 +177,10 @@ class Backend(ABC):
             return value
         return format(number.normalize(), "f") if number.is_finite() else value
 
+    #: the keys of :meth:`table_fingerprints` are exactly the tables the snapshot and the data check list, so
+    #: neither asks the Inspector's ``get_table_names()`` (a round trip, twice per step of the data check)
+    fingerprints_list_tables: ClassVar[bool] = False
+
     def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
         """A text per table that changes whenever anything the Inspector reflects of it changes (from one catalogue
         query where the dialect allows), so an unchanged table's reflection can be reused between two snapshots.
@@ -187,7 +191,9 @@ class Backend(ABC):
         """:meth:`table_fingerprints` and :meth:`schema_objects` together, in as few round trips as the dialect
         allows: the stairway takes two snapshots per revision, and on a long chain the catalogue round trips
         were most of its time. Dialects override it to read both at once; the result must equal the two calls'."""
-        return Catalogue(self.table_fingerprints(conn), self.schema_objects(conn))
+        fingerprints = self.table_fingerprints(conn)
+        tables = sorted(fingerprints) if fingerprints is not None and self.fingerprints_list_tables else None
+        return Catalogue(fingerprints, self.schema_objects(conn), tables)
 
     def session_settings(self, lock_timeout_s: float) -> list[str]:
         """Statements run on every connection a worker's app opens: how long a step may wait for a lock

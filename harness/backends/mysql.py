@@ -131,6 +131,9 @@ class MySQLBackend(ServerBackend):
         """Views, plus stored routines, triggers and (MariaDB) sequences of the scratch database."""
         return _listing(conn)[1]
 
+    #: the tables of information_schema.tables of type BASE TABLE: the Inspector's ``SHOW FULL TABLES`` rows
+    fingerprints_list_tables: ClassVar[bool] = True
+
     def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
         """``SHOW CREATE TABLE`` of each table (what SQLAlchemy's MySQL reflection parses), without the
         AUTO_INCREMENT counter, which moves with every insert."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ...backends.postgresql import CURRENT_SCHEMA
 from ..findings import ERROR, WARNING, Finding
 from .base import StepObserver, StepWatch
 
@@ -23,12 +24,10 @@ _BLOCKS_WRITES = MODES.index("ShareLock")
 _LOCKS = """
 SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
 WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
-  AND c.relkind IN ('r', 'p') AND c.relnamespace = current_schema()::regnamespace
-"""
+  AND c.relkind IN ('r', 'p') AND c.relnamespace = """ + CURRENT_SCHEMA + "\n"
 _FILENODES = """
 SELECT c.relname, c.relfilenode FROM pg_class c
-WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
-"""
+WHERE c.relkind = 'r' AND c.relnamespace = """ + CURRENT_SCHEMA + "\n"
 
 
 def _sql_mode(mode: str) -> str:
