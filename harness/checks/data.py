@@ -76,7 +76,13 @@ def check_data(ctx: CheckContext) -> CheckResult:
     walk: dict[str, Any] = {
         "number": 0, "asserted": 0, "result": None, "before": {},
         "carried": None,  # the counts after the last step, when nothing has written since
+        "marks": None,  # the tables' fingerprints after the last step, when nothing has run since
     }
+    listed = ctx.backend.fingerprints_list_tables  # the fingerprints' keys are the tables: no get_table_names()
+
+    def fingerprints(conn: Any) -> dict[str, str]:
+        with conn.begin():  # fill_database needs the connection outside a transaction afterwards
+            return ctx.backend.table_fingerprints(conn) or {}
 
     def prepare(step: Step) -> bool:
         """Before a step: the user's rows for the revision it starts from, and generated rows in every table."""
@@ -92,14 +98,15 @@ def check_data(ctx: CheckContext) -> CheckResult:
                 walk["result"] = CheckResult("data", FAILED, current, f"inserting the rows ROWS[{current!r}] of "
                                              f"{DATA_MODULE} failed on {ctx.dialect}: {describe_error(exc)}")
                 return False
-            counts = walk["carried"] if walk["carried"] is not None else count_rows(conn)
-            with conn.begin():  # fill_database needs the connection outside a transaction afterwards
-                marks = ctx.backend.table_fingerprints(conn) or {}
+            marks = walk["marks"] if walk["marks"] is not None else fingerprints(conn)
+            names = sorted(marks) if listed else None
+            counts = walk["carried"] if walk["carried"] is not None else count_rows(conn, names=names)
             # A table that holds enough rows and has not changed since it was last filled gets no more: rows
             # would pile up with every step (quadratic in the chain's length) and show the step nothing new.
             rested = {t for t, n in counts.items() if n >= SATURATED_ROWS and t in marks and filled_at.get(t) == marks[t]}
             filled = fill_database(conn, ROWS_PER_TABLE, seed=number, nulls=policy,
-                                   exclude=(*DEFAULT_EXCLUDE, *rested), reflected=reflected, marks=marks)
+                                   exclude=(*DEFAULT_EXCLUDE, *rested), reflected=reflected, marks=marks,
+                                   names=names)
             filled_at.update({t: marks.get(t, "") for t in filled.inserted})
             unfilled.update(filled.skipped)
             walk["before"] = {t: n + filled.inserted.get(t, 0) for t, n in counts.items()}
@@ -108,7 +115,8 @@ def check_data(ctx: CheckContext) -> CheckResult:
     def between(step: Step) -> bool:
         """After a step (committed): no table lost rows, and the user's assertions hold."""
         with engine.connect() as conn:
-            after = walk["carried"] = count_rows(conn)
+            marks = walk["marks"] = fingerprints(conn)  # the next step's, unless something runs in between
+            after = walk["carried"] = count_rows(conn, names=sorted(marks) if listed else None)
         lost = [{"object": "table", "table": t, "name": t, "aspect": "rows_lost", "before": n, "after": after[t],
                  "text": f"table {t}: {n} rows before {step.revision.label}, {after[t]} after"}
                 for t, n in walk["before"].items() if t in after and after[t] < n]
@@ -121,7 +129,7 @@ def check_data(ctx: CheckContext) -> CheckResult:
         hook = getattr(user, f"after_{step.revision.revision}", None) if user else None
         if hook:
             walk["asserted"] += 1
-            walk["carried"] = None  # the user's function may write: the next step counts again
+            walk["carried"] = walk["marks"] = None  # the user's function may write: the next step reads again
             try:
                 with engine.connect() as conn, conn.begin():
                     hook(conn)

@@ -119,14 +119,16 @@ def _referred_name(constraint: sa.ForeignKeyConstraint) -> str:
 
 def fill_database(conn: Connection, rows_per_table: int = 3, *, seed: int = 0,
                   exclude: Iterable[str] = DEFAULT_EXCLUDE, nulls: NullPolicy | None = None,
-                  reflected: Reflected | None = None, marks: dict[str, str] | None = None) -> FillResult:
+                  reflected: Reflected | None = None, marks: dict[str, str] | None = None,
+                  names: Iterable[str] | None = None) -> FillResult:
     """Insert ``rows_per_table`` rows into every reflected table, parents before children.
 
     ``nulls(table, column)`` says whether a nullable column may get its generated NULL (default: every one); the
     data check narrows it to tell a migration that breaks on NULLs the schema allows from one that breaks anyway.
 
     ``reflected`` with ``marks`` (the tables' fingerprints, just taken on ``conn``): reuse the tables an earlier
-    call reflected that have not changed since (:class:`Reflected`).
+    call reflected that have not changed since (:class:`Reflected`). ``names``: the database's tables, when the
+    caller has just read them (else the Inspector's ``get_table_names()``).
 
     ``conn`` must not be inside a transaction: each table is filled in its own ``conn.begin()`` block so a failed
     table rolls back alone. Savepoints would allow an outer transaction, but pysqlite's savepoint support needs
@@ -141,8 +143,8 @@ def fill_database(conn: Connection, rows_per_table: int = 3, *, seed: int = 0,
     else:
         metadata = sa.MetaData()
     with conn.begin(), _quiet():
-        load = [name for name in sa.inspect(conn).get_table_names()
-                if name not in excluded and name not in metadata.tables]
+        listed = sa.inspect(conn).get_table_names() if names is None else names
+        load = [name for name in listed if name not in excluded and name not in metadata.tables]
         if load:  # (SQLAlchemy 2 given nothing to load reads the catalogue of every table all the same)
             metadata.reflect(bind=conn, only=load)
     if reflected is not None and marks:
@@ -185,8 +187,10 @@ def _fill_with_retry(conn: Connection, table: sa.Table, wanted: int, seed: int, 
 _COUNTED_AT_ONCE = 100
 
 
-def count_rows(conn: Connection, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> dict[str, int]:
-    """Row count of every table but ``exclude``; works inside or outside a caller's transaction.
+def count_rows(conn: Connection, exclude: Iterable[str] = DEFAULT_EXCLUDE,
+               names: Iterable[str] | None = None) -> dict[str, int]:
+    """Row count of every table but ``exclude``; works inside or outside a caller's transaction. ``names``: the
+    database's tables, when the caller has just read them (else the Inspector's ``get_table_names()``).
 
     One statement for up to :data:`_COUNTED_AT_ONCE` tables (``SELECT count(*) FROM a UNION ALL SELECT ...``): the
     data check counts every table before and after every step, and a round trip per table was most of its cost on
@@ -194,14 +198,15 @@ def count_rows(conn: Connection, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> di
     excluded = set(exclude)
     scope = nullcontext() if conn.in_transaction() else conn.begin()
     with scope:
-        names = sorted(n for n in sa.inspect(conn).get_table_names() if n not in excluded)
+        listed = sa.inspect(conn).get_table_names() if names is None else names
+        tables = sorted(n for n in listed if n not in excluded)
         counts: dict[str, int] = {}
-        for start in range(0, len(names), _COUNTED_AT_ONCE):
-            chunk = names[start:start + _COUNTED_AT_ONCE]
+        for start in range(0, len(tables), _COUNTED_AT_ONCE):
+            chunk = tables[start:start + _COUNTED_AT_ONCE]
             counts.update((chunk[i], n) for i, n in conn.execute(sa.union_all(*(
                 select(sa.literal(i).label("i"), sa.func.count().label("n")).select_from(sa.table(name))
                 for i, name in enumerate(chunk)))))
-        return {n: counts[n] for n in names}
+        return {n: counts[n] for n in tables}
 
 
 # --------------------------------------------------------------------------------------------------- one table
