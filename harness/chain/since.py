@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Any, Sequence
+from typing import AbstractSet as Set, Any, Sequence
 
 from ..errors import ConfigError
 from .history import Revision
@@ -37,10 +37,9 @@ def changed_files(ref: str, cwd: str) -> set[str]:
     return {os.path.realpath(os.path.join(top, name)) for name in names if name}
 
 
-def since_split(ref: str, cwd: str, revisions: Sequence[Revision]) -> dict[str, Any]:
+def since_split(ref: str, changed: Set[str], revisions: Sequence[Revision]) -> dict[str, Any]:
     """``{"ref", "applied": [...], "checked": [...]}`` (revision ids, base first): what a ``--since`` run applies
-    and what it checks (a changed revision and everything above it)."""
-    changed = changed_files(ref, cwd)
+    and what it checks (a changed revision and everything above it), given ``changed``: :func:`changed_files`."""
     checked = {r.revision for r in revisions if os.path.realpath(r.path) in changed}
     for r in revisions:  # parents before children: one pass carries the mark upwards
         if any(p in checked for p in r.down_revisions):
@@ -49,14 +48,10 @@ def since_split(ref: str, cwd: str, revisions: Sequence[Revision]) -> dict[str, 
             "checked": [r.revision for r in revisions if r.revision in checked]}
 
 
-def touches(ref: str, cwd: str, directory: str) -> bool:
+def touches(changed: Set[str], cwd: str, directory: str) -> bool:
     """Whether a file under ``directory`` (the migrations directory, as far as it is known before the app loads)
-    was added or changed since ``ref`` and is there now: a ``--since`` run that may check something, whose
-    databases can start while the app loads. ``False`` when git cannot tell (the preflight then says why)."""
-    try:
-        changed = changed_files(ref, cwd)
-    except ConfigError:
-        return False
+    is one of ``changed`` (:func:`changed_files`) and is there now: a ``--since`` run that may check something,
+    whose databases can start while the app loads."""
     root = os.path.realpath(os.path.join(cwd, directory))
     return any(path.startswith(root + os.sep) and path.endswith(".py") and os.path.isfile(path) for path in changed)
 

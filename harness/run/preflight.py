@@ -17,7 +17,7 @@ from typing import Any, Iterator
 
 from ..backends.names import DEFAULT_DRIVERS, SCRATCH_PREFIX
 from ..chain.history import Revision
-from ..chain.since import since_split
+from ..chain.since import changed_files, since_split
 from ..config import DatabaseSettings, RunConfig
 from ..errors import ConfigError
 from .clean import registered_run
@@ -172,8 +172,24 @@ class Preflight:
         self.extra: dict[str, Any] = {}  # what every worker's spec gets from it (``--since``: the applied ones)
         self.since: dict[str, Any] | None = None
         self.error: BaseException | None = None
+        self._changed: frozenset[str] | ConfigError | None = None  # ``--since``: git asked once (changed_since)
+        self._changed_lock = threading.Lock()
         self._done = threading.Event()
         threading.Thread(target=self._run, args=(run_id,), name="preflight", daemon=True).start()
+
+    def changed_since(self) -> frozenset[str]:
+        """``--since``: the files added or changed since the ref (:func:`harness.chain.since.changed_files`), read
+        from git once for the run: the runner asks it to know whether the databases can start with the preflight,
+        the preflight to split the revisions, and both see the same files. Raises what git said (ConfigError)."""
+        with self._changed_lock:
+            if self._changed is None:
+                try:
+                    self._changed = frozenset(changed_files(self.config.since or "", self.config.cwd))
+                except ConfigError as exc:
+                    self._changed = exc
+            if isinstance(self._changed, ConfigError):
+                raise self._changed
+            return self._changed
 
     def _run(self, run_id: str) -> None:
         kept = None
@@ -185,7 +201,7 @@ class Preflight:
             else:
                 self.history = preflight(self.config, run_id, multidb=self.multidb)
             if self.config.since:
-                self.since = since_split(self.config.since, self.config.cwd, self.history.revisions)
+                self.since = since_split(self.config.since, self.changed_since(), self.history.revisions)
                 self.extra = {"since": self.config.since, "applied": self.since["applied"]}
         except BaseException as exc:  # noqa: BLE001 - raised in every thread that waits for it
             self.error = exc

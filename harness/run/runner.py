@@ -12,7 +12,7 @@ from typing import Any, Callable, Protocol
 from ..backends import Server, get_backend
 from ..backends.names import new_run_id
 from ..config import DatabaseSettings, RunConfig
-from ..errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, DatabaseUnavailable
+from ..errors import EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, ConfigError, DatabaseUnavailable
 from .faults import (SERVER_FROZEN, SERVER_GONE, WORKER_KILLED, between_sessions, classify, last_step,
                      sweep_when_back, wait_for_server, worker_killed)
 from .process import WorkerOutcome, cancel_workers, reset_cancel
@@ -360,7 +360,7 @@ def run(config: RunConfig, reporter: Reporter | None = None, gate: Preflight | N
         try:
             # --since: the databases start with the preflight only if a file of the migrations directory changed
             # since the ref; else the preflight says first whether there is anything to check (no server started)
-            if config.since and not touches(config.since, config.cwd, config.migrations or "migrations"):
+            if config.since and not _touches(gate, config):
                 gate.wait()
             databases = () if gate.nothing_to_check else run_databases(config, run_id, reporter, gate)
             nothing = gate.nothing_to_check  # known now, also if the databases started with the preflight
@@ -377,6 +377,16 @@ def run(config: RunConfig, reporter: Reporter | None = None, gate: Preflight | N
                      revisions=tuple({"revision": r.revision, "down_revisions": list(r.down_revisions),
                                       "message": r.message} for r in history.revisions),
                      versions=history.versions, baseline=config.baseline)
+
+
+def _touches(gate: Preflight, config: RunConfig) -> bool:
+    """``--since``: whether a file of the migrations directory changed since the ref (``False`` when git cannot
+    tell: the preflight then says why)."""
+    try:
+        changed = gate.changed_since()
+    except ConfigError:
+        return False
+    return touches(changed, config.cwd, config.migrations or "migrations")
 
 
 def _in_threads(jobs: list[Callable[[], Any]], name: str) -> list[Any]:
