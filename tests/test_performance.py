@@ -245,3 +245,57 @@ def test_a_default_schema_whose_name_needs_quoting(server_urls) -> None:
         with admin.connect() as conn:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)"))
         admin.dispose()
+
+
+def test_mysql_reads_every_table_definition_in_one_round_trip(server_urls) -> None:
+    """On MySQL/MariaDB a snapshot's fingerprints are the ``SHOW CREATE TABLE`` of every table: one round trip
+    each took 5-6 ms on 26 tables per snapshot, twice per revision. Read in one round trip (a connection of the
+    harness's own that takes several statements), they must be exactly the texts read one by one, names that
+    need quoting included; the app's connection sends none of them; and where the URL sets ``client_flag``
+    itself they are read one by one on the app's connection, as before."""
+    import re
+    import secrets
+
+    import sqlalchemy as sa
+
+    from harness.backends import get_backend
+
+    scratch = f"one_trip_test_{secrets.token_hex(4)}"  # this test's own: other runs may share the servers
+    admin = sa.create_engine(server_urls["mysql"], isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {scratch}"))
+    url = sa.engine.make_url(server_urls["mysql"]).set(database=scratch)
+    backend = get_backend("mysql")
+    names = ["plain", "order", "with`tick", "with space"]
+    try:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            for number, name in enumerate(names):
+                quoted = "`" + name.replace("`", "``") + "`"
+                conn.execute(sa.text(f"CREATE TABLE {quoted} (id INTEGER AUTO_INCREMENT PRIMARY KEY, "
+                                     f"n{number} VARCHAR(20) NOT NULL DEFAULT 'x', UNIQUE (n{number}))"))
+                conn.execute(sa.text(f"INSERT INTO {quoted} (n{number}) VALUES ('a'), ('b')"))
+        sent: list[str] = []
+        sa.event.listen(engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+        with engine.connect() as conn:
+            catalogue = backend.catalogue(conn)
+            fingerprints = backend.table_fingerprints(conn)
+        assert not [s for s in sent if s.upper().startswith("SHOW CREATE")], sent
+        with engine.connect() as conn:
+            one_by_one = {name: re.sub(r" AUTO_INCREMENT=\d+", "", conn.execute(sa.text(
+                "SHOW CREATE TABLE `" + name.replace("`", "``") + "`")).first()[1]) for name in names}
+        assert catalogue.fingerprints == fingerprints == one_by_one
+        assert sorted(catalogue.tables or []) == sorted(names)
+        engine.dispose()
+
+        flagged = sa.create_engine(url.update_query_dict({"client_flag": "2"}))  # the URL's own flags: kept
+        sent.clear()
+        sa.event.listen(flagged, "before_cursor_execute", lambda *args: sent.append(args[2]))
+        with flagged.connect() as conn:
+            assert backend.table_fingerprints(conn) == one_by_one
+        assert len([s for s in sent if s.upper().startswith("SHOW CREATE")]) == len(names)
+        flagged.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {scratch}"))
+        admin.dispose()
