@@ -251,8 +251,8 @@ def test_mysql_reads_every_table_definition_in_one_round_trip(server_urls) -> No
     """On MySQL/MariaDB a snapshot's fingerprints are the ``SHOW CREATE TABLE`` of every table: one round trip
     each took 5-6 ms on 26 tables per snapshot, twice per revision. Read in one round trip (a connection of the
     harness's own that takes several statements), they must be exactly the texts read one by one, names that
-    need quoting included; the app's connection sends none of them; and where the URL sets ``client_flag``
-    itself they are read one by one on the app's connection, as before."""
+    need quoting included; the app's connection sends none of them; a connection the server ended is made again;
+    and where the URL sets ``client_flag`` itself they are read one by one on the app's connection, as before."""
     import re
     import secrets
 
@@ -286,6 +286,17 @@ def test_mysql_reads_every_table_definition_in_one_round_trip(server_urls) -> No
                 "SHOW CREATE TABLE `" + name.replace("`", "``") + "`")).first()[1]) for name in names}
         assert catalogue.fingerprints == fingerprints == one_by_one
         assert sorted(catalogue.tables or []) == sorted(names)
+        # the server ends every connection to the database (as a restarted server would): the next read makes its
+        # connection again instead of failing on the one it kept
+        with admin.connect() as conn:
+            ids = [row[0] for row in conn.execute(sa.text(
+                "SELECT id FROM information_schema.processlist WHERE db = :db"), {"db": scratch})]
+            assert ids
+            for number in ids:
+                conn.execute(sa.text(f"KILL CONNECTION {int(number)}"))
+        engine.dispose()
+        with engine.connect() as conn:
+            assert backend.table_fingerprints(conn) == one_by_one
         engine.dispose()
 
         flagged = sa.create_engine(url.update_query_dict({"client_flag": "2"}))  # the URL's own flags: kept

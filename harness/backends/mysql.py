@@ -37,7 +37,9 @@ def _reader(conn: Connection) -> Any:
         reader = None
         if engine.url.get_driver_name() in _MULTI_DRIVERS and "client_flag" not in engine.url.query:
             try:
-                reader = sa.create_engine(engine.url, pool_size=1,
+                # pre-pinged: a connection kept from before the server went away and came back is made again
+                # (the app's pool is invalidated by its own connection's error, not this one's)
+                reader = sa.create_engine(engine.url, pool_size=1, pool_pre_ping=True,
                                           connect_args={"client_flag": _MULTI_STATEMENTS | _FOUND_ROWS})
             except Exception:  # noqa: BLE001 - an option the driver refuses: statement by statement, as before
                 reader = None
