@@ -197,8 +197,9 @@ class MySQLBackend(ServerBackend):
 
     def catalogue(self, conn: Connection) -> Catalogue:
         """One query lists the tables and every other object (:func:`_listing`), then a ``SHOW CREATE TABLE`` per
-        table (all in one round trip where the driver allows: :func:`_show_create_at_once`). The table names are the Inspector's: its ``get_table_names()`` is ``SHOW FULL TABLES``' rows of
-        type ``BASE TABLE``, the same rows as ``information_schema.tables``' for the current database."""
+        table (all in one round trip where the driver allows: :func:`_show_create_at_once`). The table names are the
+        Inspector's: its ``get_table_names()`` is ``SHOW FULL TABLES``' rows of type ``BASE TABLE``, the same rows
+        as ``information_schema.tables``' for the current database."""
         tables, objects = _listing(conn)
         return Catalogue(self._show_create(conn, tables), objects, tables)
 

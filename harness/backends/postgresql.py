@@ -129,8 +129,8 @@ class PostgreSQLBackend(ServerBackend):
     def table_fingerprints(self, conn: Connection) -> dict[str, str]:
         """Per table the Inspector's ``get_table_names()`` lists, from the catalogue in one query: columns in order
         (name, type with modifiers, an enum type's labels, NOT NULL, default expression, identity, generated), every
-        constraint's definition, every index's. (The labels: a reflected column's Enum holds them, and the data check generates
-        its values from them.)"""
+        constraint's definition, every index's. (The labels: a reflected column's Enum holds them, and the data
+        check generates its values from them.)"""
         rows = conn.execute(sa.text("""
             SELECT c.relname, concat_ws(E'\n',
               (SELECT string_agg(concat_ws(':', a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
