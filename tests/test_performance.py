@@ -252,7 +252,8 @@ def test_mysql_reads_every_table_definition_in_one_round_trip(server_urls) -> No
     each took 5-6 ms on 26 tables per snapshot, twice per revision. Read in one round trip (a connection of the
     harness's own that takes several statements), they must be exactly the texts read one by one, names that
     need quoting included; the app's connection sends none of them; a connection the server ended is made again;
-    and where the URL sets ``client_flag`` itself they are read one by one on the app's connection, as before."""
+    and where the URL sets ``client_flag`` itself, or the URL alone does not get in (the engine's creator does),
+    they are read one by one on the app's connection, as before."""
     import re
     import secrets
 
@@ -298,6 +299,19 @@ def test_mysql_reads_every_table_definition_in_one_round_trip(server_urls) -> No
         with engine.connect() as conn:
             assert backend.table_fingerprints(conn) == one_by_one
         engine.dispose()
+
+        # an engine whose URL alone does not get in (its creator does): read on its own connection, one by one
+        import pymysql
+
+        target = sa.engine.make_url(server_urls["mysql"])
+        created = sa.create_engine(url.set(password="not-the-password", username="nobody"),
+                                   creator=lambda: pymysql.connect(host=target.host, port=target.port or 3306,
+                                                                   user=target.username, database=scratch,
+                                                                   password=target.password or ""))
+        with created.connect() as conn:
+            assert backend.table_fingerprints(conn) == one_by_one
+            assert backend.table_fingerprints(conn) == one_by_one  # and again, without trying the URL again
+        created.dispose()
 
         flagged = sa.create_engine(url.update_query_dict({"client_flag": "2"}))  # the URL's own flags: kept
         sent.clear()

@@ -56,7 +56,14 @@ def _show_create_at_once(conn: Connection, names: list[str]) -> list[str] | None
     if reader is None or not database:
         return None
     statement = "; ".join(f"SHOW CREATE TABLE {_quote(database)}.{_quote(name)}" for name in names)
-    with reader.connect() as side:  # engine_connect listeners (the worker's lock time limits) run on it too
+    try:
+        side = reader.connect()  # engine_connect listeners (the worker's lock time limits) run on it too
+    except sa.exc.DBAPIError:
+        # the URL alone does not reach the database the app's engine reaches (its own connect arguments or
+        # creator): read on the app's connection from now on, which also says why if the server is gone
+        _READERS[conn.engine] = None
+        return None
+    with side:
         cursor = side.connection.cursor()
         try:
             cursor.execute(statement)
