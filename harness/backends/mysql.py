@@ -63,6 +63,7 @@ def _show_create_at_once(conn: Connection, names: list[str]) -> list[str] | None
         # creator): read on the app's connection from now on, which also says why if the server is gone
         _READERS[conn.engine] = None
         return None
+    dbapi_error = reader.dialect.dbapi.Error
     with side:
         cursor = side.connection.cursor()
         try:
@@ -70,6 +71,8 @@ def _show_create_at_once(conn: Connection, names: list[str]) -> list[str] | None
             texts = [cursor.fetchone()[1]]
             while cursor.nextset():
                 texts.append(cursor.fetchone()[1])
+        except dbapi_error as exc:  # as SQLAlchemy raises it on the app's connection (the faults read it so)
+            raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi_error) from exc
         finally:
             cursor.close()
     if len(texts) != len(names):  # pragma: no cover - the server answers every statement or raises
