@@ -52,19 +52,10 @@ def _strict_zip(*iterables: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
 #: SQLAlchemy 1.4+ (``select(*columns)``, ``Result``, ``exec_driver_sql``); the worker also runs on 1.3, the
 #: release 2020-era apps pin (it runs in the app's own interpreter: ``--python``)
 SQLALCHEMY_14 = tuple(int(p) for p in sa.__version__.split(".")[:2]) >= (1, 4)
-_SQLALCHEMY_2 = tuple(int(p) for p in sa.__version__.split(".")[:2]) >= (2, 0)
-
-
-def postgresql_listed_tables(relation: str) -> str:
-    """The condition on ``pg_class`` (aliased ``relation``) that holds for exactly the tables (kinds ``r`` and
-    ``p``) the Inspector's ``get_table_names()`` lists on PostgreSQL: before 2.0, those of the default schema
-    (``current_schema()``); since, every table visible on the search path but the catalogue's and temporary
-    ones. The two differ on a search path of several existing schemas."""
-    kinds = f"{relation}.relkind IN ('r', 'p')"
-    if _SQLALCHEMY_2:
-        return (f"{kinds} AND pg_table_is_visible({relation}.oid) AND {relation}.relpersistence <> 't' "
-                f"AND {relation}.relnamespace <> 'pg_catalog'::regnamespace")
-    return f"{kinds} AND {relation}.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+#: SQLAlchemy 2.0+: PostgreSQL's ``Inspector.get_table_names()`` lists every table visible on the search path (but the
+#: catalogue's and temporary ones); before 2.0, the tables of the default schema (``current_schema()``) only. The
+#: two differ on a search path of several existing schemas.
+INSPECTOR_LISTS_SEARCH_PATH = tuple(int(p) for p in sa.__version__.split(".")[:2]) >= (2, 0)
 
 
 def select(*columns: Any) -> Any:
@@ -288,7 +279,8 @@ def with_tmpfs(container: Any, path: str, kwargs: dict[str, Any], size: str | No
         kwargs.setdefault("tmpfs", {})[path] = f"rw,size={size}" if size else "rw"
 
 
-__all__ = ["UUID_TYPES", "autoincrement_column", "bind_engines", "container_class", "default_engine", "default_metadata",
+__all__ = ["INSPECTOR_LISTS_SEARCH_PATH",
+           "UUID_TYPES", "autoincrement_column", "bind_engines", "container_class", "default_engine", "default_metadata",
            "exec_driver_sql",
            "find_flask_app", "has_sequence", "identity_of", "pending_autogenerate", "row_mapping", "scalars", "select", "strict_zip", "tomllib",
            "url_text", "with_tmpfs"]

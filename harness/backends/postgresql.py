@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..versions import container_class, postgresql_listed_tables, scalars
+from ..versions import INSPECTOR_LISTS_SEARCH_PATH, container_class, scalars
 from .names import DEFAULT_DRIVERS
 from .base import ServerBackend, TableSize
 
@@ -25,6 +25,13 @@ _COUNTABLE_BYTES = 64 * 1024 * 1024
 #: cast parses the name as an identifier, so a schema named ``MySchema`` is looked up as ``myschema`` and the
 #: statement fails; NULL (no rows) when no schema of the search path exists, as ``current_schema()`` is.
 CURRENT_SCHEMA = "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())"
+
+
+#: the tables (kinds ``r`` and ``p``) of ``pg_class c`` that the Inspector's ``get_table_names()`` lists, for the
+#: SQLAlchemy the worker runs (:data:`harness.versions.INSPECTOR_LISTS_SEARCH_PATH`)
+_LISTED_TABLES = "c.relkind IN ('r', 'p') AND " + (
+    "pg_table_is_visible(c.oid) AND c.relpersistence <> 't' AND c.relnamespace <> 'pg_catalog'::regnamespace"
+    if INSPECTOR_LISTS_SEARCH_PATH else f"c.relnamespace = {CURRENT_SCHEMA}")
 
 
 def _quote(name: str) -> str:
@@ -144,7 +151,7 @@ class PostgreSQLBackend(ServerBackend):
                  FROM pg_constraint con WHERE con.conrelid = c.oid),
               (SELECT string_agg(pg_get_indexdef(i.indexrelid), ',' ORDER BY pg_get_indexdef(i.indexrelid))
                  FROM pg_index i WHERE i.indrelid = c.oid))
-            FROM pg_class c WHERE """ + postgresql_listed_tables("c")))
+            FROM pg_class c WHERE """ + _LISTED_TABLES))
         return {name: text or "" for name, text in rows}
 
     def session_settings(self, lock_timeout_s: float) -> list[str]:
