@@ -231,33 +231,37 @@ class ForkServer:
     def _gone(self) -> None:
         """Its socket ended (it exited, was killed, or was closed): out of the registry; its workers still alive are
         orphans, whose end only /proc can tell; a worker still waiting for it starts on its own."""
+        self._unregister()
         with _LOCK:
-            if _SERVERS.get(self.key) is self:
-                del _SERVERS[self.key]
             orphans = list(self.children.values())
             self.children.clear()
         self.ready.set()
         self._pids.put(None)
         for orphan in orphans:
             orphan.orphan = True
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover - it ends on its socket's end
-            self.proc.kill()
+        self._reap()
         self.sock.close()
 
     def close(self) -> None:
         """End it: its socket's end stops it (a worker it forked lives on until it is done)."""
-        with _LOCK:
-            if _SERVERS.get(self.key) is self:
-                del _SERVERS[self.key]
+        self._unregister()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        self._reap()
+
+    def _unregister(self) -> None:
+        """No worker starts on it any more (the next one of its key starts a new server)."""
+        with _LOCK:
+            if _SERVERS.get(self.key) is self:
+                del _SERVERS[self.key]
+
+    def _reap(self) -> None:
+        """Wait for it to end (it does on its socket's end), or kill it."""
         try:
             self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover
+        except subprocess.TimeoutExpired:  # pragma: no cover - it ends on its socket's end
             self.proc.kill()
 
 
