@@ -251,6 +251,73 @@ def test_a_stairway_that_fails_leaves_the_chain_checks_their_own_pass(harness, t
     assert loads(record) == {"sqlite": 1, "postgresql": 1, "mysql": 1}
 
 
+#: a sitecustomize that writes "<dialect> <table>" to $HARNESS_TEST_REFLECTED whenever the Inspector reflects a
+#: table's columns (every reflection of a table starts there): in the workers, which are forked from an interpreter
+#: that ran it
+REFLECTIONS = """
+import os
+if os.environ.get("HARNESS_TEST_REFLECTED"):
+    from sqlalchemy.engine import reflection
+
+    _get_columns = reflection.Inspector.get_columns
+
+    def get_columns(self, table_name, *args, **kw):
+        with open(os.environ["HARNESS_TEST_REFLECTED"], "a") as f:
+            f.write(f"{self.dialect.name} {table_name}\\n")
+        return _get_columns(self, table_name, *args, **kw)
+
+    reflection.Inspector.get_columns = get_columns
+"""
+
+#: a correct revision whose second upgrade makes its index another way than the first, in what the catalogue
+#: says (PostgreSQL: a partial index; MySQL/MariaDB: a prefix) and reflection does not (the same name, columns
+#: and uniqueness): the downgrade leaves a row behind, the upgrade looks for it
+HIDDEN = Rev("a003", "index user names", """
+    again = op.get_bind().execute(sa.text("SELECT count(*) FROM users WHERE name = 'downgraded'")).scalar()
+    op.create_index("ix_users_name", "users", ["name"], unique=False,
+                    postgresql_where=sa.text("name <> ''") if again else None, mysql_length=40 if again else None)
+""", """
+    op.drop_index("ix_users_name", table_name="users")
+    op.execute("INSERT INTO users (id, name) VALUES (99, 'downgraded')")
+""")
+
+
+def test_the_stairway_compares_the_catalogue_and_reflects_only_where_it_differs(harness, tmp_path: Path) -> None:
+    """On PostgreSQL and MySQL/MariaDB the stairway compares each revision's two upgrades by the catalogue (the
+    tables' fingerprints and the other objects) and reflects nothing when it is the same; SQLite, whose
+    fingerprints are the statements as written, reflects as before. Where the catalogue differs and reflection
+    may not (here an index's predicate or prefix, which the compared schema does not hold), the session runs
+    again reflecting every state, so the verdict is the reflected comparison's: passed, as it always was, and
+    the report holds that session's steps once."""
+    site, reflected = tmp_path / "site", tmp_path / "reflected.txt"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(REFLECTIONS)
+    env = {"PYTHONPATH": str(site), "HARNESS_TEST_REFLECTED": str(reflected)}
+
+    def reflections() -> dict[str, int]:
+        lines = reflected.read_text().splitlines() if reflected.exists() else []
+        reflected.unlink(missing_ok=True)
+        return {d: sum(1 for line in lines if line.split()[0] in (d, "mariadb" if d == "mysql" else d)) for d in ALL}
+
+    run = harness(make_project(tmp_path / "p", good_chain(), GOOD_MODELS), "--checks", "stairway", env=env)
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.statuses("stairway") == {d: "passed" for d in ALL}
+    counted = reflections()
+    assert counted["postgresql"] == counted["mysql"] == 0 and counted["sqlite"] > 0, counted
+
+    models = GOOD_MODELS.replace("name = db.Column(sa.String(80), nullable=False)",
+                                 "name = db.Column(sa.String(80), nullable=False, index=True)")
+    run = harness(make_project(tmp_path / "q", good_chain() + [HIDDEN], models), "--checks", "stairway",
+                  db=("postgresql", "mysql"), env=env)
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert run.statuses("stairway") == {"postgresql": "passed", "mysql": "passed"}
+    counted = reflections()
+    assert counted["postgresql"] > 0 and counted["mysql"] > 0, counted
+    for dialect in ("postgresql", "mysql"):
+        walked = [(s["direction"], s["revision"]) for s in run.database(dialect)["steps"] if s["check"] == "stairway"]
+        assert walked == [(d, r) for r in ("a001", "a002", "a003") for d in ("up", "down", "up")], walked
+
+
 def test_an_app_that_writes_at_start_up_gets_a_load_per_session(harness, tmp_path: Path) -> None:
     """A factory that creates a table at start-up: each session's fresh database gets what a fresh load does
     there, as with a worker per session (here leaves_no_trace sees the table made before the baseline)."""

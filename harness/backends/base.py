@@ -180,6 +180,12 @@ class Backend(ABC):
     #: the keys of :meth:`table_fingerprints` are exactly the tables the snapshot and the data check list, so
     #: neither asks the Inspector's ``get_table_names()`` (a round trip, twice per step of the data check)
     fingerprints_list_tables: ClassVar[bool] = False
+    #: the fingerprints are the catalogue's own normalized text (not a statement as it was written), so a table
+    #: the Inspector reflects alike in two states of the database nearly always has the same fingerprint in both:
+    #: the stairway then compares two states by their :meth:`catalogue` alone and reflects only when they differ
+    #: (:func:`harness.checks.chain.check_stairway`). SQLite keeps the text each ``CREATE TABLE`` was written in, and
+    #: a table that batch mode made again has another text with the same reflection.
+    fingerprints_are_canonical: ClassVar[bool] = False
 
     def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
         """A text per table that changes whenever anything the Inspector reflects of it changes (from one catalogue

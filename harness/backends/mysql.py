@@ -197,6 +197,8 @@ class MySQLBackend(ServerBackend):
 
     #: the tables of information_schema.tables of type BASE TABLE: the Inspector's ``SHOW FULL TABLES`` rows
     fingerprints_list_tables: ClassVar[bool] = True
+    #: SHOW CREATE TABLE is the server's own rendering of the table, not the statement that made it
+    fingerprints_are_canonical: ClassVar[bool] = True
 
     def table_fingerprints(self, conn: Connection) -> dict[str, str] | None:
         """``SHOW CREATE TABLE`` of each table (what SQLAlchemy's MySQL reflection parses), without the

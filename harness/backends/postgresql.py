@@ -132,6 +132,8 @@ class PostgreSQLBackend(ServerBackend):
 
     #: the fingerprints' rows are the tables the Inspector lists, whichever SQLAlchemy lists them
     fingerprints_list_tables: ClassVar[bool] = True
+    #: rendered from the catalogue (format_type, pg_get_expr, pg_get_constraintdef, pg_get_indexdef)
+    fingerprints_are_canonical: ClassVar[bool] = True
 
     def table_fingerprints(self, conn: Connection) -> dict[str, str]:
         """Per table the Inspector's ``get_table_names()`` lists, from the catalogue in one query: columns in order

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..versions import strict_zip
-from ..results import FAILED, PASSED, SKIPPED, CheckResult
+from ..results import ERROR, FAILED, PASSED, SKIPPED, CheckResult
 from ..schema.reflect import snapshot_differences
 from ..chain.steps import Step, downgrade_steps, upgrade_steps
 from .baseline import STATE_KEY, check_baseline_downgrade, check_baseline_upgrade
@@ -94,14 +94,29 @@ def check_stairway(ctx: CheckContext) -> CheckResult:
     walk: dict[str, Any] = {"done": 0, "first": None, "result": None}
 
     def between(step: Step) -> bool:
-        """After each committed step: the schema after the first upgrade, compared after the second."""
+        """After each committed step: the schema after the first upgrade, compared after the second. Where the
+        dialect's catalogue can say two states are the same (:meth:`CheckContext.catalogue`), it is compared
+        instead and nothing is reflected; when it differs, the check cannot tell a real difference from one of
+        text alone (the schema of the first upgrade is gone by now), and says so (``undecided``): the session is
+        run again with every state reflected, so the verdict is exactly the reflected comparison's."""
         when = roles[walk["done"] % 3]
         walk["done"] += 1
         if when == "first":
-            walk["first"] = ctx.snapshot()
+            walk["first"] = ctx.catalogue()
+            if walk["first"] is None:
+                walk["first"] = ctx.snapshot()
             if ctx.state.get("stairway_is_upgrade"):  # this very step is the upgrade's, timed once
                 ctx.emit({**ctx.state["last_step"], "check": "upgrade", "shared_with": "stairway"})
         elif when == "again":
+            if isinstance(walk["first"], tuple):
+                if walk["first"] != ctx.catalogue():
+                    ctx.emit({"event": "undecided", "check": "stairway", "revision": step.revision.revision})
+                    walk["result"] = CheckResult(
+                        "stairway", ERROR, step.revision.revision, f"the catalogue after upgrading to "
+                        f"{step.revision.label} again differs from the first time on {ctx.dialect}; only the "
+                        "schema reflected at every step can say whether the schema does")
+                    return False
+                return True
             second = ctx.snapshot()
             if walk["first"] != second:
                 lines = snapshot_differences(walk["first"], second)

@@ -113,6 +113,22 @@ class CheckContext:
         with self.env.engine().connect() as conn:
             return snapshot(conn, self.backend, self.state.setdefault("reflected", {}))
 
+    def catalogue(self) -> tuple[Any, ...] | None:
+        """The scratch database's state as its catalogue gives it, comparable with ``==``: each table's
+        fingerprint and the other objects by kind. Two equal ones are two equal :meth:`snapshot` s (a snapshot
+        reuses a table's reflection while its fingerprint is the same), read without reflecting anything.
+        ``None`` where that does not hold or would not pay: the dialect's fingerprints are not canonical
+        (:attr:`harness.backends.Backend.fingerprints_are_canonical`), or it gave none this time; and when the
+        session asked for every state reflected (``eager_snapshots``, after a catalogue that differed)."""
+        if self.state.get("eager_snapshots") or not self.backend.fingerprints_are_canonical:
+            return None
+        with self.env.engine().connect() as conn:
+            found = self.backend.catalogue(conn)
+        if found.fingerprints is None:
+            return None
+        return (tuple(sorted(found.fingerprints.items())),
+                tuple(sorted((kind, tuple(sorted(names))) for kind, names in found.objects.items())))
+
     def rules_for(self, check: str) -> list[IgnoreRule]:
         """Ignore rules for ``check`` on this database, including the dialect's self-made tables."""
         implicit = [IgnoreRule(reason=reason, table=table) for table, reason in self.backend.implicit_tables.items()]

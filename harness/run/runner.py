@@ -266,8 +266,9 @@ def _run_session(sessions: DatabaseSessions, settings: DatabaseSettings, planned
     for attempt in (1, 2):
         reported: set[str] = set()
         try:
-            outcome = _session(sessions, dialect, planned, reporter, hold=frozenset({"data"}), reported=reported,
-                               stairway_is_upgrade=merged, **({"bind": bind} if bind is not None else {}))
+            outcome = _decided_session(sessions, dialect, planned, reporter, hold=frozenset({"data"}),
+                                       reported=reported, stairway_is_upgrade=merged,
+                                       **({"bind": bind} if bind is not None else {}))
         except DatabaseUnavailable as exc:  # no fresh scratch database: the server may have gone between sessions
             began = planned[:planned.index("stairway") + 1] if merged else planned  # _run_pass says the rest
             lost = between_sessions(exc.reason, began, server, settings)
@@ -318,6 +319,19 @@ def _session(sessions: DatabaseSessions, dialect: str, planned: tuple[str, ...],
             reporter.sql_statement(dialect, event["statement"])
 
     return sessions.run({"checks": list(planned), **extra}, on_event)
+
+
+def _decided_session(sessions: DatabaseSessions, dialect: str, planned: tuple[str, ...], reporter: Reporter | None,
+                     hold: frozenset[str], reported: set[str], **extra: Any) -> WorkerOutcome:
+    """A session; if its stairway compared the catalogue and found it different (``undecided``: a real difference
+    or one of text alone, which only the schema reflected at every step can tell apart), the same session again
+    on a fresh database, reflecting every state as the stairway always did, whose outcome is the session's. What
+    the first one reported as it went is not reported again."""
+    outcome = _session(sessions, dialect, planned, reporter, hold=hold, reported=reported, **extra)
+    if not (outcome.finished and outcome.of_kind("undecided")):
+        return outcome
+    return _session(sessions, dialect, planned, reporter, hold=hold | frozenset(reported), reported=reported,
+                    eager_snapshots=True, **extra)
 
 
 def _probe_passes(sessions: DatabaseSessions, revision: str, nulls: list[list[str]], bind: str | None) -> bool:

@@ -232,6 +232,8 @@ def _run_chain(spec: dict[str, Any], env: Any, revisions: list, heads: list[str]
         _echo_sql(ctx, _scratch_urls(spec))
     if spec.get("stairway_is_upgrade"):  # harness.run.serve: the stairway's first ups are the step-wise upgrade
         ctx.state["stairway_is_upgrade"] = True
+    if spec.get("eager_snapshots"):  # harness.run.runner: the stairway's catalogue differed, reflect every state
+        ctx.state["eager_snapshots"] = True
     checks: list[str] = spec["checks"]
     needs_database = [c for c in checks if c != "single_head"]
     since = spec.get("since")  # --since: what existed at the ref, in one go (one alembic upgrade per head)
