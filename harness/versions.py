@@ -99,6 +99,14 @@ def identity_of(column: sa.Column) -> Any:
     return getattr(column, "identity", None)
 
 
+def copy_table(table: sa.Table, metadata: sa.MetaData) -> sa.Table:
+    """A copy of ``table`` in ``metadata`` (its foreign keys resolved there, by name): ``to_metadata`` from 1.4,
+    ``tometadata`` before (1.4 still has it, deprecated; 2.0 does not)."""
+    if hasattr(table, "to_metadata"):
+        return table.to_metadata(metadata)
+    return table.tometadata(metadata)
+
+
 def autoincrement_column(table: sa.Table) -> Any:
     """The column SQLAlchemy numbers itself: ``Table.autoincrement_column`` from 2.0, ``_autoincrement_column``
     (the same attribute, not yet public) on 1.4."""

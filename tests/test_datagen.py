@@ -344,3 +344,57 @@ def test_an_enum_whose_labels_changed_is_reflected_again(tmp_path) -> None:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.dispose()
+
+
+def _rows(conn: sa.Connection, metadata: sa.MetaData) -> dict[str, list[str]]:
+    """Every row of every table of ``metadata``, as text, in a stable order (JSON cannot be ordered by in SQL)."""
+    return {t.name: sorted(repr(tuple(bytes(v) if isinstance(v, memoryview) else v for v in r))
+                           for r in conn.exec_driver_sql(f"SELECT * FROM {t.name}"))
+            for t in metadata.sorted_tables}
+
+
+def test_a_table_from_the_library_fills_as_its_fresh_reflection_does(engine: Engine, monkeypatch) -> None:
+    """A worker keeps every table state it reflected, by fingerprint (``Reflected.library``): the data check's
+    NULL probes replay the chain on a fresh database and reflect nothing the check reflected already, and a table
+    whose foreign key points at a changed one is copied, not reflected again. A copy must fill exactly as a fresh
+    reflection does: the same schema made twice, filled with the same seed, once reflected and once all from the
+    library, holds the same rows."""
+    from harness.datagen import Reflected
+
+    md = tricky_schema()
+    md.tables["accounts"].c.created_at.server_default = None  # now() would differ between the two fills
+    library: dict = {}
+    filled = []
+    reflections = []
+    reflect = sa.MetaData.reflect
+    monkeypatch.setattr(sa.MetaData, "reflect", lambda self, *a, **kw: (reflections.append(kw.get("only")),
+                                                                       reflect(self, *a, **kw))[1])
+    for attempt in ("reflected", "copied"):
+        md.drop_all(engine)
+        md.create_all(engine)
+        reflections.clear()
+        reflected = Reflected(library=library)
+        with engine.connect() as conn:
+            for seed in (1, 2):
+                result = fill_database(conn, 3, seed=seed, reflected=reflected, marks=_fingerprints(conn))
+                assert result.inserted, result
+            with conn.begin():
+                filled.append(_rows(conn, md))
+        if attempt == "reflected":
+            assert reflections and len(library) == 7, (reflections, sorted(library))
+        else:  # every table came from the library, none was reflected
+            assert reflections == [], reflections
+            assert not any(t is library[k] for k in library for t in reflected.metadata.tables.values())
+    assert filled[0] == filled[1]
+    # a table that changed is reflected; one whose foreign key points at it is a copy that finds the new one
+    with engine.connect() as conn:
+        with conn.begin():
+            conn.exec_driver_sql("ALTER TABLE tags ADD COLUMN shade INTEGER")
+        reflections.clear()
+        result = fill_database(conn, 3, seed=3, reflected=reflected, marks=_fingerprints(conn))
+    assert reflections == [["tags"]], reflections
+    tables = reflected.metadata.tables
+    assert "shade" in tables["tags"].c and result.inserted.get("tags") == 3, result
+    link = tables["account_tags"]
+    assert {fk.column.table for fk in link.foreign_keys} == {tables["accounts"], tables["tags"]}
+    md.drop_all(engine)

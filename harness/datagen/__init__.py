@@ -38,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..versions import autoincrement_column, identity_of, select
+from ..versions import autoincrement_column, copy_table, identity_of, select
 from .values import _Exhausted, _value
 
 DEFAULT_EXCLUDE = ("alembic_version",)
@@ -79,17 +79,49 @@ class _ForeignKey:
 NullPolicy = Callable[[str, str], bool]
 
 
+#: every table a :class:`Reflected` reflected in this process, by dialect, name and fingerprint (see
+#: :attr:`Reflected.library`); emptied when it holds :data:`_LIBRARY_MAX`
+_LIBRARY: dict[tuple[str, str, str], sa.Table] = {}
+_LIBRARY_MAX = 4000
+
+
 @dataclass
 class Reflected:
     """Tables reflected by earlier :func:`fill_database` calls on one database, each with the catalogue fingerprint
     it had then (:meth:`harness.backends.Backend.table_fingerprints`). The data check fills before every step of a
     chain and a step changes a table or two: the others are the same as last time, and were reflected already.
 
-    A table is reflected again when its fingerprint changed or is unknown, and so is every table whose foreign key
-    points at one that is (its reflection holds the old table's columns)."""
+    A table whose fingerprint changed or is unknown is reflected again. So is every table whose foreign key points
+    at one that is (its reflection holds the old table's columns), unless its own fingerprint is in the
+    :attr:`library`: then it is a copy of that table, whose foreign keys find the new one by name. The library
+    (the worker's, for every session it serves) holds each table state reflected before, by its fingerprint, which
+    says everything the reflection holds of the table itself: the data check's NULL probes replay the chain on a
+    fresh database, and reflect nothing the check reflected already."""
 
     metadata: sa.MetaData = field(default_factory=sa.MetaData)
     marks: dict[str, str] = field(default_factory=dict)
+    library: dict[tuple[str, str, str], sa.Table] = field(default_factory=lambda: _LIBRARY)
+
+    def recall(self, dialect: str, load: list[str], marks: dict[str, str], listed: Iterable[str]) -> list[str]:
+        """Copy into :attr:`metadata` every table of ``load`` the library holds at its fingerprint in ``marks``;
+        the rest, to reflect, with every table a copy refers to that is not there (reflecting the table would have
+        loaded it). A table whose foreign key points out of the database's ``listed`` tables (another schema's, or
+        one that is gone) is reflected, as before."""
+        present = set(listed)
+        rest, copied = [], []
+        for name in load:
+            known = self.library.get((dialect, name, marks.get(name, "")))
+            if known is None or not all(_referred_name(c) in present and "." not in _referred_table(c)
+                                        for c in known.foreign_key_constraints):
+                rest.append(name)
+            else:
+                copied.append(copy_table(known, self.metadata))
+        for table in copied:
+            for constraint in table.foreign_key_constraints:
+                referred = _referred_name(constraint)
+                if referred not in self.metadata.tables and referred not in rest:
+                    rest.append(referred)
+        return rest
 
     def keep(self, marks: dict[str, str]) -> None:
         """Drop every table that must be reflected again, given the database's fingerprints now."""
@@ -105,16 +137,25 @@ class Reflected:
             self.metadata.remove(self.metadata.tables[name])
             self.marks.pop(name, None)
 
-    def note(self, marks: dict[str, str]) -> None:
-        for name in self.metadata.tables:
+    def note(self, dialect: str, marks: dict[str, str]) -> None:
+        """Remember the fingerprint of every table new in :attr:`metadata`, and put it in the library."""
+        if len(self.library) >= _LIBRARY_MAX:
+            self.library.clear()
+        for name, table in self.metadata.tables.items():
             if name not in self.marks and marks.get(name) is not None:
                 self.marks[name] = marks[name]
+                self.library.setdefault((dialect, name, marks[name]), table)
+
+
+def _referred_table(constraint: sa.ForeignKeyConstraint) -> str:
+    """The referred table as the foreign key names it (``schema.table`` for another schema's), unresolved."""
+    target = constraint.elements[0].target_fullname if constraint.elements else ""
+    return target.rsplit(".", 1)[0]
 
 
 def _referred_name(constraint: sa.ForeignKeyConstraint) -> str:
     """The referred table's name, without resolving it (it may be gone from the MetaData)."""
-    target = constraint.elements[0].target_fullname if constraint.elements else ""
-    return target.rsplit(".", 1)[0].rsplit(".", 1)[-1]
+    return _referred_table(constraint).rsplit(".", 1)[-1]
 
 
 def fill_database(conn: Connection, rows_per_table: int = 3, *, seed: int = 0,
@@ -143,12 +184,14 @@ def fill_database(conn: Connection, rows_per_table: int = 3, *, seed: int = 0,
     else:
         metadata = sa.MetaData()
     with conn.begin(), _quiet():
-        listed = sa.inspect(conn).get_table_names() if names is None else names
+        listed = list(sa.inspect(conn).get_table_names() if names is None else names)
         load = [name for name in listed if name not in excluded and name not in metadata.tables]
+        if reflected is not None and marks:
+            load = reflected.recall(conn.dialect.name, load, marks, listed)
         if load:  # (SQLAlchemy 2 given nothing to load reads the catalogue of every table all the same)
             metadata.reflect(bind=conn, only=load)
     if reflected is not None and marks:
-        reflected.note(marks)
+        reflected.note(conn.dialect.name, marks)
     tables = [t for t in _fill_order(metadata) if t.name not in excluded]
     inserted: dict[str, int] = {}
     skipped: dict[str, str] = {}
