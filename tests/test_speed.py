@@ -654,3 +654,55 @@ def test_an_env_py_that_sends_sql_of_its_own_before_migrating_runs_every_step_al
     assert run.statuses("downgrade") == {"postgresql": "passed"}
     assert len(record.read_text().split()) == 15 + 5
 
+
+
+
+def test_a_step_built_without_alembic_is_the_step_alembic_builds(tmp_path: Path) -> None:
+    """A revision of one parent, applied from its parent or reverted from itself, is one migration step the harness
+    builds itself (alembic walks the revision map for it, at every step of every check); every other shape is
+    alembic's. For every revision of a chain with two branches, a merge and a ``depends_on``, from every set of
+    at most two heads, the steps are alembic's own, and where alembic refuses the harness refuses alike."""
+    import itertools
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from harness.chain.history import ordered_revisions
+    from harness.chain.steps import UP, Step, downgrade_steps, migration_steps, upgrade_steps
+    from harness.versions import downgrade_revs
+    from test_chain import MERGE, TWO_HEADS, TWO_HEADS_MODELS
+
+    project = make_project(tmp_path / "p", TWO_HEADS + [MERGE, Rev("a006", "after the merge", "pass", "pass"),
+                                                        Rev("a007", "needs notes", "pass", "pass")], TWO_HEADS_MODELS)
+    [needs] = (project / "migrations" / "versions").glob("a007_*.py")
+    needs.write_text(needs.read_text().replace("depends_on = None", "depends_on = 'a004'"))
+    config = Config()
+    config.set_main_option("script_location", str(project / "migrations"))
+    script = ScriptDirectory.from_config(config)
+    revisions = ordered_revisions(script)
+    ids = [r.revision for r in revisions]
+    assert script.get_revision("a007").dependencies == "a004"
+
+    def described(steps: list) -> list:
+        return [(s.revision.revision, s.is_upgrade) for s in steps]
+
+    def alembics(step: Step, heads: tuple) -> list:
+        if step.direction == UP:
+            return described(script._upgrade_revs(step.target, heads))
+        return described(downgrade_revs(script, step.target, step.revision.revision, heads))
+
+    compared = 0
+    for step in upgrade_steps(revisions) + downgrade_steps(revisions):
+        for heads in [()] + [c for n in (1, 2) for c in itertools.combinations(ids, n)]:
+            try:
+                expected = alembics(step, heads)
+            except Exception as exc:  # noqa: BLE001 - alembic refuses: so does the harness, with the same error
+                try:
+                    migration_steps(script, step, heads)
+                except Exception as mine:  # noqa: BLE001
+                    assert type(mine) is type(exc), (step, heads, mine, exc)
+                    continue
+                raise AssertionError(f"{step} from {heads}: alembic refuses ({exc}), the harness did not")
+            assert described(migration_steps(script, step, heads)) == expected, (step, heads)
+            compared += 1
+    assert compared > 100, compared

@@ -164,13 +164,32 @@ def apply_step(config: Any, step: Step, script: ScriptDirectory | None = None) -
         (command.upgrade if step.direction == UP else command.downgrade)(config, step.target)
         return
     def migrations(current: Any, context: Any) -> Any:
-        if step.direction == UP:
-            return script._upgrade_revs(step.target, current)
-        return downgrade_revs(script, step.target, step.revision.revision, current)
+        return migration_steps(script, step, current)
 
     with EnvironmentContext(config, script, fn=migrations, as_sql=False, starting_rev=None,
                             destination_rev=step.target, tag=None):
         run_env(script)
+
+
+def migration_steps(script: ScriptDirectory, step: Step, current: Any) -> list[Any]:
+    """alembic's migration steps that take the database from its ``current`` heads through ``step``. A revision
+    with one parent and no ``depends_on``, applied right from its parent or reverted right from itself, is one
+    step of its own, built here as alembic builds it; alembic would walk the revision map to find that out (about
+    0.5 ms a step on a 100-revision chain, and a check walks five steps per revision). Anything else (a merge, a
+    branch point, other heads in the version table, several revisions at once) is alembic's to work out."""
+    heads = tuple(current or ())
+    revision = None if step.several else script.revision_map.get_revision(step.revision.revision)
+    if revision is not None and not revision.dependencies and not isinstance(revision.down_revision, (tuple, list)):
+        from alembic.runtime.migration import MigrationStep
+
+        parent = revision.down_revision
+        if step.direction == UP and step.target == revision.revision and heads == ((parent,) if parent else ()):
+            return [MigrationStep.upgrade_from_script(script.revision_map, revision)]
+        if step.direction != UP and heads == (revision.revision,):
+            return [MigrationStep.downgrade_from_script(script.revision_map, revision)]
+    if step.direction == UP:
+        return list(script._upgrade_revs(step.target, current))
+    return downgrade_revs(script, step.target, step.revision.revision, current)
 
 
 class _CompiledOnce(importlib.machinery.SourceFileLoader):
@@ -358,9 +377,7 @@ class _Walk:
 
     @staticmethod
     def _revs(script: ScriptDirectory, step: Step, heads: Any) -> list[Any]:
-        if step.direction == UP:
-            return list(script._upgrade_revs(step.target, heads))
-        return downgrade_revs(script, step.target, step.revision.revision, heads)
+        return migration_steps(script, step, heads)
 
     def _steps(self, script: ScriptDirectory, heads: Any, state: dict[str, Any]) -> Any:
         """alembic's ``fn`` in this run: the first step left; then, when this run commits each step, every step
