@@ -99,6 +99,31 @@ def _listing(conn: Connection) -> tuple[list[str], dict[str, list[str]]]:
     return sorted(tables), objects
 
 
+#: lines of ``SHOW CREATE TABLE`` naming an index, or a constraint (a foreign key, a CHECK): each kind is listed in
+#: the order they were made, which says nothing of the table
+_INDEX_LINE = re.compile(r"  (?:(?:UNIQUE|FULLTEXT|SPATIAL) )?KEY ")
+_CONSTRAINT_LINE = re.compile(r"  CONSTRAINT ")
+
+
+def _canonical(text: str) -> str:
+    """A table's ``SHOW CREATE TABLE`` as its fingerprint: without the AUTO_INCREMENT counter, which moves with every
+    insert, and with its indexes, then its constraints, each in one order (a text already in that order is left as
+    it is). The server lists them in the order they were made, and alembic makes a new table's indexes in the order
+    of a Python set (``Table.indexes``): the same table made twice by the same migration can list them in two
+    orders. Reflection does not depend on it (the snapshot sorts them; the rows the data check writes do not
+    depend on it), so neither does the fingerprint."""
+    lines = re.sub(r" AUTO_INCREMENT=\d+", "", text).split("\n")
+    end = next((i for i, line in enumerate(lines) if line.startswith(")")), len(lines))
+    body = [line.rstrip(",") for line in lines[1:end]]
+    indexes = [line for line in body if _INDEX_LINE.match(line)]
+    constraints = [line for line in body if _CONSTRAINT_LINE.match(line)]
+    if indexes == sorted(indexes) and constraints == sorted(constraints):
+        return "\n".join(lines)
+    ordered = [line for line in body if not _INDEX_LINE.match(line) and not _CONSTRAINT_LINE.match(line)]
+    ordered += sorted(indexes) + sorted(constraints)
+    return "\n".join(lines[:1] + [line + "," for line in ordered[:-1]] + ordered[-1:] + lines[end:])
+
+
 class MySQLBackend(ServerBackend):
     default_driver: ClassVar[str] = DEFAULT_DRIVERS["mysql"]
     name: ClassVar[str] = "mysql"
@@ -220,7 +245,7 @@ class MySQLBackend(ServerBackend):
         texts = _show_create_at_once(conn, names) if len(names) > 1 else None
         if texts is None:
             texts = [conn.execute(sa.text(f"SHOW CREATE TABLE {_quote(name)}")).first()[1] for name in names]
-        return {name: re.sub(r" AUTO_INCREMENT=\d+", "", text) for name, text in zip(names, texts)}
+        return {name: _canonical(text) for name, text in zip(names, texts)}
 
     def session_settings(self, lock_timeout_s: float) -> list[str]:
         # DDL waits on metadata locks (lock_wait_timeout), DML on row locks (innodb_lock_wait_timeout)
