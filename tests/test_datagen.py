@@ -398,3 +398,40 @@ def test_a_table_from_the_library_fills_as_its_fresh_reflection_does(engine: Eng
     link = tables["account_tags"]
     assert {fk.column.table for fk in link.foreign_keys} == {tables["accounts"], tables["tags"]}
     md.drop_all(engine)
+
+
+def test_sqlite_keeps_no_library_a_foreign_key_left_to_the_primary_key_follows_it(tmp_path) -> None:
+    """SQLite's fingerprint is the table's text as written: ``REFERENCES owners`` leaves the referred columns to
+    owners' primary key, so the text of pets stays the same when that key changes. The data check keeps no library
+    there (``Reflected(library=None)``), and pets is reflected again, its foreign key on the new key; a copy kept
+    by fingerprint would still point at the old one."""
+    from harness.backends import get_backend
+    from harness.datagen import Reflected
+
+    assert not get_backend("sqlite").fingerprints_are_canonical  # what the data check decides the library on
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'keys.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE owners (id INTEGER PRIMARY KEY, name VARCHAR(20))")
+        conn.exec_driver_sql("CREATE TABLE pets (id INTEGER PRIMARY KEY, owner_ref INTEGER REFERENCES owners)")
+    for library, follows in ((None, True), ({}, False)):
+        reflected = Reflected(library=library)
+        with engine.connect() as conn:
+            with conn.begin():
+                conn.exec_driver_sql("DELETE FROM pets")
+            fill_database(conn, 2, reflected=reflected, marks=_fingerprints(conn))
+            with conn.begin():  # owners made again with another primary key, as batch mode would
+                conn.exec_driver_sql("CREATE TABLE owners_new (code INTEGER PRIMARY KEY, name VARCHAR(20))")
+                conn.exec_driver_sql("DROP TABLE owners")
+                conn.exec_driver_sql("ALTER TABLE owners_new RENAME TO owners")
+            try:
+                fill_database(conn, 2, seed=1, reflected=reflected, marks=_fingerprints(conn))
+                [fk] = reflected.metadata.tables["pets"].foreign_keys
+                target = fk.target_fullname
+            except sa.exc.NoReferencedColumnError as exc:  # the copy's key: owners.id, which is gone
+                target = str(exc)
+            assert (target == "owners.code") is follows, (library, target)
+            with conn.begin():  # back as it was, for the next round
+                conn.exec_driver_sql("DELETE FROM pets")
+                conn.exec_driver_sql("DROP TABLE owners")
+                conn.exec_driver_sql("CREATE TABLE owners (id INTEGER PRIMARY KEY, name VARCHAR(20))")
+    engine.dispose()

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..versions import select
-from ..datagen import DEFAULT_EXCLUDE, Reflected, count_rows, fill_database
+from ..datagen import DEFAULT_EXCLUDE, LIBRARY, Reflected, count_rows, fill_database
 from ..errors import MigrationsError
 from ..results import FAILED, PASSED, CheckResult
 from ..chain.steps import Step, describe_error, upgrade_steps
@@ -72,7 +72,9 @@ def check_data(ctx: CheckContext) -> CheckResult:
     engine = ctx.env.engine()
     unfilled: dict[str, str] = {}
     filled_at: dict[str, str] = {}  # table -> its fingerprint when it last got rows
-    reflected = Reflected()  # the tables' reflections, reused while their fingerprints stay the same
+    # the tables' reflections, reused while their fingerprints stay the same, and (where a fingerprint says all of
+    # a table's reflection) kept for the worker's later sessions
+    reflected = Reflected(library=LIBRARY if ctx.backend.fingerprints_are_canonical else None)
     walk: dict[str, Any] = {
         "number": 0, "asserted": 0, "result": None, "before": {},
         "carried": None,  # the counts after the last step, when nothing has written since

@@ -79,9 +79,9 @@ class _ForeignKey:
 NullPolicy = Callable[[str, str], bool]
 
 
-#: every table a :class:`Reflected` reflected in this process, by dialect, name and fingerprint (see
+#: every table the data check reflected in this process, by dialect, name and fingerprint (see
 #: :attr:`Reflected.library`); emptied when it holds :data:`_LIBRARY_MAX`
-_LIBRARY: dict[tuple[str, str, str], sa.Table] = {}
+LIBRARY: dict[tuple[str, str, str], sa.Table] = {}
 _LIBRARY_MAX = 4000
 
 
@@ -93,20 +93,24 @@ class Reflected:
 
     A table whose fingerprint changed or is unknown is reflected again. So is every table whose foreign key points
     at one that is (its reflection holds the old table's columns), unless its own fingerprint is in the
-    :attr:`library`: then it is a copy of that table, whose foreign keys find the new one by name. The library
-    (the worker's, for every session it serves) holds each table state reflected before, by its fingerprint, which
-    says everything the reflection holds of the table itself: the data check's NULL probes replay the chain on a
-    fresh database, and reflect nothing the check reflected already."""
+    :attr:`library`: then it is a copy of that table, whose foreign keys find the new one by name. A library (the
+    worker's, :data:`LIBRARY`, for every session it serves) holds each table state reflected before, by its
+    fingerprint; the data check's NULL probes replay the chain on a fresh database, and reflect nothing the check
+    reflected already. Only where the fingerprint says everything the reflection holds of the table, its foreign
+    keys' referred columns included (PostgreSQL's and MySQL's catalogue text name them; SQLite's ``REFERENCES
+    users`` leaves them to the referred table's primary key, whatever it is now): ``None``, no library."""
 
     metadata: sa.MetaData = field(default_factory=sa.MetaData)
     marks: dict[str, str] = field(default_factory=dict)
-    library: dict[tuple[str, str, str], sa.Table] = field(default_factory=lambda: _LIBRARY)
+    library: dict[tuple[str, str, str], sa.Table] | None = None
 
     def recall(self, dialect: str, load: list[str], marks: dict[str, str], listed: Iterable[str]) -> list[str]:
         """Copy into :attr:`metadata` every table of ``load`` the library holds at its fingerprint in ``marks``;
         the rest, to reflect, with every table a copy refers to that is not there (reflecting the table would have
         loaded it). A table whose foreign key points out of the database's ``listed`` tables (another schema's, or
         one that is gone) is reflected, as before."""
+        if self.library is None:
+            return load
         present = set(listed)
         rest, copied = [], []
         for name in load:
@@ -139,12 +143,13 @@ class Reflected:
 
     def note(self, dialect: str, marks: dict[str, str]) -> None:
         """Remember the fingerprint of every table new in :attr:`metadata`, and put it in the library."""
-        if len(self.library) >= _LIBRARY_MAX:
+        if self.library is not None and len(self.library) >= _LIBRARY_MAX:
             self.library.clear()
         for name, table in self.metadata.tables.items():
             if name not in self.marks and marks.get(name) is not None:
                 self.marks[name] = marks[name]
-                self.library.setdefault((dialect, name, marks[name]), table)
+                if self.library is not None:
+                    self.library.setdefault((dialect, name, marks[name]), table)
 
 
 def _referred_table(constraint: sa.ForeignKeyConstraint) -> str:
