@@ -49,13 +49,14 @@ def _strict_zip(*iterables: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
 
 # -- SQLAlchemy 1.3 / 1.4 / 2.x ------------------------------------------------------------------------------------
 
+_SQLALCHEMY = tuple(int(p) for p in sa.__version__.split(".")[:2])  # (major, minor) of the SQLAlchemy running
 #: SQLAlchemy 1.4+ (``select(*columns)``, ``Result``, ``exec_driver_sql``); the worker also runs on 1.3, the
 #: release 2020-era apps pin (it runs in the app's own interpreter: ``--python``)
-SQLALCHEMY_14 = tuple(int(p) for p in sa.__version__.split(".")[:2]) >= (1, 4)
+SQLALCHEMY_14 = _SQLALCHEMY >= (1, 4)
 #: SQLAlchemy 2.0+: PostgreSQL's ``Inspector.get_table_names()`` lists every table visible on the search path (but the
 #: catalogue's and temporary ones); before 2.0, the tables of the default schema (``current_schema()``) only. The
 #: two differ on a search path of several existing schemas.
-INSPECTOR_LISTS_SEARCH_PATH = tuple(int(p) for p in sa.__version__.split(".")[:2]) >= (2, 0)
+INSPECTOR_LISTS_SEARCH_PATH = _SQLALCHEMY >= (2, 0)
 
 
 def select(*columns: Any) -> Any:
@@ -288,7 +289,7 @@ def with_tmpfs(container: Any, path: str, kwargs: dict[str, Any], size: str | No
 
 
 __all__ = ["INSPECTOR_LISTS_SEARCH_PATH",
-           "UUID_TYPES", "autoincrement_column", "bind_engines", "container_class", "default_engine", "default_metadata",
+           "UUID_TYPES", "autoincrement_column", "bind_engines", "container_class", "copy_table", "default_engine", "default_metadata",
            "exec_driver_sql",
            "find_flask_app", "has_sequence", "identity_of", "pending_autogenerate", "row_mapping", "scalars", "select", "strict_zip", "tomllib",
            "url_text", "with_tmpfs"]
