@@ -161,14 +161,15 @@ def measure_floor(app: App, checkout: Path, python: Path, urls: dict[str, str], 
     for dialect in DIALECTS:
         url = scratch_url(dialect, urls, workdir)
         try:
-            total, cpu, codes = 0.0, 0.0, []
+            total, cpu, busy, codes = 0.0, 0.0, 0.0, []
             for argv in (["db", "upgrade"], ["db", "downgrade", "base"], ["db", "upgrade"]):
                 run = run_process([str(flask), *argv], cwd=checkout, timeout=600,
                                   env={**env, **app.env, "FLASK_APP": app.app, "DATABASE_URL": url})
                 total += run["wall"]
                 cpu += run["cpu"]
+                busy += run["machine_cpu"]
                 codes.append(run["rc"])
-            per[dialect] = {"wall": total, "cpu": cpu, "rc": codes}
+            per[dialect] = {"wall": total, "cpu": cpu, "machine_cpu": busy, "rc": codes}
         finally:
             drop(dialect, url, urls)
     slowest = max(per, key=lambda d: per[d]["wall"])
@@ -193,7 +194,11 @@ def measure_harness(app: App, checkout: Path, python: Path, urls: dict[str, str]
     data = json.loads(report.read_text())
     report.unlink()
     databases = {d["dialect"]: {"duration": d["duration_s"],
-                                "checks": sum(c.get("duration_s") or 0.0 for c in d["checks"])}
+                                "checks": sum(c.get("duration_s") or 0.0 for c in d["checks"]),
+                                # the migration steps run (one listed under two checks counted once), their time
+                                "steps": sum(1 for s in d.get("steps", []) if not s.get("shared_with")),
+                                "steps_s": sum(s["duration_s"] for s in d.get("steps", [])
+                                               if not s.get("shared_with"))}
                  for d in data["databases"]}
     verdicts = {f"{d['dialect']}:{c['name']}": f"{c['status']}@{c.get('revision') or ''}"
                 for d in data["databases"] for c in d["checks"]}
@@ -201,7 +206,7 @@ def measure_harness(app: App, checkout: Path, python: Path, urls: dict[str, str]
         f"{d} {v['duration']:.1f}s, checks {v['checks']:.1f}s" for d, v in databases.items())
         + f"), {run['tree_pss_kib'] / 1024:.0f} MiB PSS")
     return {"wall": run["wall"], "databases": databases, "verdicts": verdicts, "pss_kib": run["tree_pss_kib"],
-            "cpu": run["cpu"]}
+            "cpu": run["cpu"], "machine_cpu": run["machine_cpu"]}
 
 
 def exported(ref: str, dest: Path) -> dict[str, str]:
@@ -262,12 +267,40 @@ def render(results: dict[str, dict[str, list[dict[str, Any]]]], args: argparse.N
             row += (f" {prior:.1f} | {prior / floor:.2f} | {median([r['cpu'] for r in runs['before']]):.1f} | "
                     f"{'yes' if same else '**no**'} |")
         lines.append(row)
+    lines += work_table(results)
     lines += ["", "Each measurement, in the order taken (load average before it):", ""]
     for name, runs in results.items():
         for kind in ("floor", "after", "before"):
             for r in runs.get(kind, []):
                 lines.append(f"- {name} {kind}: {r['wall']:.1f} s, CPU {r['cpu']:.1f} s (load {r['load']:.1f})")
     return "\n".join(lines) + "\n"
+
+
+def work_table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> list[str]:
+    """What each side's work costs the machine, the servers included: what stands between (b) and 1.5 × (a).
+
+    The busy CPU time of the whole machine during a run (every core, the database servers' processes too), divided
+    by the cores, is the least wall time that work can take here however it is scheduled. Steps: the migration
+    steps each database ran (the floor: three passes over the chain) and their time."""
+    cores = os.cpu_count() or 1
+    lines = ["", f"What the work costs the machine (all {cores} cores, the servers' processes included; medians): "
+             f"machine CPU ÷ {cores} is the least wall time that work can take on this machine. Steps: migration "
+             "steps run per database, sqlite / postgresql / mysql, and their time (s).", "",
+             "| app | (a) machine CPU (s) | (b) machine CPU (s) | (b) machine CPU ÷ cores (s) | that / (a) wall "
+             "| (b) / (a) wall | (a) steps, slowest database | (b) steps | (b) time in steps (s) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, runs in results.items():
+        if not runs["after"] or "machine_cpu" not in runs["after"][0]:
+            continue
+        floor = median([r["wall"] for r in runs["floor"]])
+        floor_busy = median([r["databases"][r["slowest"]]["machine_cpu"] for r in runs["floor"]])
+        after = median([r["wall"] for r in runs["after"]])
+        busy = median([r["machine_cpu"] for r in runs["after"]])
+        steps = " / ".join(f"{median([r['databases'][d]['steps'] for r in runs['after']]):.0f}" for d in DIALECTS)
+        steps_s = " / ".join(f"{median([r['databases'][d]['steps_s'] for r in runs['after']]):.1f}" for d in DIALECTS)
+        lines.append(f"| {name} | {floor_busy:.1f} | {busy:.1f} | {busy / cores:.1f} | **{busy / cores / floor:.2f}** "
+                     f"| {after / floor:.2f} | {3 * runs['revisions']} | {steps} | {steps_s} |")
+    return lines
 
 
 def write_section(path: Path, text: str, start: str = START, end: str = END) -> None:
