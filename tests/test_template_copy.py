@@ -153,6 +153,100 @@ def test_mysql_does_not_copy_what_it_cannot_copy_exactly(server_urls) -> None:
     assert [n for n in scratch_leftovers(server_urls["mysql"]) if n.startswith(f"mharness_{run_id}_")] == []
 
 
+def test_mysql_renames_a_database_by_moving_its_tables(server_urls) -> None:
+    """MySQL/MariaDB has no RENAME DATABASE: a database of base tables is renamed by moving them all in one RENAME
+    TABLE. The renamed database is the one it was: tables, rows, counters, foreign keys (which follow the tables
+    they point at), the same SHOW CREATE TABLE texts. One holding a view, or that someone is connected to, is not
+    renamed (False, nothing changed): the caller drops it, or copies the template, as before."""
+    run_id = new_run_id()
+    backend = get_backend("mysql")
+    with _server("mysql", server_urls, run_id) as server, ExitStack() as stack:
+        moved = stack.enter_context(server.scratch_database())
+        applied = stack.enter_context(server.scratch_database())
+        for url in (moved, applied):
+            _apply(url, STATEMENTS["mysql"])
+        old_name, new_name = sa.engine.make_url(moved).database, f"mharness_{run_id}_moved"
+        with server.engine.connect() as conn:
+            assert backend.rename_database(conn, old_name, new_name)
+            assert old_name not in backend.list_databases(conn)
+        renamed = sa.engine.make_url(moved).set(database=new_name).render_as_string(hide_password=False)
+        try:
+            for url in (renamed, applied):  # a foreign key still holds, and cascades, in the renamed database
+                _apply(url, ["DELETE FROM users WHERE id = 2"])
+            assert _state(renamed, "mysql") == _state(applied, "mysql")
+        finally:
+            with server.engine.connect() as conn:
+                backend.drop_database(conn, new_name)
+        # not renamed: a view (its text names its database), a routine (no RENAME TABLE moves it), or a session
+        # connected to it
+        for extra, listed in (("CREATE VIEW user_emails AS SELECT email FROM users", ["user_emails", "users"]),
+                              ("CREATE FUNCTION shout(t TEXT) RETURNS TEXT DETERMINISTIC RETURN upper(t)", ["users"])):
+            with server.scratch_database() as url:
+                _apply(url, STATEMENTS["mysql"][:1] + [extra])
+                name = sa.engine.make_url(url).database
+                with server.engine.connect() as conn:
+                    assert not backend.rename_database(conn, name, f"mharness_{run_id}_no")
+                    assert f"mharness_{run_id}_no" not in backend.list_databases(conn)
+                assert _tables(url) == listed
+        with server.scratch_database() as url:
+            _apply(url, STATEMENTS["mysql"][:1])
+            engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+            with engine.connect() as someone, server.engine.connect() as conn:
+                someone.execute(sa.text("SELECT 1"))
+                assert not backend.rename_database(conn, sa.engine.make_url(url).database, f"mharness_{run_id}_no")
+            engine.dispose()
+            assert _tables(url) == ["users"]
+        assert server.leftovers == []
+    assert [n for n in scratch_leftovers(server_urls["mysql"]) if n.startswith(f"mharness_{run_id}_")] == []
+
+
+def test_mysql_renews_from_a_copy_made_while_the_session_ran(server_urls) -> None:
+    """``--since`` on MySQL/MariaDB: the next session's copy of the template is made in the background while the
+    current session runs, and renewing moves it in (no copy table by table left on the sessions' path); the
+    database is then what applying the revisions gives, and the copy is the only one made."""
+    run_id = new_run_id()
+    with _server("mysql", server_urls, run_id) as server, ExitStack() as stack:
+        copies: list[str] = []
+        copy = server.backend.copy_database
+
+        def counted(conn: Any, name: str, template: str) -> bool:
+            copies.append(name)
+            return copy(conn, name, template)
+
+        server.backend.copy_database = counted  # type: ignore[method-assign]
+        used = stack.enter_context(server.scratch_database())
+        fresh = stack.enter_context(server.scratch_database())
+        _apply(used, STATEMENTS["mysql"])
+        template = server.keep_as_template(used)
+        assert template is not None and len(copies) == 1
+        server.prepare_renewal(template)  # while the session runs
+        _state(used, "mysql")  # the session: rows, counters
+        assert server.renew(used, template)
+        used_name = sa.engine.make_url(used).database
+        assert len(copies) == 2 and copies[1] != used_name, copies  # the spare's, made meanwhile, moved in
+        _apply(fresh, STATEMENTS["mysql"])
+        assert _state(used, "mysql") == _state(fresh, "mysql")
+        # a session's database holding a view is not moved away: dropped in place, and the spare moved in
+        _apply(used, ["CREATE VIEW user_emails AS SELECT email FROM users"])
+        server.prepare_renewal(template)
+        assert server.renew(used, template)
+        assert len(copies) == 3 and copies[2] != used_name, copies
+        fresh_again = stack.enter_context(server.scratch_database())
+        _apply(fresh_again, STATEMENTS["mysql"])
+        assert _state(used, "mysql") == _state(fresh_again, "mysql")
+        assert server.leftovers == []
+    assert [n for n in scratch_leftovers(server_urls["mysql"]) if n.startswith(f"mharness_{run_id}_")] == []
+
+
+def _tables(url: str) -> list[str]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        names = sorted(conn.execute(sa.text("SELECT table_name FROM information_schema.tables "
+                                            "WHERE table_schema = DATABASE()")).scalars())
+    engine.dispose()
+    return names
+
+
 def _applies(run: Any, dialect: str) -> int:
     """How many times the database applied the revisions that exist at the ref (the steps of no check)."""
     return sum(1 for s in run.database(dialect)["steps"] if s["check"] == "")

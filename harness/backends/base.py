@@ -323,12 +323,14 @@ class ServerBackend(Backend):
     def drop_database(self, conn: Connection, name: str) -> None:
         """Drop ``name`` even if sessions are still connected to it."""
 
-    #: ``ALTER DATABASE ... RENAME`` exists and is instant while making a database is not (PostgreSQL copies a
-    #: template: 0.4-1 s): :meth:`SqlServer.renew` then renames a database made in the background
+    #: renaming a database is cheap while making one is not (PostgreSQL copies a template: 0.4-1 s; MySQL copies
+    #: a ``--since`` template table by table): :meth:`SqlServer.renew` then renames a database made in the background
     renames_databases: ClassVar[bool] = False
 
-    def rename_database(self, conn: Connection, name: str, new_name: str) -> None:
-        """Give database ``name`` (nobody is connected to it) the name ``new_name``."""
+    def rename_database(self, conn: Connection, name: str, new_name: str) -> bool:
+        """Give database ``name`` the name ``new_name``, everything in it as it is; False (nothing changed) where
+        this one cannot be renamed so (someone is connected to it; on MySQL, it holds more than tables): the
+        caller drops it instead."""
         raise NotImplementedError  # pragma: no cover - only called when renames_databases is set
 
     #: the server can make an exact copy of a database (:meth:`copy_database`); without it a ``--since`` run
@@ -605,10 +607,9 @@ class SqlServer(Server):
     def _rename(self, name: str, new_name: str) -> bool:
         try:
             with self.engine.connect() as conn:
-                self.backend.rename_database(conn, name, new_name)
+                return self.backend.rename_database(conn, name, new_name)
         except sa.exc.DBAPIError:  # someone is still connected to it (a worker that was killed): dropped instead
             return False
-        return True
 
     def _drop_later(self, name: str) -> None:
         thread = threading.Thread(target=self._drop, args=(name, True), name=f"drop-{name}", daemon=True)

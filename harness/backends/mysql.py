@@ -99,6 +99,22 @@ def _listing(conn: Connection) -> tuple[list[str], dict[str, list[str]]]:
     return sorted(tables), objects
 
 
+def _only_tables(conn: Connection, schema: str) -> list[str] | None:
+    """The base tables of database ``schema``, or ``None`` when it holds anything else (a view, whose text names
+    its database; a trigger, a routine, an event, a sequence or a system-versioned table): what no table-by-table
+    copy or move carries exactly."""
+    params = {"s": schema}
+    tables = conn.execute(sa.text("SELECT table_name, table_type FROM information_schema.tables "
+                                  "WHERE table_schema = :s ORDER BY table_name"), params).all()
+    others = conn.execute(sa.text(
+        "SELECT (SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = :s)"
+        " + (SELECT count(*) FROM information_schema.routines WHERE routine_schema = :s)"
+        " + (SELECT count(*) FROM information_schema.events WHERE event_schema = :s)"), params).scalar_one()
+    if others or any(kind != "BASE TABLE" for _, kind in tables):
+        return None
+    return [name for name, _ in tables]
+
+
 #: lines of ``SHOW CREATE TABLE`` naming an index, or a constraint (a foreign key, a CHECK): each kind is listed in
 #: the order they were made, which says nothing of the table
 _INDEX_LINE = re.compile(r"  (?:(?:UNIQUE|FULLTEXT|SPATIAL) )?KEY ")
@@ -159,13 +175,8 @@ class MySQLBackend(ServerBackend):
 
     def copy_database(self, conn: Connection, name: str, template: str) -> bool:
         params = {"s": template}
-        tables = conn.execute(sa.text("SELECT table_name, table_type FROM information_schema.tables "
-                                      "WHERE table_schema = :s ORDER BY table_name"), params).all()
-        others = conn.execute(sa.text(
-            "SELECT (SELECT count(*) FROM information_schema.triggers WHERE trigger_schema = :s)"
-            " + (SELECT count(*) FROM information_schema.routines WHERE routine_schema = :s)"
-            " + (SELECT count(*) FROM information_schema.events WHERE event_schema = :s)"), params).scalar_one()
-        if others or any(kind != "BASE TABLE" for _, kind in tables):
+        tables = _only_tables(conn, template)
+        if tables is None:
             return False
         generated = {(t, c) for t, c in conn.execute(sa.text(
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = :s "
@@ -185,7 +196,7 @@ class MySQLBackend(ServerBackend):
             cursor.execute("SET SESSION foreign_key_checks = 0")
             cursor.execute("SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'NO_AUTO_VALUE_ON_ZERO')")
             cursor.execute(f"USE {_quote(name)}")
-            for table, _ in tables:
+            for table in tables:
                 cursor.execute(f"SHOW CREATE TABLE {_quote(template)}.{_quote(table)}")
                 cursor.execute(cursor.fetchone()[1])
                 listed = ", ".join(columns[table])
@@ -193,6 +204,41 @@ class MySQLBackend(ServerBackend):
                                f"SELECT {listed} FROM {_quote(template)}.{_quote(table)}")
         finally:
             cursor.close()
+        return True
+
+    # No RENAME DATABASE either: a database holding only base tables (a spare, copied from a --since template while
+    # a session ran; the scratch database a session used) is renamed by moving its tables into a database made for
+    # them, all in one RENAME TABLE, and dropping the emptied one. One RENAME TABLE is all or nothing, each table
+    # keeps its rows, indexes, foreign keys, CHECKs, options and AUTO_INCREMENT counter, and a foreign key to a table
+    # moved by the same statement follows it (its SHOW CREATE TABLE is the same text after the move). A database
+    # holding a view, a trigger, a routine, an event or a sequence, or that someone is connected to (whose locks
+    # the move would wait for), is not renamed: the caller drops it, or copies the template, as before.
+    renames_databases: ClassVar[bool] = True
+
+    def rename_database(self, conn: Connection, name: str, new_name: str) -> bool:
+        if scalars(conn.execute(sa.text("SELECT id FROM information_schema.processlist WHERE db = :name "
+                                        "AND id <> CONNECTION_ID()"), {"name": name})):
+            return False
+        tables = _only_tables(conn, name)
+        if tables is None:
+            return False
+        self.create_database(conn, new_name)
+        cursor = conn.connection.dbapi_connection.cursor()  # names verbatim: no bind-parameter parsing
+        try:
+            # a lock someone still holds on a table (a session this server does not show): not waited for
+            cursor.execute("SET SESSION lock_wait_timeout = 10")
+            if tables:
+                cursor.execute("RENAME TABLE " + ", ".join(
+                    f"{_quote(name)}.{_quote(t)} TO {_quote(new_name)}.{_quote(t)}" for t in tables))
+        except Exception:  # noqa: BLE001 - nothing was moved (one RENAME TABLE is all or nothing)
+            try:
+                cursor.execute(f"DROP DATABASE IF EXISTS {_quote(new_name)}")
+            except Exception:  # noqa: BLE001 - the server went away: the caller's drop finds out and says so
+                pass
+            return False
+        finally:
+            cursor.close()
+        self.drop_database(conn, name)
         return True
 
     def drop_database(self, conn: Connection, name: str) -> None:

@@ -72,8 +72,10 @@ class PostgreSQLBackend(ServerBackend):
     # CREATE DATABASE copies template1 (0.4-1 s on a loaded machine); a rename is a catalogue update
     renames_databases: ClassVar[bool] = True
 
-    def rename_database(self, conn: Connection, name: str, new_name: str) -> None:
+    def rename_database(self, conn: Connection, name: str, new_name: str) -> bool:
+        # refused (an error, which the caller takes as False) while someone is connected to it
         conn.execute(sa.text(f"ALTER DATABASE {_quote(name)} RENAME TO {_quote(new_name)}"))
+        return True
 
     # CREATE DATABASE ... TEMPLATE copies the template's files: every object, row and sequence's state as it is
     # (only database-level settings, ALTER DATABASE ... SET, and grants on the database itself are not copied)
