@@ -110,12 +110,12 @@ def _tree_pss_kib(root: int) -> int:
 
 
 def machine_busy_s() -> float:
-    """CPU time the whole machine has spent busy since boot (s), every core and every process (the database
-    servers' included), from /proc/stat: user, nice, system, irq, softirq and steal; not idle or iowait."""
+    """CPU time the whole machine has spent working since boot (s), every core and every process (the database
+    servers' included), from /proc/stat: user, nice, system, irq and softirq; not idle, iowait or steal (the
+    hypervisor's time for other machines)."""
     with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+        user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in f.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def run_process(argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float,
@@ -519,7 +519,8 @@ def render(results: dict[int, dict[str, Any]], args: argparse.Namespace, env: di
             lines.append(f"| (b) `{c}` (s) | " + " | ".join(f"{hd[d]['checks'][c]:.2f}" for d in DIALECTS) + " | "
                          f"{sum(hd[d]['checks'][c] for d in DIALECTS):.1f} |")
         lines.append(f"| (b) machine CPU ÷ {os.cpu_count()} cores (s): the least wall time of its work here, "
-                     f"the containers' servers included | | | | {s['harness_least']:.1f} |")
+                     f"the containers' servers included | | | | {s['harness_least']:.1f} (the run kept the machine "
+                     f"{s['harness_least'] / s['harness_wall']:.0%} busy) |")
         other = {d: hd[d]["duration"] - sum(hd[d]["checks"].values()) for d in DIALECTS}
         lines.append("| (b) database minus its checks (s): provisioning, worker start-ups (< 0: sessions overlap) | "
                      + " | ".join(f"{other[d]:.1f}" for d in DIALECTS) + f" | {sum(other.values()):.1f} |")

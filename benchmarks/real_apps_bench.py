@@ -227,7 +227,7 @@ def median(values: list[float]) -> float:
 def render(results: dict[str, dict[str, list[dict[str, Any]]]], args: argparse.Namespace, current: dict[str, str],
            before: dict[str, str] | None, loads: list[float], started: str) -> str:
     compare = before is not None
-    lines = [f"## Real apps, floor against harness (issue #17)", "",
+    lines = ["## Real apps, floor against harness (issue #17)", "",
              f"`python benchmarks/real_apps_bench.py --apps {','.join(results)} --repeat {args.repeat}"
              + (f" --compare {args.compare}" if compare else "") + f"` on {started}; medians of {args.repeat} "
              f"interleaved run(s). Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -279,27 +279,32 @@ def render(results: dict[str, dict[str, list[dict[str, Any]]]], args: argparse.N
 def work_table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> list[str]:
     """What each side's work costs the machine, the servers included: what stands between (b) and 1.5 × (a).
 
-    The busy CPU time of the whole machine during a run (every core, the database servers' processes too), divided
-    by the cores, is the least wall time that work can take here however it is scheduled. Steps: the migration
-    steps each database ran (the floor: three passes over the chain) and their time."""
+    The machine's CPU time during a run (every core, the database servers' processes too), divided by its cores, is
+    the least wall time that work could take here, however it were scheduled; against the run's wall time it says
+    how busy the run kept the machine. Steps: the migration steps each database ran (the floor: three passes over
+    the chain) and their time. Medians of each run's own figures."""
     cores = os.cpu_count() or 1
-    lines = ["", f"What the work costs the machine (all {cores} cores, the servers' processes included; medians): "
-             f"machine CPU ÷ {cores} is the least wall time that work can take on this machine. Steps: migration "
-             "steps run per database, sqlite / postgresql / mysql, and their time (s).", "",
-             "| app | (a) machine CPU (s) | (b) machine CPU (s) | (b) machine CPU ÷ cores (s) | that / (a) wall "
-             "| (b) / (a) wall | (a) steps, slowest database | (b) steps | (b) time in steps (s) |",
+    lines = ["", f"What the work costs the machine ({cores} cores; the servers' processes included; medians). "
+             f"Machine CPU: the CPU time all processes spent during the command. Busy: machine CPU ÷ ({cores} × "
+             "wall time). Least: (b)'s machine CPU ÷ the cores, the least wall time of that work on this machine "
+             "whatever the order, against (a). Steps: the migration steps run per database (sqlite / postgresql / "
+             "mysql) and their time (s); (a) runs three passes on one database.", "",
+             "| app | (a) machine CPU (s) | (b) machine CPU (s) | (b) busy | least (b) / (a) | (b) / (a) "
+             "| (a) steps | (b) steps | (b) time in steps (s) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, runs in results.items():
         if not runs["after"] or "machine_cpu" not in runs["after"][0]:
             continue
         floor = median([r["wall"] for r in runs["floor"]])
         floor_busy = median([r["databases"][r["slowest"]]["machine_cpu"] for r in runs["floor"]])
-        after = median([r["wall"] for r in runs["after"]])
         busy = median([r["machine_cpu"] for r in runs["after"]])
+        kept = median([r["machine_cpu"] / (cores * r["wall"]) for r in runs["after"]])
+        least = median([r["machine_cpu"] / cores for r in runs["after"]]) / floor
+        after = median([r["wall"] for r in runs["after"]])
         steps = " / ".join(f"{median([r['databases'][d]['steps'] for r in runs['after']]):.0f}" for d in DIALECTS)
         steps_s = " / ".join(f"{median([r['databases'][d]['steps_s'] for r in runs['after']]):.1f}" for d in DIALECTS)
-        lines.append(f"| {name} | {floor_busy:.1f} | {busy:.1f} | {busy / cores:.1f} | **{busy / cores / floor:.2f}** "
-                     f"| {after / floor:.2f} | {3 * runs['revisions']} | {steps} | {steps_s} |")
+        lines.append(f"| {name} | {floor_busy:.1f} | {busy:.1f} | {kept:.0%} | **{least:.2f}** | {after / floor:.2f} "
+                     f"| {3 * runs['revisions']} | {steps} | {steps_s} |")
     return lines
 
 
