@@ -185,15 +185,21 @@ def test_mysql_renames_a_database_by_moving_its_tables(server_urls) -> None:
                 _apply(url, STATEMENTS["mysql"][:1] + [extra])
                 name = sa.engine.make_url(url).database
                 with server.engine.connect() as conn:
-                    assert not backend.rename_database(conn, name, f"mharness_{run_id}_no")
-                    assert f"mharness_{run_id}_no" not in backend.list_databases(conn)
+                    try:
+                        assert not backend.rename_database(conn, name, f"mharness_{run_id}_no")
+                        assert f"mharness_{run_id}_no" not in backend.list_databases(conn)
+                    finally:  # a rename that should not have happened leaves nothing either
+                        conn.execute(sa.text(f"DROP DATABASE IF EXISTS mharness_{run_id}_no"))
                 assert _tables(url) == listed
         with server.scratch_database() as url:
             _apply(url, STATEMENTS["mysql"][:1])
             engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
             with engine.connect() as someone, server.engine.connect() as conn:
                 someone.execute(sa.text("SELECT 1"))
-                assert not backend.rename_database(conn, sa.engine.make_url(url).database, f"mharness_{run_id}_no")
+                try:
+                    assert not backend.rename_database(conn, sa.engine.make_url(url).database, f"mharness_{run_id}_no")
+                finally:
+                    conn.execute(sa.text(f"DROP DATABASE IF EXISTS mharness_{run_id}_no"))
             engine.dispose()
             assert _tables(url) == ["users"]
         assert server.leftovers == []

@@ -328,9 +328,9 @@ class ServerBackend(Backend):
     renames_databases: ClassVar[bool] = False
 
     def rename_database(self, conn: Connection, name: str, new_name: str) -> bool:
-        """Give database ``name`` the name ``new_name``, everything in it as it is; False (nothing changed) where
-        this one cannot be renamed so (someone is connected to it; on MySQL, it holds more than tables): the
-        caller drops it instead."""
+        """Give database ``name`` the name ``new_name``, everything in it as it is. False where this one cannot be
+        renamed so (someone is connected to it; on MySQL, it holds more than tables): ``new_name`` does not exist
+        then, and the caller drops ``name`` instead."""
         raise NotImplementedError  # pragma: no cover - only called when renames_databases is set
 
     #: the server can make an exact copy of a database (:meth:`copy_database`); without it a ``--since`` run

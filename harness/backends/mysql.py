@@ -115,6 +115,14 @@ def _only_tables(conn: Connection, schema: str) -> list[str] | None:
     return [name for name, _ in tables]
 
 
+def _foreign_keys(conn: Connection, schema: str) -> list[tuple[Any, ...]]:
+    """Each foreign key of database ``schema``: its table, name, referred table, and whether that table is in the
+    same database (what a move of all its tables must keep)."""
+    return [tuple(row) for row in conn.execute(sa.text(
+        "SELECT table_name, constraint_name, referenced_table_name, unique_constraint_schema = constraint_schema "
+        "FROM information_schema.referential_constraints WHERE constraint_schema = :s ORDER BY 1, 2"), {"s": schema})]
+
+
 #: lines of ``SHOW CREATE TABLE`` naming an index, or a constraint (a foreign key, a CHECK): each kind is listed in
 #: the order they were made, which says nothing of the table
 _INDEX_LINE = re.compile(r"  (?:(?:UNIQUE|FULLTEXT|SPATIAL) )?KEY ")
@@ -210,9 +218,10 @@ class MySQLBackend(ServerBackend):
     # a session ran; the scratch database a session used) is renamed by moving its tables into a database made for
     # them, all in one RENAME TABLE, and dropping the emptied one. One RENAME TABLE is all or nothing, each table
     # keeps its rows, indexes, foreign keys, CHECKs, options and AUTO_INCREMENT counter, and a foreign key to a table
-    # moved by the same statement follows it (its SHOW CREATE TABLE is the same text after the move). A database
-    # holding a view, a trigger, a routine, an event or a sequence, or that someone is connected to (whose locks
-    # the move would wait for), is not renamed: the caller drops it, or copies the template, as before.
+    # moved by the same statement follows it (MariaDB: its SHOW CREATE TABLE is the same text after the move; the
+    # foreign keys are read before and after, so a server where one would not follow keeps nothing moved). A
+    # database holding a view, a trigger, a routine, an event or a sequence, or that someone is connected to (whose
+    # locks the move would wait for), is not renamed: the caller drops it, or copies the template, as before.
     renames_databases: ClassVar[bool] = True
 
     def rename_database(self, conn: Connection, name: str, new_name: str) -> bool:
@@ -222,6 +231,7 @@ class MySQLBackend(ServerBackend):
         tables = _only_tables(conn, name)
         if tables is None:
             return False
+        keys = _foreign_keys(conn, name)
         self.create_database(conn, new_name)
         cursor = conn.connection.dbapi_connection.cursor()  # names verbatim: no bind-parameter parsing
         try:
@@ -230,15 +240,21 @@ class MySQLBackend(ServerBackend):
             if tables:
                 cursor.execute("RENAME TABLE " + ", ".join(
                     f"{_quote(name)}.{_quote(t)} TO {_quote(new_name)}.{_quote(t)}" for t in tables))
+            moved = _foreign_keys(conn, new_name) == keys
         except Exception:  # noqa: BLE001 - nothing was moved (one RENAME TABLE is all or nothing)
-            try:
-                cursor.execute(f"DROP DATABASE IF EXISTS {_quote(new_name)}")
-            except Exception:  # noqa: BLE001 - the server went away: the caller's drop finds out and says so
-                pass
-            return False
+            moved = False
         finally:
             cursor.close()
-        self.drop_database(conn, name)
+        if not moved:  # the caller drops ``name`` (its tables may be gone) and makes a database without it
+            try:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {_quote(new_name)}"))
+            except sa.exc.DBAPIError:  # the server went away: the caller's drop finds out and says so
+                pass
+            return False
+        try:
+            self.drop_database(conn, name)  # emptied
+        except sa.exc.DBAPIError:  # the server went away (the tables did move): the caller's next step says so
+            pass
         return True
 
     def drop_database(self, conn: Connection, name: str) -> None:
