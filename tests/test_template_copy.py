@@ -156,8 +156,8 @@ def test_mysql_does_not_copy_what_it_cannot_copy_exactly(server_urls) -> None:
 def test_mysql_renames_a_database_by_moving_its_tables(server_urls) -> None:
     """MySQL/MariaDB has no RENAME DATABASE: a database of base tables is renamed by moving them all in one RENAME
     TABLE. The renamed database is the one it was: tables, rows, counters, foreign keys (which follow the tables
-    they point at), the same SHOW CREATE TABLE texts. One holding a view, or that someone is connected to, is not
-    renamed (False, nothing changed): the caller drops it, or copies the template, as before."""
+    they point at), the same SHOW CREATE TABLE texts. One holding a view or a routine, or that someone is connected
+    to, is not renamed (False, nothing changed): the caller drops it, or copies the template, as before."""
     run_id = new_run_id()
     backend = get_backend("mysql")
     with _server("mysql", server_urls, run_id) as server, ExitStack() as stack:
