@@ -354,7 +354,7 @@ class _Walk:
         def migrations(heads: Any, context: Any) -> Any:
             state["calls"] += 1
             if state["calls"] > 1:  # env.py runs its migrations again (another engine): the first step, as alone
-                return walk._revs(script, first, heads)
+                return migration_steps(script, first, heads)
             return walk._steps(script, heads, state)
 
         self.heads = ()
@@ -375,16 +375,12 @@ class _Walk:
         """alembic's ``on_version_apply``: the heads after a migration step."""
         self.heads = tuple(heads)
 
-    @staticmethod
-    def _revs(script: ScriptDirectory, step: Step, heads: Any) -> list[Any]:
-        return migration_steps(script, step, heads)
-
     def _steps(self, script: ScriptDirectory, heads: Any, state: dict[str, Any]) -> Any:
         """alembic's ``fn`` in this run: the first step left; then, when this run commits each step, every step
         left, from the heads each one leaves. The callbacks run between two steps, once the one before is
         committed (alembic asks for the next step after its transaction ended)."""
         batch = self.batch and _shareable(state)
-        yield from self._revs(script, self.pending[0], heads)
+        yield from migration_steps(script, self.pending[0], heads)
         if not batch:
             return  # finished by the caller once env.py returned (and committed)
         while True:
@@ -399,7 +395,7 @@ class _Walk:
             except Exception as exc:  # noqa: BLE001 - the caller's, re-raised as it is by run_steps
                 raise _HookError(exc) from exc
             self.begin(step)
-            yield from self._revs(script, step, self.heads)
+            yield from migration_steps(script, step, self.heads)
 
 
 def _shareable(state: dict[str, Any]) -> bool:
