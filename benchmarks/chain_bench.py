@@ -451,9 +451,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     # what stands in the way: the least wall time of the work on this machine's cores (the servers' CPU included),
     # and the part of (d) that is the old revisions' one apply on the slowest database
     cores = os.cpu_count() or 1
-    s["harness_least"] = median([r["harness"].get("machine_cpu", float("nan")) for r in runs]) / cores
-    s["since_least"] = median([r["since"].get("machine_cpu", float("nan")) for r in runs]) / cores
-    s["since_applied"] = median([max(r["since"].get("applied", {"": float("nan")}).values()) for r in runs])
+    s["harness_least"] = median([r["harness"]["machine_cpu"] for r in runs]) / cores
+    s["since_least"] = median([r["since"]["machine_cpu"] for r in runs]) / cores
+    s["since_applied"] = median([max(r["since"]["applied"].values()) for r in runs])
     s["b_over_a"] = s["harness_wall"] / s["floor_total"]
     s["c_over_b"] = s["pytest_total"] / s["harness_wall"]
     return s

@@ -293,8 +293,6 @@ def work_table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> list[str]
              "| (a) steps | (b) steps | (b) time in steps (s) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, runs in results.items():
-        if not runs["after"] or "machine_cpu" not in runs["after"][0]:
-            continue
         floor = median([r["wall"] for r in runs["floor"]])
         floor_busy = median([r["databases"][r["slowest"]]["machine_cpu"] for r in runs["floor"]])
         busy = median([r["machine_cpu"] for r in runs["after"]])
